@@ -1,0 +1,15 @@
+# The two commands of the README. Both create .venv and install everything first.
+VENV ?= .venv
+export HF_HUB_OFFLINE ?= 1
+
+.PHONY: lab test test-fast setup
+lab:            ## install everything, then open JupyterLab on notebooks/ (127.0.0.1, token on)
+	scripts/setup.sh
+	$(VENV)/bin/llamalab lab
+
+test:           ## install everything (test tools, chromium), then run every test incl. notebooks and browser
+	scripts/setup.sh test
+	$(VENV)/bin/python -m pytest
+
+test-fast:      ## unit tests only (no model loads, no notebooks, no browser)
+	$(VENV)/bin/python -m pytest -m "not slow and not browser"

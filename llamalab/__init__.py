@@ -1,0 +1,26 @@
+"""llamalab: explore open-weight LLMs on your own machine — estimate, load, quantize, measure.
+
+    import llamalab
+    llamalab.estimate("llama-3.1-8b", "gptq-4bit", context=8192)
+    m = llamalab.load()                      # the embedded SmolLM2-135M-Instruct, offline
+    m.generate("What is the capital of France?")
+
+Importing llamalab does not import torch; loading a model does.
+"""
+from .catalog import Device, ModelCard, Scheme, card, gpus, models, scheme
+from .errors import (BackendMissing, InvalidSetting, LlamalabError, ModelNotCached, NotEnoughMemory,
+                     PromptTooLong, SchemeUnavailable, UnknownHardware, UnknownModel, UnknownScheme)
+from .estimate import Estimate, best_scheme, estimate, max_context, requirements_table, roofline
+from .hardware import Hardware, hardware
+from .monitor import Monitor, Sample
+from .runtime import Generation, LoadedModel, load, schemes
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BackendMissing", "Device", "Estimate", "Generation", "Hardware", "InvalidSetting", "LlamalabError",
+    "LoadedModel", "ModelCard", "ModelNotCached", "Monitor", "NotEnoughMemory", "PromptTooLong", "Sample",
+    "Scheme", "SchemeUnavailable", "UnknownHardware", "UnknownModel", "UnknownScheme", "best_scheme", "card",
+    "estimate", "gpus", "hardware", "load", "max_context", "models", "requirements_table", "roofline",
+    "scheme", "schemes",
+]

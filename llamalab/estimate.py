@@ -1,0 +1,278 @@
+"""Memory and speed arithmetic over the catalog: what a model needs, and what fits where.
+
+Pure Python (no torch). Every figure is a breakdown of named byte counts so a learner can see
+where the memory goes; the assumptions behind each term live in catalog/assumptions.toml.
+"""
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass, field
+from functools import cache
+
+from .catalog import HERE as CATALOG_DIR
+from .catalog import Device, ModelCard, Scheme, all_schemes, card, gpu, gpus, scheme
+from .errors import InvalidSetting, LlamalabError
+
+MODES = ("inference", "full", "lora", "qlora")
+KV_DTYPES = {"fp32": 4, "bf16": 2, "fp16": 2, "fp8": 1, "int8": 1, "q8_0": 1.0625, "q4_0": 0.5625}
+
+
+@cache
+def assumptions() -> dict:
+    return tomllib.loads((CATALOG_DIR / "assumptions.toml").read_text())
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Bytes a model needs under one scheme/context/batch/mode, as a named breakdown."""
+    model: str
+    scheme: str
+    context: int
+    batch: int
+    mode: str
+    kv_dtype: str
+    device: str
+    breakdown: dict = field(hash=False)
+    notes: tuple[str, ...] = ()
+
+    @property
+    def total_bytes(self) -> int:
+        return int(sum(self.breakdown.values()))
+
+    def fits(self, hardware="this", count: int = 1) -> bool:
+        """True if the total fits `count` of the given device (name, Device, Hardware or bytes)."""
+        return self.total_bytes <= budget_bytes(hardware) * count
+
+    def devices_needed(self, hardware) -> int:
+        """How many of this device the model needs if the total is split evenly (weights sharded)."""
+        return max(1, math.ceil(self.total_bytes / budget_bytes(hardware)))
+
+    def to_dict(self) -> dict:
+        d = {k: getattr(self, k) for k in ("model", "scheme", "context", "batch", "mode", "kv_dtype", "device")}
+        d.update({f"{k}_bytes": v for k, v in self.breakdown.items()})
+        d["total_bytes"] = self.total_bytes
+        return d
+
+    def __str__(self) -> str:
+        rows = [f"{self.model} · {self.scheme} · {self.mode} · context {self.context} · batch {self.batch}"]
+        rows += [f"  {k:<12}{v / 1e9:>10.3f} GB" for k, v in self.breakdown.items()]
+        rows.append(f"  {'total':<12}{self.total_bytes / 1e9:>10.3f} GB")
+        return "\n".join(rows)
+
+    def _repr_html_(self) -> str:
+        cells = "".join(f"<tr><td>{k}</td><td style='text-align:right'>{v / 1e9:.3f} GB</td></tr>"
+                        for k, v in self.breakdown.items())
+        return (f"<b>{self.model} · {self.scheme} · {self.mode}</b> (context {self.context}, batch {self.batch})"
+                f"<table>{cells}<tr><td><b>total</b></td><td style='text-align:right'><b>"
+                f"{self.total_bytes / 1e9:.3f} GB</b></td></tr></table>")
+
+
+# ---------------------------------------------------------------- arithmetic pieces
+
+def _linear_shapes(c: ModelCard, active: bool = False) -> list[tuple[int, int, int]]:
+    """(in, out, count) of every linear layer in the whole model, lm_head excluded."""
+    q, kv = c.heads * c.head_dim, c.kv_heads * c.head_dim
+    experts = (c.experts_active if active else c.experts) if c.is_moe else 1
+    mlp = [(c.hidden, c.intermediate, experts)] * (2 if c.mlp == "gated" else 1) + [(c.intermediate, c.hidden, experts)]
+    per_layer = [(c.hidden, q, 1), (c.hidden, kv, 2), (q, c.hidden, 1), *mlp]
+    return [(i, o, n * c.layers) for i, o, n in per_layer]
+
+
+def count_params(c: ModelCard, active: bool = False) -> int:
+    """Parameters from the architecture (norms included, biases ignored)."""
+    linear = sum(i * o * n for i, o, n in _linear_shapes(c, active))
+    router = c.layers * c.hidden * c.experts if c.is_moe else 0
+    norms = (2 * c.layers + 1) * c.hidden
+    return linear + router + norms + c.embedding_params
+
+
+def lora_params(c: ModelCard, rank: int) -> int:
+    """LoRA adds rank × (in + out) per adapted linear; here every attention and MLP linear."""
+    return rank * sum((i + o) * n for i, o, n in _linear_shapes(c))
+
+
+def weight_bytes(c: ModelCard, s: Scheme, group_size: int | None = None) -> dict[str, int]:
+    """Bytes of stored weights, split into quantized linears and tensors kept in 16/32-bit."""
+    if s.family == "float" or s.embeddings == "quantize":
+        bpw = s.bits_per_weight(c.hidden, group_size)
+        return {"weights": int(c.params * bpw / 8)}
+    kept = c.embedding_params + (2 * c.layers + 1) * c.hidden
+    quantized = c.params - kept
+    bpw = s.bits_per_weight(c.hidden, group_size)
+    return {"quantized": int(quantized * s.bits / 8),
+            "scales": int(quantized * (bpw - s.bits) / 8),
+            "kept_16bit": kept * 2}
+
+
+def kv_cache_bytes(c: ModelCard, context: int, batch: int = 1, kv_bytes: float = 2) -> int:
+    """K and V for every layer: 2 · layers · kv_heads · head_dim · context · batch · bytes."""
+    return int(2 * c.layers * c.kv_heads * c.head_dim * context * batch * kv_bytes)
+
+
+def _activation_bytes(c: ModelCard, tokens: int, act_bytes: int) -> int:
+    a = assumptions()["activations"]
+    ffn = c.intermediate * (max(c.experts_active, 1) if c.is_moe else 1)
+    per_token = a["hidden_factor"] * c.hidden + a["ffn_factor"] * ffn
+    return int(tokens * per_token * act_bytes)
+
+
+def _train_activation_bytes(c: ModelCard, tokens: int, checkpointing: bool) -> int:
+    a = assumptions()["activations"]
+    kept = a["checkpoint_bytes_per_hidden"] if checkpointing else a["train_bytes_per_hidden"]
+    one_layer = a["train_bytes_per_hidden"] * tokens * c.hidden if checkpointing else 0
+    logits = tokens * c.vocab * 8   # fp32 logits and their gradient for the loss
+    return int(c.layers * tokens * c.hidden * kept + one_layer + logits)
+
+
+# ---------------------------------------------------------------- the estimate
+
+def estimate(model="default", scheme: str | Scheme = "bf16", context: int = 4096, batch: int = 1,
+             mode: str = "inference", kv_dtype: str | None = None, *, device: str = "cuda",
+             group_size: int | None = None, lora_rank: int | None = None,
+             gradient_checkpointing: bool = True) -> Estimate:
+    """Memory needed to run (`inference`) or train (`full`, `lora`, `qlora`) a model.
+
+    `context` is prompt + generated tokens (inference) or the sequence length (training).
+    `device` only changes the fixed runtime overhead ("cuda": CUDA context; "cpu": the Python process).
+    """
+    from . import catalog as cat
+    c = card(model)
+    s = cat.scheme(scheme)
+    _check(context, batch, mode, kv_dtype, group_size, s)
+    notes: list[str] = []
+    if mode == "qlora" and s.family != "nf4":
+        notes.append(f"QLoRA keeps the frozen base in nf4, not {s.name}: estimated as nf4.")
+        s = cat.scheme("nf4")
+    if mode == "full" and s.family != "float":
+        raise InvalidSetting(f"Full fine-tuning needs fp32/bf16/fp16 weights, not {s.name}.",
+                             "Use mode='qlora' (4-bit base + adapters) or mode='lora' with a float scheme.")
+    kv_name = kv_dtype or ("fp32" if s.bits == 32 and s.family == "float" else "fp16")
+    act_bytes = 4 if s.name == "fp32" else 2
+    rt = assumptions()["runtime"]
+    weights = weight_bytes(c, s, group_size)
+    b: dict[str, int] = {"weights": sum(weights.values())}
+    if mode == "inference":
+        b["kv_cache"] = kv_cache_bytes(c, context, batch, KV_DTYPES[kv_name])
+        b["activations"] = _activation_bytes(c, batch * context, act_bytes) + batch * c.vocab * 4
+        notes.append("Activations assume the whole prompt is prefilled in one pass (transformers); "
+                     "engines with chunked prefill (vLLM, llama.cpp) need less.")
+    else:
+        b["kv_cache"] = 0
+        b["activations"] = _train_activation_bytes(c, batch * context, gradient_checkpointing)
+        b.update(_training_bytes(c, s, mode, lora_rank))
+    b["overhead"] = int(rt["cuda_bytes"] if device.startswith("cuda") else rt["cpu_bytes"])
+    if c.is_moe:
+        notes.append(f"MoE: all {c.experts} experts stay resident; {c.experts_active} run per token.")
+    if c.sliding_window:
+        notes.append(f"Sliding window {c.sliding_window} on some layers is ignored: KV cache is an upper bound.")
+    return Estimate(c.name, s.name, context, batch, mode, kv_name, device, b, tuple(notes))
+
+
+def _training_bytes(c: ModelCard, s: Scheme, mode: str, rank: int | None) -> dict[str, int]:
+    t = assumptions()["training"]
+    if mode == "full":
+        wbytes = s.bits / 8
+        master = c.params * t["master_weight_bytes"] if s.bits == 16 else 0
+        return {"gradients": int(c.params * wbytes), "optimizer": int(c.params * t["adam_state_bytes"] + master),
+                "adapters": 0}
+    n = lora_params(c, rank or t["lora_rank"])
+    return {"adapters": n * t["adapter_bytes"], "gradients": n * t["adapter_bytes"],
+            "optimizer": n * t["adam_state_bytes"]}
+
+
+def _check(context, batch, mode, kv_dtype, group_size, s: Scheme) -> None:
+    if not isinstance(context, int) or context < 1:
+        raise InvalidSetting(f"context must be a positive whole number of tokens, not {context!r}.",
+                             "Use e.g. context=4096.")
+    if not isinstance(batch, int) or batch < 1:
+        raise InvalidSetting(f"batch must be a positive whole number, not {batch!r}.", "Use e.g. batch=1.")
+    if mode not in MODES:
+        raise InvalidSetting(f"Unknown mode {mode!r}.", f"Use one of {', '.join(MODES)}.")
+    if kv_dtype is not None and kv_dtype not in KV_DTYPES:
+        raise InvalidSetting(f"Unknown kv_dtype {kv_dtype!r}.", f"Use one of {', '.join(KV_DTYPES)}.")
+    if group_size is not None and (not isinstance(group_size, int) or group_size < 1):
+        raise InvalidSetting(f"group_size must be a positive whole number, not {group_size!r}.",
+                             "Common values: 32, 64, 128.")
+
+
+# ---------------------------------------------------------------- budgets and reverse questions
+
+def budget_bytes(hardware) -> int:
+    """Bytes available on `hardware`: bytes, a catalog GPU name ('h100-80gb', '2x a100-80gb'),
+    a Device, this machine ('this' / a Hardware: its first GPU, else available RAM)."""
+    if isinstance(hardware, (int, float)):
+        return int(hardware)
+    if isinstance(hardware, Device):
+        return hardware.memory_bytes
+    if hasattr(hardware, "budget_bytes"):
+        return hardware.budget_bytes()
+    name = str(hardware).strip().lower()
+    if name in ("this", "here", "local"):
+        from .hardware import hardware as this_machine
+        return this_machine().budget_bytes()
+    count, _, rest = name.partition("x ")
+    if rest and count.isdigit():
+        return int(count) * gpu(rest).memory_bytes
+    return gpu(name).memory_bytes
+
+
+def max_context(model="default", scheme="bf16", hardware="this", batch: int = 1, **kw) -> int:
+    """Longest context whose estimate fits the budget (0 if not even one token fits)."""
+    budget, c = budget_bytes(hardware), card(model)
+    fits = lambda n: estimate(c, scheme, n, batch, **kw).total_bytes <= budget  # noqa: E731
+    if not fits(1):
+        return 0
+    lo, hi = 1, c.context
+    if fits(hi):
+        return hi
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+    return lo
+
+
+def best_scheme(model="default", hardware="this", context: int = 4096, batch: int = 1,
+                mode: str = "inference", candidates=None, **kw) -> str | None:
+    """The highest-fidelity scheme (lowest rank) whose estimate fits; None if none does."""
+    from . import catalog as cat
+    pool = [cat.scheme(x) for x in candidates] if candidates else all_schemes()
+    if mode == "full":
+        pool = [s for s in pool if s.family == "float"]
+    budget = budget_bytes(hardware)
+    for s in sorted(pool, key=lambda s: (s.rank, -s.bits)):
+        if estimate(model, s, context, batch, mode, **kw).total_bytes <= budget:
+            return s.name
+    return None
+
+
+def roofline(model="default", scheme="bf16", hardware="h100-80gb", context: int = 4096, batch: int = 1) -> dict:
+    """Upper bound on decode speed when memory bandwidth is the limit:
+    every step reads the active weights once plus each sequence's KV cache."""
+    from . import catalog as cat
+    c, s = card(model), cat.scheme(scheme)
+    dev = hardware if isinstance(hardware, Device) else gpu(hardware)
+    if not dev.bandwidth_bytes_s:
+        raise LlamalabError(f"No memory bandwidth known for {dev.name}.", "Pass a catalog GPU name.")
+    weights = sum(weight_bytes(c, s).values()) * (c.active_params / c.params if c.is_moe else 1)
+    kv = kv_cache_bytes(c, context, batch, s.kv_bytes)
+    step_s = (weights + kv) / dev.bandwidth_bytes_s
+    return {"model": c.name, "scheme": s.name, "hardware": dev.name, "bytes_per_step": int(weights + kv),
+            "tokens_per_s_per_sequence": 1 / step_s, "tokens_per_s_total": batch / step_s}
+
+
+def requirements_table(models=("llama-3.1-8b", "llama-3.1-70b", "llama-3.1-405b", "mistral-7b", "mixtral-8x7b",
+                               "mixtral-8x22b", "qwen2.5-72b", "gemma-2-27b", "phi-3-mini"),
+                       schemes=("fp16", "int8", "gptq-4bit"), context: int = 4096):
+    """The hardware-requirements table, computed: weights and total per scheme, and the smallest fit."""
+    import pandas as pd
+    ordered = sorted(gpus().values(), key=lambda g: g.memory_bytes)
+    rows = []
+    for m in models:
+        for s in schemes:
+            e = estimate(m, s, context)
+            single = next((g.name for g in ordered if e.fits(g)), None)
+            rows.append({"model": m, "scheme": s, "weights_gb": e.breakdown["weights"] / 1e9,
+                         "total_gb": e.total_bytes / 1e9, "smallest_single_gpu": single or "none",
+                         "h100_80gb_needed": e.devices_needed("h100-80gb")})
+    return pd.DataFrame(rows)

@@ -1,0 +1,79 @@
+"""What this machine has: CPU RAM and CUDA devices, read now (not from the catalog)."""
+from __future__ import annotations
+
+import os
+import platform
+from dataclasses import asdict, dataclass, field
+
+import psutil
+
+from .catalog import Device
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """This machine: CPU, RAM (total and available now) and any CUDA GPUs."""
+    cpu: str
+    cores: int
+    ram_bytes: int
+    ram_available_bytes: int
+    gpus: tuple[Device, ...] = field(default=())
+    cuda_free_bytes: tuple[int, ...] = ()
+
+    @property
+    def default_device(self) -> str:
+        return "cuda" if self.gpus else "cpu"
+
+    def budget_bytes(self, device: str | None = None) -> int:
+        """Memory free for a model now: the first GPU's free memory, else available RAM."""
+        device = device or self.default_device
+        if device.startswith("cuda") and self.gpus:
+            idx = int(device.split(":")[1]) if ":" in device else 0
+            return self.cuda_free_bytes[idx]
+        return self.ram_available_bytes
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["gpus"] = [asdict(g) for g in self.gpus]
+        return d
+
+    def __str__(self) -> str:
+        lines = [f"CPU: {self.cpu} ({self.cores} cores)",
+                 f"RAM: {self.ram_bytes / 2**30:.1f} GiB total, {self.ram_available_bytes / 2**30:.1f} GiB available"]
+        lines += [f"GPU {i}: {g.display}, {g.memory_bytes / 2**30:.1f} GiB ({f / 2**30:.1f} GiB free)"
+                  for i, (g, f) in enumerate(zip(self.gpus, self.cuda_free_bytes))]
+        return "\n".join(lines if self.gpus else lines + ["GPU: none (CUDA not available)"])
+
+
+def cpu_name() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cuda_devices() -> tuple[tuple[Device, ...], tuple[int, ...]]:
+    """CUDA GPUs via torch, only if torch is installed; never initialises CUDA when it is absent."""
+    try:
+        import torch
+    except ImportError:
+        return (), ()
+    if not torch.cuda.is_available():
+        return (), ()
+    devs, free = [], []
+    for i in range(torch.cuda.device_count()):
+        p = torch.cuda.get_device_properties(i)
+        f, total = torch.cuda.mem_get_info(i)
+        devs.append(Device(name=f"cuda:{i}", display=p.name, memory_bytes=total, kind="gpu"))
+        free.append(f)
+    return tuple(devs), tuple(free)
+
+
+def hardware() -> Hardware:
+    vm = psutil.virtual_memory()
+    gpus, free = cuda_devices()
+    return Hardware(cpu=cpu_name(), cores=os.cpu_count() or 1, ram_bytes=vm.total,
+                    ram_available_bytes=vm.available, gpus=gpus, cuda_free_bytes=free)
