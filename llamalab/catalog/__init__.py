@@ -148,7 +148,7 @@ def card(name: str) -> ModelCard:
     key = str(name).strip().lower()
     if key in _index():
         c = _cards()[_index()[key]]
-        instruct = key == c.hub_id_instruct.lower() or key in ("default", "smollm2-135m-instruct")
+        instruct = key in (c.hub_id_instruct.lower(), "default") or key.endswith(INSTRUCT_SUFFIXES)
         return _with_variant(c, "instruct" if instruct else "base")
     for suffix in INSTRUCT_SUFFIXES:
         if key.endswith(suffix) and key[: -len(suffix)] in _index():

@@ -1,6 +1,7 @@
 """Loading models: pick the backend for (scheme, device), check the estimate fits, load, measure."""
 from __future__ import annotations
 
+import logging
 import os
 import time
 
@@ -63,6 +64,7 @@ def load(model: str | ModelCard = "default", scheme: str | Scheme = "bf16", devi
     unless you ask for it.
     """
     c, s = catalog.card(model), catalog.scheme(scheme)
+    _quiet_known_noise()
     device = resolve_device(device)
     check_scheme(s, device)
     ctx = context or min(c.context, 4096)
@@ -79,6 +81,13 @@ def load(model: str | ModelCard = "default", scheme: str | Scheme = "bf16", devi
     return LoadedModel(engine=engine, card=c, scheme=s, device=device, load_seconds=seconds,
                        footprint_bytes=engine.weights_bytes(), memory_delta_bytes=after - before,
                        memory_delta_kind=kind, estimate=est, path=str(path), backend=mod.__name__.rsplit(".", 1)[1])
+
+
+def _quiet_known_noise() -> None:
+    """torchao logs its missing CUDA-only extensions and torch's pytree a deprecation whenever
+    transformers imports torchao; on a CPU machine both are noise for a learner."""
+    for name in ("torchao", "torch.utils._pytree"):
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def _check_memory(c: ModelCard, s: Scheme, est, device: str, ctx: int) -> None:

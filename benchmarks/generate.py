@@ -1,0 +1,136 @@
+"""Kit overhead and estimator accuracy, per scheme, on the embedded model.
+
+For each scheme: load once through llamalab, then alternate llamalab `generate()` and a raw
+transformers `model.generate()` on the same model object and the same prompt ids (greedy, exactly
+N new tokens), so the ratio isolates what the kit adds (streaming text, stop checks, memory sampler).
+Reports medians of >= 5 runs, the kit/raw ratios (goal >= 0.97), and the estimator's error on the
+weights (measured footprint) and on the total (measured peak RSS).
+
+    python benchmarks/generate.py --runs 5 --tokens 128
+Writes benchmarks/results/generate.json and generate.html (+ .png if kaleido is installed).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import llamalab  # noqa: E402
+
+PROMPT = "Explain what quantization does to a neural network in three sentences."
+
+
+class _RawClock:
+    """The least a raw transformers user would do to time tokens: one perf_counter per token."""
+
+    def __init__(self):
+        self.times, self.first = [], True
+
+    def put(self, value):
+        if self.first:
+            self.first = False
+            return
+        self.times.append(time.perf_counter())
+
+    def end(self):
+        pass
+
+
+def raw_run(m, ids, n: int) -> tuple[float, float]:
+    import torch
+    x = torch.tensor([ids])
+    clock = _RawClock()
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        m.model.generate(input_ids=x, attention_mask=torch.ones_like(x), max_new_tokens=n, min_new_tokens=n,
+                         do_sample=False, temperature=None, top_p=None, top_k=None, streamer=clock,
+                         pad_token_id=m.tokenizer.eos_token_id)
+    t = clock.times
+    return t[0] - t0, (len(t) - 1) / (t[-1] - t[0])
+
+
+def kit_run(m, n: int) -> tuple[float, float, int]:
+    g = m.generate(PROMPT, max_new_tokens=n, min_new_tokens=n)
+    assert g.tokens == n
+    return g.prefill_s, g.decode_tokens_per_s, g.peak_memory_bytes
+
+
+def bench_scheme(scheme: str, runs: int, n: int) -> dict:
+    m = llamalab.load("default", scheme, device="cpu")
+    ids = m.engine.encode(PROMPT)
+    kit_run(m, 8), raw_run(m, ids, 8)                           # warm-up both paths
+    kit, raw, peaks = [], [], []
+    for _ in range(runs):                                      # interleaved: noise hits both alike
+        p, d, peak = kit_run(m, n)
+        kit.append((p, d))
+        peaks.append(peak)
+        raw.append(raw_run(m, ids, n))
+    med = lambda xs: statistics.median(xs)  # noqa: E731
+    est_total = llamalab.estimate("default", scheme, context=len(ids) + n, device="cpu").total_bytes
+    row = {
+        "scheme": scheme, "runs": runs, "new_tokens": n, "prompt_tokens": len(ids),
+        "kit_prefill_ms": 1000 * med([k[0] for k in kit]), "raw_prefill_ms": 1000 * med([r[0] for r in raw]),
+        "kit_decode_tok_s": med([k[1] for k in kit]), "raw_decode_tok_s": med([r[1] for r in raw]),
+        "footprint_mb": m.footprint_bytes / 1e6, "estimated_weights_mb": m.estimate.breakdown["weights"] / 1e6,
+        "weights_error_pct": m.estimate_error_pct,
+        "peak_rss_mb": max(peaks) / 1e6, "estimated_total_mb": est_total / 1e6,
+        "total_error_pct": 100 * (est_total - max(peaks)) / max(peaks),
+    }
+    row["decode_ratio_kit_over_raw"] = row["kit_decode_tok_s"] / row["raw_decode_tok_s"]
+    row["prefill_ratio_raw_over_kit"] = row["raw_prefill_ms"] / row["kit_prefill_ms"]
+    m.unload()
+    return row
+
+
+def figure(rows):
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+    names = [r["scheme"] for r in rows]
+    fig = make_subplots(rows=1, cols=3, subplot_titles=("decode tokens/s (median)", "prefill ms (median)",
+                                                        "estimate error %"))
+    for who, color in (("kit", "#1f77b4"), ("raw", "#aaaaaa")):
+        fig.add_bar(x=names, y=[r[f"{who}_decode_tok_s"] for r in rows], name=f"{who} decode", marker_color=color,
+                    row=1, col=1)
+        fig.add_bar(x=names, y=[r[f"{who}_prefill_ms"] for r in rows], name=f"{who} prefill", marker_color=color,
+                    row=1, col=2, showlegend=False)
+    fig.add_bar(x=names, y=[r["weights_error_pct"] for r in rows], name="weights vs footprint", row=1, col=3)
+    fig.add_bar(x=names, y=[r["total_error_pct"] for r in rows], name="total vs peak RSS", row=1, col=3)
+    fig.update_layout(title="llamalab vs raw transformers on the embedded model (same process, interleaved)",
+                      barmode="group", height=420, width=1200)
+    return fig
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--schemes", nargs="+", default=["fp32", "bf16", "fp16", "int8"])
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--tokens", type=int, default=128)
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    a = ap.parse_args()
+    rows = [bench_scheme(s, a.runs, a.tokens) for s in a.schemes]
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {"machine": str(llamalab.hardware()), "python": platform.python_version(),
+            "load_average": os.getloadavg(), "when": time.strftime("%Y-%m-%d %H:%M:%S")}
+    (out / "generate.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    fig = figure(rows)
+    fig.write_html(out / "generate.html", include_plotlyjs="cdn")
+    try:
+        fig.write_image(out / "generate.png")
+    except Exception as e:  # kaleido is optional
+        print(f"(no PNG: {type(e).__name__})")
+    cols = ["scheme", "kit_decode_tok_s", "raw_decode_tok_s", "decode_ratio_kit_over_raw", "kit_prefill_ms",
+            "raw_prefill_ms", "prefill_ratio_raw_over_kit", "weights_error_pct", "total_error_pct"]
+    print(" ".join(f"{c:>14.14}" for c in cols))
+    for r in rows:
+        print(" ".join(f"{r[c]:>14.3f}" if isinstance(r[c], float) else f"{r[c]:>14}" for c in cols))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""The `llamalab` command: doctor, models, estimate, lab."""
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import sys
+from pathlib import Path
+
+from .errors import LlamalabError
+
+PACKAGES = ("torch", "transformers", "accelerate", "torchao", "bitsandbytes", "optimum", "gptqmodel",
+            "llama_cpp_python", "huggingface_hub", "jupyterlab", "ipywidgets", "plotly", "anywidget", "pandas")
+HISTORY = """\
+GPTQ/AWQ history: transformers 5 dropped auto-gptq (0.7.1 fails to import: `no_init_weights`) and autoawq
+(deprecated upstream; on CPU it needs intel_extension_for_pytorch); both now go through gptqmodel (+ optimum for GPTQ)."""
+
+
+def _version(dist: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def doctor(args) -> int:
+    """Explain this environment: versions, devices, schemes, cache, offline state."""
+    import platform
+
+    from . import embedded, runtime
+    from .hardware import hardware
+    print(f"llamalab doctor — Python {platform.python_version()} on {platform.platform()}\n")
+    print("Packages:")
+    for p in PACKAGES:
+        print(f"  {p:<18}{_version(p)}")
+    print("\nHardware:")
+    print("  " + str(hardware()).replace("\n", "\n  "))
+    print("\nSchemes (scheme × device):")
+    table = runtime.schemes()
+    for _, r in table.iterrows():
+        state = "yes" if r.available else f"no — {r.reason}"
+        print(f"  {r.scheme:<10}{r.device:<6}{state}")
+    print("\n" + HISTORY)
+    print("\nCache:")
+    print(f"  LLAMALAB_CACHE     {embedded.cache_dir()}")
+    try:
+        src = embedded.gguf_path()
+        print(f"  embedded GGUF      {src} ({src.stat().st_size / 1e6:.1f} MB)")
+    except LlamalabError as e:
+        print(f"  embedded GGUF      missing — {e.fix}")
+    state = "converted" if embedded.is_converted() else "not converted yet (first load converts it, ~30 s)"
+    print(f"  embedded model     {embedded.model_dir()} — {state}")
+    offline = runtime.source.offline()
+    print(f"\nOffline: HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', 'unset')} → "
+          + ("Hub downloads disabled; cached and embedded models only." if offline
+             else "Hub downloads allowed when a model is not cached."))
+    return 0
+
+
+def models_cmd(args) -> int:
+    from .catalog import models
+    df = models()
+    df["params_b"] = (df["params"] / 1e9).round(2)
+    cols = ["name", "params_b", "layers", "hidden", "heads", "kv_heads", "context", "license"]
+    print(df[cols].to_string(index=False))
+    return 0
+
+
+def estimate_cmd(args) -> int:
+    from .estimate import best_scheme, estimate, max_context
+    e = estimate(args.model, args.scheme, args.context, args.batch, args.mode, args.kv_dtype, device=args.device,
+                 group_size=args.group_size)
+    print(e)
+    for note in e.notes:
+        print(f"  note: {note}")
+    if args.gpu:
+        print(f"\nOn {args.gpu}: fits={e.fits(args.gpu)}, devices needed={e.devices_needed(args.gpu)}, "
+              f"longest context={max_context(args.model, args.scheme, args.gpu, args.batch, mode=args.mode)}, "
+              f"best scheme at this context={best_scheme(args.model, args.gpu, args.context, args.batch, args.mode)}")
+    return 0
+
+
+def lab(args) -> int:
+    """JupyterLab on notebooks/, bound to 127.0.0.1 with a token (random unless given)."""
+    token = args.token or os.environ.get("LLAMALAB_LAB_TOKEN") or secrets.token_hex(24)
+    root = Path(args.root or _notebooks_dir()).resolve()
+    cmd = [sys.executable, "-m", "jupyterlab", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={args.port}",
+           f"--ServerApp.root_dir={root}", f"--IdentityProvider.token={token}",
+           "--LabApp.extension_manager=readonly", "--LabApp.news_url=None"]
+    if args.no_browser:
+        cmd.append("--no-browser")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        cmd.append("--allow-root")   # jupyter exits as root without it (containers, Binder-like VMs)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    print(f"llamalab lab: http://127.0.0.1:{args.port}/lab?token={token}", flush=True)
+    os.execv(sys.executable, cmd)
+
+
+def _notebooks_dir() -> Path:
+    here = Path.cwd() / "notebooks"
+    return here if here.is_dir() else Path(__file__).resolve().parent.parent / "notebooks"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="llamalab", description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("doctor", help="versions, devices, schemes, cache and offline state").set_defaults(fn=doctor)
+    sub.add_parser("models", help="the model catalog").set_defaults(fn=models_cmd)
+    e = sub.add_parser("estimate", help="memory breakdown for a model")
+    e.add_argument("model")
+    e.add_argument("--scheme", default="bf16")
+    e.add_argument("--context", type=int, default=4096)
+    e.add_argument("--batch", type=int, default=1)
+    e.add_argument("--mode", default="inference", choices=["inference", "full", "lora", "qlora"])
+    e.add_argument("--kv-dtype", default=None)
+    e.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
+    e.add_argument("--group-size", type=int, default=None)
+    e.add_argument("--gpu", default=None, help="also answer fits / longest context / best scheme for this GPU")
+    e.set_defaults(fn=estimate_cmd)
+    lb = sub.add_parser("lab", help="JupyterLab on the notebooks (127.0.0.1, token on)")
+    lb.add_argument("--port", type=int, default=8888)
+    lb.add_argument("--token", default=None)
+    lb.add_argument("--root", default=None)
+    lb.add_argument("--no-browser", action="store_true")
+    lb.set_defaults(fn=lab)
+    args = p.parse_args(argv)
+    try:
+        return args.fn(args)
+    except LlamalabError as err:
+        print(f"error: {err.message}\n→ {err.fix}", file=sys.stderr)
+        return 2

@@ -1,0 +1,134 @@
+"""GGUF files made with llama.cpp's own converter (`convert_hf_to_gguf.py`), which writes F16 and Q8_0
+directly (other types need the `llama-quantize` binary, which llama-cpp-python does not build).
+
+The converter ships only in the llama-cpp-python *sdist* (vendor/llama.cpp); `ensure_converter()`
+extracts it once into LLAMALAB_CACHE, from a local sdist or one fetched with `pip download`.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+from .. import catalog, embedded
+from ..errors import BackendMissing, InvalidSetting, LlamalabError
+from ..runtime.llamacpp import SIDECAR
+
+OUTTYPES = ("q8_0", "f16")          # what convert_hf_to_gguf.py writes that the catalog has a scheme for
+PARTS = ("convert_hf_to_gguf.py", "conversion/", "gguf-py/")
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("llama_cpp_python")
+    except importlib.metadata.PackageNotFoundError:
+        from ..runtime.backends.gguf import INSTALL
+        raise BackendMissing("llama-cpp-python", INSTALL, "the GGUF converter must match the installed llama.cpp") from None
+
+
+def converter_dir() -> Path:
+    return embedded.cache_dir() / "llama.cpp-converter" / _version()
+
+
+def ensure_converter(sdist: str | None = None) -> Path:
+    """The folder holding convert_hf_to_gguf.py; extracted from the llama-cpp-python sdist on first use.
+    `sdist` (or $LLAMALAB_LLAMACPP_SDIST) names a local .tar.gz; otherwise pip downloads it (~77 MB)."""
+    target = converter_dir()
+    if (target / "convert_hf_to_gguf.py").is_file():
+        return target
+    version = _version()
+    tmp = Path(tempfile.mkdtemp(prefix=".converter-", dir=_mkdir(target.parent)))
+    try:
+        archive = sdist or os.environ.get("LLAMALAB_LLAMACPP_SDIST") or _download(version, tmp)
+        _extract(Path(archive), tmp / "src")
+        try:
+            (tmp / "src").rename(target)
+        except OSError:
+            if not (target / "convert_hf_to_gguf.py").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _mkdir(p: Path) -> Path:
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def _download(version: str, into: Path) -> Path:
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "-q",
+           f"llama-cpp-python=={version}", "-d", str(into)]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    found = list(into.glob("llama_cpp_python-*.tar.gz"))
+    if r.returncode or not found:
+        raise LlamalabError(f"Could not fetch the llama-cpp-python {version} sdist (it holds llama.cpp's "
+                            f"converter): {r.stderr.strip()[-300:]}",
+                            "Run it online once, or pass ensure_converter(sdist='path/to/llama_cpp_python-"
+                            f"{version}.tar.gz') / set LLAMALAB_LLAMACPP_SDIST.")
+    return found[0]
+
+
+def _extract(archive: Path, out: Path) -> None:
+    """Copy convert_hf_to_gguf.py, conversion/ and gguf-py/ out of the sdist's vendor/llama.cpp."""
+    with tarfile.open(archive) as tar:
+        members = []
+        for m in tar.getmembers():
+            rel = m.name.split("/vendor/llama.cpp/", 1)
+            if len(rel) == 2 and rel[1].startswith(PARTS) and (m.isfile() or m.isdir()):
+                m.name = rel[1]
+                members.append(m)
+        if not any(m.name == "convert_hf_to_gguf.py" for m in members):
+            raise LlamalabError(f"{archive} has no vendor/llama.cpp/convert_hf_to_gguf.py.",
+                                "Pass the llama-cpp-python source distribution (.tar.gz).")
+        tar.extractall(out, members=members, filter="data")
+
+
+def output_path(source: Path, outtype: str) -> Path:
+    from .cache import model_fingerprint
+    fp = hashlib.sha256(model_fingerprint(source).encode()).hexdigest()[:10]
+    return embedded.cache_dir() / "gguf" / f"{Path(source).name}-{fp}-{_version()}-{outtype}.gguf"
+
+
+def convert(model="default", outtype: str = "q8_0", force: bool = False, verbose: bool = True) -> Path:
+    """Write `model` as a GGUF of `outtype` ('q8_0' or 'f16') with llama.cpp's converter; cached."""
+    outtype = outtype.lower()
+    if outtype not in OUTTYPES:
+        raise InvalidSetting(f"llama.cpp's converter cannot write {outtype.upper()} here.",
+                             f"Use one of {OUTTYPES}; other types need llama.cpp's llama-quantize binary.")
+    from ..runtime.source import resolve
+    source = Path(resolve(model, catalog.card(model), catalog.scheme("bf16")))
+    out = output_path(source, outtype)
+    if out.is_file() and not force:
+        return out
+    _run_converter(source, outtype, out, verbose)
+    Path(str(out) + SIDECAR).write_text(json.dumps({"tokenizer": str(source), "outtype": outtype}))
+    return out
+
+
+def _run_converter(source: Path, outtype: str, out: Path, verbose: bool) -> None:
+    conv = ensure_converter()
+    _mkdir(out.parent)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(conv / "gguf-py"), str(conv)])}
+    t0 = time.perf_counter()
+    if verbose:
+        print(f"llamalab: converting {source.name} to GGUF {outtype.upper()} with llama.cpp's converter (~20 s)…",
+              file=sys.stderr, flush=True)
+    r = subprocess.run([sys.executable, str(conv / "convert_hf_to_gguf.py"), str(source), "--outtype", outtype,
+                        "--outfile", str(tmp)], capture_output=True, text=True, env=env)
+    if r.returncode or not tmp.is_file():
+        tmp.unlink(missing_ok=True)
+        raise LlamalabError(f"convert_hf_to_gguf.py failed:\n{r.stderr.strip()[-1500:]}",
+                            "Check the model is a supported architecture (llama.cpp's converter list).")
+    tmp.rename(out)
+    if verbose:
+        print(f"llamalab: {out.name} ready in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)

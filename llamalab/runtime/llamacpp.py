@@ -1,0 +1,125 @@
+"""The llama.cpp engine (in-process, through llama-cpp-python) for GGUF files.
+
+Same Engine protocol as HFEngine. Prompts are encoded with the Hugging Face tokenizer of the same
+model and fed to llama.cpp as token ids, so every engine sees identical prompts; the loop around
+`Llama.generate` only counts tokens and checks for stop (benchmarks/engines.py measures its cost).
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from ..errors import InvalidSetting
+from .engine import HFEngine, Sampling
+
+# llama.cpp's general.file_type (enum llama_ftype) → the catalog's scheme names.
+FILE_TYPES = {0: "f32", 1: "f16", 2: "q4_0", 3: "q4_1", 7: "q8_0", 8: "q5_0", 9: "q5_1", 10: "q2_k",
+              11: "q3_k_s", 12: "q3_k_m", 13: "q3_k_l", 14: "q4_k_s", 15: "q4_k_m", 16: "q5_k_s",
+              17: "q5_k_m", 18: "q6_k", 32: "bf16"}
+SIDECAR = ".llamalab.json"     # written beside converted GGUFs: {"tokenizer": "<HF folder>"}
+DEFAULT_CTX = 2048
+
+
+def file_type(llm) -> str:
+    """The GGUF's weight type as a scheme name (from its general.file_type metadata)."""
+    raw = llm.metadata.get("general.file_type")
+    return FILE_TYPES.get(int(raw), f"ftype {raw}") if raw is not None else "unknown"
+
+
+def default_threads() -> int:
+    """Physical cores available to this process (llama.cpp's own default is similar)."""
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, n)
+
+
+def tokenizer_for(path: Path, tokenizer=None):
+    """The HF tokenizer for a GGUF: given, named in the sidecar, or built from the GGUF itself."""
+    from transformers import AutoTokenizer
+    if tokenizer is not None and not isinstance(tokenizer, (str, Path)):
+        return tokenizer
+    folder = tokenizer
+    sidecar = Path(str(path) + SIDECAR)
+    if folder is None and sidecar.is_file():
+        folder = json.loads(sidecar.read_text()).get("tokenizer")
+    if folder and Path(folder).is_dir():
+        return AutoTokenizer.from_pretrained(folder)
+    return AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+
+
+class LlamaCppEngine:
+    """A GGUF model in llama.cpp. `logits(ids)` scores every position (used by perplexity / KL)."""
+
+    def __init__(self, path: str, tokenizer, n_threads: int | None = None, n_ctx: int = DEFAULT_CTX,
+                 n_gpu_layers: int = 0):
+        from llama_cpp import Llama
+        self.path, self.tokenizer = str(path), tokenizer
+        self.n_threads = n_threads or default_threads()
+        self.n_gpu_layers = n_gpu_layers
+        self.llm = Llama(self.path, n_ctx=n_ctx, n_threads=self.n_threads, n_threads_batch=self.n_threads,
+                         n_gpu_layers=n_gpu_layers, verbose=False)
+        self.context_length = self.llm.n_ctx()
+        self.file_type = file_type(self.llm)
+        self.eos = {self.llm.token_eos()} | _hf_eos(tokenizer)
+        self._scorer = None
+
+    @property
+    def is_chat(self) -> bool:
+        return bool(getattr(self.tokenizer, "chat_template", None))
+
+    def encode(self, prompt, system=None, chat=None) -> list[int]:
+        return HFEngine.encode(self, prompt, system, chat)
+
+    def decode(self, ids) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+    def generate(self, prompt_ids, sampling: Sampling, on_token, should_stop) -> None:
+        llm, eos = self.llm, self.eos
+        if sampling.seed is not None:
+            llm.set_seed(sampling.seed)
+        llm.reset()     # no prompt-prefix reuse between calls: every call pays its prefill, as in transformers
+        greedy = sampling.temperature <= 0
+        n, limit, floor = 0, sampling.max_new_tokens, sampling.min_new_tokens
+        for token in llm.generate(prompt_ids, temp=0.0 if greedy else sampling.temperature,
+                                  top_k=0 if greedy else sampling.top_k, top_p=1.0 if greedy else sampling.top_p,
+                                  min_p=0.0, typical_p=1.0, repeat_penalty=1.0, reset=True):
+            n += 1
+            on_token(token)
+            if n >= limit or (token in eos and n > floor) or should_stop():
+                break
+
+    def logits(self, ids: list[int]):
+        """Logits (float32 numpy, [len(ids), vocab]) for every position, from a second context
+        created with logits_all=True (the generation context keeps only the last row, which is faster)."""
+        if len(ids) > self.context_length:
+            raise InvalidSetting(f"{len(ids)} tokens exceed this GGUF context of {self.context_length}.",
+                                 "Score shorter windows (perplexity(context=...)).")
+        if self._scorer is None or self._scorer.n_ctx() < len(ids):
+            from llama_cpp import Llama
+            if self._scorer is not None:
+                self._scorer.close()
+            self._scorer = Llama(self.path, n_ctx=max(len(ids), 512), n_batch=max(len(ids), 512),
+                                 n_ubatch=max(len(ids), 512), n_threads=self.n_threads,
+                                 n_threads_batch=self.n_threads, n_gpu_layers=self.n_gpu_layers,
+                                 logits_all=True, verbose=False)
+        s = self._scorer
+        s.reset()
+        s.eval(list(ids))
+        return s.scores[: len(ids)].copy()
+
+    def weights_bytes(self) -> int:
+        import llama_cpp
+        return int(llama_cpp.llama_model_size(self.llm.model))
+
+    def unload(self) -> None:
+        for llm in (self.llm, self._scorer):
+            if llm is not None:
+                llm.close()
+        self.llm = self._scorer = self.tokenizer = None
+
+
+def _hf_eos(tokenizer) -> set[int]:
+    ids = getattr(tokenizer, "eos_token_id", None)
+    if ids is None:
+        return set()
+    return set(ids) if isinstance(ids, (list, tuple)) else {ids}

@@ -1,0 +1,77 @@
+import pytest
+
+import llamalab
+from llamalab.catalog import card, gpu, gpus, scheme
+from llamalab.estimate import count_params
+
+REQUIRED = ["llama-3.1-8b", "llama-3.1-70b", "llama-3.1-405b", "llama-3.2-1b", "llama-3.2-3b", "mistral-7b",
+            "mistral-small", "mistral-large", "ministral-8b", "mixtral-8x7b", "mixtral-8x22b", "codellama-7b",
+            "codellama-34b", "deepseek-coder-6.7b", "deepseek-coder-33b", "phi-3-mini", "phi-3-medium",
+            "qwen2.5-0.5b", "qwen2.5-1.5b", "qwen2.5-7b", "qwen2.5-72b", "yi-1.5-9b", "yi-1.5-34b", "falcon-7b",
+            "falcon-40b", "falcon-180b", "gemma-2-2b", "gemma-2-9b", "gemma-2-27b", "smollm2-135m", "smollm2-1.7b"]
+
+
+def test_catalog_has_the_required_models_with_provenance():
+    df = llamalab.models()
+    assert len(df) >= 25
+    assert set(REQUIRED) <= set(df["name"])
+    assert (df["source"].str.len() > 10).all(), "every entry names its source"
+    assert (df["license"].str.len() > 0).all() and (df["best_at"].str.len() > 0).all()
+
+
+@pytest.mark.parametrize("name", REQUIRED)
+def test_params_agree_with_architecture(name):
+    c = card(name)
+    assert count_params(c) == pytest.approx(c.params, rel=0.03)
+    assert count_params(c, active=True) == pytest.approx(c.active_params, rel=0.03)
+    assert c.heads % c.kv_heads == 0
+
+
+def test_short_names_instruct_names_and_hub_ids():
+    assert card("llama-3.1-70b-instruct").variant == "instruct"
+    assert card("llama-3.1-70b-instruct").repo == "meta-llama/Llama-3.1-70B-Instruct"
+    assert card("meta-llama/Llama-3.1-8B-Instruct").name == "llama-3.1-8b"
+    assert card("Mixtral-8x22B").name == "mixtral-8x22b"
+    assert card("default").name == card("smollm2-135m-instruct").name == "smollm2-135m"
+    assert "hugging-quants/Meta-Llama-3.1-8B-Instruct-AWQ-INT4" in card("llama-3.1-8b").awq
+    assert "Qwen/Qwen2.5-0.5B-Instruct-GPTQ-Int4" in card("qwen2.5-0.5b").gptq
+
+
+def test_embedded_model_shapes_match_the_design():
+    c = card("default")
+    assert (c.hidden, c.intermediate, c.layers, c.heads, c.kv_heads, c.vocab) == (576, 1536, 30, 9, 3, 49152)
+    assert c.tied_embeddings and c.license.startswith("Apache")
+
+
+def test_moe_cards_know_active_params():
+    c = card("mixtral-8x7b")
+    assert c.is_moe and c.experts == 8 and c.experts_active == 2
+    assert 12e9 < c.active_params < 14e9 < 46e9 < c.params < 48e9
+
+
+def test_unknown_model_suggests_close_matches():
+    with pytest.raises(llamalab.UnknownModel) as e:
+        card("lama-3.1-8b")
+    assert "llama-3.1-8b" in e.value.matches and "llama-3.1-8b" in str(e.value)
+
+
+def test_local_folder_card_counts_params_from_config(embedded_dir):
+    c = card(str(embedded_dir))
+    assert c.local_path and c.hidden == 576 and c.chat
+    assert c.params == pytest.approx(card("smollm2-135m").params, rel=0.001)
+
+
+def test_hardware_table():
+    for name, mem in [("rtx-4090", 24e9), ("a10", 24e9), ("l4", 24e9), ("a100-40gb", 40e9),
+                      ("a100-80gb", 80e9), ("h100-80gb", 80e9), ("h200", 141e9)]:
+        assert gpus()[name].memory_bytes == mem and gpus()[name].bandwidth_bytes_s > 1e11
+    with pytest.raises(llamalab.UnknownHardware):
+        gpu("h1000")
+
+
+def test_schemes_aliases_and_unknown():
+    assert scheme("gptq").name == "gptq-4bit" and scheme("awq").name == "awq-4bit"
+    assert scheme("gguf-q4_k_m").name == "q4_k_m"
+    with pytest.raises(llamalab.UnknownScheme) as e:
+        scheme("bf61")
+    assert "bf16" in e.value.matches

@@ -1,0 +1,82 @@
+"""The `llamalab` command, run as a user would, in a subprocess."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import psutil
+import pytest
+
+ENV = dict(os.environ, HF_HUB_OFFLINE="1")
+
+
+def cli(*args, check=True):
+    return subprocess.run([sys.executable, "-m", "llamalab", *args], capture_output=True, text=True, env=ENV,
+                          check=check, timeout=120)
+
+
+def test_doctor_explains_the_environment():
+    out = cli("doctor").stdout
+    for section in ("Packages:", "torch", "Hardware:", "RAM:", "Schemes", "bf16", "Cache:", "embedded",
+                    "Offline: HF_HUB_OFFLINE=1", "auto-gptq"):
+        assert section in out, section
+
+
+def test_models_lists_the_catalog():
+    out = cli("models").stdout
+    assert "llama-3.1-405b" in out and "mixtral-8x22b" in out and len(out.splitlines()) > 25
+
+
+def test_estimate_prints_a_breakdown_and_answers_for_a_gpu():
+    out = cli("estimate", "llama-3.1-8b", "--scheme", "bf16", "--context", "131072", "--gpu", "h100-80gb").stdout
+    assert "kv_cache" in out and "17.180 GB" in out and "fits=True" in out
+
+
+def test_bad_input_exits_2_with_the_fix():
+    r = cli("estimate", "lama-3.1-8b", check=False)
+    assert r.returncode == 2 and "Did you mean llama-3.1-8b" in r.stderr and "Traceback" not in r.stderr
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_lab_serves_on_loopback_with_a_token_and_stops(tmp_path):
+    port, token = _free_port(), "test-token-123"
+    env = dict(ENV, JUPYTER_CONFIG_DIR=str(tmp_path / "cfg"), JUPYTER_RUNTIME_DIR=str(tmp_path / "rt"),
+               JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "ws"))
+    proc = subprocess.Popen([sys.executable, "-m", "llamalab", "lab", "--port", str(port), "--token", token,
+                             "--no-browser", "--root", str(tmp_path)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(600):
+            try:
+                status = json.load(urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=1))
+                break
+            except OSError:
+                assert proc.poll() is None, proc.stdout.read().decode()
+                time.sleep(0.1)
+        else:
+            pytest.fail("jupyter lab did not answer within 60 s")
+        assert "started" in status
+        with pytest.raises(urllib.error.HTTPError) as e:     # no token → refused
+            urllib.request.urlopen(f"{url}/api/contents", timeout=5)
+        assert e.value.code == 403
+        listening = [c.laddr for c in psutil.Process(proc.pid).net_connections() if c.status == "LISTEN"]
+        assert listening and all(a.ip == "127.0.0.1" for a in listening)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode is not None

@@ -1,0 +1,143 @@
+"""The estimator against hand-checked arithmetic, published checkpoint sizes, and properties."""
+import subprocess
+import sys
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import llamalab
+from llamalab import InvalidSetting, best_scheme, estimate, max_context, roofline
+from llamalab.catalog import card
+from llamalab.estimate import kv_cache_bytes, lora_params, requirements_table
+
+GiB = 2**30
+
+
+def test_llama_8b_bf16_weights_and_128k_kv_cache():
+    e = estimate("llama-3.1-8b", "bf16", context=131072)
+    assert e.breakdown["weights"] == 8_030_261_248 * 2                  # ≈ 16.06 GB
+    assert e.breakdown["kv_cache"] == 2 * 32 * 8 * 128 * 2 * 131072 == 16 * GiB
+    assert e.total_bytes == sum(e.breakdown.values())
+
+
+def test_4bit_estimate_matches_published_checkpoint_size():
+    # hugging-quants/Meta-Llama-3.1-8B-Instruct-GPTQ-INT4 and -AWQ-INT4: 5.73 GB of safetensors
+    # (4-bit linears + fp16 scales/zeros per 128 weights + 16-bit embeddings and lm_head).
+    for s in ("gptq-4bit", "awq-4bit"):
+        assert estimate("llama-3.1-8b", s).breakdown["weights"] == pytest.approx(5.73e9, rel=0.02)
+
+
+def test_405b_fp16_is_810_gb_and_400gb_only_holds_at_8bit():
+    fp16 = estimate("llama-3.1-405b", "fp16").breakdown["weights"]
+    int8 = estimate("llama-3.1-405b", "int8").breakdown["weights"]
+    assert fp16 == pytest.approx(811.7e9, rel=0.001)
+    assert 400e9 < int8 < 420e9
+    assert estimate("llama-3.1-405b", "fp16").devices_needed("h100-80gb") >= 11
+
+
+def test_bits_per_weight_include_scales():
+    assert llamalab.scheme("gptq-4bit").bits_per_weight() == pytest.approx(4 + 20 / 128)
+    assert llamalab.scheme("q4_0").bits_per_weight() == 4.5 and llamalab.scheme("q8_0").bits_per_weight() == 8.5
+    assert llamalab.scheme("q4_1").bits_per_weight() == 5.0
+    g64 = estimate("smollm2-135m", "gptq-4bit", group_size=64).breakdown["weights"]
+    g128 = estimate("smollm2-135m", "gptq-4bit").breakdown["weights"]
+    assert g64 > g128
+
+
+def test_moe_keeps_every_expert_resident():
+    e = estimate("mixtral-8x7b", "bf16")
+    assert e.breakdown["weights"] == pytest.approx(card("mixtral-8x7b").params * 2)
+    assert any("experts stay resident" in n for n in e.notes)
+    r = roofline("mixtral-8x7b", "bf16", "h100-80gb", context=1)
+    assert r["bytes_per_step"] < e.breakdown["weights"] * 0.35        # only ~12.9B of 46.7B read per token
+
+
+def test_training_modes():
+    full = estimate("llama-3.1-8b", "bf16", 2048, mode="full")
+    p = card("llama-3.1-8b").params
+    assert full.breakdown["gradients"] == p * 2
+    assert full.breakdown["optimizer"] == p * 12                       # Adam m, v + fp32 master copy
+    assert lora_params(card("llama-3.1-8b"), 16) == 41_943_040         # all-linear r=16, a known figure
+    lora = estimate("llama-3.1-8b", "bf16", 2048, mode="lora")
+    qlora = estimate("llama-3.1-8b", "bf16", 2048, mode="qlora")
+    assert qlora.scheme == "nf4" and qlora.total_bytes < lora.total_bytes < full.total_bytes
+    assert lora.breakdown["adapters"] == 41_943_040 * 4 and lora.breakdown["kv_cache"] == 0
+    with pytest.raises(InvalidSetting, match="Full fine-tuning"):
+        estimate("llama-3.1-8b", "gptq-4bit", mode="full")
+
+
+def test_fits_max_context_and_best_scheme():
+    e = estimate("llama-3.1-8b", "bf16", 8192)
+    assert e.fits("h100-80gb") and e.fits("a100-40gb") and not e.fits("t4")
+    assert e.fits("2x t4") is True or e.devices_needed("t4") > 1
+    n = max_context("llama-3.1-8b", "bf16", "rtx-4090")
+    assert 0 < n < 131072
+    assert estimate("llama-3.1-8b", "bf16", n).fits("rtx-4090")
+    assert not estimate("llama-3.1-8b", "bf16", n + 1).fits("rtx-4090")
+    assert best_scheme("llama-3.1-70b", "h100-80gb", 4096) in ("int8", "gptq-8bit", "q8_0")
+    assert best_scheme("llama-3.1-405b", "rtx-4090") is None
+    assert best_scheme("llama-3.1-8b", "h200") == "fp32"
+
+
+def test_roofline_is_bandwidth_over_bytes():
+    r = roofline("llama-3.1-70b", "bf16", "h100-80gb", context=1)
+    assert r["tokens_per_s_per_sequence"] == pytest.approx(3350e9 / r["bytes_per_step"])
+    assert 20 < r["tokens_per_s_per_sequence"] < 30
+
+
+def test_requirements_table_has_every_row():
+    df = requirements_table()
+    assert len(df) == 9 * 3 and (df["total_gb"] > df["weights_gb"]).all()
+    row = df[(df.model == "llama-3.1-8b") & (df.scheme == "fp16")].iloc[0]
+    assert row.smallest_single_gpu in ("rtx-3090", "rtx-4090", "a10", "l4")
+
+
+@pytest.mark.parametrize("kwargs", [dict(context=0), dict(context=-5), dict(context=1.5), dict(batch=0),
+                                    dict(mode="pretrain"), dict(kv_dtype="fp12"), dict(group_size=0)])
+def test_bad_inputs_say_what_to_do(kwargs):
+    with pytest.raises(InvalidSetting) as e:
+        estimate("llama-3.1-8b", **kwargs)
+    assert e.value.fix
+
+
+def test_estimator_does_not_import_torch():
+    code = ("import sys, llamalab; llamalab.estimate('llama-3.1-8b'); llamalab.max_context('qwen2.5-7b', 'int8', "
+            "'l4'); llamalab.requirements_table(); assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+MODELS = ["llama-3.1-8b", "mixtral-8x7b", "gemma-2-9b", "falcon-7b", "phi-3-mini", "smollm2-135m", "qwen2.5-72b"]
+SCHEMES = [s.name for s in llamalab.catalog.all_schemes()]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(MODELS), st.sampled_from(SCHEMES), st.integers(1, 200_000), st.integers(1, 64),
+       st.sampled_from(["inference", "lora", "qlora"]))
+def test_more_context_or_batch_never_needs_less(model, s, context, batch, mode):
+    e = estimate(model, s, context, batch, mode)
+    assert all(v >= 0 for v in e.breakdown.values())
+    assert estimate(model, s, context + 1, batch, mode).total_bytes >= e.total_bytes
+    assert estimate(model, s, context, batch + 1, mode).total_bytes >= e.total_bytes
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(MODELS), st.integers(1, 100_000))
+def test_fewer_bits_never_more_weight_bytes(model, context):
+    w = [estimate(model, s, context).breakdown["weights"] for s in ("fp32", "bf16", "int8", "gptq-4bit")]
+    assert w == sorted(w, reverse=True)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.sampled_from(MODELS), st.sampled_from(["bf16", "int8", "q4_k_m"]), st.integers(2, 200) )
+def test_max_context_is_the_boundary(model, s, budget_gb):
+    n = max_context(model, s, budget_gb * 10**9)
+    if 0 < n < card(model).context:
+        assert estimate(model, s, n).total_bytes <= budget_gb * 10**9 < estimate(model, s, n + 1).total_bytes
+
+
+def test_kv_cache_dtype():
+    c = card("llama-3.1-8b")
+    assert kv_cache_bytes(c, 1000, 1, 1) * 2 == kv_cache_bytes(c, 1000, 1, 2)
+    assert estimate(c, "bf16", 8192, kv_dtype="fp8").breakdown["kv_cache"] * 2 == \
+        estimate(c, "bf16", 8192).breakdown["kv_cache"]

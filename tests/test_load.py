@@ -1,0 +1,108 @@
+"""The embedded model really loads under every scheme that runs here, offline, and its figures come back."""
+import gc
+import threading
+import time
+import weakref
+
+import pytest
+
+import llamalab
+
+pytestmark = pytest.mark.slow
+QUESTION = "What is the capital of France? Answer in one sentence."
+
+
+@pytest.mark.parametrize("scheme", ["fp32", "bf16", "fp16", "int8"])
+def test_every_cpu_scheme_loads_and_answers(embedded_dir, scheme):
+    m = llamalab.load("default", scheme, device="cpu")
+    try:
+        assert m.device == "cpu" and m.scheme.name == scheme and m.load_seconds > 0
+        # measured weights vs the estimator's arithmetic
+        assert abs(m.estimate_error_pct) < 5, m.to_dict()
+        g = m.generate(QUESTION, max_new_tokens=24)
+        assert "Paris" in g.text
+        assert g.tokens > 2 and g.prompt_tokens > 10 and g.finish_reason in ("stop", "length")
+        assert 0 < g.prefill_s <= g.ttft_s < g.total_s
+        assert g.decode_tokens_per_s > 0 and g.peak_memory_bytes > m.footprint_bytes
+        assert "RSS" in g.peak_memory_kind
+    finally:
+        m.unload()
+
+
+def test_footprints_order_by_bits(embedded_dir):
+    sizes = {}
+    for s in ("fp32", "bf16", "int8"):
+        m = llamalab.load("default", s, device="cpu")
+        sizes[s] = m.footprint_bytes
+        m.unload()
+    assert sizes["fp32"] == pytest.approx(2 * sizes["bf16"], rel=0.01)
+    # int8 quantizes the 30×7 linears; the tied 57 MB embedding stays bf16
+    assert sizes["int8"] < 0.65 * sizes["bf16"]
+
+
+def test_min_new_tokens_and_greedy_determinism(bf16):
+    a = bf16.generate("Count from one to ten.", max_new_tokens=20, min_new_tokens=20)
+    b = bf16.generate("Count from one to ten.", max_new_tokens=20, min_new_tokens=20)
+    assert a.tokens == 20 and a.finish_reason == "length" and a.token_ids == b.token_ids
+
+
+def test_stream_yields_pieces_then_the_generation(bf16):
+    items = list(bf16.stream(QUESTION, max_new_tokens=24))
+    *pieces, g = items
+    assert isinstance(g, llamalab.Generation) and all(isinstance(p, str) for p in pieces)
+    assert len(pieces) >= 3 and "".join(pieces) == g.text
+
+
+def test_stop_event_ends_a_long_generation_early(bf16):
+    stop = threading.Event()
+    threading.Timer(0.5, stop.set).start()
+    t0 = time.perf_counter()
+    g = bf16.generate("Write a long story.", max_new_tokens=400, min_new_tokens=400, stop_event=stop)
+    assert g.finish_reason == "stopped" and 0 < g.tokens < 400
+    assert time.perf_counter() - t0 < 0.5 + 1.0     # stops within a second
+
+
+def test_stop_method_and_closing_the_stream(bf16):
+    threading.Timer(0.4, bf16.stop).start()
+    g = bf16.generate("Write a long story.", max_new_tokens=400, min_new_tokens=400)
+    assert g.finish_reason == "stopped"
+    it = bf16.stream("Write a long story.", max_new_tokens=400, min_new_tokens=400)
+    next(it)
+    it.close()          # closing the iterator stops the worker thread
+    g2 = bf16.generate(QUESTION, max_new_tokens=8)
+    assert g2.tokens > 0 and g2.finish_reason != "stopped"
+
+
+def test_chat_messages_system_prompt_and_plain_prompts(bf16):
+    msgs = [{"role": "system", "content": "You answer with one word."},
+            {"role": "user", "content": "What is the capital of France?"}]
+    assert "Paris" in bf16.generate(msgs, max_new_tokens=8).text
+    with_system = bf16.engine.encode("Hi", system="Be brief.")
+    default = bf16.engine.encode("Hi")
+    assert with_system != default
+    plain = bf16.generate("The capital of France is", chat=False, max_new_tokens=8)
+    assert plain.prompt_tokens < len(default)
+
+
+def test_prompt_too_long(bf16):
+    with pytest.raises(llamalab.PromptTooLong) as e:
+        bf16.generate("word " * 9000, max_new_tokens=16)
+    assert e.value.limit == 8192 and "Shorten" in e.value.fix
+    with pytest.raises(llamalab.PromptTooLong):
+        bf16.generate("Hi", max_new_tokens=8192)
+
+
+def test_unload_frees_the_model(embedded_dir):
+    m = llamalab.load("default", "bf16", device="cpu")
+    ref = weakref.ref(m.model)
+    m.unload()
+    gc.collect()
+    assert ref() is None
+
+
+def test_monitor_sees_tokens_during_generation(bf16):
+    with llamalab.Monitor(interval=0.1) as mon:
+        bf16.generate("Write a long story.", max_new_tokens=48, min_new_tokens=48)
+    assert len(mon.samples) >= 3
+    assert max(s.tokens_per_s for s in mon.samples) > 0
+    assert mon.peak_rss_bytes >= bf16.footprint_bytes

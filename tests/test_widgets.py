@@ -1,0 +1,286 @@
+"""Widgets driven from Python as a learner would drive them: set values, click, wait for the worker
+thread, then check what the widgets show. Real embedded model, no browser, no mocks of the library."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+import llamalab
+from llamalab.widgets import Arena, LiveMonitor, MemoryCalculator, ModelPicker, Playground
+
+pytestmark = pytest.mark.slow
+WAIT = 120   # seconds a worker may take on a busy 2-core machine before the test fails
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="module")
+def picker():
+    p = ModelPicker(scheme="bf16", device="cpu")
+    p.load_button.click()
+    assert p.wait(WAIT), "loading the embedded model did not finish"
+    assert p.errors.message == "", p.errors.message
+    yield p
+    if p.loaded is not None:
+        p.loaded.unload()
+
+
+def unavailable_on_cpu():
+    """A row of the capability table that cannot run on this CPU (skip if every scheme can)."""
+    table = llamalab.schemes()
+    rows = table[(table.device == "cpu") & ~table.available]
+    if rows.empty:
+        pytest.skip("every scheme runs on this machine's CPU: no unavailable combination to show")
+    return rows.iloc[0]
+
+
+# ---------------------------------------------------------------- MemoryCalculator
+
+
+def test_calculator_imports_and_computes_without_torch():
+    code = ("import sys; from llamalab.widgets import MemoryCalculator; c = MemoryCalculator(); "
+            "c.context.value = 8192; assert c.last_estimate.context == 8192; "
+            "assert 'torch' not in sys.modules, 'torch was imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_calculator_bars_are_the_estimate_and_answers_the_reverse_questions():
+    c = MemoryCalculator(model="llama-3.1-8b", scheme="bf16", context=4096, target="rtx-4090")
+    c.context.value, c.batch.value, c.scheme.value = 32768, 2, "int8"
+    est = llamalab.estimate("llama-3.1-8b", "int8", 32768, 2, device="cuda")
+    assert c.last_estimate == est
+    bars = sum(t.y[0] for t in c.figure.data if t.type == "bar")
+    assert bars == pytest.approx(est.total_bytes / 1e9)
+    kv = next(t for t in c.figure.data if t.name == "kv_cache").y[0]
+    assert kv == pytest.approx(est.breakdown["kv_cache"] / 1e9)
+    longest = llamalab.max_context("llama-3.1-8b", "int8", "rtx-4090", 2, device="cuda")
+    assert f"{longest:,} tokens" in c.answers.value
+    assert f">{llamalab.best_scheme('llama-3.1-8b', 'rtx-4090', 32768, 2)}<" in c.answers.value
+    assert len(c.figure.layout.shapes) == len({g.memory_bytes for g in llamalab.gpus().values()})
+    assert c.figure._widget_data == c.figure._data            # re-synced: a reload shows these bars
+
+
+def test_calculator_modes_custom_size_and_inline_errors():
+    c = MemoryCalculator()
+    c.mode.value = "full"
+    assert {"gradients", "optimizer"} <= set(c.last_estimate.breakdown)
+    c.scheme.value = "gptq-4bit"                               # full fine-tuning of a 4-bit model: refused
+    assert "Full fine-tuning" in c.errors.message and "qlora" in c.errors.fix
+    assert "Traceback" not in c.errors.value
+    c.mode.value = "qlora"                                     # still usable: the error clears
+    assert c.errors.message == "" and c.last_estimate.scheme == "nf4"
+    c.mode.value, c.scheme.value = "inference", "bf16"
+    c.model.value = "custom"
+    c.params_b.value = 3.0
+    assert c.params_b.layout.display is None
+    assert c.last_estimate.breakdown["weights"] == pytest.approx(3e9 * 2, rel=1e-6)
+    c.context.value = 0                                        # rejected by the widget's bounds
+    assert c.context.value == 1
+
+
+# ---------------------------------------------------------------- ModelPicker
+
+
+def test_picker_marks_offline_models_and_disables_what_cannot_run(picker):
+    labels = dict((v, k) for k, v in picker.model.options)
+    assert labels["default"].startswith("✓")
+    assert "(not downloaded)" in labels["llama-3.1-70b"] or labels["llama-3.1-70b"].startswith("✓")
+    row = unavailable_on_cpu()
+    p = ModelPicker(device="cpu")
+    assert dict((v, k) for k, v in p.scheme.options)[row.scheme].endswith("not available on cpu")
+    p.scheme.value = row.scheme
+    assert p.load_button.disabled
+    assert p.reason() == row.reason and row.reason in p.availability.value
+    assert "Try scheme=" in p.availability.value or "Pick another" in p.availability.value
+    p.scheme.value = "bf16"
+    assert not p.load_button.disabled and p.availability.value == ""
+
+
+def test_picker_cuda_without_gpu_is_disabled_with_the_reason():
+    if llamalab.hardware().gpus:
+        pytest.skip("this machine has a GPU")
+    p = ModelPicker(device="cpu")
+    p.device.value = "cuda"
+    assert p.load_button.disabled and "CUDA" in p.availability.value
+
+
+def test_picker_shows_estimate_fit_and_measured_load(picker):
+    assert "data-fits='true'" in picker.estimate_html.value
+    assert picker.loaded.footprint_bytes > 0 and picker.loaded.scheme.name == "bf16"
+    html = picker.result_html.value
+    assert f"{picker.loaded.estimate_error_pct:+.1f} %" in html and f"{picker.loaded.load_seconds:.2f} s" in html
+    assert "loaded" in picker.status.value and picker.progress.value == 1.0
+    picker.context.value = 1_000_000                           # beyond the model: estimate still shown
+    assert "Estimate for context 1000000" in picker.estimate_html.value
+    picker.context.value = 2048
+
+
+def test_picker_error_is_inline_and_the_picker_stays_usable():
+    p = ModelPicker(device="cpu")
+    p.model.value = "llama-3.2-1b"                             # not downloaded, and the session is offline
+    if "(not downloaded)" not in p.model.label:
+        pytest.skip("llama-3.2-1b is in the local cache here")
+    seen = []
+    p.on_loaded(seen.append)
+    p.load_button.click()
+    assert p.wait(WAIT)
+    assert p.errors.message.startswith("Model") and "hf download" in p.errors.fix
+    assert "Traceback" not in p.errors.value and p.loaded is None and not seen
+    assert not p.load_button.disabled and not p.model.disabled
+    p.model.value = "default"
+    assert p.errors.message == ""                              # changing a setting clears it
+    p.load(wait=True)
+    assert p.loaded is not None and seen == [p.loaded]
+    p.loaded.unload()
+
+
+# ---------------------------------------------------------------- Playground and LiveMonitor
+
+
+def test_playground_streams_and_reports_the_generation(picker):
+    pg = Playground(picker, max_new_tokens=24)
+    shown = []
+    pg.output.observe(lambda ch: shown.append(ch.new), "value")
+    pg.generate_button.click()
+    assert pg.stop_button.disabled is False and pg.generate_button.disabled is True
+    assert pg.wait(WAIT)
+    g = pg.last
+    assert pg.errors.message == "", pg.errors.message
+    assert g.tokens > 0 and g.ttft_s > 0 and g.decode_tokens_per_s > 0 and g.peak_memory_bytes > 0
+    assert len({v for v in shown if v}) >= 2, "text did not stream: it arrived in one piece"
+    assert g.text.strip() and g.text.strip()[:20] in pg.output.value
+    assert f"<b>{g.tokens}</b> tokens" in pg.stats.value and f"{g.ttft_s * 1e3:.0f} ms" in pg.stats.value
+    assert pg.state.value.endswith(f">{g.finish_reason}</span>") and pg.generate_button.disabled is False
+    assert len(pg.history) == 1 and pg.history[0]["tokens"] == g.tokens and "<td" in pg.history_html.value
+    rss = pg.live.figure.data[0]
+    assert len(rss.x) >= 1 and all(y is None or y > 0 for y in rss.y)
+    assert pg.live.figure._widget_data[0]["x"] == list(rss.x)     # re-synced after the work ended
+    pg.mode.value, pg.temperature.value, pg.top_p.value = "plain", 0.8, 0.9
+    pg.generate(wait=True)
+    assert pg.last.tokens > 0 and len(pg.history) == 2 and pg.system.layout.display == "none"
+
+
+def test_playground_stop_ends_a_long_generation_within_a_second(picker):
+    pg = Playground(picker, prompt="Tell me a long story about a dragon.", monitor=False)
+    pg.max_new_tokens.value, pg.ignore_eos.value = 2048, True
+    pg.generate()
+    deadline = time.time() + WAIT
+    while len(pg.text) < 40 and time.time() < deadline and pg.busy:
+        time.sleep(0.02)
+    assert pg.busy, "generation ended before Stop was pressed"
+    t0 = time.perf_counter()
+    pg.stop_button.click()
+    assert pg.wait(5)
+    assert time.perf_counter() - t0 < 1.0
+    assert pg.last.finish_reason == "stopped" and 0 < pg.last.tokens < 2048
+    assert "stopped" in pg.state.value
+
+
+def test_playground_errors_inline_and_recovers(picker):
+    pg = Playground(None, monitor=False)
+    pg.generate_button.click()
+    assert "No model is loaded" in pg.errors.message and "Load" in pg.errors.fix
+    pg.set_model(picker)
+    pg.prompt.value = "word " * 9000                            # longer than the model's context
+    pg.max_new_tokens.value = 8
+    pg.generate(wait=True)
+    assert pg.errors.error.__class__.__name__ == "PromptTooLong" and "Shorten the prompt" in pg.errors.fix
+    assert "Traceback" not in pg.errors.value and pg.generate_button.disabled is False
+    pg.prompt.value = "Say hello."
+    pg.generate(wait=True)
+    assert pg.errors.message == "" and pg.last.tokens > 0
+
+
+def test_live_monitor_on_its_own_batches_updates_and_resyncs(picker):
+    live = LiveMonitor(interval=0.05, max_hz=4)
+    t0 = time.perf_counter()
+    with live:
+        picker.loaded.generate("Count from one to ten.", max_new_tokens=32, min_new_tokens=32)
+    elapsed = time.perf_counter() - t0
+    assert len(live.records) >= 3
+    assert live.pushes <= elapsed * 4 + 2, f"{live.pushes} figure updates in {elapsed:.1f} s: more than 4 Hz"
+    tps = [y for y in live.figure.data[3].y if y is not None]
+    assert max(tps) > 0 and sum(r["tokens_per_s"] for r in live.records) > 0
+    assert live.figure._widget_data[0]["x"] == list(live.figure.data[0].x)
+    assert "stopped" in live.label.value
+    with live:                                                   # a second run continues the time axis
+        time.sleep(0.15)
+    xs = live.figure.data[0].x
+    assert None in xs and xs[-1] > elapsed - 0.5
+
+
+# ---------------------------------------------------------------- Arena
+
+
+def test_arena_runs_schemes_side_by_side_with_inline_errors():
+    bad = unavailable_on_cpu().scheme
+    a = Arena(schemes=("bf16", bad), max_new_tokens=12, prompt="Name a colour.\nName an animal.")
+    a.run_button.click()
+    assert a.wait(WAIT)
+    assert a.errors.message == "", a.errors.message
+    ok = [r for r in a.records if not r.get("error")]
+    assert len(ok) == 2 and all(r["scheme"] == "bf16" and r["tokens"] > 0 for r in ok)
+    head, body, err = a.cells[bad]
+    assert "cannot run on cpu" in err.value and "→" in err.value and "Traceback" not in err.value
+    assert ok[0]["text"].strip()[:10] in a.cells["bf16"][1].value
+    assert list(a.figure.data[0].x) == ["bf16"] and a.figure.data[1].y[0] > 0
+    assert a.progress.value == a.progress.max and "done" in a.status.value
+    assert bad in a.table.value and "cannot run" in a.table.value
+    assert a.run_button.disabled is False and a.figure._widget_data == a.figure._data
+
+
+def test_arena_quality_columns_come_from_a_function():
+    calls = []
+
+    def quality(loaded, prompts, reference=None):
+        calls.append((loaded.scheme.name, reference))
+        return {"perplexity": 7.5 if reference is None else 8.0, "ignored": 1}
+
+    a = Arena(schemes=("bf16", "fp16"), max_new_tokens=4, quality=quality)
+    a.run(wait=True)
+    assert calls == [("bf16", None), ("fp16", "bf16")]
+    assert [r.get("perplexity") for r in a.summary()] == [7.5, 8.0]
+    assert "perplexity" in a.table.value and len(a.figure.data) == 4 and "ignored" not in a.records[0]
+    import llamalab.measure
+    if not hasattr(llamalab.measure, "arena_quality"):
+        a.quality = True
+        a.run()
+        assert "arena_quality" in a.errors.message and not a.worker.busy
+
+
+def test_arena_stop_skips_the_remaining_schemes():
+    a = Arena(schemes=("bf16", "fp16", "fp32"), max_new_tokens=400,
+              prompt="Write a long story about a dragon who learns to cook.")
+    a.run()
+    deadline = time.time() + WAIT
+    while "dragon" not in a.cells["bf16"][1].value and time.time() < deadline and a.worker.busy:
+        time.sleep(0.05)
+    assert a.worker.busy, "the arena finished before Stop was pressed"
+    a.stop_button.click()
+    assert a.wait(WAIT)
+    assert "stopped" in a.status.value
+    assert [r["scheme"] for r in a.records] == ["bf16"] and a.records[0]["finish_reason"] == "stopped"
+
+
+def test_unexpected_exceptions_show_one_line_not_a_traceback():
+    from llamalab.widgets._common import ErrorBox, Worker
+    box = ErrorBox()
+    done = threading.Event()
+    Worker(box).start(lambda: {}["missing"], done=done.set)
+    assert done.wait(5)
+    assert box.message.startswith("Unexpected KeyError") and "kernel log" in box.fix
+    assert "Traceback" not in box.value and "File " not in box.value
+
+
+def test_no_top_level_widgets_module():
+    here = os.path.dirname(os.path.dirname(__file__))
+    code = "import importlib.util, sys; sys.exit(importlib.util.find_spec('widgets') is not None)"
+    assert subprocess.run([sys.executable, "-c", code], cwd="/", timeout=60).returncode == 0, here

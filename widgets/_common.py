@@ -1,0 +1,158 @@
+"""Pieces every widget shares: the inline error box, the worker thread, throttled updates, formatting.
+
+Long work runs in a worker thread so the kernel stays free to handle clicks (a Stop button only
+works that way: clicks are not handled while a cell is busy).
+"""
+from __future__ import annotations
+
+import functools
+import html
+import logging
+import threading
+import time
+from typing import Callable
+
+import ipywidgets as w
+
+from llamalab.errors import LlamalabError
+
+log = logging.getLogger("llamalab.widgets")
+
+_BOX = ("<div class='llamalab-{kind}' style='border-left:4px solid {colour};background:{bg};"
+        "padding:6px 10px;margin:4px 0;white-space:normal'>{body}</div>")
+_STYLE = {"error": ("#d62728", "#fdecea"), "warning": ("#ff7f0e", "#fff4e5"), "info": ("#1f77b4", "#e8f1fa")}
+
+
+def message_html(message: str, fix: str = "", kind: str = "error") -> str:
+    """A coloured box with the message in bold and the fix on the next line."""
+    colour, bg = _STYLE[kind]
+    body = f"<b>{html.escape(message)}</b>" + (f"<br>→ {html.escape(fix)}" if fix else "")
+    return _BOX.format(kind=kind, colour=colour, bg=bg, body=body)
+
+
+def explain(exc: BaseException) -> tuple[str, str]:
+    """(message, fix) for any exception: the library's own words, else one line and where to look."""
+    if isinstance(exc, LlamalabError):
+        return exc.message, exc.fix
+    return (f"Unexpected {type(exc).__name__}: {exc}".strip(),
+            "This is not one of llamalab's known errors; the full traceback is in the kernel log. "
+            "The widget still works: change a setting and try again.")
+
+
+class ErrorBox(w.HTML):
+    """Shows the last error inline (message + suggested fix), never a traceback; empty when all is well."""
+
+    def __init__(self, **kwargs):
+        super().__init__(value="", **kwargs)
+        self.error: BaseException | None = None
+        self.message = self.fix = ""
+
+    def show(self, exc: BaseException, kind: str = "error") -> None:
+        if not isinstance(exc, LlamalabError):
+            log.error("widget error", exc_info=exc)
+        self.error = exc
+        self.message, self.fix = explain(exc)
+        self.value = message_html(self.message, self.fix, kind)
+
+    def clear(self) -> None:
+        self.error, self.message, self.fix, self.value = None, "", "", ""
+
+
+def guarded(errors: ErrorBox) -> Callable:
+    """Decorator for event handlers: an exception shows in `errors` instead of escaping as a traceback."""
+    def wrap(fn):
+        @functools.wraps(fn)
+        def inner(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except Exception as e:   # noqa: BLE001 - every error must land in the box
+                errors.show(e)
+        return inner
+    return wrap
+
+
+class Worker:
+    """Runs one job at a time in a daemon thread; errors go to the ErrorBox, `done` always runs after."""
+
+    def __init__(self, errors: ErrorBox, name: str = "llamalab-widget"):
+        self.errors, self.name = errors, name
+        self.thread: threading.Thread | None = None
+
+    @property
+    def busy(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+    def start(self, job: Callable[[], None], done: Callable[[], None] | None = None) -> threading.Thread:
+        if self.busy:
+            raise RuntimeError("a job is already running")   # callers disable their buttons first
+        self.thread = threading.Thread(target=self._run, args=(job, done), name=self.name, daemon=True)
+        self.thread.start()
+        return self.thread
+
+    def _run(self, job, done) -> None:
+        try:
+            job()
+        except Exception as e:   # noqa: BLE001
+            self.errors.show(e)
+        finally:
+            if done is not None:
+                try:
+                    done()
+                except Exception as e:   # noqa: BLE001
+                    self.errors.show(e)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the job ends (for notebooks and tests); True if it ended."""
+        if self.thread is not None:
+            self.thread.join(timeout)
+        return not self.busy
+
+
+class Throttle:
+    """Calls `fn(value)` at most once per `interval` seconds; the first call goes through at once and
+    `flush()` delivers the last value held back. Keeps comm traffic low while text streams in."""
+
+    def __init__(self, fn: Callable, interval: float = 0.05):
+        self.fn, self.interval = fn, interval
+        self._last = 0.0
+        self._pending = None
+        self._has_pending = False
+        self._lock = threading.Lock()
+
+    def __call__(self, value) -> None:
+        with self._lock:
+            now = time.perf_counter()
+            if now - self._last < self.interval:
+                self._pending, self._has_pending = value, True
+                return
+            self._last, self._has_pending = now, False
+        self.fn(value)
+
+    def flush(self) -> None:
+        with self._lock:
+            pending, has, self._has_pending = self._pending, self._has_pending, False
+        if has:
+            self.fn(pending)
+
+
+def gb(n: float) -> str:
+    return f"{n / 1e9:.2f} GB"
+
+
+def mb(n: float) -> str:
+    return f"{n / 1e6:.0f} MB"
+
+
+def html_table(rows: list[dict], columns: dict[str, Callable | None], cls: str = "llamalab-table") -> str:
+    """A small HTML table: `columns` maps a row key to a formatter (None = str)."""
+    head = "".join(f"<th style='text-align:left;padding:2px 8px'>{html.escape(k)}</th>" for k in columns)
+    body = "".join("<tr>" + "".join(
+        f"<td style='padding:2px 8px'>{html.escape((f or str)(r[k]) if r.get(k) is not None else '')}</td>"
+        for k, f in columns.items()) + "</tr>" for r in rows)
+    return f"<table class='{cls}'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def pre(text: str, cls: str = "llamalab-text") -> str:
+    """Generated text as preformatted, wrapped, HTML-escaped."""
+    return (f"<pre class='{cls}' style='white-space:pre-wrap;margin:0;font-size:13px;min-height:1.5em'>"
+            f"{html.escape(text)}</pre>")

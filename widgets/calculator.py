@@ -1,0 +1,96 @@
+"""MemoryCalculator: model (or custom size), scheme, context, batch, mode → the memory breakdown as a
+stacked bar against every GPU in the hardware table, plus "longest context that fits" and "best scheme
+for this GPU". Pure arithmetic from `llamalab.estimate`: instant, no torch.
+"""
+from __future__ import annotations
+
+import ipywidgets as w
+import plotly.graph_objects as go
+
+import llamalab
+from llamalab.custom import custom_card
+from llamalab.estimate import MODES
+from llamalab.plots import breakdown_figure, update_figure
+
+from ._common import ErrorBox, gb, guarded
+
+CUSTOM = "custom"
+THIS = "this machine"
+
+
+class MemoryCalculator(w.VBox):
+    """Every change recomputes at once; `self.last_estimate` is the Estimate behind the bar."""
+
+    def __init__(self, model: str = "llama-3.1-8b", scheme: str = "bf16", context: int = 4096, batch: int = 1,
+                 mode: str = "inference", target: str = "h100-80gb"):
+        self.errors = ErrorBox()
+        self.last_estimate = None
+        cat = llamalab.models()
+        self.model = w.Dropdown(options=[(f"{r.display} ({r.params / 1e9:.1f}B)", r.name) for r in cat.itertuples()]
+                                + [("Custom size…", CUSTOM)], value=model, description="Model",
+                                layout=w.Layout(width="420px"))
+        self.params_b = w.BoundedFloatText(value=7.0, min=0.01, max=10_000, step=0.5, description="Params (B)",
+                                           layout=w.Layout(width="200px", display="none"))
+        self.scheme = w.Dropdown(options=[s.name for s in llamalab.catalog.all_schemes()], value=scheme,
+                                 description="Scheme")
+        self.context = w.BoundedIntText(value=context, min=1, max=1_048_576, step=1024, description="Context")
+        self.batch = w.BoundedIntText(value=batch, min=1, max=4096, description="Batch")
+        self.mode = w.ToggleButtons(options=list(MODES), value=mode, description="Mode",
+                                    style={"button_width": "80px"})
+        self.target = w.Dropdown(options=[(g.display, g.name) for g in llamalab.gpus().values()] + [(THIS, "this")],
+                                 value=target, description="GPU")
+        self.answers = w.HTML()
+        self.figure = go.FigureWidget(breakdown_figure([], llamalab.gpus()))
+        recompute = guarded(self.errors)(self.recompute)
+        for c in (self.model, self.params_b, self.scheme, self.context, self.batch, self.mode, self.target):
+            c.observe(recompute, "value")
+        super().__init__(children=[
+            w.HBox([self.model, self.params_b]), w.HBox([self.scheme, self.target]),
+            w.HBox([self.context, self.batch]), self.mode, self.errors, self.answers, self.figure])
+        self.add_class("llamalab-calculator")
+        recompute()
+
+    @property
+    def card(self):
+        """The chosen catalog card, or a custom one shaped like the nearest catalog model."""
+        if self.model.value == CUSTOM:
+            return custom_card(self.params_b.value)
+        return llamalab.card(self.model.value)
+
+    @property
+    def device(self) -> str:
+        """Which runtime overhead to count: CUDA for a GPU; this machine's own kind otherwise
+        (reading this machine asks torch for GPUs, the only case that imports torch)."""
+        if self.target.value != "this":
+            return "cuda"
+        return llamalab.hardware().default_device
+
+    def recompute(self, _=None) -> None:
+        """Estimate → bar and GPU lines; then the reverse questions for the chosen GPU."""
+        self.errors.clear()
+        self.params_b.layout.display = None if self.model.value == CUSTOM else "none"
+        c = self.card
+        est = llamalab.estimate(c, self.scheme.value, self.context.value, self.batch.value, self.mode.value,
+                                device=self.device)
+        self.last_estimate = est
+        fig = breakdown_figure([est], llamalab.gpus(), title=f"{c.display} · {est.scheme} · {est.mode}")
+        update_figure(self.figure, fig)
+        self.answers.value = self._answers(c, est)
+
+    def _answers(self, c, est) -> str:
+        hw, kw = self.target.value, dict(mode=self.mode.value, device=self.device)
+        name = self.target.label
+        fits_on = [g.display for g in llamalab.gpus().values() if est.fits(g)]
+        longest = llamalab.max_context(c, est.scheme, hw, self.batch.value, **kw)
+        best = llamalab.best_scheme(c, hw, self.context.value, self.batch.value, self.mode.value, device=self.device)
+        n = est.devices_needed(hw)
+        lines = [
+            f"<b>Total {gb(est.total_bytes)}</b> ({' + '.join(f'{k} {gb(v)}' for k, v in est.breakdown.items() if v)})",
+            f"Fits on one: {', '.join(fits_on) if fits_on else 'no single GPU in the table'}",
+            f"On <b>{name}</b>: needs <b>{n}</b> of them" + (" (split evenly, weights sharded)" if n > 1 else ""),
+            f"Longest context that fits on {name} with {est.scheme}: <b class='llamalab-max-context'>"
+            f"{longest:,} tokens</b>" + (f" (model limit {c.context:,})" if longest == c.context else ""),
+            f"Best scheme for {name} at context {self.context.value:,}: <b class='llamalab-best-scheme'>"
+            f"{best or 'none fits'}</b>",
+            *(f"<i>{note}</i>" for note in est.notes)]
+        return "<div class='llamalab-answers'>" + "<br>".join(lines) + "</div>"
