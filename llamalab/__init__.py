@@ -14,6 +14,9 @@ from .estimate import Estimate, best_scheme, estimate, max_context, requirements
 from .hardware import Hardware, hardware
 from .monitor import Monitor, Sample
 from .runtime import Generation, LoadedModel, load, schemes
+from .quantize import quantize             # torch-free at import; the work runs in a subprocess
+from .measure.quality import divergence, perplexity
+from .measure.compare import compare
 
 __version__ = "0.1.0"
 
@@ -22,5 +25,5 @@ __all__ = [
     "LoadedModel", "ModelCard", "ModelNotCached", "Monitor", "NotEnoughMemory", "PromptTooLong", "Sample",
     "Scheme", "SchemeUnavailable", "UnknownHardware", "UnknownModel", "UnknownScheme", "best_scheme", "card",
     "estimate", "gpus", "hardware", "load", "max_context", "models", "requirements_table", "roofline",
-    "scheme", "schemes",
+    "scheme", "schemes", "quantize", "perplexity", "divergence", "compare",
 ]

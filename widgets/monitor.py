@@ -23,9 +23,10 @@ class LiveMonitor(w.VBox):
     """A live memory/speed plot. `start()`/`stop()` (or `with live:`) may be called repeatedly: each run
     continues the time axis and is drawn as its own line segment."""
 
-    def __init__(self, interval: float = 0.25, max_hz: float = 4.0, max_points: int = 2400,
+    def __init__(self, interval: float = 0.25, max_hz: float = 4.0, max_points: int = 7200, live_points: int = 600,
                  title: str = "Memory and speed", height: int = 300):
         self.interval, self.min_push_s, self.max_points = interval, 1.0 / max_hz, max_points
+        self.live_points = live_points
         self.records: list[dict] = []
         self.figure = go.FigureWidget(monitor_figure([], title=title, height=height))
         self.label = w.HTML(value="<i>idle</i>")
@@ -79,16 +80,25 @@ class LiveMonitor(w.VBox):
             self.push()
 
     def push(self, final: bool = False) -> None:
-        """Send the current samples to the figure in one batched update (and resync when `final`)."""
+        """Send the samples to the figure in one batched update: while running at most `live_points`
+        (evenly thinned, so the cost per update stays flat), all of them and a resync when `final`."""
         with self._lock:
             self._last_push = time.perf_counter()
             records = list(self.records)
             with self.figure.batch_update():
-                apply_samples(self.figure, records)
+                apply_samples(self.figure, records if final else _thin(records, self.live_points))
             if final:
                 resync(self.figure)
             self.pushes += 1
         self.label.value = _summary(records, running=not final)
+
+
+def _thin(records: list[dict], n: int) -> list[dict]:
+    """At most about `n` records, evenly spaced, always keeping the newest."""
+    if len(records) <= n:
+        return records
+    step = -(-len(records) // n)
+    return records[-1::-step][::-1]
 
 
 def _summary(records: list[dict], running: bool) -> str:
@@ -96,7 +106,9 @@ def _summary(records: list[dict], running: bool) -> str:
         return "<i>idle</i>"
     last = records[-1]
     peak = max(r["rss_bytes"] for r in records)
+    fastest = max(r["tokens_per_s"] for r in records)
     state = "sampling" if running else "stopped"
+    now = f"now {last['tokens_per_s']:.1f}, " if running else ""
     return (f"<span class='llamalab-monitor-summary'>{state} · {len(records)} samples · RSS "
-            f"{last['rss_bytes'] / 1e6:.0f} MB (peak {peak / 1e6:.0f} MB) · "
-            f"{last['tokens_per_s']:.1f} tokens/s</span>")
+            f"{last['rss_bytes'] / 1e6:.0f} MB (peak {peak / 1e6:.0f} MB) · tokens/s {now}"
+            f"peak {fastest:.1f}</span>")

@@ -41,6 +41,7 @@ class ModelPicker(w.VBox):
 
     def __init__(self, model: str = "default", scheme: str = "bf16", device: str = "auto", context: int = 2048):
         self.errors = ErrorBox()
+        self.availability_text = ""
         self.unavailable = capability()
         self.loaded: LoadedModel | None = None
         self._listeners: list[Callable[[LoadedModel], None]] = []
@@ -98,8 +99,7 @@ class ModelPicker(w.VBox):
         self.errors.clear()
         self.availability.value = ""
         blocked = self._check_runnable()
-        est = llamalab.estimate(self.model.value, self.scheme.value, self.context.value,
-                                device=self.device.value)
+        est = self.estimate
         budget = llamalab.hardware().budget_bytes(self.device.value)
         self.estimate_html.value = _estimate_html(est, budget, self.device.value)
         self.load_button.disabled = blocked or self.worker.busy
@@ -120,6 +120,7 @@ class ModelPicker(w.VBox):
 
     @property
     def estimate(self):
+        """The library's estimate for the current choice (the one shown)."""
         return llamalab.estimate(self.model.value, self.scheme.value, self.context.value, device=self.device.value)
 
     # ---------------------------------------------------------------- loading
@@ -146,13 +147,12 @@ class ModelPicker(w.VBox):
         return self.worker.wait(timeout)
 
     def _load(self, model, scheme, device, context, force) -> None:
-        if self.loaded is not None:
+        if self.loaded is not None:       # free the old model first: two big models may not fit together
             old, self.loaded = self.loaded, None
             old.stop()
             old.unload()
-        target = llamalab.estimate(model, scheme, context, device=device).breakdown["weights"]
-        t0 = time.perf_counter()
-        with llamalab.Monitor(interval=0.25, on_sample=lambda s: self._show_progress(s, t0, target, device)):
+        weights = llamalab.estimate(model, scheme, context, device=device).breakdown["weights"]
+        with llamalab.Monitor(interval=0.25, on_sample=self._progress_reporter(weights, device)):
             loaded = llamalab.load(model, scheme, device, force=force, context=context)
         self.loaded = loaded
         self.progress.value = 1.0
@@ -161,13 +161,18 @@ class ModelPicker(w.VBox):
         for cb in self._listeners:
             cb(loaded)
 
-    def _show_progress(self, s, t0: float, target: int, device: str) -> None:
-        """Rough progress: memory grown since the load began ÷ the estimated weight bytes (capped at 95 %)."""
-        if not hasattr(self, "_base"):
-            self._base = (s.rss_bytes, s.cuda_allocated_bytes)
-        grown = s.cuda_allocated_bytes - self._base[1] if device == "cuda" else s.rss_bytes - self._base[0]
-        self.progress.value = min(0.95, max(0.02, grown / max(target, 1)))
-        self.status.value = f"loading… {time.perf_counter() - t0:.1f} s · +{mb(max(grown, 0))} so far"
+    def _progress_reporter(self, weights: int, device: str) -> Callable:
+        """Rough progress from Monitor samples: memory grown since the load began ÷ the estimated weight
+        bytes (capped at 95 %; the measured figures replace it when the load ends)."""
+        t0, base = time.perf_counter(), []
+
+        def report(s) -> None:
+            now = s.cuda_allocated_bytes if device == "cuda" else s.rss_bytes
+            base[:] = base or [now]
+            grown = max(now - base[0], 0)
+            self.progress.value = min(0.95, max(0.02, grown / max(weights, 1)))
+            self.status.value = f"loading… {time.perf_counter() - t0:.1f} s · +{mb(grown)} so far"
+        return report
 
     def _set_busy(self, busy: bool) -> None:
         for c in (self.model, self.scheme, self.device, self.context, self.force):
@@ -176,8 +181,6 @@ class ModelPicker(w.VBox):
         if busy:
             self.progress.value, self.progress.bar_style = 0.02, "info"
             self.status.value, self.result_html.value = "loading…", ""
-            if hasattr(self, "_base"):
-                del self._base
         else:
             self.progress.bar_style = "success" if self.loaded else "danger"
             if self.loaded is None:

@@ -19,6 +19,8 @@ from .picker import ModelPicker
 HISTORY_COLUMNS = {"#": None, "prompt": None, "model": None, "scheme": None, "tokens": None,
                    "ttft_s": "{:.3f}".format, "decode_tokens_per_s": "{:.1f}".format,
                    "peak_memory_mb": "{:.0f}".format, "finish_reason": None}
+HISTORY_HEADERS = {"ttft_s": "TTFT s", "decode_tokens_per_s": "decode tok/s", "peak_memory_mb": "peak MB",
+                   "finish_reason": "finish"}
 
 
 class Playground(w.VBox):
@@ -42,14 +44,15 @@ class Playground(w.VBox):
         self.system = w.Textarea(value="You are a concise, helpful assistant.", description="System",
                                  layout=w.Layout(width="98%", height="48px"))
         self.prompt = w.Textarea(value=prompt, description="Prompt", layout=w.Layout(width="98%", height="72px"))
+        wide = {"description_width": "90px"}
         self.max_new_tokens = w.IntSlider(value=max_new_tokens, min=1, max=2048, description="Max tokens",
-                                          continuous_update=False)
+                                          continuous_update=False, style=wide)
         self.temperature = w.FloatSlider(value=0.0, min=0.0, max=2.0, step=0.05, description="Temperature",
-                                         continuous_update=False)
+                                         continuous_update=False, style=wide)
         self.top_p = w.FloatSlider(value=1.0, min=0.05, max=1.0, step=0.05, description="Top-p",
-                                   continuous_update=False)
+                                   continuous_update=False, style=wide)
         self.ignore_eos = w.Checkbox(value=False, description="ignore end of sequence (always run to max tokens)",
-                                     indent=False)
+                                     indent=False, layout=w.Layout(width="auto"))
         self.generate_button = w.Button(description="Generate", button_style="primary", icon="play")
         self.stop_button = w.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
         self.state = w.HTML(value="<span class='llamalab-state'>idle</span>")
@@ -98,6 +101,7 @@ class Playground(w.VBox):
     def _start(self) -> None:
         loaded, kwargs = self.loaded, self._kwargs()
         self.stop_event.clear()
+        self.text = ""
         self._set_busy(True)
         self.worker.start(lambda: self._run(loaded, kwargs), done=self._finish)
 
@@ -117,7 +121,6 @@ class Playground(w.VBox):
                     min_new_tokens=n if self.ignore_eos.value else 0, stop_event=self.stop_event)
 
     def _run(self, loaded: LoadedModel, kwargs: dict) -> None:
-        self.text = ""
         show = Throttle(lambda text: setattr(self.output, "value", pre(text)), interval=0.05)
 
         def on_text(piece: str) -> None:
@@ -142,7 +145,8 @@ class Playground(w.VBox):
         row = {**gen.to_dict(), "#": len(self.history) + 1, "prompt": prompt[:40] + ("…" if len(prompt) > 40 else ""),
                "peak_memory_mb": gen.peak_memory_bytes / 1e6}
         self.history.append(row)
-        self.history_html.value = html_table(self.history[-self.history_size:][::-1], HISTORY_COLUMNS)
+        self.history_html.value = html_table(self.history[-self.history_size:][::-1], HISTORY_COLUMNS,
+                                              HISTORY_HEADERS)
 
     def _finish(self) -> None:
         self._set_busy(False)
@@ -153,7 +157,7 @@ class Playground(w.VBox):
         self.generate_button.disabled = busy
         self.stop_button.disabled = not busy
         if busy:
-            self.last = None
+            self.last, self.output.value = None, pre("")
             self.state.value = "<span class='llamalab-state'>generating…</span>"
             self.stats.value = ""
 

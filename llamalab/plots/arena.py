@@ -10,8 +10,9 @@ from plotly.subplots import make_subplots
 # (record key, axis title, scale applied to the value)
 ARENA_METRICS = (("ttft_s", "TTFT (ms)", 1e3), ("decode_tokens_per_s", "decode tokens/s", 1.0),
                  ("peak_memory_bytes", "peak memory (MB)", 1e-6))
-QUALITY_METRICS = (("perplexity", "perplexity", 1.0), ("kl_divergence", "KL vs reference", 1.0),
-                   ("top1_agreement", "top-1 agreement", 1.0))
+# Same column names as llamalab.measure.compare, so records from either place plot alike.
+QUALITY_METRICS = (("perplexity", "perplexity per token", 1.0), ("kl_vs_reference", "KL vs reference (nats)", 1.0),
+                   ("top1_vs_reference", "top-1 agreement", 1.0))
 
 
 def _rows(records) -> list[dict]:
@@ -37,17 +38,29 @@ def arena_summary(records) -> list[dict]:
     return out
 
 
-def arena_figure(records, title: str = "Schemes side by side", height: int = 320) -> go.Figure:
-    """One bar chart per metric, one bar per scheme; quality metrics get a panel only when present."""
+def _label(y) -> str:
+    if y is None:
+        return ""
+    return f"{y:,.0f}" if abs(y) >= 100 else f"{y:.3g}"
+
+
+def arena_figure(records, title: str = "Schemes side by side", height: int = 300) -> go.Figure:
+    """One bar chart per metric, one bar per scheme, three panels a row; quality metrics get panels only
+    when the records carry them. Peak memory says what it counts (e.g. process RSS) in a footnote."""
     summary = arena_summary(records)
     metrics = [m for m in (*ARENA_METRICS, *QUALITY_METRICS)
                if m in ARENA_METRICS or any(m[0] in r for r in summary)]
-    fig = make_subplots(rows=1, cols=len(metrics), subplot_titles=[t for _, t, _ in metrics],
-                        horizontal_spacing=0.08)
+    rows = -(-len(metrics) // 3)
+    fig = make_subplots(rows=rows, cols=3, subplot_titles=[t for _, t, _ in metrics],
+                        horizontal_spacing=0.1, vertical_spacing=0.3 / rows)
     schemes = [r["scheme"] for r in summary]
-    for i, (key, label, scale) in enumerate(metrics, start=1):
+    for i, (key, label, scale) in enumerate(metrics):
         ys = [r[key] * scale if key in r else None for r in summary]
-        fig.add_bar(x=schemes, y=ys, name=label, showlegend=False, row=1, col=i,
-                    text=[f"{y:.3g}" if y is not None else "" for y in ys], textposition="auto")
-    fig.update_layout(title=title, height=height, margin=dict(l=40, r=20, t=70, b=40))
+        fig.add_bar(x=schemes, y=ys, name=label, showlegend=False, row=i // 3 + 1, col=i % 3 + 1, textangle=0,
+                    text=[_label(y) for y in ys], textposition="auto")
+    kinds = sorted({r["peak_memory_kind"] for r in _rows(records) if r.get("peak_memory_kind")})
+    if kinds:
+        fig.add_annotation(text=f"peak memory: {', '.join(kinds)}", xref="paper", yref="paper", x=0, y=-0.12 / rows,
+                           showarrow=False, font_size=10, xanchor="left")
+    fig.update_layout(title=title, height=height * rows, margin=dict(l=40, r=20, t=70, b=50))
     return fig

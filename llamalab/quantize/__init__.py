@@ -45,6 +45,8 @@ class Quantized:
     key: str
     versions: dict = field(default_factory=dict)
     log: str = ""
+    usage: dict = field(default_factory=dict)   # the worker's CPU seconds, page faults and peak RSS
+    hugepages: bool | None = None               # whether the worker ran with torch's huge-page allocator
 
     def load(self, device: str = "cpu", **kw):
         from ..runtime import load
@@ -94,7 +96,7 @@ def _scheme(name: str, bits: int | None):
         raise InvalidSetting(
             f"quantize() makes GPTQ or AWQ checkpoints, not {s.name!r}.",
             "int8 and nf4 quantize while loading: llamalab.load(model, 'int8'|'nf4'); GGUF files: "
-            "llamalab.quantize.gguf.convert(model, 'q8_0'|'f16').")
+            "llamalab.load(model, 'q8_0'|'f16') converts with llama.cpp's converter.")
     method = METHODS[s.family]
     bits = int(s.bits) if bits is None else bits
     if bits not in method.BITS:
@@ -226,8 +228,10 @@ def _run(source: Path, settings: Settings, text: str, out: Path, record: dict, d
         done = _spawn(tmp / "spec.json", log_path, progress, hugepages, settings)
         model_dir = tmp / "model"
         shutil.copy(log_path, model_dir / "quantize.log")
+        usage = {k: done[k] for k in ("user_cpu_s", "system_cpu_s", "minor_page_faults", "peak_rss_bytes") if k in done}
         cache.write_manifest(model_dir, {**record, "quantize_seconds": done["quantize_seconds"],
-                                         "total_seconds": time.perf_counter() - t0, "hugepages": hugepages})
+                                         "total_seconds": time.perf_counter() - t0, "hugepages": hugepages,
+                                         "worker_usage": usage, "load_average": os.getloadavg()})
         if out.exists():
             shutil.rmtree(out)
         model_dir.rename(out)
@@ -267,11 +271,18 @@ def _spawn(spec: Path, log_path: Path, progress, hugepages: bool, settings: Sett
 
 
 def _event(line: str, log) -> dict:
+    """A JSON event from the worker; gptqmodel's own progress text (which shares stdout and redraws
+    with carriage returns) goes to the log."""
+    at = line.find('{"event"')
+    if at < 0:
+        log.write(line)
+        return {}
+    log.write(line[:at] + "\n")
     try:
-        ev = json.loads(line)
+        ev = json.loads(line[at:])
         return ev if isinstance(ev, dict) else {}
     except ValueError:
-        log.write(line)
+        log.write(line[at:])
         return {}
 
 
@@ -307,4 +318,5 @@ def _result(path: Path, cached: bool) -> Quantized:
     log = path / "quantize.log"
     return Quantized(path=str(path), model=m["source"], scheme=m["settings"]["scheme"], settings=m["settings"],
                      quantize_seconds=m["quantize_seconds"], total_seconds=m["total_seconds"], cached=cached,
-                     key=m["key"], versions=m["versions"], log=str(log) if log.exists() else "")
+                     key=m["key"], versions=m["versions"], log=str(log) if log.exists() else "",
+                     usage=m.get("worker_usage", {}), hugepages=m.get("hugepages"))

@@ -2,14 +2,19 @@
 (and the activations down) before rounding so they lose less precision; then search a clipping range.
 
 On CPU gptqmodel needs `backend=BACKEND.AWQ_TORCH` (its default packer needs CUDA). Its per-layer
-clip search (`_compute_best_clip`, no switch in 7.6) is ~88 % of AWQ's time on CPU, and most of
-that is page faults on its large temporary tensors; the kit runs AWQ in a subprocess with
-torch's transparent-huge-page allocator (`THP_MEM_ALLOC_ENABLE=1`), which does not change the result.
+clip search (`_compute_best_clip`, no switch in 7.6) was ~88 % of AWQ's time on CPU (697 s for
+32×256 tokens on an idle 2-core machine, shared/research/quantize-time.md), much of it page faults on
+its large temporary tensors. Two supported changes bring the embedded model under 5 minutes:
+  * the subprocess runs with torch's transparent-huge-page allocator (`THP_MEM_ALLOC_ENABLE=1`): the
+    same arithmetic, byte-identical checkpoint (benchmarks/quantize.py checks the sha256);
+  * 8 calibration rows × 256 tokens instead of 32: the clip search samples a fixed 512 tokens anyway,
+    and perplexity / KL / top-1 did not change measurably (benchmarks/results/quantize*.json).
+Pass samples=32 for the larger calibration set (about 1.5–2× longer).
 """
 from __future__ import annotations
 
 BITS = (4,)
-DEFAULTS = {"samples": 32, "seq_len": 256, "batch_size": 4, "options": {}}
+DEFAULTS = {"samples": 8, "seq_len": 256, "batch_size": 4, "options": {}}
 OPTIONS = ("sym", "true_sequential", "scale_search_chunked_activations")
 OUT_MULTIPLE = 64     # the clip search processes output channels in batches of 64 (or 256)
 

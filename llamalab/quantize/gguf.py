@@ -115,6 +115,8 @@ def convert(model="default", outtype: str = "q8_0", force: bool = False, verbose
 
 
 def _run_converter(source: Path, outtype: str, out: Path, verbose: bool) -> None:
+    from ..runtime.backends import require
+    require("sentencepiece", "pip install sentencepiece", "llama.cpp's convert_hf_to_gguf.py imports it")
     conv = ensure_converter()
     _mkdir(out.parent)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import sys
 import time
@@ -17,7 +18,7 @@ os.environ.setdefault("GPTQMODEL_CPU_WORKERS", "2")   # ≤2-core machines crash
 
 
 def emit(event: str, **data) -> None:
-    print(json.dumps({"event": event, **data}), flush=True)
+    print("\n" + json.dumps({"event": event, **data}), flush=True)   # own line: gptqmodel redraws with \r
 
 
 def decoder_layers(model):
@@ -78,7 +79,9 @@ def main(spec_path: str) -> None:
     for extra in ("generation_config.json", "chat_template.jinja"):
         if (Path(spec["source"]) / extra).is_file() and not (out / extra).is_file():
             shutil.copy(Path(spec["source"]) / extra, out / extra)
-    emit("done", quantize_seconds=seconds, total_seconds=time.perf_counter() - t0)
+    ru = resource.getrusage(resource.RUSAGE_SELF)      # page faults and kernel time show the allocator's cost
+    emit("done", quantize_seconds=seconds, total_seconds=time.perf_counter() - t0, user_cpu_s=ru.ru_utime,
+         system_cpu_s=ru.ru_stime, minor_page_faults=ru.ru_minflt, peak_rss_bytes=ru.ru_maxrss * 1024)
 
 
 if __name__ == "__main__":

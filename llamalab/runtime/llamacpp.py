@@ -6,8 +6,10 @@ model and fed to llama.cpp as token ids, so every engine sees identical prompts;
 """
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import weakref
 from pathlib import Path
 
 from ..errors import InvalidSetting
@@ -19,6 +21,14 @@ FILE_TYPES = {0: "f32", 1: "f16", 2: "q4_0", 3: "q4_1", 7: "q8_0", 8: "q5_0", 9:
               17: "q5_k_m", 18: "q6_k", 32: "bf16"}
 SIDECAR = ".llamalab.json"     # written beside converted GGUFs: {"tokenizer": "<HF folder>"}
 DEFAULT_CTX = 2048
+_live: "weakref.WeakSet[LlamaCppEngine]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    """Free llama.cpp models before interpreter teardown (llama-cpp-python's __del__ fails then)."""
+    for engine in list(_live):
+        engine.unload()
 
 
 def file_type(llm) -> str:
@@ -42,9 +52,41 @@ def tokenizer_for(path: Path, tokenizer=None):
     sidecar = Path(str(path) + SIDECAR)
     if folder is None and sidecar.is_file():
         folder = json.loads(sidecar.read_text()).get("tokenizer")
-    if folder and Path(folder).is_dir():
-        return AutoTokenizer.from_pretrained(folder)
-    return AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+    if folder is None:
+        folder = _embedded_folder(path) or _tokenizer_from_gguf(path)
+    return AutoTokenizer.from_pretrained(str(folder))
+
+
+def _embedded_folder(path: Path) -> str | None:
+    from .. import embedded
+    try:
+        if path.resolve() == embedded.gguf_path().resolve():
+            return str(embedded.ensure_model())
+    except Exception:
+        return None
+    return None
+
+
+def _tokenizer_from_gguf(path: Path) -> str:
+    """transformers can rebuild the HF tokenizer from GGUF metadata; done once, in a subprocess, and
+    saved to the cache (in-process it left llama.cpp decoding ~100× slower here, cause not found)."""
+    import hashlib
+    import subprocess
+    import sys
+
+    from .. import embedded
+    st = path.stat()
+    key = hashlib.sha256(f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:16]
+    out = embedded.cache_dir() / "gguf-tokenizers" / key
+    if not (out / "tokenizer_config.json").is_file():
+        code = ("import sys; from transformers import AutoTokenizer; "
+                "AutoTokenizer.from_pretrained(sys.argv[1], gguf_file=sys.argv[2]).save_pretrained(sys.argv[3])")
+        r = subprocess.run([sys.executable, "-c", code, str(path.parent), path.name, str(out)],
+                           capture_output=True, text=True)
+        if r.returncode:
+            raise InvalidSetting(f"Could not build a tokenizer from {path.name}: {r.stderr.strip()[-400:]}",
+                                 "Pass tokenizer='<folder with the HF tokenizer files>'.")
+    return str(out)
 
 
 class LlamaCppEngine:
@@ -62,6 +104,7 @@ class LlamaCppEngine:
         self.file_type = file_type(self.llm)
         self.eos = {self.llm.token_eos()} | _hf_eos(tokenizer)
         self._scorer = None
+        _live.add(self)
 
     @property
     def is_chat(self) -> bool:
@@ -112,7 +155,7 @@ class LlamaCppEngine:
         return int(llama_cpp.llama_model_size(self.llm.model))
 
     def unload(self) -> None:
-        for llm in (self.llm, self._scorer):
+        for llm in (getattr(self, "llm", None), getattr(self, "_scorer", None)):
             if llm is not None:
                 llm.close()
         self.llm = self._scorer = self.tokenizer = None

@@ -1,0 +1,105 @@
+"""The kit's overhead on each engine: LoadedModel.generate vs the raw library, same process, same model
+object, same token ids, interleaved runs (raw, kit, raw, kit, ...), medians.
+
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/engines.py [--runs 7] [--tokens 128] [--schemes bf16,q4_1]
+
+Raw transformers = model.generate(min_new_tokens = max_new_tokens, greedy) with a streamer that
+timestamps tokens; raw llama.cpp = a loop over Llama.generate (reset first, greedy). Decode tok/s =
+(tokens − 1) / (last − first token time). Writes benchmarks/results/engines.json and engines.html.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import llamalab
+
+OUT = Path(__file__).parent / "results"
+PROMPT = "Explain what quantization does to a neural network in three sentences."
+
+
+def raw_transformers(m, ids, n):
+    import torch
+    model, times = m.model, []
+
+    class Streamer:
+        first = True
+
+        def put(self, v):
+            if self.first:
+                self.first = False
+                return
+            times.append(time.perf_counter())
+
+        def end(self):
+            pass
+    x = torch.tensor([ids])
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        model.generate(input_ids=x, attention_mask=torch.ones_like(x), max_new_tokens=n, min_new_tokens=n,
+                       do_sample=False, streamer=Streamer(), pad_token_id=m.tokenizer.eos_token_id)
+    return t0, times
+
+
+def raw_llamacpp(m, ids, n):
+    llm, times = m.engine.llm, []
+    llm.reset()
+    t0 = time.perf_counter()
+    for _ in llm.generate(ids, temp=0.0, top_k=0, top_p=1.0, min_p=0.0, typical_p=1.0, repeat_penalty=1.0):
+        times.append(time.perf_counter())
+        if len(times) >= n:
+            break
+    return t0, times
+
+
+def measure(scheme: str, runs: int, n: int) -> dict:
+    m = llamalab.load("default", scheme)
+    ids = m.engine.encode(PROMPT)
+    raw = raw_llamacpp if type(m.engine).__name__ == "LlamaCppEngine" else raw_transformers
+    m.generate(PROMPT, max_new_tokens=8)
+    raw(m, ids, 8)
+    res = {"raw": [], "kit": []}
+    for _ in range(runs):
+        t0, ts = raw(m, ids, n)
+        res["raw"].append({"ttft_s": ts[0] - t0, "decode_tok_s": (len(ts) - 1) / (ts[-1] - ts[0]),
+                           "total_s": ts[-1] - t0, "tokens": len(ts)})
+        g = m.generate(PROMPT, max_new_tokens=n, min_new_tokens=n)
+        res["kit"].append({"ttft_s": g.prefill_s, "decode_tok_s": g.decode_tokens_per_s,
+                           "total_s": g.total_s, "tokens": g.tokens})
+    m.unload()
+    med = {side: {k: statistics.median(r[k] for r in rows) for k in ("ttft_s", "decode_tok_s", "total_s")}
+           for side, rows in res.items()}
+    return {"scheme": scheme, "engine": "llama.cpp" if raw is raw_llamacpp else "transformers", "runs": runs,
+            "new_tokens": n, "prompt_tokens": len(ids), "median": med,
+            "decode_ratio_kit_over_raw": med["kit"]["decode_tok_s"] / med["raw"]["decode_tok_s"],
+            "total_ratio_kit_over_raw": med["kit"]["total_s"] / med["raw"]["total_s"], "all": res}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=7)
+    ap.add_argument("--tokens", type=int, default=128)
+    ap.add_argument("--schemes", default="bf16,q4_1")
+    args = ap.parse_args()
+    rows = [measure(s, args.runs, args.tokens) for s in args.schemes.split(",")]
+    for r in rows:
+        print(f"{r['scheme']:>6} {r['engine']:<12} raw {r['median']['raw']['decode_tok_s']:.1f} tok/s  "
+              f"kit {r['median']['kit']['decode_tok_s']:.1f} tok/s  decode ratio {r['decode_ratio_kit_over_raw']:.3f}"
+              f"  total-time ratio {r['total_ratio_kit_over_raw']:.3f}")
+    OUT.mkdir(exist_ok=True)
+    (OUT / "engines.json").write_text(json.dumps({"note": "kit total_s includes chat-template encoding; "
+                                                          "raw total_s starts at the generate call", "rows": rows},
+                                                 indent=2))
+    import plotly.graph_objects as go
+    fig = go.Figure([go.Bar(name=side, x=[r["scheme"] for r in rows],
+                            y=[r["median"][side]["decode_tok_s"] for r in rows]) for side in ("raw", "kit")])
+    fig.update_layout(barmode="group", title="Decode speed: raw library vs llamalab (median, same process)",
+                      yaxis_title="tokens/s", template="plotly_white")
+    fig.write_html(OUT / "engines.html", include_plotlyjs="cdn")
+
+
+if __name__ == "__main__":
+    main()

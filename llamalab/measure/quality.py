@@ -1,0 +1,218 @@
+"""Quality of a loaded model on a held-out text: perplexity (always labelled) and the divergence of its
+next-token distributions from a reference scheme (mean KL and top-1 agreement).
+
+Both score the same token windows: the text is tokenized once with the model's own (HF) tokenizer,
+cut into windows of `context` tokens starting every `stride` tokens (at least one token of overlap,
+so no target goes unscored), and each target token (all but the first) is scored exactly once. Works for transformers and llama.cpp
+(GGUF) engines; any other engine raises a clear error.
+"""
+from __future__ import annotations
+
+import math
+import shutil
+import tempfile
+import weakref
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ..errors import InvalidSetting, LlamalabError
+
+DEFAULT_TOKENS, DEFAULT_CONTEXT = 2048, 512
+
+
+@dataclass(frozen=True)
+class Perplexity:
+    """exp(mean negative log-likelihood per token) of `tokens` target tokens of `text`."""
+    value: float
+    nll_per_token: float        # nats
+    tokens: int                 # target tokens scored
+    text: str                   # which text (name) and its source
+    source: str
+    context: int                # tokens per window
+    stride: int                 # tokens between window starts
+    model: str = ""
+    scheme: str = ""
+    per: str = "token"
+
+    @property
+    def label(self) -> str:
+        return (f"perplexity per token = {self.value:.3f} on {self.text} ({self.tokens} tokens scored; "
+                f"context {self.context}, stride {self.stride})")
+
+    def __str__(self) -> str:
+        return f"{self.model} {self.scheme}: {self.label}"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Divergence:
+    """How far a model's next-token distributions are from a reference's on the same positions."""
+    kl_mean: float              # mean over positions of KL(reference ‖ model), nats
+    top1_agreement: float       # share of positions where both pick the same most likely token
+    tokens: int
+    text: str
+    context: int
+    stride: int
+    model: str = ""
+    scheme: str = ""
+    reference: str = ""
+
+    @property
+    def label(self) -> str:
+        return (f"KL({self.reference} ‖ {self.scheme}) = {self.kl_mean:.4f} nats/token, top-1 agreement "
+                f"{self.top1_agreement:.1%} on {self.text} ({self.tokens} tokens; context {self.context}, "
+                f"stride {self.stride})")
+
+    def __str__(self) -> str:
+        return self.label
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Window:
+    start: int                  # first token of the window in the text's ids
+    first_target: int           # index inside the window of the first position that is scored
+
+
+def windows(n: int, context: int, stride: int) -> list[Window]:
+    """Windows of `context` tokens every `stride` tokens; each target (ids[1:]) scored exactly once."""
+    if context < 2 or not 1 <= stride <= context:
+        raise InvalidSetting(f"context={context}, stride={stride}: need context ≥ 2 and 1 ≤ stride ≤ context.",
+                             "Use e.g. context=512, stride=512 (no overlap) or stride=256 (more context per token).")
+    out, scored_to = [], 1          # targets [1, scored_to) already scored
+    start = 0
+    while scored_to < n:
+        end = min(start + context, n)
+        out.append(Window(start, max(scored_to - start, 1)))
+        scored_to = end
+        if end == n:
+            break
+        start = min(start + stride, scored_to - 1)   # ≥ 1 token of context before the next target
+    return out
+
+
+def _text(text):
+    from ..data import texts
+    if text is None:
+        t = texts.heldout()
+        return t.name, t.source, t.text
+    if isinstance(text, texts.Text):
+        return text.name, text.source, text.text
+    return "user text", "given by the caller", str(text)
+
+
+def _token_ids(loaded, text: str, tokens: int) -> list[int]:
+    tok = loaded.tokenizer
+    if tok is None:
+        raise LlamalabError(f"{loaded.scheme.name} has no tokenizer to cut the text with.",
+                            "Load the model through llamalab.load().")
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    if len(ids) < 2:
+        raise InvalidSetting("The text is shorter than 2 tokens.", "Pass a longer text.")
+    return ids[:tokens] if tokens else ids
+
+
+def log_probs(loaded, ids: list[int]):
+    """log-softmax of the model's next-token logits at every position: torch float32 [len(ids), vocab]."""
+    import torch
+    engine = loaded.engine
+    if hasattr(engine, "logits"):                     # llama.cpp: a logits_all context
+        logits = torch.from_numpy(engine.logits(ids))
+    elif getattr(engine, "model", None) is not None and hasattr(engine.model, "forward"):
+        model = engine.model
+        with torch.inference_mode():
+            x = torch.tensor([ids], device=model.device)
+            logits = model(input_ids=x, attention_mask=torch.ones_like(x)).logits[0].float().cpu()
+    else:
+        raise LlamalabError(f"The {type(engine).__name__} engine gives no per-position logits, so perplexity "
+                            "and KL cannot be measured for it.", "Use a transformers or llama.cpp backend.")
+    return torch.log_softmax(logits.float(), dim=-1)
+
+
+def _scored(loaded, ids, context, stride):
+    """(targets, log-probs of the positions predicting them) for each window."""
+    import torch
+    for w in windows(len(ids), context, stride):
+        chunk = ids[w.start:w.start + context]
+        lp = log_probs(loaded, chunk)[w.first_target - 1: len(chunk) - 1]
+        yield torch.tensor(chunk[w.first_target:]), lp
+
+
+def perplexity(loaded, text=None, *, tokens: int = DEFAULT_TOKENS, context: int = DEFAULT_CONTEXT,
+               stride: int | None = None) -> Perplexity:
+    """Per-token perplexity of `loaded` on `text` (default: the bundled held-out KJV Luke 1–4),
+    first `tokens` tokens, windows of `context` tokens every `stride` (default = context, no overlap)."""
+    name, source, body = _text(text)
+    stride = stride or context
+    ids = _token_ids(loaded, body, tokens)
+    nll, n = 0.0, 0
+    for targets, lp in _scored(loaded, ids, context, stride):
+        nll -= lp.gather(1, targets[:, None]).sum().item()
+        n += len(targets)
+    return Perplexity(math.exp(nll / n), nll / n, n, name, source, context, stride,
+                      loaded.card.name, loaded.scheme.name)
+
+
+class Reference:
+    """A reference model's log-probs on a text, kept on disk (one .npy per window) so comparing many
+    schemes needs neither the reference model nor its ~400 MB of log-probs in memory."""
+
+    def __init__(self, loaded, text=None, *, tokens: int = DEFAULT_TOKENS, context: int = DEFAULT_CONTEXT,
+                 stride: int | None = None):
+        import numpy as np
+        self.text_name, self.source, self.body = _text(text)
+        self.context, self.stride = context, stride or context
+        self.scheme, self.model = loaded.scheme.name, loaded.card.name
+        self.ids = _token_ids(loaded, self.body, tokens)
+        self.dir = Path(tempfile.mkdtemp(prefix="llamalab-reference-"))
+        self._cleanup = weakref.finalize(self, shutil.rmtree, self.dir, True)
+        nll, n = 0.0, 0
+        for i, (targets, lp) in enumerate(_scored(loaded, self.ids, context, self.stride)):
+            np.save(self.dir / f"{i}.npy", lp.numpy())
+            nll -= lp.gather(1, targets[:, None]).sum().item()
+            n += len(targets)
+        self.perplexity = Perplexity(math.exp(nll / n), nll / n, n, self.text_name, self.source, context,
+                                     self.stride, self.model, self.scheme)
+
+    def window_log_probs(self, i: int):
+        import numpy as np
+        import torch
+        return torch.from_numpy(np.load(self.dir / f"{i}.npy"))
+
+    def close(self) -> None:
+        self._cleanup()
+
+
+def divergence(loaded, reference, text=None, *, tokens: int = DEFAULT_TOKENS, context: int = DEFAULT_CONTEXT,
+               stride: int | None = None) -> Divergence:
+    """Mean KL(reference ‖ loaded) of next-token distributions and top-1 agreement, position by position.
+    `reference` is another LoadedModel (same tokenizer) or a `Reference` computed beforehand."""
+    if isinstance(reference, Reference):
+        ref_scheme, ids, body = reference.scheme, reference.ids, reference.body
+        context, stride, name = reference.context, reference.stride, reference.text_name
+        ref_lp = reference.window_log_probs
+    else:
+        name, _, body = _text(text)
+        stride = stride or context
+        ids = _token_ids(reference, body, tokens)
+        ref_scheme = reference.scheme.name
+        ref_windows = _scored(reference, ids, context, stride)
+        ref_lp = lambda i: next(ref_windows)[1]   # noqa: E731  (windows come in order)
+    if _token_ids(loaded, body, len(ids)) != ids:
+        raise InvalidSetting("The model and the reference tokenize the text differently.",
+                             "Compare models that share a tokenizer.")
+    kl, agree, n = 0.0, 0, 0
+    for i, (targets, lp) in enumerate(_scored(loaded, ids, context, stride)):
+        r = ref_lp(i)
+        if r.shape != lp.shape:
+            raise InvalidSetting(f"Vocabulary sizes differ ({r.shape[-1]} vs {lp.shape[-1]}).",
+                                 "Compare models that share a tokenizer.")
+        kl += (r.exp() * (r - lp)).sum().item()
+        agree += (r.argmax(-1) == lp.argmax(-1)).sum().item()
+        n += len(targets)
+    return Divergence(kl / n, agree / n, n, name, context, stride, loaded.card.name, loaded.scheme.name, ref_scheme)
+

@@ -1,0 +1,53 @@
+"""compare(): one tidy row per scheme × prompt with units in the column names; failures become rows."""
+import pytest
+
+import llamalab
+from llamalab.measure.compare import COLUMNS, summary
+from llamalab.plots import compare as plots
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def table(embedded_dir):
+    schemes = ["bf16", "q4_1", "not-a-scheme"]
+    return llamalab.compare("default", schemes=schemes, prompts=["Hi", "Name a colour."], max_new_tokens=6,
+                            tokens=200, context=128)
+
+
+def test_shape_and_columns(table):
+    assert list(table.columns) == list(COLUMNS)
+    assert len(table) == 2 + 2 + 1                  # 2 prompts × 2 schemes + 1 error row
+    ok = table[table.error.isna()]
+    assert set(ok.scheme) == {"bf16", "q4_1"} and set(ok.engine) == {"transformers", "llama.cpp"}
+
+
+def test_units_and_values(table):
+    ok = table[table.error.isna()]
+    assert (ok.new_tokens == 6).all()               # fixed length
+    assert (ok.decode_tok_s > 0).all() and (ok.ttft_s > 0).all() and (ok.ttft_s < 60).all()
+    assert (ok.weights_disk_bytes > 50e6).all() and (ok.weights_memory_bytes > 50e6).all()
+    assert (ok.peak_rss_bytes > 100e6).all()
+    assert (ok.perplexity > 1).all() and (ok.ppl_context == 128).all() and (ok.ppl_text == "kjv-luke-1-4").all()
+    bf16 = ok[ok.scheme == "bf16"].iloc[0]
+    assert bf16.kl_vs_reference == pytest.approx(0, abs=1e-6) and bf16.top1_vs_reference == 1
+    q = ok[ok.scheme == "q4_1"].iloc[0]
+    assert q.weights_disk_bytes < bf16.weights_disk_bytes and q.kl_vs_reference > 0
+
+
+def test_failed_scheme_is_a_row_with_the_reason(table):
+    err = table[table.scheme == "not-a-scheme"].iloc[0]
+    assert "Unknown scheme" in err.error
+
+
+def test_figures(table):
+    s = summary(table)
+    assert list(s.scheme) == ["bf16", "q4_1", "not-a-scheme"]
+    assert len(plots.bars(table, "decode_tok_s").data[0].x) == 2
+    assert len(plots.overview(table).data) == 4
+    t = plots.tradeoff(table)
+    assert list(t.data[0].text) == ["bf16", "q4_1"] and "MB" in t.layout.xaxis.title.text
+    live = plots.live_figure()
+    from llamalab.monitor import Sample
+    plots.live_update(live, [Sample(t=0.0, rss_bytes=2e8), Sample(t=0.5, rss_bytes=3e8, tokens_per_s=10)])
+    assert list(live.data[0].y) == [200.0, 300.0] and list(live.data[1].y) == [0.0, 10]

@@ -1,0 +1,86 @@
+"""Perplexity and KL on the embedded model, through transformers and llama.cpp (GGUF), plus the cached
+GPTQ/AWQ checkpoints when a previous run (notebook or benchmark) made them."""
+import pytest
+
+import llamalab
+from llamalab.measure.quality import Reference, divergence, perplexity
+from llamalab.quantize import cache
+
+pytestmark = pytest.mark.slow
+N = 384
+
+
+@pytest.fixture(scope="module")
+def fp32():
+    m = llamalab.load("default", "fp32")
+    yield m
+    m.unload()
+
+
+@pytest.fixture(scope="module")
+def reference(fp32):
+    r = Reference(fp32, tokens=N, context=256)
+    yield r
+    r.close()
+
+
+def test_perplexity_is_labelled(fp32):
+    p = perplexity(fp32, tokens=N, context=256)
+    assert 1 < p.value < 200 and p.tokens == N - 1
+    assert (p.text, p.context, p.stride, p.per) == ("kjv-luke-1-4", 256, 256, "token")
+    assert "per token" in p.label and "context 256" in p.label and "Luke" in p.source
+
+
+def test_fp32_against_itself_is_zero(fp32, reference):
+    d = divergence(fp32, reference)
+    assert abs(d.kl_mean) < 1e-6 and d.top1_agreement == 1.0
+    assert reference.perplexity.value == pytest.approx(perplexity(fp32, tokens=N, context=256).value, rel=1e-6)
+
+
+def test_orderings_bf16_vs_4bit(reference, fp32):
+    bf16 = llamalab.load("default", "bf16")
+    d16 = divergence(bf16, reference)
+    bf16.unload()
+    nf4 = llamalab.load("default", "nf4")
+    d4 = divergence(nf4, reference)
+    nf4.unload()
+    assert 0 < d16.kl_mean < d4.kl_mean
+    assert d4.top1_agreement < d16.top1_agreement <= 1
+
+
+def test_gguf_perplexity_and_kl_through_llamacpp(reference):
+    pytest.importorskip("llama_cpp")
+    q = llamalab.load("default", "q4_1")
+    try:
+        assert type(q.engine).__name__ == "LlamaCppEngine"
+        p = perplexity(q, tokens=N, context=256)
+        d = divergence(q, reference)
+    finally:
+        q.unload()
+    # the embedded bf16/fp32 weights ARE this Q4_1 file dequantized: llama.cpp must agree closely
+    assert 1 < p.value < 200
+    assert 0 < d.kl_mean < 0.05 and d.top1_agreement > 0.9
+
+
+def test_gguf_scheme_must_match_the_file(tmp_path):
+    pytest.importorskip("llama_cpp")
+    from llamalab import catalog, embedded
+    from llamalab.runtime.backends import gguf
+    with pytest.raises(llamalab.InvalidSetting, match="Q4_1") as e:
+        gguf.load(str(embedded.gguf_path()), catalog.scheme("q8_0"), "cpu")
+    assert "q4_1" in e.value.fix
+
+
+@pytest.mark.parametrize("method", ["gptq", "awq"])
+def test_cached_embedded_checkpoint_loads(method, bf16):
+    from llamalab import embedded
+    found = cache.find(cache.model_fingerprint(embedded.model_dir()), method, 4)
+    if found is None:
+        pytest.skip(f"no cached {method} checkpoint of the embedded model (run the notebook or benchmarks/quantize.py)")
+    m = llamalab.load("default", method)
+    try:
+        assert m.path == str(found)
+        assert m.footprint_bytes < bf16.footprint_bytes
+        assert "Paris" in m.generate("What is the capital of France?", max_new_tokens=16).text
+    finally:
+        m.unload()
