@@ -2,7 +2,6 @@
 thread, then check what the widgets show. Real embedded model, no browser, no mocks of the library."""
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import threading
@@ -303,6 +302,6 @@ def test_unexpected_exceptions_show_one_line_not_a_traceback():
 
 
 def test_no_top_level_widgets_module():
-    here = os.path.dirname(os.path.dirname(__file__))
+    """The UI package is importable only as llamalab.widgets (a top-level `widgets` would collide)."""
     code = "import importlib.util, sys; sys.exit(importlib.util.find_spec('widgets') is not None)"
-    assert subprocess.run([sys.executable, "-c", code], cwd="/", timeout=60).returncode == 0, here
+    assert subprocess.run([sys.executable, "-c", code], cwd="/", timeout=60).returncode == 0

@@ -3,8 +3,8 @@ worker thread: answers side by side, bars for TTFT, tokens/s and peak memory, an
 
 Quality columns (perplexity, KL vs the first scheme, top-1 agreement) come from a measuring function:
 `quality=True` uses `llamalab.measure.quality` (perplexity per token on `quality_tokens` tokens of its
-bundled held-out text; KL and top-1 agreement against the first scheme), or pass your own `fn(loaded, prompts, reference=None) -> dict`
-with any of the keys perplexity / kl_vs_reference / top1_vs_reference.
+bundled held-out text; KL and top-1 agreement against the first scheme), or pass your own
+`fn(loaded, prompts, reference=None) -> dict` with any of the keys perplexity / kl_vs_reference / top1_vs_reference.
 """
 from __future__ import annotations
 
@@ -221,7 +221,8 @@ class Arena(w.VBox):
         for scheme in dict.fromkeys(r["scheme"] for r in self.records):
             row = dict(rows.get(scheme, {"scheme": scheme}))
             if scheme in loads:
-                row.update(load_seconds=loads[scheme]["load_seconds"], footprint_mb=loads[scheme]["footprint_bytes"] / 1e6,
+                load = loads[scheme]
+                row.update(load_seconds=load["load_seconds"], footprint_mb=load["footprint_bytes"] / 1e6,
                            tokens=sum(r["tokens"] for r in self.records if r["scheme"] == scheme and "tokens" in r))
             if "ttft_s" in row:
                 row["ttft_ms"] = row["ttft_s"] * 1e3

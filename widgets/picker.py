@@ -189,11 +189,13 @@ class ModelPicker(w.VBox):
 
 
 def _estimate_html(est, budget: int, device: str) -> str:
-    rows = [{"part": k, "size": gb(v)} for k, v in est.breakdown.items()] + [{"part": "total", "size": gb(est.total_bytes)}]
+    rows = [{"part": k, "size": gb(v)} for k, v in est.breakdown.items()]
+    rows.append({"part": "total", "size": gb(est.total_bytes)})
     fits = est.fits(budget)
     where = "this machine's available RAM" if device == "cpu" else "free GPU memory"
     verdict = (f"<span class='llamalab-fit' data-fits='{str(fits).lower()}'>"
-               f"{'✓ fits' if fits else '✗ does not fit'}: needs {gb(est.total_bytes)}, {where} is {gb(budget)}</span>")
+               f"{'✓ fits' if fits else '✗ does not fit'}: needs {gb(est.total_bytes)}, "
+               f"{where} is {gb(budget)}</span>")
     return (f"<div class='llamalab-estimate'>Estimate for context {est.context} "
             f"({est.scheme}, {device}):{html_table(rows, {'part': None, 'size': None})}{verdict}</div>")
 

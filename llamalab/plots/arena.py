@@ -60,7 +60,7 @@ def arena_figure(records, title: str = "Schemes side by side", height: int = 300
                     text=[_label(y) for y in ys], textposition="auto")
     kinds = sorted({r["peak_memory_kind"] for r in _rows(records) if r.get("peak_memory_kind")})
     if kinds:
-        fig.add_annotation(text=f"peak memory: {', '.join(kinds)}", xref="paper", yref="paper", x=0, y=-0.12 / rows,
-                           showarrow=False, font_size=10, xanchor="left")
-    fig.update_layout(title=title, height=height * rows, margin=dict(l=40, r=20, t=70, b=50))
+        fig.add_annotation(text=f"peak memory: {', '.join(kinds)}", xref="paper", yref="paper", x=0, y=0,
+                           yshift=-42, showarrow=False, font_size=10, xanchor="left", yanchor="top")
+    fig.update_layout(title=title, height=height * rows, margin=dict(l=40, r=20, t=70, b=60))
     return fig

@@ -197,6 +197,7 @@ def page(browser):
     pg = ctx.new_page()
     pg.console_errors = []
     pg.on("pageerror", lambda e: pg.console_errors.append(str(e)))
+    pg.on("console", lambda m: m.type == "error" and pg.console_errors.append(m.text[:500]))
     yield pg
     ctx.close()
 
@@ -206,6 +207,8 @@ def pytest_runtest_makereport(item, call):
     rep = (yield).get_result()
     if rep.when == "call" and rep.failed and "page" in getattr(item, "funcargs", {}):
         ARTIFACTS.mkdir(exist_ok=True)
+        errors = item.funcargs["page"].console_errors
+        (ARTIFACTS / f"FAILED_{item.name}.console.txt").write_text("\n".join(errors))
         try:
             item.funcargs["page"].screenshot(path=str(ARTIFACTS / f"FAILED_{item.name}.png"), full_page=True)
         except Exception as e:   # noqa: BLE001 - a failed screenshot must not hide the test failure
