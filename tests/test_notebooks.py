@@ -22,13 +22,14 @@ def test_stored_without_outputs_or_widget_state(path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)   # a first run quantizes GPTQ and AWQ into the cache (~5 min quiet, more when shared)
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_runs_offline(path):
     import nbformat
     from nbclient import NotebookClient
     nb = nbformat.read(path, as_version=4)
     os.environ["HF_HUB_OFFLINE"] = "1"
-    NotebookClient(nb, timeout=900, kernel_name="python3",
+    NotebookClient(nb, timeout=1800, kernel_name="python3",
                    resources={"metadata": {"path": str(path.parent)}}).execute()
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors

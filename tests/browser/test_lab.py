@@ -174,17 +174,29 @@ def test_stop_ends_a_long_generation_within_a_second(page, timings):
     pg.locator("input[type=checkbox]").uncheck()
 
 
-def test_reload_shows_the_plots_real_data(lab, page, artifacts):
+def test_reload_shows_the_plots_real_data(lab, page, artifacts, timings):
     """Pitfall P1: FigureWidgets updated after display must be re-synced, or a reload shows them empty."""
     live = page.locator(".llamalab-live-monitor").nth(1)                   # the standalone LiveMonitor
     before = live.locator(".scatterlayer .trace").first.locator("path.point").count()
     assert before > 0
     menu(page, "File", "Save Notebook")
     page.wait_for_function("() => !window.jupyterapp.shell.currentWidget.context.model.dirty", timeout=30_000)
-    page.reload()
-    kernel_idle(page)
-    live = page.locator(".llamalab-live-monitor").nth(1)
-    expect(live.locator(".js-plotly-plot")).to_be_visible(timeout=60_000)
+    # On a heavily loaded machine the widget manager sometimes fails to rebuild the models from the kernel
+    # ("Error displaying widget: model not found" for every widget; seen in 2 of ~12 runs, both while
+    # other heavy jobs shared the 2 cores). A learner would reload again; so do we, once, and record it
+    # (timings.json, and the browser console in test-artifacts/reload_console_errors.txt).
+    for attempt in (1, 2):
+        page.reload()
+        kernel_idle(page)
+        live = page.locator(".llamalab-live-monitor").nth(1)
+        try:
+            expect(live.locator(".js-plotly-plot")).to_be_visible(timeout=45_000)
+            break
+        except AssertionError:
+            if attempt == 2 or not page.get_by_text("model not found").count():
+                raise
+            (artifacts / "reload_console_errors.txt").write_text("\n".join(page.console_errors))
+    timings["reload_attempts"] = attempt
     expect(live.locator(".scatterlayer .trace").first.locator("path.point")).to_have_count(before, timeout=30_000)
     expect(page.locator(".llamalab-arena .js-plotly-plot .bars path")).not_to_have_count(0)
     page.screenshot(path=str(artifacts / "lab_after_reload.png"), full_page=True)
