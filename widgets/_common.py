@@ -71,6 +71,16 @@ def guarded(errors: ErrorBox) -> Callable:
     return wrap
 
 
+def launch(widget, wait: bool = False) -> None:
+    """A button's action: one job at a time; an error while starting shows inline; wait=True blocks."""
+    if widget.worker.busy:
+        return
+    widget.errors.clear()
+    guarded(widget.errors)(widget._start)()
+    if wait:
+        widget.wait()
+
+
 class Worker:
     """Runs one job at a time in a daemon thread; errors go to the ErrorBox, `done` always runs after."""
 

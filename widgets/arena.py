@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 import llamalab
 from llamalab.plots import QUALITY_METRICS, arena_figure, arena_summary, update_figure
 
-from ._common import ErrorBox, Throttle, Worker, explain, guarded, html_table, message_html, pre
+from ._common import ErrorBox, Throttle, Worker, explain, launch, html_table, message_html, pre
 from .picker import capability
 
 MAX_PROMPTS = 5
@@ -118,12 +118,7 @@ class Arena(w.VBox):
 
     def run(self, wait: bool = False) -> None:
         """What the Run button does: every chosen scheme in turn, in a worker thread. Problems show inline."""
-        if self.worker.busy:
-            return
-        self.errors.clear()
-        guarded(self.errors)(self._start)()
-        if wait:
-            self.wait()
+        launch(self, wait)
 
     def _start(self) -> None:
         prompts = [p.strip() for p in self.prompts.value.splitlines() if p.strip()]

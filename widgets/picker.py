@@ -16,7 +16,7 @@ from llamalab import LoadedModel
 from llamalab.runtime import check_scheme, resolve_device
 from llamalab.runtime.source import is_cached
 
-from ._common import ErrorBox, Worker, gb, guarded, html_table, mb, message_html
+from ._common import ErrorBox, Worker, gb, guarded, html_table, launch, mb, message_html
 
 DEFAULT_LABEL = "SmolLM2 135M Instruct (embedded)"
 
@@ -131,12 +131,7 @@ class ModelPicker(w.VBox):
 
     def load(self, wait: bool = False) -> None:
         """What the Load button does: load in a worker thread (`wait=True` blocks until done)."""
-        if self.worker.busy:
-            return
-        self.errors.clear()
-        guarded(self.errors)(self._start)()
-        if wait:
-            self.wait()
+        launch(self, wait)
 
     def _start(self) -> None:
         args = (self.model.value, self.scheme.value, self.device.value, self.context.value, self.force.value)

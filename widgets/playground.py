@@ -12,7 +12,7 @@ import ipywidgets as w
 
 from llamalab import Generation, InvalidSetting, LoadedModel
 
-from ._common import ErrorBox, Throttle, Worker, guarded, html_table, pre
+from ._common import ErrorBox, Throttle, Worker, guarded, html_table, launch, pre
 from .monitor import LiveMonitor
 from .picker import ModelPicker
 
@@ -91,12 +91,7 @@ class Playground(w.VBox):
 
     def generate(self, wait: bool = False) -> None:
         """What the Generate button does: stream a generation in a worker thread. Problems show inline."""
-        if self.worker.busy:
-            return
-        self.errors.clear()
-        guarded(self.errors)(self._start)()
-        if wait:
-            self.wait()
+        launch(self, wait)
 
     def _start(self) -> None:
         loaded, kwargs = self.loaded, self._kwargs()
