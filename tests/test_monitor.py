@@ -1,8 +1,20 @@
+import mmap
 import threading
 import time
 
 import llamalab
 from llamalab.monitor import Monitor, count_tokens
+
+
+def _resident_block(size):
+    """Fresh anonymous pages, each written once: RSS must grow by `size`.
+
+    bytearray() would be calloc'd (untouched pages) or served from heap memory
+    the process already holds, so RSS need not move."""
+    block = mmap.mmap(-1, size)
+    for offset in range(0, size, mmap.PAGESIZE):
+        block[offset] = 1
+    return block
 
 
 def test_samples_memory_and_tokens_per_second():
@@ -11,14 +23,14 @@ def test_samples_memory_and_tokens_per_second():
         for _ in range(20):
             count_tokens(5)
             time.sleep(0.01)
-        block = bytearray(50 * 2**20)          # 50 MiB the sampler must see
-        time.sleep(0.15)
+        block = _resident_block(50 * 2**20)    # 50 MiB the sampler must see
+        time.sleep(0.3)
     assert not mon.running and len(mon.samples) >= 4 and seen == mon.samples
     assert sum(s.tokens_per_s for s in mon.samples) > 0
     assert mon.peak_rss_bytes - mon.samples[0].rss_bytes >= 40 * 2**20
     ts = [s.t for s in mon.samples]
     assert ts == sorted(ts) and all(s.cuda_allocated_bytes == 0 for s in mon.samples)
-    del block
+    block.close()
 
 
 def test_tokens_counted_only_while_running():
