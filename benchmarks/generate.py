@@ -3,7 +3,7 @@
 For each scheme: load once through llamalab, then alternate llamalab `generate()` and a raw
 transformers `model.generate()` on the same model object and the same prompt ids (greedy, exactly
 N new tokens), so the ratio isolates what the kit adds (streaming text, stop checks, memory sampler).
-Reports medians of >= 5 runs, the kit/raw ratios (goal >= 0.97), and the estimator's error on the
+Each scheme runs in a fresh process. Reports medians of >= 5 runs, the kit/raw ratios (goal >= 0.97), and the estimator's error on the
 weights (measured footprint) and on the total (measured peak RSS).
 
     python benchmarks/generate.py --runs 5 --tokens 128
@@ -88,6 +88,14 @@ def bench_scheme(scheme: str, runs: int, n: int) -> dict:
     return row
 
 
+def _in_fresh_process(fn, *args):
+    """Run one scheme in its own interpreter so its peak RSS is not inflated by the schemes before it."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(fn, *args).result()
+
+
 def figure(rows):
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
@@ -113,7 +121,7 @@ def main():
     ap.add_argument("--tokens", type=int, default=128)
     ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
     a = ap.parse_args()
-    rows = [bench_scheme(s, a.runs, a.tokens) for s in a.schemes]
+    rows = [_in_fresh_process(bench_scheme, s, a.runs, a.tokens) for s in a.schemes]
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     meta = {"machine": str(llamalab.hardware()), "python": platform.python_version(),

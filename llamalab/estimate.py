@@ -35,37 +35,53 @@ class Estimate:
     device: str
     breakdown: dict = field(hash=False)
     notes: tuple[str, ...] = ()
+    load_transient_bytes: int = 0   # the unquantized copy a quantize-while-loading backend reads first
 
     @property
     def total_bytes(self) -> int:
         return int(sum(self.breakdown.values()))
 
+    @property
+    def load_peak_bytes(self) -> int:
+        """Memory while loading: weights + runtime + the copy being quantized (no KV cache yet)."""
+        return self.breakdown["weights"] + self.breakdown["overhead"] + self.load_transient_bytes
+
+    @property
+    def peak_bytes(self) -> int:
+        """What must fit: the larger of running (total) and loading."""
+        return max(self.total_bytes, self.load_peak_bytes)
+
     def fits(self, hardware="this", count: int = 1) -> bool:
-        """True if the total fits `count` of the given device (name, Device, Hardware or bytes)."""
-        return self.total_bytes <= budget_bytes(hardware) * count
+        """True if the peak fits `count` of the given device (name, Device, Hardware or bytes)."""
+        return self.peak_bytes <= budget_bytes(hardware) * count
 
     def devices_needed(self, hardware) -> int:
-        """How many of this device the model needs if the total is split evenly (weights sharded)."""
-        return max(1, math.ceil(self.total_bytes / budget_bytes(hardware)))
+        """How many of this device the model needs if the peak is split evenly (weights sharded)."""
+        return max(1, math.ceil(self.peak_bytes / budget_bytes(hardware)))
 
     def to_dict(self) -> dict:
         d = {k: getattr(self, k) for k in ("model", "scheme", "context", "batch", "mode", "kv_dtype", "device")}
         d.update({f"{k}_bytes": v for k, v in self.breakdown.items()})
         d["total_bytes"] = self.total_bytes
+        d["load_peak_bytes"] = self.load_peak_bytes
         return d
 
     def __str__(self) -> str:
         rows = [f"{self.model} · {self.scheme} · {self.mode} · context {self.context} · batch {self.batch}"]
         rows += [f"  {k:<12}{v / 1e9:>10.3f} GB" for k, v in self.breakdown.items()]
         rows.append(f"  {'total':<12}{self.total_bytes / 1e9:>10.3f} GB")
+        if self.load_transient_bytes:
+            rows.append(f"  {'load peak':<12}{self.load_peak_bytes / 1e9:>10.3f} GB")
         return "\n".join(rows)
 
     def _repr_html_(self) -> str:
-        cells = "".join(f"<tr><td>{k}</td><td style='text-align:right'>{v / 1e9:.3f} GB</td></tr>"
-                        for k, v in self.breakdown.items())
+        row = "<tr><td>{}</td><td style='text-align:right'>{:.3f} GB</td></tr>"
+        cells = "".join(row.format(k, v / 1e9) for k, v in self.breakdown.items())
+        cells += row.format("<b>total</b>", self.total_bytes / 1e9)
+        if self.load_transient_bytes:
+            cells += row.format("load peak", self.load_peak_bytes / 1e9)
         return (f"<b>{self.model} · {self.scheme} · {self.mode}</b> (context {self.context}, batch {self.batch})"
-                f"<table>{cells}<tr><td><b>total</b></td><td style='text-align:right'><b>"
-                f"{self.total_bytes / 1e9:.3f} GB</b></td></tr></table>")
+                f"<table>{cells}</table>")
 
 
 # ---------------------------------------------------------------- arithmetic pieces
@@ -166,7 +182,13 @@ def estimate(model="default", scheme: str | Scheme = "bf16", context: int = 4096
         notes.append(f"MoE: all {c.experts} experts stay resident; {c.experts_active} run per token.")
     if c.sliding_window:
         notes.append(f"Sliding window {c.sliding_window} on some layers is ignored: KV cache is an upper bound.")
-    return Estimate(c.name, s.name, context, batch, mode, kv_name, device, b, tuple(notes))
+    transient = 0
+    if s.loads_from(device):
+        transient = sum(weight_bytes(c, cat.scheme(s.loads_from(device))).values())
+        notes.append(f"{s.name} on {device} quantizes while loading: the {s.loads_from(device)} weights pass "
+                     f"through memory first: load peak at least {(b['weights'] + b['overhead'] + transient) / 1e9:.2f} GB "
+                     "(on CPU the allocator's slack can add as much again).")
+    return Estimate(c.name, s.name, context, batch, mode, kv_name, device, b, tuple(notes), transient)
 
 
 def _training_bytes(c: ModelCard, s: Scheme, mode: str, rank: int | None) -> dict[str, int]:
@@ -220,7 +242,7 @@ def budget_bytes(hardware) -> int:
 def max_context(model="default", scheme="bf16", hardware="this", batch: int = 1, **kw) -> int:
     """Longest context whose estimate fits the budget (0 if not even one token fits)."""
     budget, c = budget_bytes(hardware), card(model)
-    fits = lambda n: estimate(c, scheme, n, batch, **kw).total_bytes <= budget  # noqa: E731
+    fits = lambda n: estimate(c, scheme, n, batch, **kw).peak_bytes <= budget  # noqa: E731
     if not fits(1):
         return 0
     lo, hi = 1, c.context
@@ -241,7 +263,7 @@ def best_scheme(model="default", hardware="this", context: int = 4096, batch: in
         pool = [s for s in pool if s.family == "float"]
     budget = budget_bytes(hardware)
     for s in sorted(pool, key=lambda s: (s.rank, -s.bits)):
-        if estimate(model, s, context, batch, mode, **kw).total_bytes <= budget:
+        if estimate(model, s, context, batch, mode, **kw).peak_bytes <= budget:
             return s.name
     return None
 

@@ -21,3 +21,19 @@ def bf16(embedded_dir):
     m = llamalab.load("default", "bf16", device="cpu")
     yield m
     m.unload()
+
+
+@pytest.fixture
+def resident_block():
+    """`resident_block(size)` → fresh anonymous pages, each written once, so RSS grows by `size`.
+
+    bytearray() would be calloc'd (untouched pages) or served from heap memory the process already
+    holds, so RSS need not move."""
+    import mmap
+
+    def make(size):
+        block = mmap.mmap(-1, size)
+        for offset in range(0, size, mmap.PAGESIZE):
+            block[offset] = 1
+        return block
+    return make

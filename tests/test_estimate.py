@@ -133,7 +133,18 @@ def test_fewer_bits_never_more_weight_bytes(model, context):
 def test_max_context_is_the_boundary(model, s, budget_gb):
     n = max_context(model, s, budget_gb * 10**9)
     if 0 < n < card(model).context:
-        assert estimate(model, s, n).total_bytes <= budget_gb * 10**9 < estimate(model, s, n + 1).total_bytes
+        assert estimate(model, s, n).peak_bytes <= budget_gb * 10**9 < estimate(model, s, n + 1).peak_bytes
+
+
+def test_quantize_on_load_counts_the_copy_it_reads():
+    cpu, gpu = estimate("llama-3.1-8b", "int8", 4096, device="cpu"), estimate("llama-3.1-8b", "int8", 4096)
+    bf16 = estimate("llama-3.1-8b", "bf16", 4096).breakdown["weights"]
+    assert cpu.load_transient_bytes == bf16 and gpu.load_transient_bytes == 0
+    # 8B int8 on a 24 GB CPU box: runs in ~10 GB but the load reads 16 GB of bf16 first
+    assert cpu.total_bytes < 24e9 < cpu.peak_bytes == cpu.load_peak_bytes
+    assert not cpu.fits(24 * 10**9) and gpu.fits(24 * 10**9)
+    assert "quantizes while loading" in " ".join(cpu.notes) and "load peak" in str(cpu)
+    assert estimate("llama-3.1-8b", "gptq", 4096, device="cpu").load_transient_bytes == 0   # pre-quantized
 
 
 def test_kv_cache_dtype():

@@ -25,6 +25,9 @@ def test_every_cpu_scheme_loads_and_answers(embedded_dir, scheme):
         assert 0 < g.prefill_s <= g.ttft_s < g.total_s
         assert g.decode_tokens_per_s > 0 and g.peak_memory_bytes > m.footprint_bytes
         assert "RSS" in g.peak_memory_kind
+        # the load's own peak: at least what it keeps, and at least the estimate's lower bound
+        d = m.to_dict()
+        assert d["load_peak_bytes"] >= max(d["memory_delta_bytes"], 0.9 * d["estimated_load_peak_bytes"]), d
     finally:
         m.unload()
 

@@ -1,4 +1,3 @@
-import mmap
 import threading
 import time
 
@@ -6,24 +5,13 @@ import llamalab
 from llamalab.monitor import Monitor, count_tokens
 
 
-def _resident_block(size):
-    """Fresh anonymous pages, each written once: RSS must grow by `size`.
-
-    bytearray() would be calloc'd (untouched pages) or served from heap memory
-    the process already holds, so RSS need not move."""
-    block = mmap.mmap(-1, size)
-    for offset in range(0, size, mmap.PAGESIZE):
-        block[offset] = 1
-    return block
-
-
-def test_samples_memory_and_tokens_per_second():
+def test_samples_memory_and_tokens_per_second(resident_block):
     seen = []
     with Monitor(interval=0.05, on_sample=seen.append) as mon:
         for _ in range(20):
             count_tokens(5)
             time.sleep(0.01)
-        block = _resident_block(50 * 2**20)    # 50 MiB the sampler must see
+        block = resident_block(50 * 2**20)    # 50 MiB the sampler must see
         time.sleep(0.3)
     assert not mon.running and len(mon.samples) >= 4 and seen == mon.samples
     assert sum(s.tokens_per_s for s in mon.samples) > 0

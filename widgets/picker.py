@@ -186,10 +186,12 @@ class ModelPicker(w.VBox):
 def _estimate_html(est, budget: int, device: str) -> str:
     rows = [{"part": k, "size": gb(v)} for k, v in est.breakdown.items()]
     rows.append({"part": "total", "size": gb(est.total_bytes)})
+    if est.load_transient_bytes:
+        rows.append({"part": "load peak", "size": gb(est.load_peak_bytes)})
     fits = est.fits(budget)
     where = "this machine's available RAM" if device == "cpu" else "free GPU memory"
     verdict = (f"<span class='llamalab-fit' data-fits='{str(fits).lower()}'>"
-               f"{'✓ fits' if fits else '✗ does not fit'}: needs {gb(est.total_bytes)}, "
+               f"{'✓ fits' if fits else '✗ does not fit'}: needs {gb(est.peak_bytes)}, "
                f"{where} is {gb(budget)}</span>")
     return (f"<div class='llamalab-estimate'>Estimate for context {est.context} "
             f"({est.scheme}, {device}):{html_table(rows, {'part': None, 'size': None})}{verdict}</div>")
@@ -199,5 +201,6 @@ def _result_html(m: LoadedModel) -> str:
     d = m.to_dict()
     row = {"load time": f"{m.load_seconds:.2f} s", "estimated weights": gb(d["estimated_weights_bytes"]),
            "measured footprint": gb(m.footprint_bytes), "error": f"{m.estimate_error_pct:+.1f} %",
-           m.memory_delta_kind: mb(m.memory_delta_bytes)}
+           m.memory_delta_kind: mb(m.memory_delta_bytes),
+           "peak while loading": f"{mb(m.load_peak_bytes)} (est. {mb(d['estimated_load_peak_bytes'])})"}
     return "<div class='llamalab-load-result'>" + html_table([row], {k: None for k in row}) + "</div>"

@@ -99,6 +99,10 @@ class Scheme:
     def backend_for(self, device: str) -> str:
         return self.devices.get(device.split(":")[0], {}).get("backend", "")
 
+    def loads_from(self, device: str) -> str:
+        """The scheme a checkpoint is read as before the backend quantizes it on `device` ("" if pre-quantized)."""
+        return self.devices.get(device.split(":")[0], {}).get("loads_from", "")
+
 
 @dataclass(frozen=True)
 class Device:

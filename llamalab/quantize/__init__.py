@@ -218,9 +218,9 @@ def _env(hugepages: bool) -> dict:
 def _run(source: Path, settings: Settings, text: str, out: Path, record: dict, device: str, progress,
          hugepages: bool) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent)).resolve()
     log_path = tmp / "quantize.log"
-    spec = {"source": str(source), "settings": settings.to_dict(), "text": text, "device": device,
+    spec = {"source": str(Path(source).resolve()), "settings": settings.to_dict(), "text": text, "device": device,
             "tmp_out": str(tmp / "model")}
     (tmp / "spec.json").write_text(json.dumps(spec))
     t0 = time.perf_counter()
@@ -228,6 +228,8 @@ def _run(source: Path, settings: Settings, text: str, out: Path, record: dict, d
         done = _spawn(tmp / "spec.json", log_path, progress, hugepages, settings)
         model_dir = tmp / "model"
         shutil.copy(log_path, model_dir / "quantize.log")
+        if (tmp / "logs").is_dir():                 # gptqmodel's per-run logs (written to its cwd)
+            shutil.copytree(tmp / "logs", model_dir / "gptqmodel-logs")
         usage = {k: done[k] for k in ("user_cpu_s", "system_cpu_s", "minor_page_faults", "peak_rss_bytes") if k in done}
         cache.write_manifest(model_dir, {**record, "quantize_seconds": done["quantize_seconds"],
                                          "total_seconds": time.perf_counter() - t0, "hugepages": hugepages,
@@ -243,7 +245,8 @@ def _spawn(spec: Path, log_path: Path, progress, hugepages: bool, settings: Sett
     bar = _Progress(progress, f"{settings.method.upper()} {settings.bits}-bit g{settings.group_size}")
     with open(log_path, "w") as log:
         proc = subprocess.Popen([sys.executable, "-m", "llamalab.quantize.worker", str(spec)],
-                                stdout=subprocess.PIPE, stderr=log, text=True, env=_env(hugepages))
+                                stdout=subprocess.PIPE, stderr=log, text=True, env=_env(hugepages),
+                                cwd=spec.parent)   # gptqmodel writes ./logs: keep it out of the user's folder
         done: dict = {}
         error = ""
         try:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import time
 
 from .. import catalog
@@ -11,6 +10,7 @@ from ..errors import InvalidSetting, LlamalabError, NotEnoughMemory, SchemeUnava
 from ..estimate import best_scheme, estimate
 from . import backends
 from .loaded import Generation, LoadedModel
+from .meter import MemoryMeter
 from .source import resolve
 
 __all__ = ["load", "schemes", "resolve_device", "Generation", "LoadedModel"]
@@ -64,7 +64,6 @@ def load(model: str | ModelCard = "default", scheme: str | Scheme = "bf16", devi
     unless you ask for it.
     """
     c, s = catalog.card(model), catalog.scheme(scheme)
-    _quiet_known_noise()
     device = resolve_device(device)
     check_scheme(s, device)
     ctx = context or min(c.context, 4096)
@@ -73,21 +72,25 @@ def load(model: str | ModelCard = "default", scheme: str | Scheme = "bf16", devi
         _check_memory(c, s, est, device, ctx)
     path = resolve(model, c, s)
     mod = backends.module(s.backend_for(device))
-    before, kind = _memory_now(device)
-    t0 = time.perf_counter()
-    engine = mod.load(path, s, device, trust_remote_code=trust_remote_code, **options)
-    seconds = time.perf_counter() - t0
-    after, _ = _memory_now(device)
+    with MemoryMeter(device) as mem:
+        t0 = time.perf_counter()
+        engine = mod.load(path, s, device, trust_remote_code=trust_remote_code, **options)
+        seconds = time.perf_counter() - t0
     return LoadedModel(engine=engine, card=c, scheme=s, device=device, load_seconds=seconds,
-                       footprint_bytes=engine.weights_bytes(), memory_delta_bytes=after - before,
-                       memory_delta_kind=kind, estimate=est, path=str(path), backend=mod.__name__.rsplit(".", 1)[1])
+                       footprint_bytes=engine.weights_bytes(), memory_delta_bytes=mem.growth_bytes,
+                       memory_delta_kind=mem.kind, load_peak_bytes=mem.peak_growth_bytes, estimate=est,
+                       path=str(path), backend=mod.__name__.rsplit(".", 1)[1])
 
 
 def _quiet_known_noise() -> None:
-    """torchao logs its missing CUDA-only extensions and torch's pytree a deprecation whenever
-    transformers imports torchao; on a CPU machine both are noise for a learner."""
-    for name in ("torchao", "torch.utils._pytree"):
+    """Logs that are noise for a learner on a CPU machine: torchao's missing CUDA-only extensions,
+    torch's pytree deprecation (both whenever transformers imports torchao), and bitsandbytes'
+    optional AVX512-BF16 kernel it would fetch from the Hub (`kernels` package; never offline)."""
+    for name in ("torchao", "torch.utils._pytree", "bitsandbytes.backends.cpu.ops"):
         logging.getLogger(name).setLevel(logging.ERROR)
+
+
+_quiet_known_noise()
 
 
 def _check_memory(c: ModelCard, s: Scheme, est, device: str, ctx: int) -> None:
@@ -95,19 +98,11 @@ def _check_memory(c: ModelCard, s: Scheme, est, device: str, ctx: int) -> None:
     hw = hardware()
     available = hw.budget_bytes(device)
     # On CPU the Python runtime is already resident (in this process), so it is not needed again.
-    needed = est.total_bytes - (est.breakdown["overhead"] if device == "cpu" else 0)
+    needed = est.peak_bytes - (est.breakdown["overhead"] if device == "cpu" else 0)
     if needed > available:
         fits = best_scheme(c, available + (est.breakdown["overhead"] if device == "cpu" else 0), ctx,
                            candidates=[x.name for x in catalog.all_schemes() if _runs(x, device)], device=device)
         raise NotEnoughMemory(needed, available, "this machine's RAM" if device == "cpu" else device, fits)
-
-
-def _memory_now(device: str) -> tuple[int, str]:
-    if device.startswith("cuda"):
-        import torch
-        return torch.cuda.memory_allocated(), "torch.cuda.memory_allocated growth"
-    import psutil
-    return psutil.Process(os.getpid()).memory_info().rss, "process RSS growth"
 
 
 def schemes():

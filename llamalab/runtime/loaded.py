@@ -51,6 +51,7 @@ class LoadedModel:
     memory_delta_bytes: int     # RSS (CPU) or CUDA-allocated (GPU) growth during the load
     memory_delta_kind: str
     estimate: Estimate
+    load_peak_bytes: int = 0    # peak growth of the same measure while loading (quantize-on-load copies)
     path: str = ""
     backend: str = ""
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
@@ -74,7 +75,9 @@ class LoadedModel:
                 "backend": self.backend, "load_seconds": self.load_seconds, "footprint_bytes": self.footprint_bytes,
                 "estimated_weights_bytes": self.estimate.breakdown["weights"],
                 "estimate_error_pct": self.estimate_error_pct, "memory_delta_bytes": self.memory_delta_bytes,
-                "memory_delta_kind": self.memory_delta_kind, "path": self.path}
+                "memory_delta_kind": self.memory_delta_kind, "load_peak_bytes": self.load_peak_bytes,
+                "estimated_load_peak_bytes": self.estimate.load_peak_bytes - self.estimate.breakdown["overhead"],
+                "path": self.path}
 
     def stop(self) -> None:
         """End the generation in progress (from any thread) after the current token."""

@@ -2,6 +2,7 @@
 import json
 import shutil
 import time
+from pathlib import Path
 
 import pytest
 
@@ -25,6 +26,8 @@ def test_checkpoints_are_smaller_and_say_what_they_are(tiny_quantized, tiny_llam
         assert cfg["quant_method"] == name.split("-")[0] and cfg["bits"] == q.settings["bits"]
         assert cfg["group_size"] == 128      # 256 and 768 are multiples of 128: the default group size
         assert q.quantize_seconds > 0 and not q.cached
+        # gptqmodel's run logs travel with the checkpoint instead of landing in the user's ./logs
+        assert any((Path(q.path) / "gptqmodel-logs").glob(f"{name.split('-')[0]}_log_*.log"))
     # the tied embedding stays 16-bit, so the linears' saving shows only partly in the file
     assert tiny_quantized["gptq-4bit"].size_bytes() < tiny_quantized["gptq-8bit"].size_bytes() < bf16_bytes
 
