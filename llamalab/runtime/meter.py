@@ -30,6 +30,7 @@ class MemoryMeter:
         return self.device.startswith("cuda")
 
     def __enter__(self) -> MemoryMeter:
+        release_freed_memory()          # else the block reuses resident free memory and RSS understates it
         if self.cuda:
             import torch
             torch.cuda.reset_peak_memory_stats()
