@@ -15,6 +15,8 @@ from .catalog import Device, ModelCard, Scheme, all_schemes, card, gpu, gpus, sc
 from .errors import InvalidSetting, LlamalabError
 
 MODES = ("inference", "full", "lora", "qlora")
+GGUF_Q6_K_BPW = 210 * 8 / 256     # ggml blocks: Q6_K stores 256 weights in 210 bytes,
+GGUF_Q8_0_BPW = 34 * 8 / 32       # Q8_0 32 weights in 34 bytes
 KV_DTYPES = {"fp32": 4, "bf16": 2, "fp16": 2, "fp8": 1, "int8": 1, "q8_0": 1.0625, "q4_0": 0.5625}
 
 
@@ -110,15 +112,33 @@ def lora_params(c: ModelCard, rank: int) -> int:
 
 def weight_bytes(c: ModelCard, s: Scheme, group_size: int | None = None) -> dict[str, int]:
     """Bytes of stored weights, split into quantized linears and tensors kept in 16/32-bit."""
+    if s.fallback_bpw and c.hidden % 256:
+        return _kquant_fallback_bytes(c, s)
     if s.family == "float" or s.embeddings == "quantize":
         bpw = s.bits_per_weight(c.hidden, group_size)
         return {"weights": int(c.params * bpw / 8)}
+    if s.embeddings == "llama.cpp":
+        # llama-quantize stores the output matrix (the tied embedding if there is none) as Q6_K,
+        # or as Q8_0 when its rows are not a multiple of Q6_K's 256-weight block
+        out = c.vocab * c.hidden
+        out_bpw = GGUF_Q6_K_BPW if c.hidden % 256 == 0 else GGUF_Q8_0_BPW
+        return {"quantized": int((c.params - out) * s.bits_per_weight(c.hidden) / 8), "output": int(out * out_bpw / 8)}
     kept = c.embedding_params + (2 * c.layers + 1) * c.hidden
     quantized = c.params - kept
     bpw = s.bits_per_weight(c.hidden, group_size)
     return {"quantized": int(quantized * s.bits / 8),
             "scales": int(quantized * (bpw - s.bits) / 8),
             "kept_16bit": kept * 2}
+
+
+def _kquant_fallback_bytes(c: ModelCard, s: Scheme) -> dict[str, int]:
+    """A k-quant of a model whose hidden size is not a multiple of 256: every tensor with hidden-wide
+    rows (q/k/v/o, gate/up, an untied embedding) takes the fallback type, the output matrix Q8_0."""
+    out = c.vocab * c.hidden
+    fallback = sum(i * o * n for i, o, n in _linear_shapes(c) if i % 256) + c.embedding_params - out
+    rest = c.params - out - fallback
+    return {"quantized": int(rest * s.effective_bpw / 8), "fallback": int(fallback * s.fallback_bpw / 8),
+            "output": int(out * GGUF_Q8_0_BPW / 8)}
 
 
 def kv_cache_bytes(c: ModelCard, context: int, batch: int = 1, kv_bytes: float = 2) -> int:
@@ -182,6 +202,9 @@ def estimate(model="default", scheme: str | Scheme = "bf16", context: int = 4096
         notes.append(f"MoE: all {c.experts} experts stay resident; {c.experts_active} run per token.")
     if c.sliding_window:
         notes.append(f"Sliding window {c.sliding_window} on some layers is ignored: KV cache is an upper bound.")
+    if s.fallback_bpw and c.hidden % 256:
+        notes.append(f"{s.name} packs 256 weights per block; {c.name}'s hidden size {c.hidden} is not a multiple "
+                     f"of 256, so llama.cpp stores most tensors in a {s.fallback_bpw:g}-bit fallback type.")
     transient = 0
     if s.loads_from(device):
         transient = sum(weight_bytes(c, cat.scheme(s.loads_from(device))).values())

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 import llamalab
 from llamalab import InvalidSetting, best_scheme, estimate, max_context, roofline
 from llamalab.catalog import card
-from llamalab.estimate import kv_cache_bytes, lora_params, requirements_table
+from llamalab.estimate import kv_cache_bytes, lora_params, requirements_table, weight_bytes
 
 GiB = 2**30
 
@@ -40,6 +40,11 @@ def test_bits_per_weight_include_scales():
     assert llamalab.scheme("gptq-4bit").bits_per_weight() == pytest.approx(4 + 20 / 128)
     assert llamalab.scheme("q4_0").bits_per_weight() == 4.5 and llamalab.scheme("q8_0").bits_per_weight() == 8.5
     assert llamalab.scheme("q4_1").bits_per_weight() == 5.0
+    # GGUF Q4_0/Q8_0 of Llama-3.1-8B-Instruct as published (bartowski): 4.66 GB and 8.54 GB; the
+    # Q4_0 file keeps its 4096-wide output matrix in Q6_K (llama-quantize's rule)
+    w = weight_bytes(card("llama-3.1-8b"), llamalab.scheme("q4_0"))
+    assert w["output"] == 128256 * 4096 * 210 // 256 and sum(w.values()) == pytest.approx(4.66e9, rel=0.01)
+    assert estimate("llama-3.1-8b", "q8_0").breakdown["weights"] == pytest.approx(8.54e9, rel=0.01)
     g64 = estimate("smollm2-135m", "gptq-4bit", group_size=64).breakdown["weights"]
     g128 = estimate("smollm2-135m", "gptq-4bit").breakdown["weights"]
     assert g64 > g128

@@ -79,6 +79,7 @@ class Scheme:
     group_size: int = 0
     scale_bits: float = 0.0
     effective_bpw: float = 0.0
+    fallback_bpw: float = 0.0
     rank: int = 0
     kv_bytes: int = 2
     embeddings: str = "keep"

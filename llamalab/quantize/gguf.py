@@ -1,5 +1,6 @@
-"""GGUF files made with llama.cpp's own converter (`convert_hf_to_gguf.py`), which writes F16 and Q8_0
-directly (other types need the `llama-quantize` binary, which llama-cpp-python does not build).
+"""GGUF files made with llama.cpp's own tools: its converter (`convert_hf_to_gguf.py`) writes F16 and
+Q8_0; other types (k-quants, Q4_0/Q4_1) come from that F16 file through `llama_model_quantize`,
+the library call behind the `llama-quantize` binary, which llama-cpp-python exposes.
 
 The converter ships only in the llama-cpp-python *sdist* (vendor/llama.cpp); `ensure_converter()`
 extracts it once into LLAMALAB_CACHE, from a local sdist or one fetched with `pip download`.
@@ -23,6 +24,8 @@ from ..errors import BackendMissing, InvalidSetting, LlamalabError
 from ..runtime.llamacpp import SIDECAR
 
 OUTTYPES = ("q8_0", "f16")          # what convert_hf_to_gguf.py writes that the catalog has a scheme for
+QUANTIZED = ("q6_k", "q5_k_m", "q4_k_m", "q4_1", "q4_0")   # made from the F16 file by llama_model_quantize
+WRITABLE = OUTTYPES + QUANTIZED
 PARTS = ("convert_hf_to_gguf.py", "conversion/", "gguf-py/")
 
 
@@ -99,19 +102,51 @@ def output_path(source: Path, outtype: str) -> Path:
 
 
 def convert(model="default", outtype: str = "q8_0", force: bool = False, verbose: bool = True) -> Path:
-    """Write `model` as a GGUF of `outtype` ('q8_0' or 'f16') with llama.cpp's converter; cached."""
+    """Write `model` as a GGUF of `outtype` (see WRITABLE) with llama.cpp's own tools; cached."""
     outtype = outtype.lower()
-    if outtype not in OUTTYPES:
-        raise InvalidSetting(f"llama.cpp's converter cannot write {outtype.upper()} here.",
-                             f"Use one of {OUTTYPES}; other types need llama.cpp's llama-quantize binary.")
+    if outtype not in WRITABLE:
+        raise InvalidSetting(f"The kit cannot write GGUF {outtype.upper()}.", f"Use one of {', '.join(WRITABLE)}.")
     from ..runtime.source import resolve
     source = Path(resolve(model, catalog.card(model), catalog.scheme("bf16")))
     out = output_path(source, outtype)
     if out.is_file() and not force:
         return out
-    _run_converter(source, outtype, out, verbose)
+    if outtype in OUTTYPES:
+        _run_converter(source, outtype, out, verbose)
+    else:
+        _run_quantize(convert(model, "f16", verbose=verbose), outtype, out, verbose)
     Path(str(out) + SIDECAR).write_text(json.dumps({"tokenizer": str(source), "outtype": outtype}))
     return out
+
+
+def _run_quantize(f16: Path, outtype: str, out: Path, verbose: bool) -> None:
+    """llama_model_quantize in a subprocess: its per-tensor log stays out of the notebook, and the
+    summary (size, and how many tensors needed a fallback type) is shown."""
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    t0 = time.perf_counter()
+    r = subprocess.run([sys.executable, "-m", "llamalab.quantize.gguf", str(f16), str(tmp), outtype],
+                       capture_output=True, text=True)
+    if r.returncode or not tmp.is_file():
+        tmp.unlink(missing_ok=True)
+        raise LlamalabError(f"llama_model_quantize to {outtype.upper()} failed:\n{(r.stderr + r.stdout).strip()[-1500:]}",
+                            "Check that llama-cpp-python imports, and that the F16 file loads with scheme='f16'.")
+    tmp.rename(out)
+    if verbose:
+        log = (r.stdout + r.stderr).splitlines()
+        summary = [x.split(": ", 1)[-1] for x in log if x.startswith("llama_model_quantize_impl:") and
+                   ("quant size" in x or "fallback" in x)]
+        print(f"llamalab: {out.name} ready in {time.perf_counter() - t0:.1f} s · " + " · ".join(summary),
+              file=sys.stderr, flush=True)
+
+
+def _quantize_main(src: str, dst: str, outtype: str) -> int:
+    import llama_cpp
+
+    from ..runtime.llamacpp import FILE_TYPES
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = next(k for k, v in FILE_TYPES.items() if v == outtype)
+    params.nthread = 0                      # llama.cpp's default: every core
+    return llama_cpp.llama_model_quantize(src.encode(), dst.encode(), params)
 
 
 def _run_converter(source: Path, outtype: str, out: Path, verbose: bool) -> None:
@@ -134,3 +169,7 @@ def _run_converter(source: Path, outtype: str, out: Path, verbose: bool) -> None
     tmp.rename(out)
     if verbose:
         print(f"llamalab: {out.name} ready in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(_quantize_main(*sys.argv[1:4]))

@@ -98,8 +98,8 @@ def _repo_bits(repo: str, bits: int) -> bool:
 
 
 def gguf_file(asked, card: ModelCard, scheme: Scheme) -> str:
-    """A GGUF file of the scheme's type: the embedded model's own Q4_1, a Q8_0/F16 made by llama.cpp's
-    converter (cached), or a .gguf in a local folder whose name says its type."""
+    """A GGUF file of the scheme's type: the embedded model's own Q4_1, one made with llama.cpp's
+    converter and llama_model_quantize (cached), or a .gguf in a local folder whose name says its type."""
     if card.local_path:
         hits = sorted(p for p in Path(card.local_path).glob("*.gguf") if scheme.name in p.name.lower())
         if hits:
@@ -108,10 +108,10 @@ def gguf_file(asked, card: ModelCard, scheme: Scheme) -> str:
         if is_embedded(asked, card) and scheme.name == "q4_1":
             return str(embedded.gguf_path())
         from ..quantize import gguf
-        if scheme.name in gguf.OUTTYPES:
+        if scheme.name in gguf.WRITABLE:
             return str(gguf.convert(card.local_path or asked, scheme.name))
-        raise ModelNotCached(str(asked), f"llama.cpp's converter writes only {', '.join(gguf.OUTTYPES)}; a "
-                                         f"{scheme.name.upper()} file needs llama.cpp's llama-quantize. Put such a "
-                                         "file (its name containing the type) in the model's folder.")
+        raise ModelNotCached(str(asked), f"The kit writes GGUF {', '.join(gguf.WRITABLE)}; for "
+                                         f"{scheme.name.upper()} run llama.cpp's llama-quantize and put the file "
+                                         "(its name containing the type) in the model's folder.")
     raise ModelNotCached(card.repo, "The catalog lists no GGUF repos. Download a .gguf into a folder with the "
                                     "model's config.json and load that folder with the file's type as scheme.")

@@ -53,6 +53,8 @@ def test_gguf_perplexity_and_kl_through_llamacpp(reference):
     q = llamalab.load("default", "q4_1")
     try:
         assert type(q.engine).__name__ == "LlamaCppEngine"
+        # llama-quantize's rule: the tied 576-wide embedding is Q8_0 (576 is not a multiple of 256)
+        assert abs(q.estimate_error_pct) < 2, q.to_dict()
         p = perplexity(q, tokens=N, context=256)
         d = divergence(q, reference)
     finally:
@@ -60,6 +62,20 @@ def test_gguf_perplexity_and_kl_through_llamacpp(reference):
     # the embedded bf16/fp32 weights ARE this Q4_1 file dequantized: llama.cpp must agree closely
     assert 1 < p.value < 200
     assert 0 < d.kl_mean < 0.05 and d.top1_agreement > 0.9
+
+
+def test_kquant_made_here_loads_and_its_estimate_knows_the_fallback(reference):
+    pytest.importorskip("llama_cpp")
+    q = llamalab.load("default", "q4_k_m")     # converter → F16 → llama_model_quantize, cached
+    try:
+        assert q.engine.file_type == "q4_k_m"
+        # 576-wide rows are not a multiple of 256: most tensors fall back to Q5_0, and the estimate says so
+        assert abs(q.estimate_error_pct) < 5, q.to_dict()
+        assert any("fallback" in n for n in q.estimate.notes)
+        d = divergence(q, reference)
+    finally:
+        q.unload()
+    assert 0 < d.kl_mean < 1 and d.top1_agreement > 0.5
 
 
 def test_gguf_scheme_must_match_the_file(tmp_path):

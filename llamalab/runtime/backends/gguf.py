@@ -1,5 +1,5 @@
 """GGUF files through llama.cpp in-process (llama-cpp-python): the embedded model's own Q4_1 file,
-or F16 / BF16 / Q8_0 files made by llama.cpp's converter (llamalab.quantize.gguf)."""
+or F16 / Q8_0 / k-quant files made with llama.cpp's own tools (llamalab.quantize.gguf)."""
 from __future__ import annotations
 
 from pathlib import Path
