@@ -1,5 +1,5 @@
 """The kit's overhead on each engine: LoadedModel.generate vs the raw library, same process, same model
-object, same token ids, interleaved runs (raw, kit, raw, kit, ...), medians.
+object, same token ids, interleaved pairs in alternating order (raw-kit, kit-raw, ...), medians.
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/engines.py [--runs 7] [--tokens 128] [--schemes bf16,q4_1]
 
@@ -62,13 +62,19 @@ def measure(scheme: str, runs: int, n: int) -> dict:
     m.generate(PROMPT, max_new_tokens=8)
     raw(m, ids, 8)
     res = {"raw": [], "kit": []}
-    for _ in range(runs):
+
+    def run_raw():
         t0, ts = raw(m, ids, n)
         res["raw"].append({"ttft_s": ts[0] - t0, "decode_tok_s": (len(ts) - 1) / (ts[-1] - ts[0]),
                            "total_s": ts[-1] - t0, "tokens": len(ts)})
+
+    def run_kit():
         g = m.generate(PROMPT, max_new_tokens=n, min_new_tokens=n)
         res["kit"].append({"ttft_s": g.prefill_s, "decode_tok_s": g.decode_tokens_per_s,
                            "total_s": g.total_s, "tokens": g.tokens})
+    for i in range(runs):                      # pairs in alternating order: neither side always goes second
+        for step in ((run_raw, run_kit) if i % 2 == 0 else (run_kit, run_raw)):
+            step()
     m.unload()
     med = {side: {k: statistics.median(r[k] for r in rows) for k in ("ttft_s", "decode_tok_s", "total_s")}
            for side, rows in res.items()}

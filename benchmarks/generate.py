@@ -66,11 +66,15 @@ def bench_scheme(scheme: str, runs: int, n: int) -> dict:
     ids = m.engine.encode(PROMPT)
     kit_run(m, 8), raw_run(m, ids, 8)                           # warm-up both paths
     kit, raw, peaks = [], [], []
-    for _ in range(runs):                                      # interleaved: noise hits both alike
+
+    def one_kit():
         p, d, peak = kit_run(m, n)
         kit.append((p, d))
         peaks.append(peak)
-        raw.append(raw_run(m, ids, n))
+    for i in range(runs):                  # interleaved pairs, alternating order: the second of a pair runs slower
+        for step in ((one_kit, lambda: raw.append(raw_run(m, ids, n))) if i % 2 == 0 else
+                     (lambda: raw.append(raw_run(m, ids, n)), one_kit)):
+            step()
     med = lambda xs: statistics.median(xs)  # noqa: E731
     est_total = llamalab.estimate("default", scheme, context=len(ids) + n, device="cpu").total_bytes
     row = {
