@@ -122,19 +122,13 @@ def convert(model="default", outtype: str = "q8_0", force: bool = False, verbose
 def _run_quantize(f16: Path, outtype: str, out: Path, verbose: bool) -> None:
     """llama_model_quantize in a subprocess: its per-tensor log stays out of the notebook, and the
     summary (size, and how many tensors needed a fallback type) is shown."""
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     t0 = time.perf_counter()
-    r = subprocess.run([sys.executable, "-m", "llamalab.quantize.gguf", str(f16), str(tmp), outtype],
-                       capture_output=True, text=True)
-    if r.returncode or not tmp.is_file():
-        tmp.unlink(missing_ok=True)
-        raise LlamalabError(f"llama_model_quantize to {outtype.upper()} failed:\n{(r.stderr + r.stdout).strip()[-1500:]}",
-                            "Check that llama-cpp-python imports, and that the F16 file loads with scheme='f16'.")
-    tmp.rename(out)
+    r = _write_atomically(out, lambda tmp: [sys.executable, "-m", "llamalab.quantize.gguf", str(f16), str(tmp), outtype],
+                          f"llama_model_quantize to {outtype.upper()}",
+                          "Check that llama-cpp-python imports, and that the F16 file loads with scheme='f16'.")
     if verbose:
-        log = (r.stdout + r.stderr).splitlines()
-        summary = [x.split(": ", 1)[-1] for x in log if x.startswith("llama_model_quantize_impl:") and
-                   ("quant size" in x or "fallback" in x)]
+        summary = [x.split(": ", 1)[-1] for x in (r.stdout + r.stderr).splitlines()
+                   if x.startswith("llama_model_quantize_impl:") and ("quant size" in x or "fallback" in x)]
         print(f"llamalab: {out.name} ready in {time.perf_counter() - t0:.1f} s · " + " · ".join(summary),
               file=sys.stderr, flush=True)
 
@@ -153,22 +147,28 @@ def _run_converter(source: Path, outtype: str, out: Path, verbose: bool) -> None
     from ..runtime.backends import require
     require("sentencepiece", "pip install sentencepiece", "llama.cpp's convert_hf_to_gguf.py imports it")
     conv = ensure_converter()
-    _mkdir(out.parent)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(conv / "gguf-py"), str(conv)])}
     t0 = time.perf_counter()
     if verbose:
         print(f"llamalab: converting {source.name} to GGUF {outtype.upper()} with llama.cpp's converter (~20 s)…",
               file=sys.stderr, flush=True)
-    r = subprocess.run([sys.executable, str(conv / "convert_hf_to_gguf.py"), str(source), "--outtype", outtype,
-                        "--outfile", str(tmp)], capture_output=True, text=True, env=env)
-    if r.returncode or not tmp.is_file():
-        tmp.unlink(missing_ok=True)
-        raise LlamalabError(f"convert_hf_to_gguf.py failed:\n{r.stderr.strip()[-1500:]}",
-                            "Check the model is a supported architecture (llama.cpp's converter list).")
-    tmp.rename(out)
+    _write_atomically(out, lambda tmp: [sys.executable, str(conv / "convert_hf_to_gguf.py"), str(source),
+                                        "--outtype", outtype, "--outfile", str(tmp)],
+                      "convert_hf_to_gguf.py", "Check the model is a supported architecture (llama.cpp's converter list).",
+                      env)
     if verbose:
         print(f"llamalab: {out.name} ready in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+
+
+def _write_atomically(out: Path, command, what: str, fix: str, env=None) -> subprocess.CompletedProcess:
+    """Run `command(tmp)`, which writes a temp file beside `out`; rename it to `out` only if it succeeded."""
+    tmp = _mkdir(out.parent) / f".{out.name}.{os.getpid()}.tmp"
+    r = subprocess.run(command(tmp), capture_output=True, text=True, env=env)
+    if r.returncode or not tmp.is_file():
+        tmp.unlink(missing_ok=True)
+        raise LlamalabError(f"{what} failed:\n{(r.stderr + r.stdout).strip()[-1500:]}", fix)
+    tmp.rename(out)
+    return r
 
 
 if __name__ == "__main__":
