@@ -17,6 +17,9 @@ def available(device: str) -> tuple[bool, str]:
         return False, f"llama-cpp-python is not installed ({INSTALL})"
     if device.startswith("cuda"):
         import llama_cpp
+        import torch
+        if not torch.cuda.is_available():
+            return False, "no CUDA device visible to torch"
         if not llama_cpp.llama_supports_gpu_offload():
             return False, ("this llama-cpp-python build has no GPU offload; rebuild it with "
                            'CMAKE_ARGS="-DGGML_CUDA=on" pip install --force-reinstall --no-cache-dir llama-cpp-python')
