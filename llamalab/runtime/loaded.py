@@ -1,7 +1,6 @@
 """A loaded model and its measured generations: text, time to first token, decode speed, peak memory."""
 from __future__ import annotations
 
-import gc
 import queue
 import sys
 import threading
@@ -14,6 +13,7 @@ from ..errors import PromptTooLong
 from ..estimate import Estimate
 from ..monitor import Monitor, count_tokens
 from .engine import Engine, Sampling
+from .meter import release_freed_memory
 
 
 @dataclass(frozen=True)
@@ -153,7 +153,7 @@ class LoadedModel:
     def unload(self) -> None:
         """Drop the weights and give the memory back (CUDA cache emptied too)."""
         self.engine.unload()
-        gc.collect()
+        release_freed_memory()
         torch = sys.modules.get("torch")
         if torch is not None and torch.cuda.is_available():
             torch.cuda.empty_cache()
