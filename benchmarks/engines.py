@@ -16,32 +16,9 @@ import time
 from pathlib import Path
 
 import llamalab
+from pairs import PROMPT, alternating, raw_transformers
 
 OUT = Path(__file__).parent / "results"
-PROMPT = "Explain what quantization does to a neural network in three sentences."
-
-
-def raw_transformers(m, ids, n):
-    import torch
-    model, times = m.model, []
-
-    class Streamer:
-        first = True
-
-        def put(self, v):
-            if self.first:
-                self.first = False
-                return
-            times.append(time.perf_counter())
-
-        def end(self):
-            pass
-    x = torch.tensor([ids])
-    t0 = time.perf_counter()
-    with torch.inference_mode():
-        model.generate(input_ids=x, attention_mask=torch.ones_like(x), max_new_tokens=n, min_new_tokens=n,
-                       do_sample=False, streamer=Streamer(), pad_token_id=m.tokenizer.eos_token_id)
-    return t0, times
 
 
 def raw_llamacpp(m, ids, n):
@@ -72,9 +49,7 @@ def measure(scheme: str, runs: int, n: int) -> dict:
         g = m.generate(PROMPT, max_new_tokens=n, min_new_tokens=n)
         res["kit"].append({"ttft_s": g.prefill_s, "decode_tok_s": g.decode_tokens_per_s,
                            "total_s": g.total_s, "tokens": g.tokens})
-    for i in range(runs):                      # pairs in alternating order: neither side always goes second
-        for step in ((run_raw, run_kit) if i % 2 == 0 else (run_kit, run_raw)):
-            step()
+    alternating(runs, run_raw, run_kit)
     m.unload()
     med = {side: {k: statistics.median(r[k] for r in rows) for k in ("ttft_s", "decode_tok_s", "total_s")}
            for side, rows in res.items()}

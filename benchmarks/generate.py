@@ -22,36 +22,11 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import llamalab  # noqa: E402
-
-PROMPT = "Explain what quantization does to a neural network in three sentences."
-
-
-class _RawClock:
-    """The least a raw transformers user would do to time tokens: one perf_counter per token."""
-
-    def __init__(self):
-        self.times, self.first = [], True
-
-    def put(self, value):
-        if self.first:
-            self.first = False
-            return
-        self.times.append(time.perf_counter())
-
-    def end(self):
-        pass
+from pairs import PROMPT, alternating, raw_transformers  # noqa: E402
 
 
 def raw_run(m, ids, n: int) -> tuple[float, float]:
-    import torch
-    x = torch.tensor([ids])
-    clock = _RawClock()
-    t0 = time.perf_counter()
-    with torch.inference_mode():
-        m.model.generate(input_ids=x, attention_mask=torch.ones_like(x), max_new_tokens=n, min_new_tokens=n,
-                         do_sample=False, temperature=None, top_p=None, top_k=None, streamer=clock,
-                         pad_token_id=m.tokenizer.eos_token_id)
-    t = clock.times
+    t0, t = raw_transformers(m, ids, n)
     return t[0] - t0, (len(t) - 1) / (t[-1] - t[0])
 
 
@@ -71,10 +46,7 @@ def bench_scheme(scheme: str, runs: int, n: int) -> dict:
         p, d, peak = kit_run(m, n)
         kit.append((p, d))
         peaks.append(peak)
-    for i in range(runs):                  # interleaved pairs, alternating order: the second of a pair runs slower
-        for step in ((one_kit, lambda: raw.append(raw_run(m, ids, n))) if i % 2 == 0 else
-                     (lambda: raw.append(raw_run(m, ids, n)), one_kit)):
-            step()
+    alternating(runs, one_kit, lambda: raw.append(raw_run(m, ids, n)))
     med = lambda xs: statistics.median(xs)  # noqa: E731
     est_total = llamalab.estimate("default", scheme, context=len(ids) + n, device="cpu").total_bytes
     row = {

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 
 from .catalog import HERE as CATALOG_DIR
@@ -112,7 +112,7 @@ def lora_params(c: ModelCard, rank: int) -> int:
 
 def weight_bytes(c: ModelCard, s: Scheme, group_size: int | None = None) -> dict[str, int]:
     """Bytes of stored weights, split into quantized linears and tensors kept in 16/32-bit."""
-    if s.fallback_bpw and c.hidden % 256:
+    if _kquant_falls_back(c, s):
         return _kquant_fallback_bytes(c, s)
     if s.family == "float" or s.embeddings == "quantize":
         bpw = s.bits_per_weight(c.hidden, group_size)
@@ -129,6 +129,11 @@ def weight_bytes(c: ModelCard, s: Scheme, group_size: int | None = None) -> dict
     return {"quantized": int(quantized * s.bits / 8),
             "scales": int(quantized * (bpw - s.bits) / 8),
             "kept_16bit": kept * 2}
+
+
+def _kquant_falls_back(c: ModelCard, s: Scheme) -> bool:
+    """k-quants pack 256 weights per block: hidden-wide rows that are not a multiple of 256 cannot use them."""
+    return bool(s.fallback_bpw) and c.hidden % 256 != 0
 
 
 def _kquant_fallback_bytes(c: ModelCard, s: Scheme) -> dict[str, int]:
@@ -202,16 +207,18 @@ def estimate(model="default", scheme: str | Scheme = "bf16", context: int = 4096
         notes.append(f"MoE: all {c.experts} experts stay resident; {c.experts_active} run per token.")
     if c.sliding_window:
         notes.append(f"Sliding window {c.sliding_window} on some layers is ignored: KV cache is an upper bound.")
-    if s.fallback_bpw and c.hidden % 256:
+    if _kquant_falls_back(c, s):
         notes.append(f"{s.name} packs 256 weights per block; {c.name}'s hidden size {c.hidden} is not a multiple "
                      f"of 256, so llama.cpp stores most tensors in a {s.fallback_bpw:g}-bit fallback type.")
-    transient = 0
-    if s.loads_from(device):
-        transient = sum(weight_bytes(c, cat.scheme(s.loads_from(device))).values())
-        notes.append(f"{s.name} on {device} quantizes while loading: the {s.loads_from(device)} weights pass "
-                     f"through memory first: load peak at least {(b['weights'] + b['overhead'] + transient) / 1e9:.2f} GB "
-                     "(on CPU the allocator's slack can add as much again).")
-    return Estimate(c.name, s.name, context, batch, mode, kv_name, device, b, tuple(notes), transient)
+    est = Estimate(c.name, s.name, context, batch, mode, kv_name, device, b, tuple(notes))
+    source = s.loads_from(device)
+    if not source:
+        return est
+    transient = sum(weight_bytes(c, cat.scheme(source)).values())
+    est = replace(est, load_transient_bytes=transient)
+    return replace(est, notes=est.notes + (
+        f"{s.name} on {device} quantizes while loading: the {source} weights pass through memory first: load "
+        f"peak at least {est.load_peak_bytes / 1e9:.2f} GB (on CPU the allocator's slack can add as much again).",))
 
 
 def _training_bytes(c: ModelCard, s: Scheme, mode: str, rank: int | None) -> dict[str, int]:

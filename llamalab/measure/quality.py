@@ -148,9 +148,15 @@ def perplexity(loaded, text=None, *, tokens: int = DEFAULT_TOKENS, context: int 
     first `tokens` tokens, windows of `context` tokens every `stride` (default = context, no overlap)."""
     name, source, body = _text(text)
     stride = stride or context
-    ids = _token_ids(loaded, body, tokens)
+    return _perplexity(loaded, _token_ids(loaded, body, tokens), name, source, context, stride)
+
+
+def _perplexity(loaded, ids, name, source, context, stride, on_window=None) -> Perplexity:
+    """Score every window; `on_window(i, log_probs)` sees each window's log-probs on the way."""
     nll, n = 0.0, 0
-    for targets, lp in _scored(loaded, ids, context, stride):
+    for i, (targets, lp) in enumerate(_scored(loaded, ids, context, stride)):
+        if on_window:
+            on_window(i, lp)
         nll -= lp.gather(1, targets[:, None]).sum().item()
         n += len(targets)
     return Perplexity(math.exp(nll / n), nll / n, n, name, source, context, stride,
@@ -170,13 +176,8 @@ class Reference:
         self.ids = _token_ids(loaded, self.body, tokens)
         self.dir = Path(tempfile.mkdtemp(prefix="llamalab-reference-"))
         self._cleanup = weakref.finalize(self, shutil.rmtree, self.dir, True)
-        nll, n = 0.0, 0
-        for i, (targets, lp) in enumerate(_scored(loaded, self.ids, context, self.stride)):
-            np.save(self.dir / f"{i}.npy", lp.numpy())
-            nll -= lp.gather(1, targets[:, None]).sum().item()
-            n += len(targets)
-        self.perplexity = Perplexity(math.exp(nll / n), nll / n, n, self.text_name, self.source, context,
-                                     self.stride, self.model, self.scheme)
+        self.perplexity = _perplexity(loaded, self.ids, self.text_name, self.source, context, self.stride,
+                                      on_window=lambda i, lp: np.save(self.dir / f"{i}.npy", lp.numpy()))
 
     def window_log_probs(self, i: int):
         import numpy as np
