@@ -1,0 +1,81 @@
+"""One name per measured quantity: key, label, unit and a one-line help.
+
+Every record the kit writes (`Generation.to_dict()`, `LoadedModel.to_dict()`, `compare()` columns,
+monitor samples) uses these keys; plots and widget headers read their labels from here, so a number
+is called the same everywhere a learner meets it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str
+    label: str          # short, for axis titles and table headers
+    unit: str           # "s", "bytes", "tokens/s", "tokens", "nats/token", "" (a ratio or a count)
+    help: str
+    scale: float = 1.0  # value × scale is what `label` shows (bytes → MB, s → ms)
+
+    def show(self, value) -> float:
+        return value * self.scale
+
+
+_METRICS = (
+    # a generation
+    Metric("prompt_tokens", "prompt tokens", "tokens", "Tokens in the prompt after the chat template."),
+    Metric("new_tokens", "new tokens", "tokens", "Tokens generated (an end-of-sequence token included)."),
+    Metric("ttft_s", "TTFT (ms)", "s", "Time to first token: the call until the first new token "
+           "(chat template, tokenization, prefill, network for a remote engine).", 1e3),
+    Metric("prefill_s", "prefill (ms)", "s", "Engine start until the first new token: the prompt's forward "
+           "pass and the first sampling step.", 1e3),
+    Metric("decode_tokens_per_s", "decode tokens/s", "tokens/s",
+           "New tokens after the first, divided by the time between the first and the last token."),
+    Metric("total_s", "total (s)", "s", "The whole call, from the prompt to the last token."),
+    Metric("peak_memory_bytes", "peak memory (MB)", "bytes", "Peak memory while generating; "
+           "`peak_memory_kind` says what it counts (process RSS, CUDA allocated, or absent for a remote "
+           "engine).", 1e-6),
+    # a load
+    Metric("load_s", "load (s)", "s", "Seconds to load the weights (and quantize them, for int8/nf4)."),
+    Metric("weights_memory_bytes", "weights in memory (MB)", "bytes",
+           "Bytes of the weights and buffers as they sit in memory, counted tensor by tensor.", 1e-6),
+    Metric("weights_disk_bytes", "weights on disk (MB)", "bytes",
+           "Bytes of the weight files the model was loaded from.", 1e-6),
+    Metric("load_memory_delta_bytes", "memory after load (MB)", "bytes", "How much memory the load left "
+           "allocated; `load_memory_kind` says what it counts (process RSS or CUDA allocated).", 1e-6),
+    Metric("load_peak_bytes", "load peak (MB)", "bytes",
+           "Peak growth of the same measure during the load (quantize-on-load passes a bf16 copy).", 1e-6),
+    Metric("estimated_weights_bytes", "estimated weights (MB)", "bytes",
+           "The estimator's weight bytes for this model and scheme (llamalab.estimate).", 1e-6),
+    Metric("estimate_error_pct", "estimate error (%)", "%",
+           "(estimated − measured weights) ÷ measured weights × 100."),
+    # quality
+    Metric("perplexity", "perplexity per token", "", "exp(mean negative log-likelihood per token) on the "
+           "held-out text (`ppl_text`); lower is better."),
+    Metric("kl_vs_reference", "KL vs reference (nats/token)", "nats/token",
+           "Mean KL(reference ‖ this scheme) of next-token distributions on the same positions."),
+    Metric("top1_vs_reference", "top-1 agreement", "", "Share of positions where this scheme and the "
+           "reference pick the same most likely token."),
+    Metric("quality_s", "quality (s)", "s", "Seconds spent scoring perplexity and KL."),
+    # a sample of the monitor
+    Metric("rss_bytes", "process RSS (MB)", "bytes", "This process's resident memory.", 1e-6),
+    Metric("cuda_allocated_bytes", "CUDA allocated (MB)", "bytes", "torch.cuda.memory_allocated().", 1e-6),
+    Metric("cuda_reserved_bytes", "CUDA reserved (MB)", "bytes", "torch.cuda.memory_reserved().", 1e-6),
+    Metric("tokens_per_s", "tokens/s", "tokens/s",
+           "Tokens reported in the last sampling interval ÷ its length (any engine, any phase)."),
+)
+
+METRICS: dict[str, Metric] = {m.key: m for m in _METRICS}
+
+
+def metric(key: str) -> Metric:
+    """The metric called `key`; KeyError names the known keys."""
+    try:
+        return METRICS[key]
+    except KeyError:
+        raise KeyError(f"{key!r} is not a metric; known: {', '.join(METRICS)}") from None
+
+
+def label(key: str) -> str:
+    """The label a plot or table header shows for `key` (the key itself if it is not a metric)."""
+    return METRICS[key].label if key in METRICS else key
