@@ -48,8 +48,8 @@ def check(scheme: str) -> dict:
         m = llamalab.load("default", scheme, device="cuda")
         g = m.generate("What is the capital of France?", max_new_tokens=32, min_new_tokens=32)
         ppl = llamalab.perplexity(m, tokens=1024)
-        row.update(ok=True, backend=m.backend, kernel=_kernel(m), weights_mb=m.footprint_bytes / 1e6,
-                   decode_tok_s=g.decode_tokens_per_s, ttft_s=g.ttft_s, peak_cuda_mb=g.peak_memory_bytes / 1e6,
+        row.update(ok=True, backend=m.backend, kernel=_kernel(m), weights_memory_mb=m.weights_memory_bytes / 1e6,
+                   decode_tokens_per_s=g.decode_tokens_per_s, ttft_s=g.ttft_s, peak_cuda_mb=g.peak_memory_bytes / 1e6,
                    perplexity=ppl.value, answer=g.text[:60])
         m.unload()
     except Exception as e:     # one failing scheme must not hide the others
@@ -61,7 +61,7 @@ def check(scheme: str) -> dict:
 def _kernel(m) -> str:
     model = getattr(m.engine, "model", None)
     if model is None:
-        return type(m.engine).__name__
+        return m.engine.name
     kinds = {type(mod).__name__ for mod in model.modules() if "Linear" in type(mod).__name__}
     return ", ".join(sorted(kinds))
 
@@ -77,7 +77,8 @@ def main() -> None:
     if not torch.cuda.is_available():
         raise SystemExit("cuda_check: torch sees no CUDA device; run this on a GPU machine with a CUDA torch.")
     rows = [check(s) for s in args.schemes.split(",")]
-    cols = ("scheme", "ok", "backend", "kernel", "weights_mb", "decode_tok_s", "ttft_s", "peak_cuda_mb", "perplexity")
+    cols = ("scheme", "ok", "backend", "kernel", "weights_memory_mb", "decode_tokens_per_s", "ttft_s", "peak_cuda_mb",
+            "perplexity")
     print(" | ".join(cols))
     for r in rows:
         print(" | ".join(f"{r[c]:.3g}" if isinstance(r.get(c), float) else str(r.get(c, "")) for c in cols)

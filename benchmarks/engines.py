@@ -35,27 +35,27 @@ def raw_llamacpp(m, ids, n):
 def measure(scheme: str, runs: int, n: int) -> dict:
     m = llamalab.load("default", scheme)
     ids = m.engine.encode(PROMPT)
-    raw = raw_llamacpp if type(m.engine).__name__ == "LlamaCppEngine" else raw_transformers
+    raw = raw_llamacpp if m.engine.name == "llama.cpp" else raw_transformers
     m.generate(PROMPT, max_new_tokens=8)
     raw(m, ids, 8)
     res = {"raw": [], "kit": []}
 
     def run_raw():
         t0, ts = raw(m, ids, n)
-        res["raw"].append({"ttft_s": ts[0] - t0, "decode_tok_s": (len(ts) - 1) / (ts[-1] - ts[0]),
-                           "total_s": ts[-1] - t0, "tokens": len(ts)})
+        res["raw"].append({"ttft_s": ts[0] - t0, "decode_tokens_per_s": (len(ts) - 1) / (ts[-1] - ts[0]),
+                           "total_s": ts[-1] - t0, "new_tokens": len(ts)})
 
     def run_kit():
         g = m.generate(PROMPT, max_new_tokens=n, min_new_tokens=n)
-        res["kit"].append({"ttft_s": g.prefill_s, "decode_tok_s": g.decode_tokens_per_s,
-                           "total_s": g.total_s, "tokens": g.tokens})
+        res["kit"].append({"ttft_s": g.prefill_s, "decode_tokens_per_s": g.decode_tokens_per_s,
+                           "total_s": g.total_s, "new_tokens": g.new_tokens})
     alternating(runs, run_raw, run_kit)
     m.unload()
-    med = {side: {k: statistics.median(r[k] for r in rows) for k in ("ttft_s", "decode_tok_s", "total_s")}
+    med = {side: {k: statistics.median(r[k] for r in rows) for k in ("ttft_s", "decode_tokens_per_s", "total_s")}
            for side, rows in res.items()}
-    return {"scheme": scheme, "engine": "llama.cpp" if raw is raw_llamacpp else "transformers", "runs": runs,
+    return {"scheme": scheme, "engine": m.engine.name, "runs": runs,
             "new_tokens": n, "prompt_tokens": len(ids), "median": med,
-            "decode_ratio_kit_over_raw": med["kit"]["decode_tok_s"] / med["raw"]["decode_tok_s"],
+            "decode_ratio_kit_over_raw": med["kit"]["decode_tokens_per_s"] / med["raw"]["decode_tokens_per_s"],
             "total_ratio_kit_over_raw": med["kit"]["total_s"] / med["raw"]["total_s"], "all": res}
 
 
@@ -67,8 +67,8 @@ def main() -> None:
     args = ap.parse_args()
     rows = [measure(s, args.runs, args.tokens) for s in args.schemes.split(",")]
     for r in rows:
-        print(f"{r['scheme']:>6} {r['engine']:<12} raw {r['median']['raw']['decode_tok_s']:.1f} tok/s  "
-              f"kit {r['median']['kit']['decode_tok_s']:.1f} tok/s  decode ratio {r['decode_ratio_kit_over_raw']:.3f}"
+        print(f"{r['scheme']:>6} {r['engine']:<12} raw {r['median']['raw']['decode_tokens_per_s']:.1f} tok/s  "
+              f"kit {r['median']['kit']['decode_tokens_per_s']:.1f} tok/s  decode ratio {r['decode_ratio_kit_over_raw']:.3f}"
               f"  total-time ratio {r['total_ratio_kit_over_raw']:.3f}")
     OUT.mkdir(exist_ok=True)
     (OUT / "engines.json").write_text(json.dumps({"note": "kit total_s includes chat-template encoding; "
@@ -76,7 +76,7 @@ def main() -> None:
                                                  indent=2))
     import plotly.graph_objects as go
     fig = go.Figure([go.Bar(name=side, x=[r["scheme"] for r in rows],
-                            y=[r["median"][side]["decode_tok_s"] for r in rows]) for side in ("raw", "kit")])
+                            y=[r["median"][side]["decode_tokens_per_s"] for r in rows]) for side in ("raw", "kit")])
     fig.update_layout(barmode="group", title="Decode speed: raw library vs llamalab (median, same process)",
                       yaxis_title="tokens/s", template="plotly_white")
     fig.write_html(OUT / "engines.html", include_plotlyjs="cdn")

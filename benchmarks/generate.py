@@ -4,7 +4,7 @@ For each scheme: load once through llamalab, then alternate llamalab `generate()
 transformers `model.generate()` on the same model object and the same prompt ids (greedy, exactly
 N new tokens), so the ratio isolates what the kit adds (streaming text, stop checks, memory sampler).
 Each scheme runs in a fresh process. Reports medians of >= 5 runs, the kit/raw ratios (goal >= 0.97), and the estimator's error on the
-weights (measured footprint) and on the total (measured peak RSS).
+weights (measured weights in memory) and on the total (measured peak memory, process RSS).
 
     python benchmarks/generate.py --runs 5 --tokens 128
 Writes benchmarks/results/generate.json and generate.html (+ .png if kaleido is installed).
@@ -32,7 +32,7 @@ def raw_run(m, ids, n: int) -> tuple[float, float]:
 
 def kit_run(m, n: int) -> tuple[float, float, int]:
     g = m.generate(PROMPT, max_new_tokens=n, min_new_tokens=n)
-    assert g.tokens == n
+    assert g.new_tokens == n
     return g.prefill_s, g.decode_tokens_per_s, g.peak_memory_bytes
 
 
@@ -52,13 +52,14 @@ def bench_scheme(scheme: str, runs: int, n: int) -> dict:
     row = {
         "scheme": scheme, "runs": runs, "new_tokens": n, "prompt_tokens": len(ids),
         "kit_prefill_ms": 1000 * med([k[0] for k in kit]), "raw_prefill_ms": 1000 * med([r[0] for r in raw]),
-        "kit_decode_tok_s": med([k[1] for k in kit]), "raw_decode_tok_s": med([r[1] for r in raw]),
-        "footprint_mb": m.footprint_bytes / 1e6, "estimated_weights_mb": m.estimate.breakdown["weights"] / 1e6,
+        "kit_decode_tokens_per_s": med([k[1] for k in kit]), "raw_decode_tokens_per_s": med([r[1] for r in raw]),
+        "weights_memory_mb": m.weights_memory_bytes / 1e6,
+        "estimated_weights_mb": m.estimate.breakdown["weights"] / 1e6,
         "weights_error_pct": m.estimate_error_pct,
-        "peak_rss_mb": max(peaks) / 1e6, "estimated_total_mb": est_total / 1e6,
+        "peak_memory_mb": max(peaks) / 1e6, "estimated_total_mb": est_total / 1e6,
         "total_error_pct": 100 * (est_total - max(peaks)) / max(peaks),
     }
-    row["decode_ratio_kit_over_raw"] = row["kit_decode_tok_s"] / row["raw_decode_tok_s"]
+    row["decode_ratio_kit_over_raw"] = row["kit_decode_tokens_per_s"] / row["raw_decode_tokens_per_s"]
     row["prefill_ratio_raw_over_kit"] = row["raw_prefill_ms"] / row["kit_prefill_ms"]
     m.unload()
     return row
@@ -73,18 +74,17 @@ def _in_fresh_process(fn, *args):
 
 
 def figure(rows):
-    import plotly.graph_objects as go
     from plotly.subplots import make_subplots
     names = [r["scheme"] for r in rows]
     fig = make_subplots(rows=1, cols=3, subplot_titles=("decode tokens/s (median)", "prefill ms (median)",
                                                         "estimate error %"))
     for who, color in (("kit", "#1f77b4"), ("raw", "#aaaaaa")):
-        fig.add_bar(x=names, y=[r[f"{who}_decode_tok_s"] for r in rows], name=f"{who} decode", marker_color=color,
-                    row=1, col=1)
+        fig.add_bar(x=names, y=[r[f"{who}_decode_tokens_per_s"] for r in rows], name=f"{who} decode",
+                    marker_color=color, row=1, col=1)
         fig.add_bar(x=names, y=[r[f"{who}_prefill_ms"] for r in rows], name=f"{who} prefill", marker_color=color,
                     row=1, col=2, showlegend=False)
-    fig.add_bar(x=names, y=[r["weights_error_pct"] for r in rows], name="weights vs footprint", row=1, col=3)
-    fig.add_bar(x=names, y=[r["total_error_pct"] for r in rows], name="total vs peak RSS", row=1, col=3)
+    fig.add_bar(x=names, y=[r["weights_error_pct"] for r in rows], name="estimated vs measured weights", row=1, col=3)
+    fig.add_bar(x=names, y=[r["total_error_pct"] for r in rows], name="estimated total vs peak memory", row=1, col=3)
     fig.update_layout(title="llamalab vs raw transformers on the embedded model (same process, interleaved)",
                       barmode="group", height=420, width=1200)
     return fig
@@ -109,8 +109,8 @@ def main():
         fig.write_image(out / "generate.png")
     except Exception as e:  # kaleido is optional
         print(f"(no PNG: {type(e).__name__})")
-    cols = ["scheme", "kit_decode_tok_s", "raw_decode_tok_s", "decode_ratio_kit_over_raw", "kit_prefill_ms",
-            "raw_prefill_ms", "prefill_ratio_raw_over_kit", "weights_error_pct", "total_error_pct"]
+    cols = ["scheme", "kit_decode_tokens_per_s", "raw_decode_tokens_per_s", "decode_ratio_kit_over_raw",
+            "kit_prefill_ms", "raw_prefill_ms", "prefill_ratio_raw_over_kit", "weights_error_pct", "total_error_pct"]
     print(" ".join(f"{c:>14.14}" for c in cols))
     for r in rows:
         print(" ".join(f"{r[c]:>14.3f}" if isinstance(r[c], float) else f"{r[c]:>14}" for c in cols))

@@ -1,21 +1,23 @@
-"""What the widgets cost: monitor overhead on decode speed, and Stop / first-token latency in a kernel.
+"""What the widgets cost and whether they show the library's real speed, measured in a real ipykernel
+(started with jupyter_client, so widget updates travel as comm messages, as in JupyterLab minus the browser).
 
-Runs inside a real ipykernel (started with jupyter_client), so widget updates really travel as comm
-messages, exactly as in JupyterLab minus the browser:
+* speed (issue 11): per scheme, decode tokens/s through the Playground's path (a widget worker thread
+  waiting on the runtime's torch thread) ÷ `generate()` from the kernel's main thread; same model,
+  prompt and exactly N new tokens; back-to-back pairs, order alternating, one process. Reported: the
+  median of each, the ratio of the medians and the median of the per-pair ratios. Goal: >= 0.95.
+  gptq-4bit / awq-4bit need quantized checkpoints: `--build` makes missing ones (llamalab.quantize,
+  minutes), otherwise they are reported as missing.
+* latency: Playground Generate → first text piece in the output widget; Stop → worker finished
+  (bf16). Goal: no worse than before the torch thread (0.08 s / 0.035 s).
+* monitor: the same generation with and without a running LiveMonitor at 4 Hz (goal: <= 2 % slower).
+* arena: the Arena's decode tokens/s (read from `arena.records`) ÷ `compare()`'s, per scheme (goal:
+  within 5 %).
 
-* monitor overhead — the same greedy generation (exactly N tokens) with and without a running
-  `LiveMonitor(interval=0.25)` (a `llamalab.Monitor` feeding a plotly FigureWidget at 4 Hz), in
-  back-to-back pairs (order alternating), >= 5 pairs, one process. Reported: the median of each
-  condition and the median of the per-pair ratios (robust when other jobs load the machine for a
-  while: both runs of a pair see about the same load). Goal: <= 2 % slower.
-* Playground: Generate → first text piece in the output widget; Stop → worker thread finished.
+Browser-side numbers come from the browser test (test-artifacts/timings.json), copied in when present.
 
-Browser-side numbers (kernel idle → all widgets rendered, Generate click → first token visible,
-Stop click → generation ended as the page sees it) come from the browser test, which writes
-test-artifacts/timings.json; they are copied into the result when that file exists.
-
-    python benchmarks/widgets.py --runs 7 --tokens 128
-Writes benchmarks/results/widgets.json. Numbers are never asserted: run on a quiet machine.
+    python benchmarks/widgets.py                                   # everything, on a quiet machine
+    python benchmarks/widgets.py --parts speed --schemes bf16 --runs 3 --tokens 32   # a quick check
+Writes benchmarks/results/widgets.json. Numbers are never asserted.
 """
 from __future__ import annotations
 
@@ -23,48 +25,84 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import sys
-import textwrap
+import threading
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
+PROMPT = "Tell me a long story about a dragon who learns to read."
+SCHEMES = "bf16,fp16,int8,gptq-4bit,awq-4bit,nf4"
+PARTS = ("speed", "latency", "monitor", "arena")
+med = statistics.median
 
-KERNEL_CODE = textwrap.dedent('''
-    import json, statistics, threading, time
+
+# ---------------------------------------------------------------- run inside the kernel
+
+def in_kernel(opts: dict) -> dict:
+    """Every part asked for, in this (kernel) process; the main thread never runs torch itself."""
+    out = {}
+    if "speed" in opts["parts"]:
+        out["speed"] = [speed(s, opts["runs"], opts["tokens"], opts["build"]) for s in opts["schemes"]]
+    if "latency" in opts["parts"]:
+        out["latency"] = latency(3)
+    if "monitor" in opts["parts"]:
+        out["monitor"] = monitor_overhead(opts["runs"], opts["tokens"])
+    if "arena" in opts["parts"]:
+        out["arena"] = arena_vs_compare([s for s in opts["schemes"]], opts["runs"], opts["tokens"], opts["build"])
+    return out
+
+
+def load(scheme: str, build: bool):
+    """The embedded model under `scheme`; a missing GPTQ/AWQ checkpoint is made first with --build."""
     import llamalab
-    from llamalab.widgets import LiveMonitor, Playground
+    try:
+        return llamalab.load("default", scheme, device="cpu"), ""
+    except llamalab.LlamalabError as e:
+        if not (build and scheme.startswith(("gptq", "awq"))):
+            return None, e.message
+    llamalab.quantize("default", scheme, progress=False)
+    return llamalab.load("default", scheme, device="cpu"), ""
 
-    RUNS, TOKENS = {runs}, {tokens}
-    PROMPT = "Explain what quantization does to a neural network in three sentences."
-    m = llamalab.load("default", "bf16", device="cpu")
-    m.generate(PROMPT, max_new_tokens=8)                      # warm-up
-    live = LiveMonitor(interval=0.25)
 
-    def once(monitored):
-        if monitored:
-            live.start()
-        try:
-            g = m.generate(PROMPT, max_new_tokens=TOKENS, min_new_tokens=TOKENS)
-        finally:
-            if monitored:
-                live.stop()
-        assert g.tokens == TOKENS
-        print("with" if monitored else "without", "LiveMonitor: %.1f tokens/s" % g.decode_tokens_per_s, flush=True)
-        return g.decode_tokens_per_s
+def speed(scheme: str, runs: int, tokens: int, build: bool) -> dict:
+    from llamalab.widgets import Playground
+    m, missing = load(scheme, build)
+    if m is None:
+        return {"scheme": scheme, "missing": missing}
+    m.generate(PROMPT, max_new_tokens=8)                    # warm-up
+    pg = Playground(m, monitor=False, prompt=PROMPT, max_new_tokens=tokens)
+    pg.mode.value, pg.ignore_eos.value = "chat", True
 
-    plain, monitored = [], []
-    for i in range(RUNS):                                     # pairs, order alternating
-        for with_monitor in ((False, True) if i % 2 == 0 else (True, False)):
-            (monitored if with_monitor else plain).append(once(with_monitor))
-    ratios = [b / a for a, b in zip(plain, monitored)]
+    def cell():
+        g = m.generate(PROMPT, max_new_tokens=tokens, min_new_tokens=tokens,
+                       system=pg.system.value.strip())   # the Playground's system prompt: the same prompt
+        cells.append(g.decode_tokens_per_s)
 
-    pg = Playground(m, monitor=True, prompt="Tell me a long story about a dragon.")
+    def widget():
+        pg.generate(wait=True)
+        assert pg.last is not None and pg.last.new_tokens == tokens, pg.errors.message
+        widgets.append(pg.last.decode_tokens_per_s)
+    cells, widgets = [], []
+    alternating(runs, cell, widget)
+    m.unload()
+    ratios = [b / a for a, b in zip(cells, widgets)]
+    return {"scheme": scheme, "cell_decode_tokens_per_s": cells, "playground_decode_tokens_per_s": widgets,
+            "median_cell": med(cells), "median_playground": med(widgets),
+            "ratio_of_medians": med(widgets) / med(cells), "median_pair_ratio": med(ratios)}
+
+
+def latency(runs: int) -> dict:
+    from llamalab.widgets import Playground
+    m, _ = load("bf16", False)
+    pg = Playground(m, monitor=True, prompt=PROMPT)
     pg.max_new_tokens.value, pg.ignore_eos.value = 2048, True
     first, stops = [], []
-    for _ in range(3):
+    for _ in range(runs):
         seen = threading.Event()
-        watch = lambda ch: pg.text and seen.set()             # the output now shows generated text
+        watch = lambda ch: pg.text and seen.set()           # noqa: E731 - the output now shows generated text
         pg.output.observe(watch, "value")
         t0 = time.perf_counter()
         pg.generate_button.click()
@@ -77,17 +115,80 @@ KERNEL_CODE = textwrap.dedent('''
         pg.wait(30)
         stops.append(time.perf_counter() - t0)
         assert pg.last.finish_reason == "stopped"
+    m.unload()
+    return {"generate_to_first_text_s": first, "stop_to_worker_done_s": stops,
+            "median_generate_to_first_text_s": med(first), "median_stop_to_worker_done_s": med(stops)}
 
-    med = statistics.median
-    print("RESULT " + json.dumps({{
-        "decode_tokens_per_s_without_monitor": plain, "decode_tokens_per_s_with_live_monitor": monitored,
-        "median_without": med(plain), "median_with": med(monitored),
-        "monitor_overhead_pct_of_medians": 100 * (1 - med(monitored) / med(plain)),
-        "pair_ratios_with_over_without": ratios, "monitor_overhead_pct": 100 * (1 - med(ratios)),
-        "live_monitor_figure_updates": live.pushes, "live_monitor_samples": len(live.records),
-        "playground_generate_to_first_text_s": first, "playground_stop_to_worker_done_s": stops,
-        "median_generate_to_first_text_s": med(first), "median_stop_to_worker_done_s": med(stops)}}))
-''')
+
+def monitor_overhead(runs: int, tokens: int) -> dict:
+    from llamalab.widgets import LiveMonitor
+    m, _ = load("bf16", False)
+    m.generate(PROMPT, max_new_tokens=8)
+    live = LiveMonitor(interval=0.25)
+    plain, monitored = [], []
+
+    def once(with_monitor: bool):
+        if with_monitor:
+            live.start()
+        try:
+            g = m.generate(PROMPT, max_new_tokens=tokens, min_new_tokens=tokens)
+        finally:
+            if with_monitor:
+                live.stop()
+        (monitored if with_monitor else plain).append(g.decode_tokens_per_s)
+    alternating(runs, lambda: once(False), lambda: once(True))
+    m.unload()
+    ratios = [b / a for a, b in zip(plain, monitored)]
+    return {"without": plain, "with_live_monitor": monitored, "median_without": med(plain),
+            "median_with": med(monitored), "overhead_pct": 100 * (1 - med(ratios)),
+            "live_monitor_figure_updates": live.pushes}
+
+
+def arena_vs_compare(schemes: list[str], runs: int, tokens: int, build: bool) -> list[dict]:
+    """The Arena's figure (its records) vs compare()'s, per scheme, same prompt and token count."""
+    import llamalab
+    from llamalab.widgets import Arena
+    runnable = [s for s in schemes if load_ok(s, build)]
+    table = llamalab.compare("default", runnable, [PROMPT], max_new_tokens=tokens, repeats=runs, quality=False,
+                             reference=None, quantize_missing=build)
+    arena = Arena("default", schemes=runnable, prompt=PROMPT, max_new_tokens=tokens)
+    arena.schemes.value = tuple(runnable)
+    records: list[dict] = []
+    for _ in range(runs):
+        arena.run(wait=True)
+        records += [r for r in arena.records if r.get("decode_tokens_per_s") and not r.get("error")]
+    rows = []
+    for s in runnable:
+        ours = [r["decode_tokens_per_s"] for r in records if r["scheme"] == s]
+        theirs = table[table.scheme == s].decode_tokens_per_s.dropna().tolist()
+        rows.append({"scheme": s, "arena": ours, "compare": theirs,
+                     "ratio_of_medians": med(ours) / med(theirs) if ours and theirs else None})
+    return rows
+
+
+def load_ok(scheme: str, build: bool) -> bool:
+    m, _ = load(scheme, build)
+    if m is not None:
+        m.unload()
+    return m is not None
+
+
+def alternating(runs: int, first, second) -> None:
+    """`runs` pairs: first-second, second-first, ... (the second run of a pair tends to be slower)."""
+    for i in range(runs):
+        for step in ((first, second) if i % 2 == 0 else (second, first)):
+            step()
+
+
+# ---------------------------------------------------------------- the driver
+
+KERNEL_CODE = """
+import importlib.util, json
+spec = importlib.util.spec_from_file_location("bench_widgets", {path!r})
+bench = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(bench)
+print("RESULT " + json.dumps(bench.in_kernel({opts!r})))
+"""
 
 
 def run_in_kernel(code: str, timeout: float, env: dict | None = None) -> dict:
@@ -115,37 +216,53 @@ def _collect(msg: dict, out: list[str]) -> None:
         out.append("\n".join(msg["content"]["traceback"]))
 
 
+def report(result: dict) -> None:
+    for row in result.get("speed", []):
+        if "missing" in row:
+            print(f"{row['scheme']:<10} missing: {row['missing']}")
+            continue
+        print(f"{row['scheme']:<10} decode tokens/s: cell {row['median_cell']:.1f}, Playground "
+              f"{row['median_playground']:.1f}; ratio {row['ratio_of_medians']:.3f} (median pair ratio "
+              f"{row['median_pair_ratio']:.3f}; goal >= 0.95)")
+    if "latency" in result:
+        r = result["latency"]
+        print(f"Playground: Generate → first text {r['median_generate_to_first_text_s']:.3f} s, "
+              f"Stop → done {r['median_stop_to_worker_done_s']:.3f} s (medians; before: 0.08 s / 0.035 s)")
+    if "monitor" in result:
+        r = result["monitor"]
+        print(f"LiveMonitor at 4 Hz: {r['median_without']:.1f} → {r['median_with']:.1f} tokens/s, overhead "
+              f"{r['overhead_pct']:+.2f} % (median of pair ratios; goal <= 2 %)")
+    for row in result.get("arena", []):
+        ratio = row["ratio_of_medians"]
+        print(f"Arena ÷ compare() {row['scheme']:<10} {'n/a' if ratio is None else f'{ratio:.3f}'} (goal 0.95–1.05)")
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--runs", type=int, default=9, help="pairs of runs, i.e. runs per condition (>= 5)")
+    ap.add_argument("--schemes", default=SCHEMES, help=f"comma-separated (default {SCHEMES})")
+    ap.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated, of {', '.join(PARTS)}")
+    ap.add_argument("--runs", type=int, default=7, help="pairs of runs per scheme (medians need >= 5; 3 for a check)")
     ap.add_argument("--tokens", type=int, default=128, help="new tokens per generation")
-    ap.add_argument("--timeout", type=float, default=900)
-    ap.add_argument("--omp-passive", action="store_true",
-                    help="run the kernel with OMP_WAIT_POLICY=PASSIVE: slower on a quiet machine, but immune to "
-                         "the collapse of spinning OpenMP threads when other jobs share the cores")
-    ap.add_argument("--out", type=Path, default=None, help="default: benchmarks/results/widgets[-omp-passive].json")
+    ap.add_argument("--build", action="store_true", help="quantize missing GPTQ/AWQ checkpoints first (minutes)")
+    ap.add_argument("--timeout", type=float, default=3600)
+    ap.add_argument("--out", type=Path, default=HERE / "results" / "widgets.json")
     args = ap.parse_args(argv)
-    if args.runs < 5:
-        ap.error("--runs must be at least 5")
-    env = {"OMP_WAIT_POLICY": "PASSIVE"} if args.omp_passive else {}
-    result = run_in_kernel(KERNEL_CODE.format(runs=args.runs, tokens=args.tokens), args.timeout, env)
+    parts = [p for p in args.parts.split(",") if p]
+    if set(parts) - set(PARTS) or args.runs < 1:
+        ap.error(f"--parts must be among {PARTS} and --runs >= 1")
+    opts = {"schemes": args.schemes.split(","), "parts": parts, "runs": args.runs, "tokens": args.tokens,
+            "build": args.build}
+    result = run_in_kernel(KERNEL_CODE.format(path=str(Path(__file__).resolve()), opts=opts), args.timeout)
     browser = REPO / "test-artifacts" / "timings.json"
     if browser.exists():
         result["browser"] = json.loads(browser.read_text())
-    result["setup"] = {"runs": args.runs, "tokens": args.tokens, "model": "default (SmolLM2-135M-Instruct) bf16 cpu",
-                       "omp_wait_policy": env.get("OMP_WAIT_POLICY", os.environ.get("OMP_WAIT_POLICY", "default")),
+    result["setup"] = {**opts, "model": "default (SmolLM2-135M-Instruct), cpu", "prompt": PROMPT,
                        "machine": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                       "python": sys.version.split()[0]}
-    args.out = args.out or HERE / "results" / f"widgets{'-omp-passive' if args.omp_passive else ''}.json"
+                       "load_average": os.getloadavg(), "python": sys.version.split()[0],
+                       "when": time.strftime("%Y-%m-%d %H:%M:%S")}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))
-    print(f"decode tokens/s, median of {args.runs}: without monitor {result['median_without']:.1f}, "
-          f"with LiveMonitor at 4 Hz {result['median_with']:.1f}; overhead {result['monitor_overhead_pct']:+.2f} % "
-          f"(median of pair ratios; {result['monitor_overhead_pct_of_medians']:+.2f} % from the medians; goal <= 2 %)")
-    print(f"Playground: Generate → first text {result['median_generate_to_first_text_s']:.3f} s, "
-          f"Stop → done {result['median_stop_to_worker_done_s']:.3f} s (medians, in the kernel)")
-    for k, v in result.get("browser", {}).items():
-        print(f"browser: {k} = {v}")
+    report(result)
     print(f"wrote {args.out}")
     return result
 

@@ -7,23 +7,27 @@
 
 Importing llamalab does not import torch; loading a model does.
 """
-from .catalog import Device, ModelCard, Scheme, card, gpus, models, scheme
+from .catalog import GPU, ModelCard, Scheme, card, gpu, gpus, models, scheme
 from .errors import (BackendMissing, InvalidSetting, LlamalabError, ModelNotCached, NotEnoughMemory,
                      PromptTooLong, SchemeUnavailable, UnknownHardware, UnknownModel, UnknownScheme)
-from .estimate import Estimate, best_scheme, estimate, max_context, requirements_table, roofline
+from .estimate import Estimate, Plan, best_scheme, estimate, max_context, plan, requirements_table, roofline
 from .hardware import Hardware, hardware
 from .monitor import Monitor, Sample
-from .runtime import Generation, LoadedModel, load, schemes
+from .runtime import Engine, Generation, LoadedModel, capabilities, load, register_backend, schemes
 from .quantize import quantize             # torch-free at import; the work runs in a subprocess
+from .quantize.settings import QuantizeSettings
 from .measure.quality import divergence, perplexity
 from .measure.compare import compare
+from .measure.sweep import summary, sweep
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "BackendMissing", "Device", "Estimate", "Generation", "Hardware", "InvalidSetting", "LlamalabError",
+    "BackendMissing", "GPU", "Estimate", "Plan", "plan", "gpu", "Generation", "Hardware", "InvalidSetting",
+    "LlamalabError",
     "LoadedModel", "ModelCard", "ModelNotCached", "Monitor", "NotEnoughMemory", "PromptTooLong", "Sample",
     "Scheme", "SchemeUnavailable", "UnknownHardware", "UnknownModel", "UnknownScheme", "best_scheme", "card",
     "estimate", "gpus", "hardware", "load", "max_context", "models", "requirements_table", "roofline",
-    "scheme", "schemes", "quantize", "perplexity", "divergence", "compare",
+    "scheme", "schemes", "quantize", "QuantizeSettings", "perplexity", "divergence", "compare", "sweep", "summary",
+    "capabilities", "register_backend", "Engine",
 ]

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from .errors import LlamalabError
+from .estimate import KV_DTYPES, MODES
 
 PACKAGES = ("torch", "transformers", "accelerate", "torchao", "bitsandbytes", "optimum", "gptqmodel",
             "llama_cpp_python", "huggingface_hub", "jupyterlab", "ipywidgets", "plotly", "anywidget", "pandas")
@@ -28,7 +29,7 @@ def doctor(args) -> int:
     """Explain this environment: versions, devices, schemes, cache, offline state."""
     import platform
 
-    from . import embedded, runtime
+    from . import embedded, paths, runtime
     from .hardware import hardware
     print(f"llamalab doctor — Python {platform.python_version()} on {platform.platform()}\n")
     print("Packages:")
@@ -37,13 +38,13 @@ def doctor(args) -> int:
     print("\nHardware:")
     print("  " + str(hardware()).replace("\n", "\n  "))
     print("\nSchemes (runs here? else why not):")
-    table = runtime.schemes()
+    table = runtime.capabilities()
     for name, rows in table.groupby("scheme", sort=False):
         cells = [f"{r.device}: " + ("yes" if r.available else f"no ({r.reason})") for r in rows.itertuples()]
         print(f"  {name:<10}" + " | ".join(cells))
     print("\n" + HISTORY)
     print("\nCache:")
-    print(f"  LLAMALAB_CACHE     {embedded.cache_dir()}")
+    print(f"  LLAMALAB_CACHE     {paths.cache_dir()}")
     try:
         src = embedded.gguf_path()
         print(f"  embedded GGUF      {src} ({src.stat().st_size / 1e6:.1f} MB)")
@@ -68,21 +69,26 @@ def models_cmd(args) -> int:
 
 
 def estimate_cmd(args) -> int:
-    from .estimate import best_scheme, estimate, max_context
-    e = estimate(args.model, args.scheme, args.context, args.batch, args.mode, args.kv_dtype, device=args.device,
-                 group_size=args.group_size)
+    from .estimate import estimate, plan
+    kw = dict(kv_dtype=args.kv_dtype, device=args.device, group_size=args.group_size)
+    if args.gpu:
+        p = plan(args.model, args.scheme, args.context, args.gpu, args.batch, args.mode, **kw)
+        e = p.estimate
+    else:
+        e = estimate(args.model, args.scheme, args.context, args.batch, args.mode, **kw)
     print(e)
     for note in e.notes:
         print(f"  note: {note}")
     if args.gpu:
-        print(f"\nOn {args.gpu}: fits={e.fits(args.gpu)}, devices needed={e.devices_needed(args.gpu)}, "
-              f"longest context={max_context(args.model, args.scheme, args.gpu, args.batch, mode=args.mode)}, "
-              f"best scheme at this context={best_scheme(args.model, args.gpu, args.context, args.batch, args.mode)}")
+        print(f"\nOn {args.gpu}: fits={p.fits}, devices needed={p.devices_needed}, longest context={p.max_context}, "
+              f"best scheme at this context={p.best_scheme}")
     return 0
 
 
 def lab(args) -> int:
     """JupyterLab on notebooks/, bound to 127.0.0.1 with a token (random unless given)."""
+    from . import validate
+    validate.integer("--port", args.port, 1, 65535)
     token = args.token or os.environ.get("LLAMALAB_LAB_TOKEN") or secrets.token_hex(24)
     root = Path(args.root or _notebooks_dir()).resolve()
     cmd = [sys.executable, "-m", "jupyterlab", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={args.port}",
@@ -112,8 +118,8 @@ def main(argv=None) -> int:
     e.add_argument("--scheme", default="bf16")
     e.add_argument("--context", type=int, default=4096)
     e.add_argument("--batch", type=int, default=1)
-    e.add_argument("--mode", default="inference", choices=["inference", "full", "lora", "qlora"])
-    e.add_argument("--kv-dtype", default=None)
+    e.add_argument("--mode", default="inference", choices=list(MODES))
+    e.add_argument("--kv-dtype", default=None, choices=list(KV_DTYPES))
     e.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
     e.add_argument("--group-size", type=int, default=None)
     e.add_argument("--gpu", default=None, help="also answer fits / longest context / best scheme for this GPU")

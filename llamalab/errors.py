@@ -26,11 +26,13 @@ class UnknownModel(LlamalabError, LookupError):
 
 
 class UnknownScheme(LlamalabError, ValueError):
-    def __init__(self, name: str, known: list[str]):
+    def __init__(self, name: str, known: list[str], short: dict[str, str] | None = None):
         self.name = name
-        self.matches = difflib.get_close_matches(name.lower(), known, n=3, cutoff=0.4)
+        self.matches = difflib.get_close_matches(name.lower(), [*known, *(short or {})], n=3, cutoff=0.4)
         hint = f"Did you mean {', '.join(self.matches)}? " if self.matches else ""
-        super().__init__(f"Unknown scheme {name!r}.", f"{hint}Known schemes: {', '.join(known)}.")
+        names = "; ".join(f"{k} = {v}" for k, v in (short or {}).items())
+        super().__init__(f"Unknown scheme {name!r}.",
+                         f"{hint}Known schemes: {', '.join(known)}." + (f" Short names: {names}." if names else ""))
 
 
 class UnknownHardware(LlamalabError, LookupError):
@@ -51,7 +53,15 @@ class SchemeUnavailable(LlamalabError):
         super().__init__(f"Scheme {scheme!r} cannot run on {device}: {reason}", fix)
 
 
+def install_extra(extra: str, prefix: str = "") -> str:
+    """The command that installs one of llamalab's extras (pyproject.toml), e.g. `pip install "llamalab[quant]"`."""
+    return f'{prefix}pip install "llamalab[{extra}]"'
+
+
 class BackendMissing(LlamalabError, ImportError):
+    """A package behind one scheme or tool is not installed; `install` is the command (usually an extra:
+    `install_extra("quant")`), and from a checkout `pip install -e ".[quant]"` does the same."""
+
     def __init__(self, package: str, install: str, why: str = ""):
         self.package, self.install = package, install
         super().__init__(f"The {package} package is not installed{': ' + why if why else ''}.",
@@ -80,3 +90,16 @@ class PromptTooLong(LlamalabError, ValueError):
             f"Prompt is {prompt_tokens} tokens; with max_new_tokens={max_new_tokens} that exceeds the "
             f"model's context of {limit} tokens.",
             f"Shorten the prompt to at most {max(limit - max_new_tokens, 0)} tokens or lower max_new_tokens.")
+
+
+class JobFailed(LlamalabError):
+    """A subprocess job (quantizing, later fine-tuning or a model server) ended without its result;
+    the message ends with the last lines of its log."""
+
+    def __init__(self, message: str, fix: str = "", log_tail: str = ""):
+        self.log_tail = log_tail
+        super().__init__(message, fix)
+
+
+class JobCancelled(JobFailed):
+    """The job was cancelled (`Job.cancel()`, Stop, or Ctrl-C while waiting); its partial output is gone."""

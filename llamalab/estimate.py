@@ -6,12 +6,17 @@ where the memory goes; the assumptions behind each term live in catalog/assumpti
 from __future__ import annotations
 
 import math
-import tomllib
+try:
+    import tomllib
+except ModuleNotFoundError:     # Python 3.10
+    import tomli as tomllib
 from dataclasses import dataclass, field, replace
 from functools import cache
 
+from . import catalog as cat
+from . import validate
+from .catalog import GPU, ModelCard, Scheme, card, gpus, linear_shapes
 from .catalog import HERE as CATALOG_DIR
-from .catalog import Device, ModelCard, Scheme, all_schemes, card, gpu, gpus, scheme
 from .errors import InvalidSetting, LlamalabError
 
 MODES = ("inference", "full", "lora", "qlora")
@@ -53,13 +58,13 @@ class Estimate:
         """What must fit: the larger of running (total) and loading."""
         return max(self.total_bytes, self.load_peak_bytes)
 
-    def fits(self, hardware="this", count: int = 1) -> bool:
-        """True if the peak fits `count` of the given device (name, Device, Hardware or bytes)."""
-        return self.peak_bytes <= budget_bytes(hardware) * count
+    def fits(self, gpu="this", count: int = 1) -> bool:
+        """True if the peak fits `count` of `gpu` (a catalog name, a GPU, a Hardware, 'this' or bytes)."""
+        return self.peak_bytes <= budget_bytes(gpu) * validate.integer("count", count, 1)
 
-    def devices_needed(self, hardware) -> int:
-        """How many of this device the model needs if the peak is split evenly (weights sharded)."""
-        return max(1, math.ceil(self.peak_bytes / budget_bytes(hardware)))
+    def devices_needed(self, gpu) -> int:
+        """How many of `gpu` the model needs if the peak is split evenly (weights sharded)."""
+        return max(1, math.ceil(self.peak_bytes / budget_bytes(gpu)))
 
     def to_dict(self) -> dict:
         d = {k: getattr(self, k) for k in ("model", "scheme", "context", "batch", "mode", "kv_dtype", "device")}
@@ -88,26 +93,9 @@ class Estimate:
 
 # ---------------------------------------------------------------- arithmetic pieces
 
-def _linear_shapes(c: ModelCard, active: bool = False) -> list[tuple[int, int, int]]:
-    """(in, out, count) of every linear layer in the whole model, lm_head excluded."""
-    q, kv = c.heads * c.head_dim, c.kv_heads * c.head_dim
-    experts = (c.experts_active if active else c.experts) if c.is_moe else 1
-    mlp = [(c.hidden, c.intermediate, experts)] * (2 if c.mlp == "gated" else 1) + [(c.intermediate, c.hidden, experts)]
-    per_layer = [(c.hidden, q, 1), (c.hidden, kv, 2), (q, c.hidden, 1), *mlp]
-    return [(i, o, n * c.layers) for i, o, n in per_layer]
-
-
-def count_params(c: ModelCard, active: bool = False) -> int:
-    """Parameters from the architecture (norms included, biases ignored)."""
-    linear = sum(i * o * n for i, o, n in _linear_shapes(c, active))
-    router = c.layers * c.hidden * c.experts if c.is_moe else 0
-    norms = (2 * c.layers + 1) * c.hidden
-    return linear + router + norms + c.embedding_params
-
-
 def lora_params(c: ModelCard, rank: int) -> int:
     """LoRA adds rank × (in + out) per adapted linear; here every attention and MLP linear."""
-    return rank * sum((i + o) * n for i, o, n in _linear_shapes(c))
+    return rank * sum((i + o) * n for i, o, n in linear_shapes(c))
 
 
 def weight_bytes(c: ModelCard, s: Scheme, group_size: int | None = None) -> dict[str, int]:
@@ -140,7 +128,7 @@ def _kquant_fallback_bytes(c: ModelCard, s: Scheme) -> dict[str, int]:
     """A k-quant of a model whose hidden size is not a multiple of 256: every tensor with hidden-wide
     rows (q/k/v/o, gate/up, an untied embedding) takes the fallback type, the output matrix Q8_0."""
     out = c.vocab * c.hidden
-    fallback = sum(i * o * n for i, o, n in _linear_shapes(c) if i % 256) + c.embedding_params - out
+    fallback = sum(i * o * n for i, o, n in linear_shapes(c) if i % 256) + c.embedding_params - out
     rest = c.params - out - fallback
     return {"quantized": int(rest * s.effective_bpw / 8), "fallback": int(fallback * s.fallback_bpw / 8),
             "output": int(out * GGUF_Q8_0_BPW / 8)}
@@ -177,10 +165,9 @@ def estimate(model="default", scheme: str | Scheme = "bf16", context: int = 4096
     `context` is prompt + generated tokens (inference) or the sequence length (training).
     `device` only changes the fixed runtime overhead ("cuda": CUDA context; "cpu": the Python process).
     """
-    from . import catalog as cat
     c = card(model)
-    s = cat.scheme(scheme)
-    _check(context, batch, mode, kv_dtype, group_size, s)
+    s = cat.scheme(scheme, c)
+    _check(context, batch, mode, kv_dtype, device, group_size, lora_rank, gradient_checkpointing)
     notes: list[str] = []
     if mode == "qlora" and s.family != "nf4":
         notes.append(f"QLoRA keeps the frozen base in nf4, not {s.name}: estimated as nf4.")
@@ -233,45 +220,56 @@ def _training_bytes(c: ModelCard, s: Scheme, mode: str, rank: int | None) -> dic
             "optimizer": n * t["adam_state_bytes"]}
 
 
-def _check(context, batch, mode, kv_dtype, group_size, s: Scheme) -> None:
-    if not isinstance(context, int) or context < 1:
-        raise InvalidSetting(f"context must be a positive whole number of tokens, not {context!r}.",
-                             "Use e.g. context=4096.")
-    if not isinstance(batch, int) or batch < 1:
-        raise InvalidSetting(f"batch must be a positive whole number, not {batch!r}.", "Use e.g. batch=1.")
-    if mode not in MODES:
-        raise InvalidSetting(f"Unknown mode {mode!r}.", f"Use one of {', '.join(MODES)}.")
-    if kv_dtype is not None and kv_dtype not in KV_DTYPES:
-        raise InvalidSetting(f"Unknown kv_dtype {kv_dtype!r}.", f"Use one of {', '.join(KV_DTYPES)}.")
-    if group_size is not None and (not isinstance(group_size, int) or group_size < 1):
-        raise InvalidSetting(f"group_size must be a positive whole number, not {group_size!r}.",
-                             "Common values: 32, 64, 128.")
+MAX_TOKENS = 1 << 24    # 16M tokens: far beyond any model's context, small enough to stay arithmetic
+
+
+def _check(context, batch, mode, kv_dtype, device, group_size, lora_rank, checkpointing) -> None:
+    validate.integer("context", context, 1, MAX_TOKENS)
+    validate.integer("batch", batch, 1, MAX_TOKENS)
+    validate.choice("mode", mode, MODES)
+    if kv_dtype is not None:
+        validate.choice("kv_dtype", kv_dtype, KV_DTYPES)
+    _check_device(device)
+    if group_size is not None:
+        validate.integer("group_size", group_size, 1)
+    if lora_rank is not None:
+        validate.integer("lora_rank", lora_rank, 1, 65536)
+    validate.flag("gradient_checkpointing", checkpointing)
+
+
+def _check_device(device) -> None:
+    """'cpu', 'cuda' or 'cuda:N' (only the kind matters here: it picks the runtime overhead)."""
+    validate.text("device", device)
+    kind, _, index = device.partition(":")
+    if kind not in ("cpu", "cuda") or (index and (kind != "cuda" or not index.isdecimal())):
+        raise InvalidSetting(f"device={device!r} is not a device.", "Use 'cpu', 'cuda' or 'cuda:N'.")
 
 
 # ---------------------------------------------------------------- budgets and reverse questions
 
-def budget_bytes(hardware) -> int:
-    """Bytes available on `hardware`: bytes, a catalog GPU name ('h100-80gb', '2x a100-80gb'),
-    a Device, this machine ('this' / a Hardware: its first GPU, else available RAM)."""
-    if isinstance(hardware, (int, float)):
-        return int(hardware)
-    if isinstance(hardware, Device):
-        return hardware.memory_bytes
-    if hasattr(hardware, "budget_bytes"):
-        return hardware.budget_bytes()
-    name = str(hardware).strip().lower()
+def budget_bytes(gpu) -> int:
+    """Bytes available on `gpu`: bytes, a catalog GPU name ('h100-80gb', '2x a100-80gb'), a GPU,
+    this machine ('this' / a Hardware: its first GPU, else available RAM)."""
+    if isinstance(gpu, (int, float)) and not isinstance(gpu, bool):
+        return int(validate.number("gpu", gpu, 1))
+    if isinstance(gpu, GPU):
+        return gpu.memory_bytes
+    if hasattr(gpu, "budget_bytes"):
+        return gpu.budget_bytes()
+    name = validate.text("gpu", gpu).strip().lower()
     if name in ("this", "here", "local"):
         from .hardware import hardware as this_machine
         return this_machine().budget_bytes()
     count, _, rest = name.partition("x ")
-    if rest and count.isdigit():
-        return int(count) * gpu(rest).memory_bytes
-    return gpu(name).memory_bytes
+    if rest and count.isdecimal():
+        return validate.integer("GPU count", int(count), 1, 100_000) * cat.gpu(rest).memory_bytes
+    return cat.gpu(name).memory_bytes
 
 
-def max_context(model="default", scheme="bf16", hardware="this", batch: int = 1, **kw) -> int:
-    """Longest context whose estimate fits the budget (0 if not even one token fits)."""
-    budget, c = budget_bytes(hardware), card(model)
+def max_context(model="default", scheme="bf16", gpu="this", batch: int = 1, **kw) -> int:
+    """Longest context whose estimate fits on `gpu` (0 if not even one token fits)."""
+    budget, c = budget_bytes(gpu), card(model)
+    estimate(c, scheme, 1, batch, **kw)          # bad settings raise here, not as "0 fits"
     fits = lambda n: estimate(c, scheme, n, batch, **kw).peak_bytes <= budget  # noqa: E731
     if not fits(1):
         return 0
@@ -284,32 +282,38 @@ def max_context(model="default", scheme="bf16", hardware="this", batch: int = 1,
     return lo
 
 
-def best_scheme(model="default", hardware="this", context: int = 4096, batch: int = 1,
+def best_scheme(model="default", gpu="this", context: int = 4096, batch: int = 1,
                 mode: str = "inference", candidates=None, **kw) -> str | None:
-    """The highest-fidelity scheme (lowest rank) whose estimate fits; None if none does."""
-    from . import catalog as cat
-    pool = [cat.scheme(x) for x in candidates] if candidates else all_schemes()
+    """The highest-fidelity scheme (lowest rank) whose estimate fits on `gpu`; None if none does."""
+    c = card(model)
+    if candidates is not None and (isinstance(candidates, str) or not hasattr(candidates, "__iter__")):
+        raise InvalidSetting(f"candidates={candidates!r} is not a list of schemes.",
+                             "Pass e.g. candidates=['bf16', 'int8'], or leave it out for every scheme.")
+    pool = [cat.scheme(x, c) for x in candidates] if candidates else cat.schemes()
+    estimate(c, "bf16", context, batch, mode, **kw)     # bad settings raise here, not as "none fits"
     if mode == "full":
         pool = [s for s in pool if s.family == "float"]
-    budget = budget_bytes(hardware)
+    budget = budget_bytes(gpu)
     for s in sorted(pool, key=lambda s: (s.rank, -s.bits)):
-        if estimate(model, s, context, batch, mode, **kw).peak_bytes <= budget:
+        if estimate(c, s, context, batch, mode, **kw).peak_bytes <= budget:
             return s.name
     return None
 
 
-def roofline(model="default", scheme="bf16", hardware="h100-80gb", context: int = 4096, batch: int = 1) -> dict:
+def roofline(model="default", scheme="bf16", gpu="h100-80gb", context: int = 4096, batch: int = 1) -> dict:
     """Upper bound on decode speed when memory bandwidth is the limit:
     every step reads the active weights once plus each sequence's KV cache."""
-    from . import catalog as cat
-    c, s = card(model), cat.scheme(scheme)
-    dev = hardware if isinstance(hardware, Device) else gpu(hardware)
+    c = card(model)
+    s = cat.scheme(scheme, c)
+    validate.integer("context", context, 1, MAX_TOKENS)
+    validate.integer("batch", batch, 1, MAX_TOKENS)
+    dev = gpu if isinstance(gpu, GPU) else cat.gpu(gpu)
     if not dev.bandwidth_bytes_s:
         raise LlamalabError(f"No memory bandwidth known for {dev.name}.", "Pass a catalog GPU name.")
     weights = sum(weight_bytes(c, s).values()) * (c.active_params / c.params if c.is_moe else 1)
     kv = kv_cache_bytes(c, context, batch, s.kv_bytes)
     step_s = (weights + kv) / dev.bandwidth_bytes_s
-    return {"model": c.name, "scheme": s.name, "hardware": dev.name, "bytes_per_step": int(weights + kv),
+    return {"model": c.name, "scheme": s.name, "gpu": dev.name, "bytes_per_step": int(weights + kv),
             "tokens_per_s_per_sequence": 1 / step_s, "tokens_per_s_total": batch / step_s}
 
 
@@ -318,6 +322,7 @@ def requirements_table(models=("llama-3.1-8b", "llama-3.1-70b", "llama-3.1-405b"
                        schemes=("fp16", "int8", "gptq-4bit"), context: int = 4096):
     """The hardware-requirements table, computed: weights and total per scheme, and the smallest fit."""
     import pandas as pd
+    models, schemes = _names("models", models), _names("schemes", schemes)
     ordered = sorted(gpus().values(), key=lambda g: g.memory_bytes)
     rows = []
     for m in models:
@@ -328,3 +333,51 @@ def requirements_table(models=("llama-3.1-8b", "llama-3.1-70b", "llama-3.1-405b"
                          "total_gb": e.total_bytes / 1e9, "smallest_single_gpu": single or "none",
                          "h100_80gb_needed": e.devices_needed("h100-80gb")})
     return pd.DataFrame(rows)
+
+
+def _names(arg: str, value) -> list:
+    """One name or a list of them (a lone string is one name, not its letters)."""
+    if isinstance(value, (str, ModelCard, Scheme)):
+        return [value]
+    if not isinstance(value, (list, tuple)) or not value:
+        raise InvalidSetting(f"{arg}={value!r} is not a list of names.", f"Pass a non-empty list, e.g. {arg}=['bf16'].")
+    return list(value)
+
+
+# ---------------------------------------------------------------- one plan for one GPU
+
+@dataclass(frozen=True)
+class Plan:
+    """The answers for one model × scheme × context on one GPU: what the calculator and the CLI show."""
+    estimate: Estimate
+    gpu: str                    # what was asked: a catalog name, "2x h100-80gb", "this" or bytes
+    fits: bool
+    devices_needed: int         # of `gpu`, the peak split evenly (weights sharded)
+    max_context: int            # longest context that fits under this scheme (0: not even one token)
+    best_scheme: str | None     # highest-fidelity scheme that fits at this context (None: none does)
+    fits_on: tuple[str, ...]    # catalog GPUs that hold it alone
+
+    def to_dict(self) -> dict:
+        return {**self.estimate.to_dict(), "gpu": self.gpu, "fits": self.fits, "devices_needed": self.devices_needed,
+                "max_context": self.max_context, "best_scheme": self.best_scheme, "fits_on": list(self.fits_on)}
+
+
+def plan(model="default", scheme="bf16", context: int = 4096, gpu="this", batch: int = 1,
+         mode: str = "inference", device: str | None = None, **kw) -> Plan:
+    """Estimate `model` and answer the reverse questions for `gpu`: does it fit, how many are
+    needed, the longest context, the best scheme. `device` (the runtime overhead counted) defaults
+    to 'cuda' for a catalog GPU and to this machine's own kind for gpu='this'."""
+    if device is None:
+        device = _this_device() if isinstance(gpu, str) and gpu.strip().lower() in ("this", "here", "local") else "cuda"
+    c = card(model)
+    e = estimate(c, scheme, context, batch, mode, device=device, **kw)
+    return Plan(estimate=e, gpu=str(gpu), fits=e.fits(gpu), devices_needed=e.devices_needed(gpu),
+                max_context=max_context(c, e.scheme, gpu, batch, mode=mode, device=device, **kw),
+                best_scheme=best_scheme(c, gpu, context, batch, mode, device=device, **kw),
+                fits_on=tuple(g.name for g in gpus().values() if e.fits(g)))
+
+
+def _this_device() -> str:
+    """This machine's kind (asking torch for GPUs: the only path here that imports torch)."""
+    from .hardware import hardware
+    return hardware().default_device

@@ -7,7 +7,9 @@ from dataclasses import asdict, dataclass, field
 
 import psutil
 
-from .catalog import Device
+from . import validate
+from .catalog import GPU
+from .errors import InvalidSetting
 
 
 @dataclass(frozen=True)
@@ -17,7 +19,7 @@ class Hardware:
     cores: int
     ram_bytes: int
     ram_available_bytes: int
-    gpus: tuple[Device, ...] = field(default=())
+    gpus: tuple[GPU, ...] = field(default=())
     cuda_free_bytes: tuple[int, ...] = ()
 
     @property
@@ -26,10 +28,13 @@ class Hardware:
 
     def budget_bytes(self, device: str | None = None) -> int:
         """Memory free for a model now: the first GPU's free memory, else available RAM."""
-        device = device or self.default_device
+        device = validate.text("device", device or self.default_device)
         if device.startswith("cuda") and self.gpus:
-            idx = int(device.split(":")[1]) if ":" in device else 0
-            return self.cuda_free_bytes[idx]
+            idx = device.partition(":")[2]
+            if idx and not (idx.isdecimal() and int(idx) < len(self.gpus)):
+                raise InvalidSetting(f"device={device!r}: this machine has {len(self.gpus)} CUDA device(s).",
+                                     f"Use 'cuda' or 'cuda:N' with N below {len(self.gpus)}.")
+            return self.cuda_free_bytes[int(idx or 0)]
         return self.ram_available_bytes
 
     def to_dict(self) -> dict:
@@ -55,7 +60,7 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def cuda_devices() -> tuple[tuple[Device, ...], tuple[int, ...]]:
+def cuda_devices() -> tuple[tuple[GPU, ...], tuple[int, ...]]:
     """CUDA GPUs via torch, only if torch is installed; never initialises CUDA when it is absent."""
     try:
         import torch
@@ -67,7 +72,7 @@ def cuda_devices() -> tuple[tuple[Device, ...], tuple[int, ...]]:
     for i in range(torch.cuda.device_count()):
         p = torch.cuda.get_device_properties(i)
         f, total = torch.cuda.mem_get_info(i)
-        devs.append(Device(name=f"cuda:{i}", display=p.name, memory_bytes=total, kind="gpu"))
+        devs.append(GPU(name=f"cuda:{i}", display=p.name, memory_bytes=total, kind="gpu"))
         free.append(f)
     return tuple(devs), tuple(free)
 

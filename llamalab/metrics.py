@@ -61,6 +61,8 @@ _METRICS = (
     Metric("rss_bytes", "process RSS (MB)", "bytes", "This process's resident memory.", 1e-6),
     Metric("cuda_allocated_bytes", "CUDA allocated (MB)", "bytes", "torch.cuda.memory_allocated().", 1e-6),
     Metric("cuda_reserved_bytes", "CUDA reserved (MB)", "bytes", "torch.cuda.memory_reserved().", 1e-6),
+    Metric("peak_rss_bytes", "peak process RSS (MB)", "bytes", "The highest resident memory of one process: "
+           "a monitor's highest sample, or a job's kernel high-water mark (getrusage).", 1e-6),
     Metric("tokens_per_s", "tokens/s", "tokens/s",
            "Tokens reported in the last sampling interval ÷ its length (any engine, any phase)."),
 )

@@ -37,3 +37,41 @@ def resident_block():
             block[offset] = 1
         return block
     return make
+
+
+@pytest.fixture(scope="session")
+def fake_backend():
+    """The fake engines (tests/fakes.py) registered as backend "fake": schemes fake, fake-scoring, fake-remote."""
+    from fakes import FakeBackend
+
+    from llamalab.runtime import backends
+    backends.register_backend("fake", FakeBackend("fake"))
+    yield
+    backends.unregister_backend("fake")
+
+
+@pytest.fixture(scope="session")
+def _fake_loads(fake_backend):
+    """One real llamalab.load() per fake scheme per session (a load measures memory: ~0.3 s)."""
+    import llamalab
+    loads = {}
+
+    def get(scheme):
+        if scheme not in loads:
+            loads[scheme] = llamalab.load("default", scheme, device="cpu")
+        return loads[scheme]
+    return get
+
+
+@pytest.fixture
+def fake(_fake_loads):
+    """`fake(scheme="fake", **engine_options)` → a fresh LoadedModel around a new fake engine
+    (options: script, delay, context_length, chat, uses_torch_thread; see tests/fakes.py)."""
+    from dataclasses import replace
+
+    from llamalab.runtime import backends
+
+    def make(scheme: str = "fake", **options):
+        base = _fake_loads(scheme)
+        return replace(base, engine=backends.module("fake").load("", base.scheme, "cpu", **options))
+    return make

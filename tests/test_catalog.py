@@ -1,8 +1,10 @@
+import json
+
 import pytest
 
 import llamalab
-from llamalab.catalog import card, gpu, gpus, scheme
-from llamalab.estimate import count_params
+from llamalab import embedded
+from llamalab.catalog import GPU, card, count_params, gpu, gpus, scheme, schemes
 
 REQUIRED = ["llama-3.1-8b", "llama-3.1-70b", "llama-3.1-405b", "llama-3.2-1b", "llama-3.2-3b", "mistral-7b",
             "mistral-small", "mistral-large", "ministral-8b", "mixtral-8x7b", "mixtral-8x22b", "codellama-7b",
@@ -75,3 +77,49 @@ def test_schemes_aliases_and_unknown():
     with pytest.raises(llamalab.UnknownScheme) as e:
         scheme("bf61")
     assert "bf16" in e.value.matches
+    with pytest.raises(llamalab.UnknownScheme) as e:
+        scheme("ggfu")
+    assert "gguf" in e.value.matches
+    for short in ("gptq", "awq", "gguf"):               # the error lists the short names and what they mean
+        assert f"{short} = " in e.value.fix
+    assert [s.name for s in schemes()][:2] == ["fp32", "bf16"] and all(isinstance(s, llamalab.Scheme) for s in schemes())
+
+
+def test_gguf_means_the_models_own_gguf_type():
+    assert scheme("gguf", "default").name == "q4_1" == card("default").gguf_type
+    assert llamalab.estimate("default", "gguf", 1024).scheme == "q4_1"
+    with pytest.raises(llamalab.InvalidSetting, match="own GGUF file") as e:
+        scheme("gguf", "llama-3.1-8b")                  # a catalog model with no GGUF file of its own
+    assert "q8_0" in e.value.fix
+    with pytest.raises(llamalab.InvalidSetting, match="no model was given"):
+        scheme("gguf")
+
+
+def test_the_embedded_gguf_is_the_type_the_catalog_says():
+    pytest.importorskip("gguf")
+    c = card(str(embedded.gguf_path()))                 # read from the file's own metadata
+    assert c.gguf_type == card("default").gguf_type == "q4_1"
+    assert scheme("gguf", c).name == "q4_1"
+
+
+@pytest.mark.parametrize("bad", [None, 3, 2.5, ["llama-3.1-8b"], b"llama", ""])
+def test_lookups_refuse_what_is_not_a_name(bad):
+    for lookup in (card, scheme, gpu):
+        with pytest.raises(llamalab.LlamalabError) as e:
+            lookup(bad)
+        assert e.value.fix
+
+
+def test_a_folder_without_a_usable_config_is_a_kit_error(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    with pytest.raises(llamalab.InvalidSetting, match="config.json"):
+        card(str(tmp_path))
+    (tmp_path / "broken.gguf").write_bytes(b"not a gguf")
+    pytest.importorskip("gguf")
+    with pytest.raises(llamalab.InvalidSetting, match="GGUF"):
+        card(str(tmp_path / "broken.gguf"))
+
+
+def test_gpus_are_gpus():
+    assert all(isinstance(g, GPU) for g in gpus().values())
+    assert gpu("NVIDIA H100 80GB (SXM5)") is gpus()["h100-80gb"]

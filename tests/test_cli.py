@@ -40,6 +40,19 @@ def test_estimate_prints_a_breakdown_and_answers_for_a_gpu():
 def test_bad_input_exits_2_with_the_fix():
     r = cli("estimate", "lama-3.1-8b", check=False)
     assert r.returncode == 2 and "Did you mean llama-3.1-8b" in r.stderr and "Traceback" not in r.stderr
+    for args in (["--context", "-5"], ["--batch", "0"], ["--gpu", "h1000"], ["--group-size", "0"],
+                 ["--scheme", "gguf"], ["--kv-dtype", "fp12"], ["--context", "many"]):
+        r = cli("estimate", "llama-3.1-8b", *args, check=False)
+        assert r.returncode == 2 and "Traceback" not in r.stderr and r.stderr.strip(), (args, r.stderr)
+
+
+def test_estimate_answers_are_the_plan():
+    from llamalab import plan
+    out = cli("estimate", "qwen2.5-7b", "--scheme", "int8", "--context", "32768", "--gpu", "l4").stdout
+    p = plan("qwen2.5-7b", "int8", 32768, "l4", device="cuda")
+    assert (f"fits={p.fits}, devices needed={p.devices_needed}, longest context={p.max_context}, "
+            f"best scheme at this context={p.best_scheme}") in out
+    assert "q4_1" in cli("estimate", "default", "--scheme", "gguf").stdout     # the embedded model's own type
 
 
 def _free_port():

@@ -28,7 +28,7 @@ def test_scheme_unavailable_on_device_names_reason_and_alternative():
     with pytest.raises(llamalab.SchemeUnavailable) as e:
         llamalab.load("default", "int8", device="cuda")
     assert e.value.reason == "no CUDA device visible to torch" and e.value.device == "cuda"
-    table = llamalab.schemes()
+    table = llamalab.capabilities()
     cell = table[(table.scheme == "int8") & (table.device == "cuda")].iloc[0]
     assert not cell.available and cell.reason == e.value.reason
 

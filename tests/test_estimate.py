@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import llamalab
-from llamalab import InvalidSetting, best_scheme, estimate, max_context, roofline
+from llamalab import InvalidSetting, best_scheme, estimate, max_context, plan, roofline
 from llamalab.catalog import card
 from llamalab.estimate import kv_cache_bytes, lora_params, requirements_table, weight_bytes
 
@@ -85,6 +85,25 @@ def test_fits_max_context_and_best_scheme():
     assert best_scheme("llama-3.1-8b", "h200") == "fp32"
 
 
+def test_plan_is_the_estimate_and_its_answers_for_one_gpu():
+    p = plan("llama-3.1-8b", "int8", 32768, gpu="rtx-4090", batch=2)
+    assert p.estimate == estimate("llama-3.1-8b", "int8", 32768, 2, device="cuda")
+    assert p.fits == p.estimate.fits("rtx-4090") and p.devices_needed == p.estimate.devices_needed("rtx-4090")
+    assert p.max_context == max_context("llama-3.1-8b", "int8", "rtx-4090", 2, device="cuda")
+    assert p.best_scheme == best_scheme("llama-3.1-8b", "rtx-4090", 32768, 2, device="cuda")
+    assert "h200" in p.fits_on and "t4" not in p.fits_on
+    assert p.to_dict()["max_context"] == p.max_context
+    cpu = plan("llama-3.1-8b", "int8", 4096, gpu=24 * 10**9, device="cpu")   # a budget in bytes, CPU overhead
+    assert cpu.estimate.device == "cpu" and not cpu.fits                      # the bf16 copy int8 loads from
+
+
+def test_the_chosen_gpu_is_called_gpu():
+    assert max_context("llama-3.1-8b", "bf16", gpu="rtx-4090") == max_context("llama-3.1-8b", "bf16", "rtx-4090")
+    assert best_scheme("llama-3.1-70b", gpu="h100-80gb") == best_scheme("llama-3.1-70b", "h100-80gb")
+    assert roofline("llama-3.1-8b", gpu="h200")["gpu"] == "h200"
+    assert estimate("llama-3.1-8b").fits(gpu="2x t4") == estimate("llama-3.1-8b").fits("t4", count=2)
+
+
 def test_roofline_is_bandwidth_over_bytes():
     r = roofline("llama-3.1-70b", "bf16", "h100-80gb", context=1)
     assert r["tokens_per_s_per_sequence"] == pytest.approx(3350e9 / r["bytes_per_step"])
@@ -99,7 +118,9 @@ def test_requirements_table_has_every_row():
 
 
 @pytest.mark.parametrize("kwargs", [dict(context=0), dict(context=-5), dict(context=1.5), dict(batch=0),
-                                    dict(mode="pretrain"), dict(kv_dtype="fp12"), dict(group_size=0)])
+                                    dict(mode="pretrain"), dict(kv_dtype="fp12"), dict(group_size=0),
+                                    dict(device="tpu"), dict(lora_rank=0), dict(gradient_checkpointing="yes"),
+                                    dict(context=True), dict(scheme=4)])
 def test_bad_inputs_say_what_to_do(kwargs):
     with pytest.raises(InvalidSetting) as e:
         estimate("llama-3.1-8b", **kwargs)
@@ -113,7 +134,7 @@ def test_estimator_does_not_import_torch():
 
 
 MODELS = ["llama-3.1-8b", "mixtral-8x7b", "gemma-2-9b", "falcon-7b", "phi-3-mini", "smollm2-135m", "qwen2.5-72b"]
-SCHEMES = [s.name for s in llamalab.catalog.all_schemes()]
+SCHEMES = [s.name for s in llamalab.catalog.schemes()]
 
 
 @settings(max_examples=150, deadline=None)

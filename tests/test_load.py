@@ -19,16 +19,17 @@ QUESTION = "What is the capital of France? Answer in one sentence."
 def test_every_cpu_scheme_loads_and_answers(embedded_dir, scheme):
     m = llamalab.load("default", scheme, device="cpu")
     try:
-        assert m.device == "cpu" and m.scheme.name == scheme and m.load_seconds > 0
+        assert m.device == "cpu" and m.scheme.name == scheme and m.load_s > 0
         # measured weights vs the estimator's arithmetic
         assert abs(m.estimate_error_pct) < 5, m.to_dict()
         g = m.generate(QUESTION, max_new_tokens=24)
         assert "Paris" in g.text
-        assert g.tokens > 2 and g.prompt_tokens > 10 and g.finish_reason in ("stop", "length")
+        assert g.new_tokens > 2 and g.prompt_tokens > 10 and g.finish_reason in ("stop", "length")
         assert 0 < g.prefill_s <= g.ttft_s < g.total_s
-        assert g.decode_tokens_per_s > 0 and g.peak_memory_bytes > m.footprint_bytes
+        assert g.decode_tokens_per_s > 0 and g.peak_memory_bytes > m.weights_memory_bytes
         assert "RSS" in g.peak_memory_kind
-        assert m.load_peak_bytes >= max(m.memory_delta_bytes, 0)
+        assert m.load_peak_bytes >= max(m.load_memory_delta_bytes, 0)
+        assert m.to_dict()["engine"] == "transformers" and m.backend in ("fp", "int8")
     finally:
         m.unload()
 
@@ -40,9 +41,9 @@ def test_int8_load_peak_is_at_least_the_estimate_in_a_fresh_process(embedded_dir
             "print(json.dumps(m.to_dict()))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     d = json.loads(out.strip().splitlines()[-1])
-    assert d["estimated_load_peak_bytes"] > 2 * d["footprint_bytes"]          # int8 weights + the bf16 copy
+    assert d["estimated_load_peak_bytes"] > 2 * d["weights_memory_bytes"]          # int8 weights + the bf16 copy
     assert d["load_peak_bytes"] >= 0.9 * d["estimated_load_peak_bytes"], d
-    assert d["load_peak_bytes"] > d["memory_delta_bytes"] > 0, d
+    assert d["load_peak_bytes"] > d["load_memory_delta_bytes"] > 0, d
 
 
 def test_unload_gives_the_memory_back_to_the_os(embedded_dir):
@@ -50,7 +51,7 @@ def test_unload_gives_the_memory_back_to_the_os(embedded_dir):
     kit's malloc_trim, 0.80 without; the bound checks the weights are freed, not the trim's exact gain."""
     code = ("import json, psutil, llamalab; rss = lambda: psutil.Process().memory_info().rss; "
             "m = llamalab.load('default', 'fp32', device='cpu'); m.generate('Hi', max_new_tokens=4); "
-            "loaded = rss(); m.unload(); print(json.dumps([loaded - rss(), m.footprint_bytes]))")
+            "loaded = rss(); m.unload(); print(json.dumps([loaded - rss(), m.weights_memory_bytes]))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     dropped, footprint = json.loads(out.strip().splitlines()[-1])
     assert dropped >= 0.75 * footprint, (dropped, footprint)
@@ -60,7 +61,7 @@ def test_footprints_order_by_bits(embedded_dir):
     sizes = {}
     for s in ("fp32", "bf16", "int8"):
         m = llamalab.load("default", s, device="cpu")
-        sizes[s] = m.footprint_bytes
+        sizes[s] = m.weights_memory_bytes
         m.unload()
     assert sizes["fp32"] == pytest.approx(2 * sizes["bf16"], rel=0.01)
     # int8 quantizes the 30×7 linears; the tied 57 MB embedding stays bf16
@@ -70,7 +71,7 @@ def test_footprints_order_by_bits(embedded_dir):
 def test_min_new_tokens_and_greedy_determinism(bf16):
     a = bf16.generate("Count from one to ten.", max_new_tokens=20, min_new_tokens=20)
     b = bf16.generate("Count from one to ten.", max_new_tokens=20, min_new_tokens=20)
-    assert a.tokens == 20 and a.finish_reason == "length" and a.token_ids == b.token_ids
+    assert a.new_tokens == 20 and a.finish_reason == "length" and a.token_ids == b.token_ids
 
 
 def test_stream_yields_pieces_then_the_generation(bf16):
@@ -85,7 +86,7 @@ def test_stop_event_ends_a_long_generation_early(bf16):
     threading.Timer(0.5, stop.set).start()
     t0 = time.perf_counter()
     g = bf16.generate("Write a long story.", max_new_tokens=400, min_new_tokens=400, stop_event=stop)
-    assert g.finish_reason == "stopped" and 0 < g.tokens < 400
+    assert g.finish_reason == "stopped" and 0 < g.new_tokens < 400
     assert time.perf_counter() - t0 < 0.5 + 1.0     # stops within a second
 
 
@@ -95,9 +96,9 @@ def test_stop_method_and_closing_the_stream(bf16):
     assert g.finish_reason == "stopped"
     it = bf16.stream("Write a long story.", max_new_tokens=400, min_new_tokens=400)
     next(it)
-    it.close()          # closing the iterator stops the worker thread
+    it.close()          # closing the iterator stops the generation
     g2 = bf16.generate(QUESTION, max_new_tokens=8)
-    assert g2.tokens > 0 and g2.finish_reason != "stopped"
+    assert g2.new_tokens > 0 and g2.finish_reason != "stopped"
 
 
 def test_chat_messages_system_prompt_and_plain_prompts(bf16):
@@ -132,4 +133,21 @@ def test_monitor_sees_tokens_during_generation(bf16):
         bf16.generate("Write a long story.", max_new_tokens=48, min_new_tokens=48)
     assert len(mon.samples) >= 3
     assert max(s.tokens_per_s for s in mon.samples) > 0
-    assert mon.peak_rss_bytes >= bf16.footprint_bytes
+    assert mon.peak_rss_bytes >= bf16.weights_memory_bytes
+
+
+def test_generation_and_scoring_run_on_the_torch_thread(bf16):
+    """Every torch op of the kit runs on one thread (issue 11): the main thread runs none."""
+    from llamalab.measure.quality import log_probs
+    from llamalab.runtime import torch_thread
+    seen = []
+    bf16.generate("Hi", max_new_tokens=2, on_text=lambda piece: seen.append(torch_thread.is_torch_thread()))
+    assert seen and all(seen)
+    lp = log_probs(bf16, bf16.engine.encode("Hi", chat=False) * 3)
+    assert lp.shape[-1] == 49152 and abs(lp[0].exp().sum().item() - 1) < 1e-3
+
+
+def test_loading_prints_no_progress_bars(embedded_dir):
+    code = "import llamalab; llamalab.load('default', 'bf16', device='cpu')"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "Loading weights" not in r.stderr + r.stdout and "%|" not in r.stderr, r.stderr[-500:]

@@ -22,7 +22,7 @@ def test_stored_without_outputs_or_widget_state(path):
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(2400)   # a first run quantizes GPTQ and AWQ into the cache (~5 min quiet, more when shared)
+@pytest.mark.timeout(2400)   # 02 quantizes GPTQ and AWQ unless tests/quant already cached them (~5 min quiet)
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_runs_offline(path):
     import nbformat

@@ -9,11 +9,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import llamalab
-from llamalab.plots import (PARTS, apply_samples, arena_figure, arena_summary, breakdown_figure, gpu_lines,
-                            monitor_figure, resync, update_figure)
+from llamalab.metrics import metric
+from llamalab.plots import (PARTS, apply_samples, arena_figure, breakdown_figure, gpu_lines, monitor_figure, resync,
+                            update_figure)
+from llamalab.plots import compare as compare_plots
 
 MODELS = ["smollm2-135m", "llama-3.1-8b", "mixtral-8x7b", "llama-3.1-70b"]
-SCHEMES = [s.name for s in llamalab.catalog.all_schemes()]
+SCHEMES = [s.name for s in llamalab.catalog.schemes()]
 
 
 def _bar_total(fig, i=0) -> float:
@@ -81,20 +83,35 @@ def test_monitor_figure_takes_real_monitor_samples():
     assert sum(fig.data[3].y) > 0                              # the 5 counted tokens show as a rate
 
 
-def test_arena_summary_takes_medians_and_skips_failures():
+def test_arena_figure_draws_medians_and_leaves_failures_out():
     recs = [{"scheme": "bf16", "ttft_s": 0.1, "decode_tokens_per_s": 40, "peak_memory_bytes": 7e8},
             {"scheme": "bf16", "ttft_s": 0.3, "decode_tokens_per_s": 20, "peak_memory_bytes": 8e8},
             {"scheme": "bf16", "ttft_s": 0.2, "decode_tokens_per_s": 30, "peak_memory_bytes": 9e8},
             {"scheme": "nf4", "error": "cannot run"},
             {"scheme": "int8", "ttft_s": 0.5, "decode_tokens_per_s": 10, "peak_memory_bytes": 5e8}]
-    summary = arena_summary(recs)
-    assert [r["scheme"] for r in summary] == ["bf16", "int8"]
-    assert summary[0]["ttft_s"] == 0.2 and summary[0]["runs"] == 3
     fig = arena_figure(recs)
     assert len(fig.data) == 3 and list(fig.data[0].x) == ["bf16", "int8"]
-    assert list(fig.data[0].y) == pytest.approx([200.0, 500.0])          # TTFT drawn in ms
+    assert list(fig.data[0].y) == pytest.approx([200.0, 500.0])          # median TTFT, drawn in ms
+    assert list(fig.data[1].y) == [30, 10]
+    titles = [a.text for a in fig.layout.annotations]
+    assert [metric(k).label for k in ("ttft_s", "decode_tokens_per_s", "peak_memory_bytes")] == titles[:3]
     with_quality = arena_figure([dict(r, perplexity=12.5) for r in recs])
     assert len(with_quality.data) == 4 and "perplexity per token" in [a.text for a in with_quality.layout.annotations]
+
+
+def test_comparison_figures_take_titles_and_scales_from_the_metrics_vocabulary():
+    import pandas as pd
+    df = pd.DataFrame([{"model": "m", "scheme": s, "engine": "transformers", "weights_memory_bytes": w,
+                        "decode_tokens_per_s": d, "perplexity": p, "kl_vs_reference": k}
+                       for s, w, d, p, k in (("bf16", 270e6, 20, 16.8, 0.0), ("int8", 160e6, 10, 17.0, 0.01))])
+    bars = compare_plots.bars(df, "weights_memory_bytes")
+    assert bars.layout.yaxis.title.text == "weights in memory (MB)" and list(bars.data[0].y) == [270, 160]
+    t = compare_plots.tradeoff(df)
+    assert (t.layout.xaxis.title.text, t.layout.yaxis.title.text) == ("weights in memory (MB)", "decode tokens/s")
+    assert [a.text for a in compare_plots.overview(df).layout.annotations][:2] == ["weights in memory (MB)",
+                                                                                "decode tokens/s"]
+    names = [tr.name for tr in monitor_figure([]).data]
+    assert names == ["process RSS", "CUDA allocated", "CUDA reserved", "tokens/s"]
 
 
 def test_update_figure_restyles_or_replaces_traces_and_resyncs():

@@ -1,7 +1,9 @@
 """Pieces every widget shares: the inline error box, the worker thread, throttled updates, formatting.
 
 Long work runs in a worker thread so the kernel stays free to handle clicks (a Stop button only
-works that way: clicks are not handled while a cell is busy).
+works that way: clicks are not handled while a cell is busy). The worker only waits: the torch work
+itself runs on the runtime's one torch thread (llamalab/runtime/torch_thread.py), so a widget
+decodes as fast as a cell.
 """
 from __future__ import annotations
 

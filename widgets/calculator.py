@@ -1,6 +1,6 @@
 """MemoryCalculator: model (or custom size), scheme, context, batch, mode → the memory breakdown as a
-stacked bar against every GPU in the hardware table, plus "longest context that fits" and "best scheme
-for this GPU". Pure arithmetic from `llamalab.estimate`: instant, no torch.
+stacked bar against every GPU in the hardware table, plus the answers of `llamalab.plan()` for the chosen
+GPU (fits, how many, longest context, best scheme). Pure arithmetic from `llamalab.estimate`: instant, no torch.
 """
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 
 import llamalab
 from llamalab.custom import custom_card
-from llamalab.estimate import MODES
+from llamalab.estimate import MODES, plan
 from llamalab.plots import breakdown_figure, update_figure
 
 from ._common import ErrorBox, gb, guarded
@@ -19,33 +19,33 @@ THIS = "this machine"
 
 
 class MemoryCalculator(w.VBox):
-    """Every change recomputes at once; `self.last_estimate` is the Estimate behind the bar."""
+    """Every change recomputes at once; `self.last_plan` is the Plan behind the bar and the answers."""
 
     def __init__(self, model: str = "llama-3.1-8b", scheme: str = "bf16", context: int = 4096, batch: int = 1,
-                 mode: str = "inference", target: str = "h100-80gb"):
+                 mode: str = "inference", gpu: str = "h100-80gb"):
         self.errors = ErrorBox()
-        self.last_estimate = None
+        self.last_plan = None
         cat = llamalab.models()
         self.model = w.Dropdown(options=[(f"{r.display} ({r.params / 1e9:.1f}B)", r.name) for r in cat.itertuples()]
                                 + [("Custom size…", CUSTOM)], value=model, description="Model",
                                 layout=w.Layout(width="420px"))
         self.params_b = w.BoundedFloatText(value=7.0, min=0.01, max=10_000, step=0.5, description="Params (B)",
                                            layout=w.Layout(width="200px", display="none"))
-        self.scheme = w.Dropdown(options=[s.name for s in llamalab.catalog.all_schemes()], value=scheme,
+        self.scheme = w.Dropdown(options=[s.name for s in llamalab.catalog.schemes()], value=scheme,
                                  description="Scheme")
         self.context = w.BoundedIntText(value=context, min=1, max=1_048_576, step=1024, description="Context")
         self.batch = w.BoundedIntText(value=batch, min=1, max=4096, description="Batch")
         self.mode = w.ToggleButtons(options=list(MODES), value=mode, description="Mode",
                                     style={"button_width": "90px"})
-        self.target = w.Dropdown(options=[(g.display, g.name) for g in llamalab.gpus().values()] + [(THIS, "this")],
-                                 value=target, description="GPU")
+        self.gpu = w.Dropdown(options=[(g.display, g.name) for g in llamalab.gpus().values()] + [(THIS, "this")],
+                              value=gpu, description="GPU")
         self.answers = w.HTML()
         self.figure = go.FigureWidget(breakdown_figure([], llamalab.gpus()))
         recompute = guarded(self.errors)(self.recompute)
-        for c in (self.model, self.params_b, self.scheme, self.context, self.batch, self.mode, self.target):
+        for c in (self.model, self.params_b, self.scheme, self.context, self.batch, self.mode, self.gpu):
             c.observe(recompute, "value")
         super().__init__(children=[
-            w.HBox([self.model, self.params_b]), w.HBox([self.scheme, self.target]),
+            w.HBox([self.model, self.params_b]), w.HBox([self.scheme, self.gpu]),
             w.HBox([self.context, self.batch]), self.mode, self.errors, self.answers, self.figure])
         self.add_class("llamalab-calculator")
         recompute()
@@ -58,32 +58,25 @@ class MemoryCalculator(w.VBox):
         return llamalab.card(self.model.value)
 
     @property
-    def device(self) -> str:
-        """Which runtime overhead to count: CUDA for a GPU; this machine's own kind otherwise
-        (reading this machine asks torch for GPUs, the only case that imports torch)."""
-        if self.target.value != "this":
-            return "cuda"
-        return llamalab.hardware().default_device
+    def last_estimate(self):
+        """The Estimate behind the bar."""
+        return self.last_plan.estimate if self.last_plan else None
 
     def recompute(self, _=None) -> None:
-        """Estimate → bar and GPU lines; then the reverse questions for the chosen GPU."""
+        """One plan (estimate + answers for the chosen GPU) → the bar and the answers."""
         self.errors.clear()
         self.params_b.layout.display = None if self.model.value == CUSTOM else "none"
         c = self.card
-        est = llamalab.estimate(c, self.scheme.value, self.context.value, self.batch.value, self.mode.value,
-                                device=self.device)
-        self.last_estimate = est
+        p = plan(c, self.scheme.value, self.context.value, self.gpu.value, self.batch.value, self.mode.value)
+        self.last_plan = p
+        est = p.estimate
         fig = breakdown_figure([est], llamalab.gpus(), title=f"{c.display} · {est.scheme} · {est.mode}")
         update_figure(self.figure, fig)
-        self.answers.value = self._answers(c, est)
+        self.answers.value = self._answers(c, p)
 
-    def _answers(self, c, est) -> str:
-        hw, kw = self.target.value, dict(mode=self.mode.value, device=self.device)
-        name = self.target.label
-        fits_on = [g.display for g in llamalab.gpus().values() if est.fits(g)]
-        longest = llamalab.max_context(c, est.scheme, hw, self.batch.value, **kw)
-        best = llamalab.best_scheme(c, hw, self.context.value, self.batch.value, self.mode.value, device=self.device)
-        n = est.devices_needed(hw)
+    def _answers(self, c, p) -> str:
+        est, name, n, longest, best = p.estimate, self.gpu.label, p.devices_needed, p.max_context, p.best_scheme
+        fits_on = [llamalab.gpus()[g].display for g in p.fits_on]
         lines = [
             f"<b>Total {gb(est.total_bytes)}</b> ({' + '.join(f'{k} {gb(v)}' for k, v in est.breakdown.items() if v)})",
             f"Fits on one: {', '.join(fits_on) if fits_on else 'no single GPU in the table'}",

@@ -16,6 +16,7 @@ import ipywidgets as w
 import plotly.graph_objects as go
 
 from llamalab import Monitor, Sample
+from llamalab.metrics import label, metric
 from llamalab.plots import apply_samples, monitor_figure, resync
 
 
@@ -104,11 +105,11 @@ def _thin(records: list[dict], n: int) -> list[dict]:
 def _summary(records: list[dict], running: bool) -> str:
     if not records:
         return "<i>idle</i>"
-    last = records[-1]
+    last, rss = records[-1], metric("rss_bytes")
     peak = max(r["rss_bytes"] for r in records)
     fastest = max(r["tokens_per_s"] for r in records)
     state = "sampling" if running else "stopped"
     now = f"now {last['tokens_per_s']:.1f}, " if running else ""
-    return (f"<span class='llamalab-monitor-summary'>{state} · {len(records)} samples · RSS "
-            f"{last['rss_bytes'] / 1e6:.0f} MB (peak {peak / 1e6:.0f} MB) · tokens/s {now}"
+    return (f"<span class='llamalab-monitor-summary'>{state} · {len(records)} samples · {rss.label} "
+            f"{rss.show(last['rss_bytes']):.0f} (peak {rss.show(peak):.0f}) · {label('tokens_per_s')} {now}"
             f"peak {fastest:.1f}</span>")

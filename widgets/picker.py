@@ -1,6 +1,6 @@
 """ModelPicker: choose model, scheme and device, see the estimate and whether it fits, then Load.
 
-Combinations the capability table (`llamalab.schemes()`) says cannot run here are disabled with its
+Combinations the capability table (`llamalab.capabilities()`) says cannot run here are disabled with its
 reason and fix. Loading runs in a worker thread; afterwards the picker shows load time and the
 measured footprint next to the estimate, and exposes the `LoadedModel` as `picker.loaded`.
 """
@@ -32,7 +32,7 @@ def model_options() -> list[tuple[str, str]]:
 
 def capability() -> dict[tuple[str, str], str]:
     """(scheme, device) → reason for every combination that cannot run on this machine."""
-    table = llamalab.schemes()
+    table = llamalab.capabilities()
     return {(r.scheme, r.device): r.reason for r in table.itertuples() if not r.available}
 
 
@@ -79,7 +79,7 @@ class ModelPicker(w.VBox):
         """Scheme options for the chosen device; the ones that cannot run here say so in their label."""
         dev = self.device.value
         opts = [(s.name if (s.name, dev) not in self.unavailable else f"{s.name} — not available on {dev}", s.name)
-                for s in llamalab.catalog.all_schemes()]
+                for s in llamalab.catalog.schemes()]
         current = keep or self.scheme.value
         self.scheme.options = opts
         self.scheme.value = current if current in {v for _, v in opts} else opts[0][1]
@@ -199,8 +199,8 @@ def _estimate_html(est, budget: int, device: str) -> str:
 
 def _result_html(m: LoadedModel) -> str:
     d = m.to_dict()
-    row = {"load time": f"{m.load_seconds:.2f} s", "estimated weights": gb(d["estimated_weights_bytes"]),
-           "measured footprint": gb(m.footprint_bytes), "error": f"{m.estimate_error_pct:+.1f} %",
-           m.memory_delta_kind: mb(m.memory_delta_bytes),
+    row = {"load time": f"{m.load_s:.2f} s", "estimated weights": gb(d["estimated_weights_bytes"]),
+           "measured footprint": gb(m.weights_memory_bytes), "error": f"{m.estimate_error_pct:+.1f} %",
+           m.load_memory_kind: mb(m.load_memory_delta_bytes),
            "peak while loading": f"{mb(m.load_peak_bytes)} (est. {mb(d['estimated_load_peak_bytes'])})"}
     return "<div class='llamalab-load-result'>" + html_table([row], {k: None for k in row}) + "</div>"

@@ -1,7 +1,8 @@
 """Playground: prompt a loaded model and watch the answer stream in, with Stop and the numbers.
 
-Generation runs in a worker thread, so Stop is handled while tokens flow (it ends the generation
-after the current token). After each call it shows time to first token, decode tokens/s, tokens and
+A worker thread waits for the generation (which runs on the runtime's torch thread, as every torch
+op of the kit does, so the Playground decodes as fast as a cell), so Stop is handled while tokens flow
+(it ends the generation after the current token). After each call it shows time to first token, decode tokens/s, tokens and
 peak memory — all measured by the library's `Generation` — and keeps a small history table.
 """
 from __future__ import annotations
@@ -16,10 +17,10 @@ from ._common import ErrorBox, Throttle, Worker, guarded, html_table, launch, pr
 from .monitor import LiveMonitor
 from .picker import ModelPicker
 
-HISTORY_COLUMNS = {"#": None, "prompt": None, "model": None, "scheme": None, "tokens": None,
+HISTORY_COLUMNS = {"#": None, "prompt": None, "model": None, "scheme": None, "new_tokens": None,
                    "ttft_s": "{:.3f}".format, "decode_tokens_per_s": "{:.1f}".format,
                    "peak_memory_mb": "{:.0f}".format, "finish_reason": None}
-HISTORY_HEADERS = {"ttft_s": "TTFT s", "decode_tokens_per_s": "decode tok/s", "peak_memory_mb": "peak MB",
+HISTORY_HEADERS = {"new_tokens": "tokens", "ttft_s": "TTFT s", "decode_tokens_per_s": "decode tok/s", "peak_memory_mb": "peak MB",
                    "finish_reason": "finish"}
 
 
@@ -78,7 +79,7 @@ class Playground(w.VBox):
     @property
     def loaded(self) -> LoadedModel:
         m = self.source.loaded if isinstance(self.source, ModelPicker) else self.source
-        if m is None or m.model is None:
+        if m is None or not m.is_loaded:
             raise InvalidSetting("No model is loaded.", "Press Load in the model picker first, or pass a "
                                  "LoadedModel: Playground(llamalab.load()).")
         return m
@@ -138,7 +139,7 @@ class Playground(w.VBox):
     def _record(self, gen: Generation, prompt: str) -> None:
         self.stats.value = _stats_html(gen)
         row = {**gen.to_dict(), "#": len(self.history) + 1, "prompt": prompt[:40] + ("…" if len(prompt) > 40 else ""),
-               "peak_memory_mb": gen.peak_memory_bytes / 1e6}
+               "peak_memory_mb": None if gen.peak_memory_bytes is None else gen.peak_memory_bytes / 1e6}
         self.history.append(row)
         self.history_html.value = html_table(self.history[-self.history_size:][::-1], HISTORY_COLUMNS,
                                               HISTORY_HEADERS)
@@ -158,7 +159,8 @@ class Playground(w.VBox):
 
 
 def _stats_html(g: Generation) -> str:
+    peak = "—" if g.peak_memory_bytes is None else f"{g.peak_memory_bytes / 1e6:.0f} MB"
     return (f"<div class='llamalab-stats'>TTFT <b>{g.ttft_s * 1e3:.0f} ms</b> · decode "
-            f"<b>{g.decode_tokens_per_s:.1f} tokens/s</b> · <b>{g.tokens}</b> tokens "
-            f"(prompt {g.prompt_tokens}) · peak memory <b>{g.peak_memory_bytes / 1e6:.0f} MB</b> "
+            f"<b>{g.decode_tokens_per_s:.1f} tokens/s</b> · <b>{g.new_tokens}</b> tokens "
+            f"(prompt {g.prompt_tokens}) · peak memory <b>{peak}</b> "
             f"<span title='{g.peak_memory_kind}'>({g.peak_memory_kind})</span> · finish: {g.finish_reason}</div>")

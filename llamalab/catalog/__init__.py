@@ -6,12 +6,20 @@ Pure Python (no torch), so the estimator and the CLI start instantly.
 from __future__ import annotations
 
 import json
-import tomllib
-from dataclasses import asdict, dataclass, field
+import os
+try:
+    import tomllib
+except ModuleNotFoundError:     # Python 3.10
+    import tomli as tomllib
+from dataclasses import asdict, dataclass, field, replace
 from functools import cache
 from pathlib import Path
 
-from ..errors import UnknownHardware, UnknownModel, UnknownScheme
+from ..errors import InvalidSetting, UnknownHardware, UnknownModel, UnknownScheme
+from .architecture import config_fields, count_params, linear_shapes
+
+__all__ = ["ModelCard", "Scheme", "GPU", "card", "card_from_config", "card_from_gguf", "scheme", "schemes",
+           "gpu", "gpus", "models", "count_params", "linear_shapes", "GGUF_FILE_TYPES", "SHORT_NAMES"]
 
 HERE = Path(__file__).parent
 
@@ -48,6 +56,7 @@ class ModelCard:
     source: str = ""
     variant: str = "base"   # "instruct" when asked for by an instruct name or id
     local_path: str = ""    # set for cards read from a local folder
+    gguf_type: str = ""     # weight type of the model's own GGUF file (a .gguf card, the embedded model)
 
     @property
     def is_moe(self) -> bool:
@@ -106,8 +115,8 @@ class Scheme:
 
 
 @dataclass(frozen=True)
-class Device:
-    """One memory pool a model can live in: a GPU model from the catalog or this machine's RAM."""
+class GPU:
+    """A GPU model from the catalog (or one CUDA device of this machine): its memory and bandwidth."""
     name: str
     display: str
     memory_bytes: int
@@ -146,11 +155,15 @@ def _index() -> dict[str, str]:
 INSTRUCT_SUFFIXES = ("-instruct", "-it", "-chat")
 
 
-def card(name: str) -> ModelCard:
+def card(name: str | os.PathLike | ModelCard) -> ModelCard:
     """The card for a short name (`llama-3.1-8b`, `llama-3.1-70b-instruct`), a Hub id, a local folder
     with a config.json, or a local .gguf file."""
     if isinstance(name, ModelCard):
         return name
+    if not isinstance(name, (str, os.PathLike)) or not str(name).strip():
+        raise InvalidSetting(f"model={name!r} is not a model name.",
+                             "Pass a catalog name such as 'llama-3.1-8b', a Hub id, a local folder or a .gguf file; "
+                             "`llamalab.models()` lists the catalog.")
     key = str(name).strip().lower()
     if key in _index():
         c = _cards()[_index()[key]]
@@ -159,42 +172,51 @@ def card(name: str) -> ModelCard:
     for suffix in INSTRUCT_SUFFIXES:
         if key.endswith(suffix) and key[: -len(suffix)] in _index():
             return _with_variant(_cards()[_index()[key[: -len(suffix)]]], "instruct")
-    path = Path(name).expanduser()
-    if path.joinpath("config.json").is_file():
-        return card_from_config(path)
-    if path.suffix == ".gguf" and path.is_file():
-        return card_from_gguf(path)
+    path = _local(name)
+    if path is not None:
+        return card_from_gguf(path) if path.suffix == ".gguf" else card_from_config(path)
     raise UnknownModel(str(name), sorted(_cards()))
 
 
+def _local(name) -> Path | None:
+    """`name` as a local folder with a config.json or a .gguf file, else None."""
+    try:
+        path = Path(name).expanduser()
+        if path.joinpath("config.json").is_file() or (path.suffix == ".gguf" and path.is_file()):
+            return path
+    except (OSError, RuntimeError):     # a name too long for a path, or ~user that does not exist
+        pass
+    return None
+
+
 def _with_variant(c: ModelCard, variant: str) -> ModelCard:
-    from dataclasses import replace
     return replace(c, variant=variant) if variant != c.variant else c
 
 
 def card_from_config(folder: Path) -> ModelCard:
     """A card for a local checkpoint, read from its config.json (params counted from the shapes)."""
-    cfg = json.loads((folder / "config.json").read_text())
-    cfg = {**cfg.get("text_config", {}), **cfg}
-    hidden, heads = cfg["hidden_size"], cfg["num_attention_heads"]
-    c = dict(
-        name=folder.name, display=folder.name, family=cfg.get("model_type", "local"),
-        layers=cfg["num_hidden_layers"], hidden=hidden, intermediate=cfg.get("intermediate_size", 4 * hidden),
-        heads=heads, kv_heads=cfg.get("num_key_value_heads") or heads,
-        head_dim=cfg.get("head_dim") or hidden // heads, vocab=cfg["vocab_size"],
-        context=cfg.get("max_position_embeddings", 2048), tied_embeddings=cfg.get("tie_word_embeddings", False),
-        experts=cfg.get("num_local_experts", 0), experts_active=cfg.get("num_experts_per_tok", 0),
-        chat=(folder / "chat_template.jinja").exists() or "chat_template" in _tokenizer_config(folder),
-        local_path=str(folder), source=f"config.json in {folder}", params=0, active_params=0)
-    from ..estimate import count_params
-    c["params"], c["active_params"] = count_params(ModelCard(**c)), count_params(ModelCard(**c), active=True)
-    return ModelCard(**c)
+    folder = Path(folder)
+    try:
+        cfg = json.loads((folder / "config.json").read_text())
+        fields = config_fields(cfg)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise InvalidSetting(f"{folder / 'config.json'} is not a readable model config ({type(e).__name__}: {e}).",
+                             "Point at a Hugging Face checkpoint folder whose config.json names hidden_size, "
+                             "num_attention_heads, num_hidden_layers and vocab_size.") from None
+    c = ModelCard(name=folder.name, display=folder.name, family=cfg.get("model_type", "local"), **fields,
+                  chat=(folder / "chat_template.jinja").exists() or "chat_template" in _tokenizer_config(folder),
+                  local_path=str(folder), source=f"config.json in {folder}", params=0, active_params=0)
+    return replace(c, params=count_params(c), active_params=count_params(c, active=True))
 
 
 def card_from_gguf(path: Path) -> ModelCard:
     """A card for a local .gguf file, read from its metadata; params are its tensors' element count."""
     from gguf import GGUFReader
-    r = GGUFReader(path)
+    try:
+        r = GGUFReader(path)
+    except (OSError, ValueError) as e:
+        raise InvalidSetting(f"{path} is not a readable GGUF file ({e}).",
+                             "Pass a .gguf written by llama.cpp (or llamalab.quantize.gguf.convert).") from None
     meta = lambda key, default=None: r.fields[key].contents() if key in r.fields else default  # noqa: E731
     arch = meta("general.architecture")
     a = lambda key, default=None: meta(f"{arch}.{key}", default)  # noqa: E731
@@ -209,13 +231,20 @@ def card_from_gguf(path: Path) -> ModelCard:
         tied_embeddings=not any(t.name == "output.weight" for t in r.tensors),
         experts=a("expert_count", 0), experts_active=a("expert_used_count", 0),
         chat="tokenizer.chat_template" in r.fields, local_path=str(path), source=f"GGUF metadata of {path}",
-        params=params, active_params=params)
+        params=params, active_params=params, gguf_type=_gguf_type(meta("general.file_type")))
     if c.is_moe:
-        from dataclasses import replace
-
-        from ..estimate import count_params
         c = replace(c, active_params=params * count_params(c, active=True) // count_params(c))
     return c
+
+
+# llama.cpp's general.file_type (enum llama_ftype) → the catalog's scheme names.
+GGUF_FILE_TYPES = {0: "f32", 1: "f16", 2: "q4_0", 3: "q4_1", 7: "q8_0", 8: "q5_0", 9: "q5_1", 10: "q2_k",
+                   11: "q3_k_s", 12: "q3_k_m", 13: "q3_k_l", 14: "q4_k_s", 15: "q4_k_m", 16: "q5_k_s",
+                   17: "q5_k_m", 18: "q6_k", 32: "bf16"}
+
+
+def _gguf_type(raw) -> str:
+    return GGUF_FILE_TYPES.get(int(raw), f"ftype {raw}") if raw is not None else ""
 
 
 def _tokenizer_config(folder: Path) -> dict:
@@ -233,32 +262,57 @@ def _schemes() -> dict[str, Scheme]:
     return out
 
 
-def scheme(name: str | Scheme) -> Scheme:
-    """Look a scheme up by name or alias (`gptq` means `gptq-4bit`)."""
+# Short names a learner types; the aliases in schemes.toml say what each means.
+SHORT_NAMES = {"gptq": "gptq-4bit", "awq": "awq-4bit", "gguf": "the weight type of the model's own GGUF file",
+               "gguf-q4_k_m": "q4_k_m (gguf-<type> names any GGUF type)"}
+
+
+def scheme(name: str | Scheme, model: str | os.PathLike | ModelCard | None = None) -> Scheme:
+    """Look a scheme up by name or short name (`gptq` means `gptq-4bit`, `gguf-q8_0` means `q8_0`).
+    `gguf` means the weight type of `model`'s own GGUF file (the embedded model is a Q4_1 GGUF)."""
     if isinstance(name, Scheme):
         return name
-    key = str(name).strip().lower()
+    if not isinstance(name, str):
+        raise InvalidSetting(f"scheme={name!r} is not a scheme name.",
+                             f"Pass one of: {', '.join(_schemes())} (short names: {', '.join(SHORT_NAMES)}).")
+    key = name.strip().lower()
+    if key == "gguf":
+        return _own_gguf(model)
     for s in _schemes().values():
         if key == s.name or key in s.aliases or key == f"gguf-{s.name}" and s.family == "gguf":
             return s
-    raise UnknownScheme(str(name), list(_schemes()))
+    raise UnknownScheme(name, list(_schemes()), SHORT_NAMES)
 
 
-def all_schemes() -> list[Scheme]:
+def _own_gguf(model) -> Scheme:
+    c = card(model) if model is not None else None
+    if c is None or not c.gguf_type:
+        what = f"{c.name} has none" if c else "no model was given"
+        raise InvalidSetting(f"scheme='gguf' means the weight type of the model's own GGUF file, and {what}.",
+                             "Name a GGUF type instead: " + ", ".join(s.name for s in schemes() if s.family == "gguf")
+                             + "; or load a .gguf file (or model='default', a Q4_1 GGUF) with scheme='gguf'.")
+    return scheme(c.gguf_type)
+
+
+def schemes() -> list[Scheme]:
+    """Every scheme of the catalog, in the order of schemes.toml."""
     return list(_schemes().values())
 
 
 @cache
-def gpus() -> dict[str, Device]:
+def gpus() -> dict[str, GPU]:
     out = {}
     for g in _load("hardware.toml")["gpu"]:
-        out[g["name"]] = Device(name=g["name"], display=g["display"], memory_bytes=int(g["memory_gb"] * 1e9),
+        out[g["name"]] = GPU(name=g["name"], display=g["display"], memory_bytes=int(g["memory_gb"] * 1e9),
                                 bandwidth_bytes_s=g["bandwidth_gb_s"] * 1e9, kind="gpu",
                                 bf16_tflops=g.get("bf16_tflops", 0.0), source=g.get("source", ""))
     return out
 
 
-def gpu(name: str) -> Device:
+def gpu(name: str) -> GPU:
+    """A catalog GPU by name ('h100-80gb') or display name ('H100 80GB')."""
+    if not isinstance(name, str):
+        raise InvalidSetting(f"gpu={name!r} is not a GPU name.", f"Pass one of: {', '.join(gpus())}.")
     key = name.strip().lower().replace(" ", "-")
     for g in gpus().values():
         if key in (g.name, g.display.lower().replace(" ", "-")):
@@ -274,6 +328,6 @@ def models():
         d = c.to_dict()
         for k in ("gptq", "awq", "aliases"):
             d[k] = ", ".join(d[k])
-        d.pop("variant"), d.pop("local_path")
+        d.pop("variant"), d.pop("local_path"), d.pop("gguf_type")
         rows.append(d)
     return pd.DataFrame(rows)

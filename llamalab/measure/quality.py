@@ -4,7 +4,8 @@ next-token distributions from a reference scheme (mean KL and top-1 agreement).
 Both score the same token windows: the text is tokenized once with the model's own (HF) tokenizer,
 cut into windows of `context` tokens starting every `stride` tokens (at least one token of overlap,
 so no target goes unscored), and each target token (all but the first) is scored exactly once. Works for transformers and llama.cpp
-(GGUF) engines; any other engine raises a clear error.
+(GGUF) engines (their `logits(ids)`); any other engine raises a clear error. The scoring runs on the
+runtime's torch thread, like every torch op of the kit.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..errors import InvalidSetting, LlamalabError
+from ..runtime import torch_thread
 
 DEFAULT_TOKENS, DEFAULT_CONTEXT = 2048, 512
 
@@ -117,20 +119,15 @@ def _token_ids(loaded, text: str, tokens: int) -> list[int]:
 
 
 def log_probs(loaded, ids: list[int]):
-    """log-softmax of the model's next-token logits at every position: torch float32 [len(ids), vocab]."""
+    """log-softmax of the model's next-token logits at every position: torch float32 [len(ids), vocab].
+    The engine's `logits(ids)` gives them; an engine without it (a remote server) cannot be scored."""
     import torch
     engine = loaded.engine
-    if hasattr(engine, "logits"):                     # llama.cpp: a logits_all context
-        logits = torch.from_numpy(engine.logits(ids))
-    elif getattr(engine, "model", None) is not None and hasattr(engine.model, "forward"):
-        model = engine.model
-        with torch.inference_mode():
-            x = torch.tensor([ids], device=model.device)
-            logits = model(input_ids=x, attention_mask=torch.ones_like(x)).logits[0].float().cpu()
-    else:
-        raise LlamalabError(f"The {type(engine).__name__} engine gives no per-position logits, so perplexity "
-                            "and KL cannot be measured for it.", "Use a transformers or llama.cpp backend.")
-    return torch.log_softmax(logits.float(), dim=-1)
+    if not hasattr(engine, "logits"):
+        raise LlamalabError(f"The {engine.name} engine gives no per-position logits, so perplexity and KL "
+                            "cannot be measured for it.", "Score a model loaded with a transformers or "
+                            "llama.cpp backend.")
+    return torch.log_softmax(torch.from_numpy(engine.logits(ids)).float(), dim=-1)
 
 
 def _scored(loaded, ids, context, stride):
@@ -148,7 +145,7 @@ def perplexity(loaded, text=None, *, tokens: int = DEFAULT_TOKENS, context: int 
     first `tokens` tokens, windows of `context` tokens every `stride` (default = context, no overlap)."""
     name, source, body = _text(text)
     stride = stride or context
-    return _perplexity(loaded, _token_ids(loaded, body, tokens), name, source, context, stride)
+    return torch_thread.run(_perplexity, loaded, _token_ids(loaded, body, tokens), name, source, context, stride)
 
 
 def _perplexity(loaded, ids, name, source, context, stride, on_window=None) -> Perplexity:
@@ -176,8 +173,8 @@ class Reference:
         self.ids = _token_ids(loaded, self.body, tokens)
         self.dir = Path(tempfile.mkdtemp(prefix="llamalab-reference-"))
         self._cleanup = weakref.finalize(self, shutil.rmtree, self.dir, True)
-        self.perplexity = _perplexity(loaded, self.ids, self.text_name, self.source, context, self.stride,
-                                      on_window=lambda i, lp: np.save(self.dir / f"{i}.npy", lp.numpy()))
+        self.perplexity = torch_thread.run(_perplexity, loaded, self.ids, self.text_name, self.source, context,
+                                           self.stride, on_window=lambda i, lp: np.save(self.dir / f"{i}.npy", lp.numpy()))
 
     def window_log_probs(self, i: int):
         import numpy as np
@@ -206,6 +203,12 @@ def divergence(loaded, reference, text=None, *, tokens: int = DEFAULT_TOKENS, co
     if _token_ids(loaded, body, len(ids)) != ids:
         raise InvalidSetting("The model and the reference tokenize the text differently.",
                              "Compare models that share a tokenizer.")
+    kl, agree, n = torch_thread.run(_divergence, loaded, ids, context, stride, ref_lp)
+    return Divergence(kl / n, agree / n, n, name, context, stride, loaded.card.name, loaded.scheme.name, ref_scheme)
+
+
+def _divergence(loaded, ids, context, stride, ref_lp) -> tuple[float, int, int]:
+    """Sums of KL and top-1 agreements, and the positions scored (runs on the torch thread)."""
     kl, agree, n = 0.0, 0, 0
     for i, (targets, lp) in enumerate(_scored(loaded, ids, context, stride)):
         r = ref_lp(i)
@@ -215,5 +218,5 @@ def divergence(loaded, reference, text=None, *, tokens: int = DEFAULT_TOKENS, co
         kl += (r.exp() * (r - lp)).sum().item()
         agree += (r.argmax(-1) == lp.argmax(-1)).sum().item()
         n += len(targets)
-    return Divergence(kl / n, agree / n, n, name, context, stride, loaded.card.name, loaded.scheme.name, ref_scheme)
+    return kl, agree, n
 

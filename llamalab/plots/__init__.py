@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from copy import deepcopy
 
-from .arena import ARENA_METRICS, QUALITY_METRICS, arena_figure, arena_summary
+from .arena import ARENA_METRICS, QUALITY_METRICS, arena_figure
 from .estimate import PARTS, breakdown_figure, gpu_lines
 from .monitor import apply_samples, monitor_figure
 
-__all__ = ["ARENA_METRICS", "PARTS", "QUALITY_METRICS", "apply_samples", "arena_figure", "arena_summary",
-           "breakdown_figure", "gpu_lines", "monitor_figure", "resync", "update_figure"]
+__all__ = ["ARENA_METRICS", "PARTS", "QUALITY_METRICS", "apply_samples", "arena_figure", "breakdown_figure",
+           "gpu_lines", "monitor_figure", "resync", "update_figure"]
 
 
 def update_figure(target, source) -> None:

@@ -27,7 +27,7 @@ def gpu_lines(gpus) -> list[tuple[float, str]]:
 
 
 def breakdown_figure(estimates, gpus=(), title: str = "Memory needed", height: int = 420) -> go.Figure:
-    """One stacked bar (GB) per estimate; `gpus` (dict/list of Device or (name, bytes)) draws dashed lines."""
+    """One stacked bar (GB) per estimate; `gpus` (dict/list of GPU or (name, bytes)) draws dashed lines."""
     records = [_record(e) for e in estimates]
     labels = [r["label"] for r in records]
     fig = go.Figure()

@@ -3,23 +3,27 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-MB = 1e6
-# (trace name, record key, y axis, always shown)
-SERIES = (("RSS", "rss_bytes", "y", True),
-          ("CUDA allocated", "cuda_allocated_bytes", "y", False),
-          ("CUDA reserved", "cuda_reserved_bytes", "y", False),
-          ("tokens/s", "tokens_per_s", "y2", True))
+from ..metrics import metric
+
+# (record key, y axis, always shown); trace names and scales from llamalab.metrics
+SERIES = (("rss_bytes", "y", True), ("cuda_allocated_bytes", "y", False), ("cuda_reserved_bytes", "y", False),
+          ("tokens_per_s", "y2", True))
+
+
+def _name(key: str) -> str:
+    """The metric's label without its unit: the axis title carries the unit."""
+    return metric(key).label.removesuffix(" (MB)")
 
 
 def monitor_figure(records=(), title: str = "Memory and speed", height: int = 320) -> go.Figure:
     """Lines of process RSS (and CUDA allocated/reserved when non-zero) in MB, tokens/s on the right axis."""
     fig = go.Figure()
-    for name, _, axis, _ in SERIES:
-        fig.add_scatter(name=name, x=[], y=[], yaxis=axis, mode="lines+markers", marker_size=4,
+    for key, axis, _ in SERIES:
+        fig.add_scatter(name=_name(key), x=[], y=[], yaxis=axis, mode="lines+markers", marker_size=4,
                         connectgaps=False, line_dash="dot" if axis == "y2" else "solid")
     fig.update_layout(title=title, height=height, margin=dict(l=50, r=60, t=40, b=40),
                       xaxis_title="time (s)", yaxis=dict(title="memory (MB)", rangemode="tozero"),
-                      yaxis2=dict(title="tokens/s", overlaying="y", side="right", rangemode="tozero",
+                      yaxis2=dict(title=metric("tokens_per_s").label, overlaying="y", side="right", rangemode="tozero",
                                   showgrid=False),
                       legend=dict(orientation="h", y=-0.25), uirevision="monitor")
     apply_samples(fig, records)
@@ -27,19 +31,19 @@ def monitor_figure(records=(), title: str = "Memory and speed", height: int = 32
 
 
 def series(records) -> dict[str, tuple[list, list]]:
-    """x and y per trace; runs (the `run` key) are separated by a gap so lines do not join them."""
+    """x and y per record key; runs (the `run` key) are separated by a gap so lines do not join them."""
     rows = _rows(records)
-    out = {name: ([], []) for name, *_ in SERIES}
+    out = {key: ([], []) for key, *_ in SERIES}
     last_run = None
     for r in rows:
         run = r.get("run", 0)
-        for name, key, _, _ in SERIES:
-            xs, ys = out[name]
+        for key, _, _ in SERIES:
+            xs, ys = out[key]
             if last_run is not None and run != last_run:
                 xs.append(None)
                 ys.append(None)
             xs.append(round(r["t"], 3))
-            ys.append(r.get(key, 0) / MB if key.endswith("_bytes") else round(r.get(key, 0.0), 2))
+            ys.append(metric(key).show(r.get(key, 0)) if key.endswith("_bytes") else round(r.get(key, 0.0), 2))
         last_run = run
     return out
 
@@ -49,8 +53,8 @@ def apply_samples(fig, records) -> None:
     rows = _rows(records)
     data = series(rows)
     cuda = any(r.get("cuda_reserved_bytes", 0) or r.get("cuda_allocated_bytes", 0) for r in rows)
-    for trace, (name, _, _, always) in zip(fig.data, SERIES):
-        trace.x, trace.y = data[name]
+    for trace, (key, _, always) in zip(fig.data, SERIES):
+        trace.x, trace.y = data[key]
         trace.visible = True if always or cuda else False
 
 

@@ -3,32 +3,31 @@
     q = llamalab.quantize("default", "gptq", bits=4)     # ~1 min on 2 cores for the embedded model
     m = q.load()                                         # or llamalab.load("default", "gptq")
 
-The work runs in a subprocess (see worker.py); the result lands in LLAMALAB_CACHE/quantized/ under a
-key of (model, scheme, settings, calibration text, library versions).
+The work runs in a subprocess through the kit's job runner (llamalab.jobs, worker in worker.py); the
+result lands in LLAMALAB_CACHE/quantized/ under a key of (model, scheme, settings, calibration text,
+library versions). The options and their help: `QuantizeSettings` (settings.py).
 """
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .. import catalog
-from ..errors import InvalidSetting, LlamalabError
+from .. import catalog, jobs, validate
+from ..errors import InvalidSetting, install_extra
+from ..settings import describe, with_changes
 from . import awq, cache, gptq
 from .cache import Settings
+from .settings import QuantizeSettings
 
-__all__ = ["quantize", "Quantized", "GPTQMODEL_INSTALL"]
+__all__ = ["quantize", "Quantized", "QuantizeSettings", "GPTQMODEL_INSTALL"]
 
-GPTQMODEL_INSTALL = ('pip install "gptqmodel==7.6.0" "optimum>=2.3,<3"   '
-                     '# 7.7+ needs torch>=2.14.1 and pulls a CUDA torch')
+GPTQMODEL_INSTALL = install_extra("quant")    # gptqmodel==7.6.0 + optimum (7.7+ needs torch>=2.14.1)
 METHODS = {"gptq": gptq, "awq": awq}
 
 
@@ -59,35 +58,41 @@ class Quantized:
         return asdict(self)
 
 
-def quantize(model="default", scheme: str = "gptq", bits: int | None = None, group_size: int | None = None,
-             calibration: str | list[str] | None = None, *, samples: int | None = None,
-             seq_len: int | None = None, batch_size: int | None = None, device: str = "cpu",
+def quantize(model="default", scheme: str = "gptq", settings: QuantizeSettings | None = None, *,
              force: bool = False, progress: bool | Callable[[int, int, str], None] = True,
-             hugepages: bool = True, **options) -> Quantized:
+             on_event: Callable[[dict], None] | None = None, **options) -> Quantized:
     """Quantize `model` with GPTQ or AWQ and cache the result (a second call with the same inputs is instant).
 
-    calibration: None = the bundled public-domain text (KJV Genesis 1–25), a string, or a list of strings.
-    samples × seq_len calibration tokens (defaults per method in gptq.DEFAULTS / awq.DEFAULTS).
-    hugepages: run the subprocess with torch's transparent-huge-page allocator (same result, AWQ much faster).
-    options: extra gptqmodel config fields (gptq.OPTIONS / awq.OPTIONS), part of the cache key.
+    settings: a QuantizeSettings, and/or its fields as keywords (`bits=8, group_size=64`); listed below.
+    force: redo the work even when a cached result exists.
+    progress: a progress bar over decoder layers (True), none (False), or callback(done, total, label).
+    on_event: called with each of the worker's events (dicts) as they arrive, for widgets.
     """
-    s, method = _scheme(scheme, bits)
+    if settings is not None and not isinstance(settings, QuantizeSettings):
+        raise InvalidSetting(f"settings must be a QuantizeSettings, not {type(settings).__name__}.",
+                             "Pass settings=QuantizeSettings(bits=4, ...) or the fields as keywords.")
+    validate.flag("force", force)
+    opts = with_changes(settings or QuantizeSettings(), **options)
+    s, method = _scheme(scheme, opts.bits)
     source = _source(model)
     shapes = _shapes(source)
-    text_name, text = _calibration(calibration)
-    settings = _settings(s, method, shapes, group_size, samples, seq_len, batch_size, options, text_name, text)
+    text_name, text = _calibration(opts.calibration)
+    resolved = _settings(s, method, shapes, opts, text_name, text)
     _check_installed()
     fingerprint = cache.model_fingerprint(source)
     vers = cache.versions()
-    k = cache.key(fingerprint, settings, vers)
-    out = cache.folder(Path(source).name, settings, k)
+    k = cache.key(fingerprint, resolved, vers)
+    out = cache.folder(Path(source).name, resolved, k)
     if cache.is_complete(out) and not force:
         return _result(out, cached=True)
-    record = {"model": fingerprint, "source": str(source), "settings": settings.to_dict(), "versions": vers,
-              "key": k, "default_settings": _is_default(settings, method, shapes),
+    record = {"model": fingerprint, "source": str(source), "settings": resolved.to_dict(), "versions": vers,
+              "key": k, "default_settings": _is_default(resolved, method, shapes),
               "calibration_source": text_name}
-    _run(source, settings, text, out, record, device, progress, hugepages)
+    _run(source, resolved, text, out, record, opts, progress, on_event)
     return _result(out, cached=False)
+
+
+quantize.__doc__ += "\n" + "\n".join("    " + line for line in describe(QuantizeSettings).splitlines()) + "\n"
 
 
 def _scheme(name: str, bits: int | None):
@@ -121,17 +126,16 @@ def _source(model) -> Path:
 
 
 def _quant_config(path: Path) -> dict:
-    return json.loads((path / "config.json").read_text()).get("quantization_config") or {}
+    from ..runtime.backends.hf import quantization_config
+    return quantization_config(str(path))
 
 
 def _shapes(path: Path) -> dict:
-    cfg = json.loads((path / "config.json").read_text())
-    cfg = {**cfg.get("text_config", {}), **cfg}
-    hidden, heads = cfg["hidden_size"], cfg["num_attention_heads"]
-    head_dim = cfg.get("head_dim") or hidden // heads
-    kv = cfg.get("num_key_value_heads") or heads
-    return {"hidden_size": hidden, "intermediate_size": cfg.get("intermediate_size", 4 * hidden),
-            "attention output (heads × head_dim)": heads * head_dim, "kv projection (kv_heads × head_dim)": kv * head_dim}
+    """The linear layers' sizes that group_size must divide, from the catalog's reading of config.json."""
+    c = catalog.card_from_config(path)
+    return {"hidden_size": c.hidden, "intermediate_size": c.intermediate,
+            "attention output (heads × head_dim)": c.heads * c.head_dim,
+            "kv projection (kv_heads × head_dim)": c.kv_heads * c.head_dim}
 
 
 def default_group_size(shapes: dict) -> int:
@@ -178,20 +182,15 @@ def _calibration(calibration) -> tuple[str, str]:
                          "Pass text, e.g. calibration=open('my.txt').read().")
 
 
-def _settings(s, method, shapes, group_size, samples, seq_len, batch_size, options, text_name, text) -> Settings:
-    bad = sorted(set(options) - set(method.OPTIONS))
-    if bad:
-        raise InvalidSetting(f"Unknown option(s) {bad} for {s.family}.", f"Allowed: {', '.join(method.OPTIONS)}.")
-    g = default_group_size(shapes) if group_size is None else int(group_size)
+def _settings(s, method, shapes, opts: QuantizeSettings, text_name: str, text: str) -> Settings:
+    g = default_group_size(shapes) if opts.group_size is None else opts.group_size
     _check_group_size(g, shapes, method)
     d = method.DEFAULTS
-    n, L, b = samples or d["samples"], seq_len or d["seq_len"], batch_size or d["batch_size"]
-    if n < 1 or L < 16 or b < 1:
-        raise InvalidSetting(f"samples={n}, seq_len={L}, batch_size={b} are too small.",
-                             "Use samples ≥ 1, seq_len ≥ 16, batch_size ≥ 1.")
-    return Settings(scheme=s.name, method=s.family, bits=int(s.bits), group_size=g, samples=n, seq_len=L,
+    return Settings(scheme=s.name, method=s.family, bits=int(s.bits), group_size=g,
+                    samples=opts.samples or d["samples"], seq_len=opts.seq_len or d["seq_len"],
                     calibration=text_name, calibration_sha256=hashlib.sha256(text.encode()).hexdigest()[:16],
-                    batch_size=b, options={**d["options"], **options})
+                    batch_size=opts.batch_size or d["batch_size"],
+                    options={**d["options"], **opts.options(s.family)})
 
 
 def _is_default(settings: Settings, method, shapes) -> bool:
@@ -208,112 +207,46 @@ def _check_installed() -> None:
 
 
 def _env(hugepages: bool) -> dict:
-    env = dict(os.environ)
-    env.setdefault("GPTQMODEL_CPU_WORKERS", "2")
+    from ..runtime.backends.gptq import CPU_WORKERS
+    env = dict(CPU_WORKERS)
     if hugepages and sys.platform.startswith("linux"):
         env["THP_MEM_ALLOC_ENABLE"] = "1"   # torch: 2 MB-aligned allocations advised to use huge pages
     return env
 
 
-def _run(source: Path, settings: Settings, text: str, out: Path, record: dict, device: str, progress,
-         hugepages: bool) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent)).resolve()
-    log_path = tmp / "quantize.log"
-    spec = {"source": str(Path(source).resolve()), "settings": settings.to_dict(), "text": text, "device": device,
-            "tmp_out": str(tmp / "model")}
-    (tmp / "spec.json").write_text(json.dumps(spec))
+def _run(source: Path, settings: Settings, text: str, out: Path, record: dict, opts: QuantizeSettings,
+         progress, on_event) -> None:
+    """The worker fills a temp folder; the manifest and logs are added, then it is renamed to `out`."""
     t0 = time.perf_counter()
-    try:
-        done = _spawn(tmp / "spec.json", log_path, progress, hugepages, settings)
-        model_dir = tmp / "model"
-        shutil.copy(log_path, model_dir / "quantize.log")
-        if (tmp / "logs").is_dir():                 # gptqmodel's per-run logs (written to its cwd)
-            shutil.copytree(tmp / "logs", model_dir / "gptqmodel-logs")
+
+    def finish(tmp: Path, job: jobs.Job) -> None:
+        shutil.copy(job.log_path, tmp / "quantize.log")
+        if (job.workdir / "logs").is_dir():          # gptqmodel's per-run logs (written to its cwd)
+            shutil.copytree(job.workdir / "logs", tmp / "gptqmodel-logs")
+        done = job.result
         usage = {k: done[k] for k in ("user_cpu_s", "system_cpu_s", "minor_page_faults", "peak_rss_bytes") if k in done}
-        cache.write_manifest(model_dir, {**record, "quantize_seconds": done["quantize_seconds"],
-                                         "total_seconds": time.perf_counter() - t0, "hugepages": hugepages,
-                                         "worker_usage": usage, "load_average": os.getloadavg()})
-        if out.exists():
-            shutil.rmtree(out)
-        model_dir.rename(out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        cache.write_manifest(tmp, {**record, "quantize_seconds": done["quantize_seconds"],
+                                   "total_seconds": time.perf_counter() - t0, "hugepages": opts.hugepages,
+                                   "worker_usage": usage, "load_average": os.getloadavg()})
+
+    label = f"{settings.method.upper()} {settings.bits}-bit g{settings.group_size}"
+    if callable(progress):
+        on_event, progress = _progress_callback(progress, label, on_event), False
+    job = jobs.start("llamalab.quantize.worker:quantize_checkpoint", output=out, replace=True, label=label,
+                     kwargs={"source": str(Path(source).resolve()), "settings": settings.to_dict(), "text": text,
+                             "device": opts.device},
+                     env=_env(opts.hugepages), progress=bool(progress), on_event=on_event, finish=finish)
+    job.wait()
 
 
-def _spawn(spec: Path, log_path: Path, progress, hugepages: bool, settings: Settings) -> dict:
-    bar = _Progress(progress, f"{settings.method.upper()} {settings.bits}-bit g{settings.group_size}")
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "llamalab.quantize.worker", str(spec)],
-                                stdout=subprocess.PIPE, stderr=log, text=True, env=_env(hugepages),
-                                cwd=spec.parent)   # gptqmodel writes ./logs: keep it out of the user's folder
-        done: dict = {}
-        error = ""
-        try:
-            for line in proc.stdout:
-                ev = _event(line, log)
-                if ev.get("event") == "layer":
-                    bar.update(ev["i"] + 1, ev["n"])
-                elif ev.get("event") == "done":
-                    done = ev
-                elif ev.get("event") == "error":
-                    error = ev["message"]
-            rc = proc.wait()
-        except BaseException:
-            proc.kill()
-            proc.wait()
-            raise
-        finally:
-            bar.close()
-    if error:
-        raise InvalidSetting(error, "Pass more calibration text, or lower samples / seq_len.")
-    if rc != 0 or not done:
-        raise LlamalabError(f"Quantizing failed (exit code {rc}). Last lines of the log:\n{_tail(log_path)}",
-                            f"Full log: {log_path} (kept only while this error is shown; rerun to reproduce).")
-    return done
-
-
-def _event(line: str, log) -> dict:
-    """A JSON event from the worker; gptqmodel's own progress text (which shares stdout and redraws
-    with carriage returns) goes to the log."""
-    at = line.find('{"event"')
-    if at < 0:
-        log.write(line)
-        return {}
-    log.write(line[:at] + "\n")
-    try:
-        ev = json.loads(line[at:])
-        return ev if isinstance(ev, dict) else {}
-    except ValueError:
-        log.write(line[at:])
-        return {}
-
-
-def _tail(path: Path, n: int = 15) -> str:
-    lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
-    return "\n".join(lines[-n:])
-
-
-class _Progress:
-    """tqdm bar over decoder layers, or a user callback(done, total, label) for widgets."""
-
-    def __init__(self, progress, label: str):
-        self.callback = progress if callable(progress) else None
-        self.label, self.bar = label, None
-        self.enabled = bool(progress)
-
-    def update(self, done: int, total: int) -> None:
-        if self.callback:
-            self.callback(done, total, self.label)
-        elif self.enabled:
-            if self.bar is None:
-                from tqdm import tqdm
-                self.bar = tqdm(total=total, desc=self.label, unit="layer", file=sys.stderr)
-            self.bar.update(done - self.bar.n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+def _progress_callback(callback, label: str, on_event):
+    """The older callback(done, total, label) form of `progress`, fed from the job's progress events."""
+    def handle(event: dict) -> None:
+        if event.get("event") == "progress":
+            callback(event["done"], event["total"], label)
+        if on_event is not None:
+            on_event(event)
+    return handle
 
 
 def _result(path: Path, cached: bool) -> Quantized:

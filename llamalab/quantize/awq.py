@@ -15,7 +15,7 @@ from __future__ import annotations
 
 BITS = (4,)
 DEFAULTS = {"samples": 8, "seq_len": 256, "batch_size": 4, "options": {}}
-OPTIONS = ("sym", "true_sequential", "scale_search_chunked_activations")
+# The gptqmodel config fields a learner may set: QuantizeSettings fields marked with this method.
 OUT_MULTIPLE = 64     # the clip search processes output channels in batches of 64 (or 256)
 
 

@@ -1,5 +1,6 @@
-"""Where quantize-your-own results live: LLAMALAB_CACHE/quantized/<name>-<key>/, keyed by everything
-that changes the result (model, scheme, settings, calibration, library versions). Pure Python."""
+"""Where quantize-your-own results are written: LLAMALAB_CACHE/quantized/<name>-<key>/, keyed by everything
+that changes the result (model, scheme, settings, calibration, library versions). Pure Python.
+Finding them again is the runtime's job (runtime/store.py, re-exported here)."""
 from __future__ import annotations
 
 import hashlib
@@ -9,9 +10,12 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .. import embedded
+from ..runtime.store import MANIFEST, find, is_complete, model_fingerprint, read_manifest
+from ..runtime.store import quantized_root as root
 
-MANIFEST = "llamalab_quantize.json"
+__all__ = ["Settings", "versions", "key", "folder", "write_manifest", "MANIFEST", "find", "is_complete",
+           "model_fingerprint", "read_manifest", "root"]
+
 VERSIONED = ("llamalab", "gptqmodel", "transformers", "torch", "optimum")
 
 
@@ -43,58 +47,16 @@ def versions() -> dict[str, str]:
     return out
 
 
-def model_fingerprint(model_dir: Path) -> str:
-    """Identity of the source weights: config.json bytes plus each weight file's name, size and mtime
-    (hashing whole multi-GB files would take minutes); the embedded model is keyed by its GGUF checksum."""
-    model_dir = Path(model_dir)
-    if model_dir.resolve() == embedded.model_dir().resolve():
-        return f"embedded:{embedded.NAME}:{embedded.GGUF_SHA256}"
-    h = hashlib.sha256((model_dir / "config.json").read_bytes())
-    for f in sorted(model_dir.glob("*.safetensors")) + sorted(model_dir.glob("*.bin")):
-        st = f.stat()
-        h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
-    return f"local:{model_dir.name}:{h.hexdigest()[:16]}"
-
-
 def key(fingerprint: str, settings: Settings, vers: dict[str, str] | None = None) -> str:
     blob = json.dumps({"model": fingerprint, "settings": settings.to_dict(), "versions": vers or versions()},
                       sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-def root() -> Path:
-    return embedded.cache_dir() / "quantized"
-
-
 def folder(model_name: str, settings: Settings, k: str) -> Path:
     return root() / f"{model_name}-{settings.method}-{settings.bits}bit-g{settings.group_size}-{k}"
-
-
-def is_complete(path: Path) -> bool:
-    return (path / MANIFEST).is_file() and (path / "config.json").is_file()
 
 
 def write_manifest(path: Path, record: dict) -> None:
     (path / MANIFEST).write_text(json.dumps({**record, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}, indent=2))
 
-
-def read_manifest(path: Path) -> dict:
-    return json.loads((Path(path) / MANIFEST).read_text())
-
-
-def find(fingerprint: str, method: str, bits: int) -> Path | None:
-    """The newest complete cached result for (model, method, bits), preferring the kit's default settings."""
-    if not root().is_dir():
-        return None
-    found = []
-    for p in root().iterdir():
-        if not is_complete(p):
-            continue
-        try:
-            m = read_manifest(p)
-        except (OSError, ValueError):
-            continue
-        s = m.get("settings", {})
-        if m.get("model") == fingerprint and s.get("method") == method and s.get("bits") == bits:
-            found.append((bool(m.get("default_settings")), m.get("created", ""), p))
-    return max(found)[2] if found else None

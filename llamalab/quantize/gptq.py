@@ -9,8 +9,7 @@ from __future__ import annotations
 
 BITS = (4, 8)
 DEFAULTS = {"samples": 32, "seq_len": 256, "batch_size": 4, "options": {"true_sequential": False}}
-# Fields of gptqmodel.GPTQConfig a learner may pass through quantize(**options).
-OPTIONS = ("true_sequential", "desc_act", "sym", "damp_percent", "mse", "static_groups", "act_group_aware")
+# The gptqmodel config fields a learner may set: QuantizeSettings fields marked with this method.
 
 
 def config(bits: int, group_size: int, options: dict):

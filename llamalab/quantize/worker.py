@@ -1,25 +1,18 @@
-"""The quantizing subprocess: `python -m llamalab.quantize.worker SPEC.json`.
+"""The quantizing subprocess, started by llamalab.jobs as `quantize_checkpoint(**kwargs)`.
 
 Run apart from the notebook kernel so gptqmodel's imports, its ~1 GB peak and allocator settings
 (set in the environment before torch starts) stay out of the learner's process. Progress goes to
-stdout as JSON lines ({"event": "layer", "i": 3, "n": 30}); gptqmodel's own log goes to stderr.
+stdout as the job runner's JSON lines (one per decoder layer); gptqmodel's own log to the job's log.
 """
 from __future__ import annotations
 
-import json
-import os
 import resource
 import shutil
-import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("GPTQMODEL_CPU_WORKERS", "2")   # ≤2-core machines crash without it (gptqmodel 7.6)
-
-
-def emit(event: str, **data) -> None:
-    print("\n" + json.dumps({"event": event, **data}), flush=True)   # own line: gptqmodel redraws with \r
-
+from .. import jobs
+from ..errors import InvalidSetting
 
 def decoder_layers(model):
     """The ModuleList of decoder layers (the longest ModuleList of the model)."""
@@ -37,7 +30,7 @@ def track_progress(model) -> None:
         def pre(_module, _args):
             if i not in seen:
                 seen.add(i)
-                emit("layer", i=i, n=len(layers))
+                jobs.progress(i + 1, len(layers), f"layer {i + 1}/{len(layers)}")
         return pre
     for i, layer in enumerate(layers):
         layer.register_forward_pre_hook(hook(i))
@@ -47,42 +40,38 @@ def calibration_rows(tok, text: str, samples: int, seq_len: int) -> list[dict]:
     """`samples` consecutive rows of exactly `seq_len` tokens cut from the text."""
     ids = tok(text, add_special_tokens=False)["input_ids"]
     if len(ids) < samples * seq_len:
-        emit("error", message=f"The calibration text has {len(ids)} tokens; samples × seq_len = "
-                              f"{samples} × {seq_len} = {samples * seq_len} are needed.")
-        sys.exit(2)
+        raise InvalidSetting(f"The calibration text has {len(ids)} tokens; samples × seq_len = "
+                             f"{samples} × {seq_len} = {samples * seq_len} are needed.",
+                             "Pass more calibration text, or lower samples / seq_len.")
     rows = [ids[i * seq_len:(i + 1) * seq_len] for i in range(samples)]
     return [{"input_ids": r, "attention_mask": [1] * len(r)} for r in rows]
 
 
-def main(spec_path: str) -> None:
-    spec = json.loads(Path(spec_path).read_text())
+def quantize_checkpoint(source: str, settings: dict, text: str, device: str) -> dict:
+    """Quantize the checkpoint in `source` into the job's output folder; returns timings and usage."""
     import torch
     from gptqmodel import GPTQModel
     from transformers import AutoTokenizer
 
     from . import awq, gptq
-    method = awq if spec["settings"]["method"] == "awq" else gptq
-    s = spec["settings"]
+    s = settings
+    method = awq if s["method"] == "awq" else gptq
     t0 = time.perf_counter()
-    tok = AutoTokenizer.from_pretrained(spec["source"])
-    rows = calibration_rows(tok, spec["text"], s["samples"], s["seq_len"])
+    tok = AutoTokenizer.from_pretrained(source)
+    rows = calibration_rows(tok, text, s["samples"], s["seq_len"])
     cfg = method.config(s["bits"], s["group_size"], s["options"])
-    gm = GPTQModel.load(spec["source"], cfg, device=spec["device"], dtype=torch.bfloat16)
-    emit("loaded", seconds=time.perf_counter() - t0)
+    gm = GPTQModel.load(source, cfg, device=device, dtype=torch.bfloat16)
+    jobs.emit("loaded", seconds=time.perf_counter() - t0)
     track_progress(gm.model)
     t1 = time.perf_counter()
-    gm.quantize(rows, batch_size=s["batch_size"], **method.quantize_kwargs(spec["device"]))
+    gm.quantize(rows, batch_size=s["batch_size"], **method.quantize_kwargs(device))
     seconds = time.perf_counter() - t1
-    out = Path(spec["tmp_out"])
+    out = jobs.output_dir()
     gm.save(str(out))
     tok.save_pretrained(str(out))
     for extra in ("generation_config.json", "chat_template.jinja"):
-        if (Path(spec["source"]) / extra).is_file() and not (out / extra).is_file():
-            shutil.copy(Path(spec["source"]) / extra, out / extra)
+        if (Path(source) / extra).is_file() and not (out / extra).is_file():
+            shutil.copy(Path(source) / extra, out / extra)
     ru = resource.getrusage(resource.RUSAGE_SELF)      # page faults and kernel time show the allocator's cost
-    emit("done", quantize_seconds=seconds, total_seconds=time.perf_counter() - t0, user_cpu_s=ru.ru_utime,
-         system_cpu_s=ru.ru_stime, minor_page_faults=ru.ru_minflt, peak_rss_bytes=ru.ru_maxrss * 1024)
-
-
-if __name__ == "__main__":
-    main(sys.argv[1])
+    return {"quantize_seconds": seconds, "total_seconds": time.perf_counter() - t0, "user_cpu_s": ru.ru_utime,
+            "system_cpu_s": ru.ru_stime, "minor_page_faults": ru.ru_minflt, "peak_rss_bytes": ru.ru_maxrss * 1024}

@@ -4,26 +4,31 @@ from __future__ import annotations
 import logging
 import time
 
-from .. import catalog
+from .. import catalog, validate
 from ..catalog import ModelCard, Scheme
-from ..errors import InvalidSetting, LlamalabError, NotEnoughMemory, SchemeUnavailable
+from ..errors import InvalidSetting, LlamalabError, NotEnoughMemory, SchemeUnavailable, UnknownScheme
 from ..estimate import best_scheme, estimate
-from . import backends
-from .loaded import Generation, LoadedModel
+from . import backends, torch_thread
+from .backends import register_backend
+from .engine import Engine, Sampling, Usage
+from .loaded import REMOTE_MEMORY_KIND, Generation, LoadedModel
 from .meter import MemoryMeter
-from .source import resolve
+from .source import NeedsConversion, resolve
 
-__all__ = ["load", "schemes", "resolve_device", "Generation", "LoadedModel"]
+__all__ = ["load", "schemes", "capabilities", "resolve_device", "register_backend", "Engine", "Sampling", "Usage",
+           "Generation", "LoadedModel"]
 
 DEVICES = ("cpu", "cuda")
 
 
 def resolve_device(device: str = "auto") -> str:
     """'auto' → 'cuda' when torch sees a GPU, else 'cpu'; 'cuda:1' is kept as is."""
+    validate.text("device", device)
     if device == "auto":
         import torch
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.split(":")[0] not in DEVICES:
+    kind, _, index = device.partition(":")
+    if kind not in DEVICES or (index and (kind != "cuda" or not index.isdigit())):
         raise InvalidSetting(f"Unknown device {device!r}.", "Use 'auto', 'cpu', 'cuda' or 'cuda:N'.")
     return device
 
@@ -35,7 +40,7 @@ def check_scheme(s: Scheme, device: str) -> None:
     if not cell.get("backend"):
         raise SchemeUnavailable(s.name, kind, cell.get("reason", "not supported"), _alternative(s, kind))
     mod = backends.module(cell["backend"])
-    for package, install in getattr(mod, "REQUIRES", {}).get(kind, ()):
+    for package, install in mod.REQUIRES.get(kind, ()):
         backends.require(package, install, f"{s.name} on {kind} needs it")
     ok, reason = backends.availability(cell["backend"], device)
     if not ok:
@@ -44,7 +49,7 @@ def check_scheme(s: Scheme, device: str) -> None:
 
 def _alternative(s: Scheme, device: str) -> str | None:
     """The closest scheme (by fidelity rank) that does run on this device here."""
-    runnable = [x for x in catalog.all_schemes() if x.name != s.name and _runs(x, device)]
+    runnable = [x for x in schemes() if x.name != s.name and _runs(x, device)]
     runnable.sort(key=lambda x: (abs(x.rank - s.rank), -x.rank))
     return runnable[0].name if runnable else None
 
@@ -61,36 +66,63 @@ def load(model: str | ModelCard = "default", scheme: str | Scheme = "bf16", devi
 
     Refuses (NotEnoughMemory, naming a scheme that would fit) when the estimate for `context`
     tokens exceeds the memory available now, unless force=True. `trust_remote_code` stays off
-    unless you ask for it.
+    unless you ask for it. The load runs on the runtime's torch thread (runtime/torch_thread.py).
     """
-    c, s = catalog.card(model), catalog.scheme(scheme)
+    validate.flag("force", force)
+    validate.flag("trust_remote_code", trust_remote_code)
+    if context is not None:
+        validate.integer("context", context, lo=1)
+    c, s = catalog.card(model), find_scheme(scheme, model)
     device = resolve_device(device)
     check_scheme(s, device)
     ctx = context or min(c.context, 4096)
     est = estimate(c, s, ctx, device=device)
     if not force:
         _check_memory(c, s, est, device, ctx)
-    path = resolve(model, c, s)
-    mod = backends.module(s.backend_for(device))
+    name = s.backend_for(device)
+    return torch_thread.run(_load, model, c, s, device, est, name, trust_remote_code, options)
+
+
+def _load(model, c: ModelCard, s: Scheme, device: str, est, name: str, trust_remote_code: bool,
+          options: dict) -> LoadedModel:
+    """Find (or convert) the files, load them with the backend and measure: on the torch thread."""
+    _quiet_known_noise()
+    mod = backends.module(name)
+    path = resolve(model, c, s) if getattr(mod, "NEEDS_FILES", True) else ""
+    if isinstance(path, NeedsConversion):       # resolve() only finds; writing the GGUF is load()'s call (H1)
+        from .gguf_writer import convert
+        path = str(convert(path.model, path.outtype))
     with MemoryMeter(device) as mem:
         t0 = time.perf_counter()
         engine = mod.load(path, s, device, trust_remote_code=trust_remote_code, **options)
         seconds = time.perf_counter() - t0
-    return LoadedModel(engine=engine, card=c, scheme=s, device=device, load_seconds=seconds,
-                       footprint_bytes=engine.weights_bytes(), memory_delta_bytes=mem.growth_bytes,
-                       memory_delta_kind=mem.kind, load_peak_bytes=mem.peak_growth_bytes, estimate=est,
-                       path=str(path), backend=mod.__name__.rsplit(".", 1)[1])
+    remote = engine.remote
+    return LoadedModel(engine=engine, card=c, scheme=s, device=device, load_s=seconds,
+                       weights_memory_bytes=engine.weights_bytes(),
+                       load_memory_delta_bytes=None if remote else mem.growth_bytes,
+                       load_memory_kind=REMOTE_MEMORY_KIND if remote else mem.kind,
+                       load_peak_bytes=None if remote else mem.peak_growth_bytes, estimate=est,
+                       path=str(path), backend=name)
+
+
+def find_scheme(name: str | Scheme, model=None) -> Scheme:
+    """A scheme of the catalog (schemes.toml), else one a registered backend brought."""
+    try:
+        return catalog.scheme(name, model)
+    except UnknownScheme:
+        plugins = backends.plugin_schemes()
+        if isinstance(name, str) and name.strip().lower() in plugins:
+            return plugins[name.strip().lower()]
+        raise
 
 
 def _quiet_known_noise() -> None:
     """Logs that are noise for a learner on a CPU machine: torchao's missing CUDA-only extensions,
     torch's pytree deprecation (both whenever transformers imports torchao), and bitsandbytes'
-    optional AVX512-BF16 kernel it would fetch from the Hub (`kernels` package; never offline)."""
+    optional AVX512-BF16 kernel it would fetch from the Hub (`kernels` package; never offline).
+    Called by load(), not at import: importing llamalab changes no one else's logging."""
     for name in ("torchao", "torch.utils._pytree", "bitsandbytes.backends.cpu.ops"):
         logging.getLogger(name).setLevel(logging.ERROR)
-
-
-_quiet_known_noise()
 
 
 def _check_memory(c: ModelCard, s: Scheme, est, device: str, ctx: int) -> None:
@@ -101,15 +133,21 @@ def _check_memory(c: ModelCard, s: Scheme, est, device: str, ctx: int) -> None:
     needed = est.peak_bytes - (est.breakdown["overhead"] if device == "cpu" else 0)
     if needed > available:
         fits = best_scheme(c, available + (est.breakdown["overhead"] if device == "cpu" else 0), ctx,
-                           candidates=[x.name for x in catalog.all_schemes() if _runs(x, device)], device=device)
+                           candidates=[x.name for x in catalog.schemes() if _runs(x, device)], device=device)
         raise NotEnoughMemory(needed, available, "this machine's RAM" if device == "cpu" else device, fits)
 
 
-def schemes():
+def schemes() -> list[Scheme]:
+    """Every scheme the kit can load or estimate (catalog/schemes.toml plus plugin schemes)."""
+    known = {x.name: x for x in catalog.schemes()}
+    return [*known.values(), *(x for n, x in backends.plugin_schemes().items() if n not in known)]
+
+
+def capabilities():
     """The scheme × device capability table, with the reason for every cell that cannot run here."""
     import pandas as pd
     rows = []
-    for s in catalog.all_schemes():
+    for s in schemes():
         for dev in DEVICES:
             backend = s.backend_for(dev)
             try:
@@ -117,7 +155,7 @@ def schemes():
                     check_scheme(s, dev)
                 ok, reason = (True, "") if backend else (False, s.devices.get(dev, {}).get("reason", "not supported"))
             except LlamalabError as e:
-                ok, reason = False, e.message if not hasattr(e, "reason") else e.reason
+                ok, reason = False, getattr(e, "reason", e.message)
             rows.append({"scheme": s.name, "device": dev, "family": s.family, "bits": s.bits,
                          "bits_per_weight": round(s.bits_per_weight(), 3), "backend": backend,
                          "available": ok, "reason": reason, "help": s.help})

@@ -1,12 +1,14 @@
-"""The transformers engine: tokenize, run `model.generate`, report each token as it is sampled.
-
-An engine is the one thing that differs between runtimes (transformers here, llama.cpp for GGUF);
-`LoadedModel` wraps any engine with the same timing, streaming and stop logic.
+"""The Engine: the one thing that differs between runtimes (transformers, llama.cpp in-process, a
+remote OpenAI-compatible server). `LoadedModel` wraps any engine with the same timing, streaming,
+stop and memory logic, so nothing above the runtime ever asks which engine it holds.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Callable
+
+from ..errors import InvalidSetting, LlamalabError
+from . import torch_thread
 
 
 @dataclass(frozen=True)
@@ -20,15 +22,49 @@ class Sampling:
     seed: int | None = None
 
 
-class Engine(Protocol):
-    context_length: int
+@dataclass(frozen=True)
+class Usage:
+    """Token counts an engine reports itself (a server's `usage`); None where it did not say."""
+    prompt_tokens: int | None = None
+    new_tokens: int | None = None
 
-    def encode(self, prompt, system: str | None = None, chat: bool | None = None) -> list[int]: ...
-    def decode(self, ids: list[int]) -> str: ...
-    def generate(self, prompt_ids: list[int], sampling: Sampling, on_token: Callable[[int], None],
-                 should_stop: Callable[[], bool]) -> None: ...
-    def weights_bytes(self) -> int: ...
-    def unload(self) -> None: ...
+
+class Engine:
+    """What every engine provides. Subclass it; the class attributes are the defaults.
+
+    - `encode` turns a prompt (string or chat messages) into what `generate` takes: token ids for an
+      engine with a tokenizer; an engine without one (a remote server) returns the messages and
+      reports the counts in the `Usage` its `generate` returns.
+    - `generate` calls `on_token(token)` once per new token — an int id, or a str piece for an engine
+      that streams text (`streams_text`) — checks `should_stop()` between tokens, returns Usage or None.
+    - `logits(ids)` (optional; quality needs it): float32 array [len(ids), vocab] of next-token logits.
+    - `weights_bytes()`: bytes of weights in this process's memory (None for a remote engine).
+    """
+    name: str = "engine"            # "transformers", "llama.cpp", ... (the `engine` column of every record)
+    context_length: int = 0
+    remote: bool = False            # runs elsewhere: LoadedModel measures no local memory for it
+    streams_text: bool = False      # on_token gets text pieces instead of token ids
+    uses_torch_thread: bool = False  # its torch work must run on the runtime's one torch thread
+
+    @property
+    def is_chat(self) -> bool:
+        return False
+
+    def encode(self, prompt, system: str | None = None, chat: bool | None = None):
+        raise NotImplementedError
+
+    def decode(self, ids: list[int]) -> str:
+        raise NotImplementedError
+
+    def generate(self, prompt_ids, sampling: Sampling, on_token: Callable[[int | str], None],
+                 should_stop: Callable[[], bool]) -> Usage | None:
+        raise NotImplementedError
+
+    def weights_bytes(self) -> int | None:
+        return None
+
+    def unload(self) -> None:
+        pass
 
 
 def to_messages(prompt, system: str | None) -> list[dict]:
@@ -42,6 +78,20 @@ def to_messages(prompt, system: str | None) -> list[dict]:
     return messages
 
 
+def hf_encode(tokenizer, prompt, system: str | None = None, chat: bool | None = None) -> list[int]:
+    """Token ids through a Hugging Face tokenizer: its chat template for chat, plain text otherwise
+    (transformers and llama.cpp engines share it, so both see identical prompts)."""
+    has_template = bool(getattr(tokenizer, "chat_template", None))
+    if chat if chat is not None else has_template:
+        if not has_template:
+            raise InvalidSetting("This model has no chat template.", "Pass a plain string with chat=False.")
+        enc = tokenizer.apply_chat_template(to_messages(prompt, system), add_generation_prompt=True,
+                                            return_dict=True)
+        return list(enc["input_ids"])
+    text = prompt if isinstance(prompt, str) else "\n".join(m["content"] for m in prompt)
+    return list(tokenizer(text)["input_ids"])
+
+
 def tensor_bytes(t) -> int:
     """Storage bytes of a tensor, looking inside quantized tensor subclasses (torchao, etc.)."""
     if hasattr(t, "__tensor_flatten__") and type(t).__name__ not in ("Tensor", "Parameter"):
@@ -50,8 +100,10 @@ def tensor_bytes(t) -> int:
     return t.numel() * t.element_size()
 
 
-class HFEngine:
+class HFEngine(Engine):
     """Any transformers causal LM (fp, int8, nf4, GPTQ and AWQ all load into one)."""
+    name = "transformers"
+    uses_torch_thread = True
 
     def __init__(self, model, tokenizer):
         self.model, self.tokenizer = model, tokenizer
@@ -63,16 +115,7 @@ class HFEngine:
         return bool(getattr(self.tokenizer, "chat_template", None))
 
     def encode(self, prompt, system=None, chat=None) -> list[int]:
-        use_chat = self.is_chat if chat is None else chat
-        if use_chat:
-            if not self.is_chat:
-                from ..errors import InvalidSetting
-                raise InvalidSetting("This model has no chat template.", "Pass a plain string with chat=False.")
-            enc = self.tokenizer.apply_chat_template(to_messages(prompt, system), add_generation_prompt=True,
-                                                     return_dict=True)
-            return list(enc["input_ids"])
-        text = prompt if isinstance(prompt, str) else "\n".join(m["content"] for m in prompt)
-        return self.tokenizer(text)["input_ids"]
+        return hf_encode(self.tokenizer, prompt, system, chat)
 
     def decode(self, ids) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
@@ -92,6 +135,18 @@ class HFEngine:
             self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
                                 generation_config=self._config(sampling),
                                 streamer=_TokenStreamer(on_token), stopping_criteria=StoppingCriteriaList([Stop()]))
+
+    def logits(self, ids: list[int]):
+        """Next-token logits at every position: float32 numpy [len(ids), vocab], computed on the torch thread."""
+        return torch_thread.run(self._logits, ids)
+
+    def _logits(self, ids):
+        import torch
+        if self.model is None:
+            raise LlamalabError("This model was unloaded.", "Load it again with llamalab.load().")
+        with torch.inference_mode():
+            x = torch.tensor([ids], device=self.model.device)
+            return self.model(input_ids=x, attention_mask=torch.ones_like(x)).logits[0].float().cpu().numpy()
 
     def _config(self, s: Sampling):
         gc = self.model.generation_config.__class__.from_dict(self.model.generation_config.to_dict())

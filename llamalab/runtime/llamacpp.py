@@ -12,13 +12,11 @@ import os
 import weakref
 from pathlib import Path
 
+from ..catalog import GGUF_FILE_TYPES
 from ..errors import InvalidSetting
-from .engine import HFEngine, Sampling
+from ..paths import atomic_dir, cache_dir
+from .engine import Engine, Sampling, hf_encode
 
-# llama.cpp's general.file_type (enum llama_ftype) → the catalog's scheme names.
-FILE_TYPES = {0: "f32", 1: "f16", 2: "q4_0", 3: "q4_1", 7: "q8_0", 8: "q5_0", 9: "q5_1", 10: "q2_k",
-              11: "q3_k_s", 12: "q3_k_m", 13: "q3_k_l", 14: "q4_k_s", 15: "q4_k_m", 16: "q5_k_s",
-              17: "q5_k_m", 18: "q6_k", 32: "bf16"}
 SIDECAR = ".llamalab.json"     # written beside converted GGUFs: {"tokenizer": "<HF folder>"}
 DEFAULT_CTX = 2048
 _live: "weakref.WeakSet[LlamaCppEngine]" = weakref.WeakSet()
@@ -34,7 +32,7 @@ def _close_all() -> None:
 def file_type(llm) -> str:
     """The GGUF's weight type as a scheme name (from its general.file_type metadata)."""
     raw = llm.metadata.get("general.file_type")
-    return FILE_TYPES.get(int(raw), f"ftype {raw}") if raw is not None else "unknown"
+    return GGUF_FILE_TYPES.get(int(raw), f"ftype {raw}") if raw is not None else "unknown"
 
 
 def default_threads() -> int:
@@ -74,23 +72,26 @@ def _tokenizer_from_gguf(path: Path) -> str:
     import subprocess
     import sys
 
-    from .. import embedded
     st = path.stat()
     key = hashlib.sha256(f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:16]
-    out = embedded.cache_dir() / "gguf-tokenizers" / key
-    if not (out / "tokenizer_config.json").is_file():
+    out = cache_dir() / "gguf-tokenizers" / key
+    done = lambda p: (p / "tokenizer_config.json").is_file()  # noqa: E731
+    if not done(out):
         code = ("import sys; from transformers import AutoTokenizer; "
                 "AutoTokenizer.from_pretrained(sys.argv[1], gguf_file=sys.argv[2]).save_pretrained(sys.argv[3])")
-        r = subprocess.run([sys.executable, "-c", code, str(path.parent), path.name, str(out)],
-                           capture_output=True, text=True)
-        if r.returncode:
-            raise InvalidSetting(f"Could not build a tokenizer from {path.name}: {r.stderr.strip()[-400:]}",
-                                 "Pass tokenizer='<folder with the HF tokenizer files>'.")
+        with atomic_dir(out, done=done) as tmp:
+            r = subprocess.run([sys.executable, "-c", code, str(path.parent), path.name, str(tmp)],
+                               capture_output=True, text=True)
+            if r.returncode:
+                raise InvalidSetting(f"Could not build a tokenizer from {path.name}: {r.stderr.strip()[-400:]}",
+                                     "Pass tokenizer='<folder with the HF tokenizer files>'.")
     return str(out)
 
 
-class LlamaCppEngine:
-    """A GGUF model in llama.cpp. `logits(ids)` scores every position (used by perplexity / KL)."""
+class LlamaCppEngine(Engine):
+    """A GGUF model in llama.cpp. `logits(ids)` scores every position (used by perplexity / KL).
+    llama.cpp runs its own thread pool, so it does not use the torch thread (uses_torch_thread False)."""
+    name = "llama.cpp"
 
     def __init__(self, path: str, tokenizer, n_threads: int | None = None, n_ctx: int = DEFAULT_CTX,
                  n_gpu_layers: int = 0):
@@ -111,7 +112,7 @@ class LlamaCppEngine:
         return bool(getattr(self.tokenizer, "chat_template", None))
 
     def encode(self, prompt, system=None, chat=None) -> list[int]:
-        return HFEngine.encode(self, prompt, system, chat)
+        return hf_encode(self.tokenizer, prompt, system, chat)
 
     def decode(self, ids) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)

@@ -1,28 +1,41 @@
-"""Where a model's files come from: the embedded model, a local folder, or the Hub cache."""
+"""Where a model's files come from: the embedded model, a local folder, the kit's cache, or the Hub.
+
+The resolver only FINDS: when the file asked for must first be made (a GGUF of a type not on disk)
+it says so with `NeedsConversion`, and `load()` decides to make it (runtime/gguf_writer.py).
+"""
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from .. import embedded
 from ..catalog import ModelCard, Scheme
 from ..errors import InvalidSetting, ModelNotCached
+from . import store
 
 EMBEDDED_NAMES = ("default", "smollm2-135m-instruct")
+
+
+@dataclass(frozen=True)
+class NeedsConversion:
+    """No file of this GGUF type exists yet: llama.cpp's tools can write `outtype` from `model`'s weights."""
+    model: str          # what the caller asked for (a name or a local folder)
+    outtype: str        # the GGUF type to write (a scheme name)
 
 
 def offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on")
 
 
-def resolve(asked, card: ModelCard, scheme: Scheme) -> str:
-    """A local folder holding the checkpoint (a .gguf file for GGUF schemes); downloads only when
-    online and not cached."""
+def resolve(asked, card: ModelCard, scheme: Scheme) -> str | NeedsConversion:
+    """A local folder holding the checkpoint (a .gguf file for GGUF schemes), or NeedsConversion for a
+    GGUF that must be written first. Downloads only when online and not cached."""
     if scheme.family == "gguf":
         return gguf_file(asked, card, scheme)
     if card.local_path.endswith(".gguf"):
         raise InvalidSetting(f"{card.local_path} is a GGUF file: it runs in llama.cpp, not under {scheme.name}.",
-                             f"Load it with its GGUF type as scheme, e.g. scheme={_gguf_type(card.local_path)!r}.")
+                             f"Load it with scheme='gguf' (its own type, {card.gguf_type!r}).")
     if scheme.family in ("gptq", "awq"):
         return quantized(asked, card, scheme)
     if card.local_path:
@@ -61,13 +74,12 @@ def is_embedded(asked, card: ModelCard) -> bool:
 def quantized(asked, card: ModelCard, scheme: Scheme) -> str:
     """A GPTQ/AWQ checkpoint: a pre-quantized local folder, the kit's own quantize() result in
     LLAMALAB_CACHE, or a pre-quantized Hub repo from the card (card.gptq / card.awq)."""
-    from ..quantize import cache
     bits = int(scheme.bits)
     if card.local_path and _quant_method(card.local_path):
         return card.local_path
     base = card.local_path or (str(embedded.model_dir()) if is_embedded(asked, card) else "")
     if base:
-        found = cache.find(cache.model_fingerprint(Path(base)), scheme.family, bits)
+        found = store.find(store.model_fingerprint(Path(base)), scheme.family, bits)
         if found:
             return str(found)
         raise ModelNotCached(str(asked), f"Quantize it once (cached afterwards): llamalab.quantize({str(asked)!r}, "
@@ -86,10 +98,8 @@ def quantized(asked, card: ModelCard, scheme: Scheme) -> str:
 
 
 def _quant_method(folder: str) -> str:
-    import json
-    cfg = Path(folder) / "config.json"
-    q = json.loads(cfg.read_text()).get("quantization_config") or {} if cfg.is_file() else {}
-    return q.get("quant_method", "")
+    from .backends.hf import quantization_config
+    return quantization_config(folder).get("quant_method", "") if (Path(folder) / "config.json").is_file() else ""
 
 
 def _repo_bits(repo: str, bits: int) -> bool:
@@ -100,9 +110,9 @@ def _repo_bits(repo: str, bits: int) -> bool:
     return bits == 4
 
 
-def gguf_file(asked, card: ModelCard, scheme: Scheme) -> str:
-    """A GGUF file of the scheme's type: the embedded model's own Q4_1, one made with llama.cpp's
-    converter and llama_model_quantize (cached), or a .gguf in a local folder whose name says its type."""
+def gguf_file(asked, card: ModelCard, scheme: Scheme) -> str | NeedsConversion:
+    """A GGUF file of the scheme's type: the embedded model's own Q4_1, a .gguf in a local folder whose
+    name says its type, or NeedsConversion (llama.cpp's converter writes it from the weights)."""
     if card.local_path.endswith(".gguf"):
         return card.local_path            # the backend checks its type against the scheme
     if card.local_path:
@@ -110,21 +120,8 @@ def gguf_file(asked, card: ModelCard, scheme: Scheme) -> str:
         if hits:
             return str(hits[0])
     if is_embedded(asked, card) or card.local_path:
-        if is_embedded(asked, card) and scheme.name == "q4_1":
+        if is_embedded(asked, card) and scheme.name == card.gguf_type:
             return str(embedded.gguf_path())
-        from ..quantize import gguf
-        if scheme.name in gguf.WRITABLE:
-            return str(gguf.convert(card.local_path or asked, scheme.name))
-        raise ModelNotCached(str(asked), f"The kit writes GGUF {', '.join(gguf.WRITABLE)}; for "
-                                         f"{scheme.name.upper()} run llama.cpp's llama-quantize and put the file "
-                                         "(its name containing the type) in the model's folder.")
+        return NeedsConversion(card.local_path or str(asked), scheme.name)
     raise ModelNotCached(card.repo, "The catalog lists no GGUF repos. Download a .gguf into a folder with the "
                                     "model's config.json and load that folder with the file's type as scheme.")
-
-
-def _gguf_type(path: str) -> str:
-    from gguf import GGUFReader
-
-    from .llamacpp import FILE_TYPES
-    field = GGUFReader(path).fields.get("general.file_type")
-    return FILE_TYPES.get(int(field.contents()), "q4_k_m") if field else "q4_k_m"

@@ -1,8 +1,12 @@
 """A throw-away JupyterLab (127.0.0.1, token, temp dirs) driven by Debian chromium through Playwright.
 
-Harness from /work/shared/research/jupyter-testing.md (pitfalls P3–P7 handled here). Everything this
-starts is stopped by PID: the server with SIGTERM (which shuts its kernels down) then SIGKILL, and any
-kernel it left behind the same way. Screenshots of failures and timings go to test-artifacts/.
+Harness from /work/shared/research/jupyter-testing.md (pitfalls P3–P7 handled here). The lab, the
+browser and the page live for one test module (the browser tests are one workshop in one file) and are
+stopped when it ends, not at the end of the whole run: a kernel holding the model (~1 GB) and Chromium
+would otherwise take memory and CPU from every later test. Everything is stopped by PID: the server with
+SIGTERM (which shuts its kernels down) then SIGKILL, and any kernel it left behind the same way; a last
+check fails the module if any process started here is still alive. Screenshots of failures and timings
+go to test-artifacts/.
 """
 from __future__ import annotations
 
@@ -21,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from llamalab import embedded
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
@@ -72,11 +78,10 @@ class Lab:
         return f"{self.url}/lab/tree/{path}?token={self.token}&reset"
 
 
-def _kill(pid: int, grace: float = 10.0) -> None:
-    """SIGTERM, wait, then SIGKILL — one process we started, by PID."""
+def _kill(p, grace: float = 10.0) -> None:
+    """SIGTERM, wait, then SIGKILL — one process we started (a psutil.Process: its PID, checked against reuse)."""
     import psutil
     try:
-        p = psutil.Process(pid)
         p.send_signal(signal.SIGTERM)
         p.wait(grace)
     except psutil.NoSuchProcess:
@@ -90,7 +95,7 @@ def _stop_lab(lab: Lab) -> None:
     """SIGTERM lets jupyter_server shut its kernels down (retried once, P8); SIGKILL last; then any
     kernel process it started that is still alive is stopped by its PID."""
     import psutil
-    kids = [c.pid for c in psutil.Process(lab.proc.pid).children(recursive=True)]
+    kids = psutil.Process(lab.proc.pid).children(recursive=True)
     for _ in range(2):
         lab.proc.terminate()
         try:
@@ -101,8 +106,8 @@ def _stop_lab(lab: Lab) -> None:
     else:
         lab.proc.kill()
         lab.proc.wait()
-    for pid in kids:
-        _kill(pid)
+    for kid in kids:
+        _kill(kid)
 
 
 def _lab_env(base: Path) -> dict:
@@ -111,7 +116,7 @@ def _lab_env(base: Path) -> dict:
                JUPYTER_DATA_DIR=str(base / "data"), IPYTHONDIR=str(base / "ipython"),
                PYTHONUNBUFFERED="1", TMPDIR=str(base / "tmp"), HF_HUB_OFFLINE="1",
                PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
-    env.setdefault("LLAMALAB_CACHE", os.environ.get("LLAMALAB_CACHE", str(REPO / ".cache" / "llamalab")))
+    env["LLAMALAB_CACHE"] = str(embedded.cache_dir())     # the kernel reuses the tests' converted model
     (base / "tmp").mkdir(parents=True)
     notif = base / "settings/@jupyterlab/apputils-extension/notification.jupyterlab-settings"
     notif.parent.mkdir(parents=True)
@@ -124,7 +129,55 @@ def _lab_env(base: Path) -> dict:
     return env
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module", autouse=True)
+def nothing_left_running():
+    """Fails the module if a process started during it (JupyterLab, its kernels, Playwright's driver,
+    Chromium; all descend from this pytest process) outlives it. Autouse, so it is set up before the
+    lab and the browser and torn down after them. A straggler is killed (by PID) and reported."""
+    import psutil
+    seen: dict[int, psutil.Process] = {}
+    yield seen
+    left = _still_running(list(seen.values()))
+    for proc in left:
+        _kill(proc, grace=2)
+    TIMINGS["processes_left_after_browser_tests"] = len(left)
+    assert not left, f"still running after the browser tests (now killed): {[_describe(p) for p in left]}"
+
+
+@pytest.fixture(autouse=True)
+def _record_started_processes(nothing_left_running):
+    """After each test, note every descendant of this process (the lab's kernels start mid-test)."""
+    import psutil
+    yield
+    for proc in psutil.Process().children(recursive=True):
+        nothing_left_running.setdefault(proc.pid, proc)
+
+
+def _still_running(procs: list, wait: float = 5.0) -> list:
+    """The processes still alive after up to `wait` s (a zombie has exited; psutil checks PID reuse)."""
+    import psutil
+    deadline = time.time() + wait
+    while True:
+        alive = []
+        for p in procs:
+            try:
+                if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                    alive.append(p)
+            except psutil.NoSuchProcess:
+                pass
+        if not alive or time.time() > deadline:
+            return alive
+        time.sleep(0.2)
+
+
+def _describe(proc) -> str:
+    try:
+        return f"{proc.pid} {' '.join(proc.cmdline())[:120]}"
+    except Exception:   # noqa: BLE001 - it may have exited meanwhile
+        return str(proc.pid)
+
+
+@pytest.fixture(scope="module")
 def lab():
     base = Path(tempfile.mkdtemp(prefix="llamalab-lab-"))
     root = base / "root"
@@ -177,7 +230,7 @@ def artifacts() -> Path:
     return ARTIFACTS
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
     from playwright.sync_api import sync_playwright
     with sync_playwright() as p:
@@ -190,9 +243,9 @@ def browser():
             b.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def page(browser):
-    """One page for the whole session: the tests walk through the notebook in order, as a learner would."""
+    """One page for the whole module: the tests walk through the notebook in order, as a learner would."""
     ctx = browser.new_context(viewport={"width": 1400, "height": 1100})
     pg = ctx.new_page()
     pg.console_errors = []

@@ -204,7 +204,7 @@ def test_reload_shows_the_plots_real_data(lab, page, artifacts, timings):
 
 def test_errors_show_inline_with_the_fix_and_the_picker_stays_usable(page, artifacts):
     import llamalab
-    table = llamalab.schemes()
+    table = llamalab.capabilities()
     bad = table[~table.available].sort_values("device", key=lambda d: d != "cpu", kind="stable")
     p = picker(page)
     if not bad.empty:

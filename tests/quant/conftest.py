@@ -1,6 +1,7 @@
 """Fixtures for the quantization tests: a tiny Llama (all dims multiples of 128) with the embedded
 model's tokenizer, trained for a few steps so its distributions are not uniform, and a
-session-scoped set of its quantized checkpoints, removed from LLAMALAB_CACHE afterwards."""
+session-scoped set of its quantized checkpoints, removed from LLAMALAB_CACHE afterwards; and the
+embedded model's own GPTQ/AWQ checkpoints, built here when the cache lacks them and kept there."""
 import shutil
 from pathlib import Path
 
@@ -53,3 +54,12 @@ def tiny_quantized(tiny_llama):
     yield out
     for q in out.values():
         shutil.rmtree(q.path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def embedded_quantized(embedded_dir):
+    """`embedded_quantized("gptq" | "awq")` → the embedded model quantized with the kit's default
+    settings — the ones notebook 02 uses, so either reuses the other's checkpoint. Built on first use
+    (GPTQ ~1 min, AWQ ~4 min on 2 cores) and kept in LLAMALAB_CACHE: later runs find it there."""
+    import llamalab
+    return lambda method: llamalab.quantize("default", method, progress=False)

@@ -7,7 +7,9 @@ from hypothesis import given, strategies as st
 import llamalab
 from llamalab.errors import BackendMissing, InvalidSetting
 from llamalab.measure.quality import windows
-from llamalab.quantize import _check_group_size, _scheme, awq, cache, default_group_size, gptq
+from llamalab import settings
+from llamalab.quantize import QuantizeSettings, _check_group_size, _scheme, awq, cache, default_group_size, gptq
+from llamalab.settings import with_changes
 
 SMOL = {"hidden_size": 576, "intermediate_size": 1536, "attention output (heads × head_dim)": 576,
         "kv projection (kv_heads × head_dim)": 192}
@@ -60,6 +62,38 @@ def test_quantize_refuses_non_calibrated_schemes():
 def test_unknown_option_is_named(embedded_dir):
     with pytest.raises(InvalidSetting, match="bogus"):
         llamalab.quantize("default", "gptq", bogus=1)
+    with pytest.raises(InvalidSetting, match="Did you mean group_size"):
+        llamalab.quantize("default", "gptq", groupsize=64)
+
+
+def test_an_option_of_the_other_method_is_refused(embedded_dir):
+    with pytest.raises(InvalidSetting, match="desc_act=True is not an option of AWQ") as e:
+        llamalab.quantize("default", "awq", desc_act=True)
+    assert "scale_search_chunked_activations" in e.value.fix
+
+
+@pytest.mark.parametrize("bad", [{"samples": 0}, {"seq_len": 8}, {"batch_size": 1.5}, {"bits": "4"},
+                                 {"desc_act": "yes"}, {"damp_percent": 2.0}, {"device": "gpu"},
+                                 {"group_size": -2}, {"hugepages": None}])
+def test_bad_settings_name_the_argument(bad):
+    name, value = next(iter(bad.items()))
+    with pytest.raises(InvalidSetting, match=name):
+        QuantizeSettings(**bad)
+    with pytest.raises(InvalidSetting, match=name):
+        llamalab.quantize("default", "gptq", **bad)
+
+
+def test_settings_object_and_keywords_combine():
+    s = QuantizeSettings(bits=8, samples=4)
+    assert with_changes(s, samples=2) == QuantizeSettings(bits=8, samples=2)
+    assert s.options("gptq") == {} and QuantizeSettings(desc_act=True, sym=False).options("gptq") == {
+        "desc_act": True, "sym": False}
+
+
+def test_quantize_help_lists_every_setting_with_its_words():
+    for name in settings.names(QuantizeSettings):
+        assert f"{name} = " in llamalab.quantize.__doc__
+    assert settings.help_of(QuantizeSettings, "group_size") in " ".join(llamalab.quantize.__doc__.split())
 
 
 def test_missing_gptqmodel_gives_the_install_command(monkeypatch, embedded_dir):
@@ -67,7 +101,7 @@ def test_missing_gptqmodel_gives_the_install_command(monkeypatch, embedded_dir):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "gptqmodel" else real(name, *a))
     with pytest.raises(BackendMissing) as e:
         llamalab.quantize("default", "gptq", force=True)
-    assert 'pip install "gptqmodel==7.6.0"' in e.value.fix
+    assert 'pip install "llamalab[quant]"' in e.value.fix
     from llamalab.runtime.backends import gptq as backend
     ok, reason = backend.available("cpu")
     assert not ok and "gptqmodel" in reason
@@ -83,7 +117,7 @@ def test_cache_key_changes_with_settings_and_versions():
 
 
 def test_capability_table_has_a_reason_for_every_unavailable_cell():
-    t = llamalab.schemes()
+    t = llamalab.capabilities()
     assert set(t[t.scheme.isin(["gptq-4bit", "awq-4bit", "nf4", "q4_1"])].backend) == {"gptq", "awq", "nf4", "gguf"}
     missing = t[~t.available]
     assert (missing.reason.str.len() > 0).all()

@@ -45,7 +45,7 @@ def test_load_generate_and_measure(tiny_quantized, fp32, name):
     try:
         assert m.scheme.name == name and m.backend == name.split("-")[0]
         g = m.generate("In the beginning", max_new_tokens=8, min_new_tokens=8, chat=False)
-        assert g.tokens == 8 and g.decode_tokens_per_s > 0
+        assert g.new_tokens == 8 and g.decode_tokens_per_s > 0
         ppl = llamalab.perplexity(m, tokens=256, context=128)
         assert ppl.value > 1 and ppl.tokens == 255 and ppl.text == "kjv-luke-1-4"
         d = llamalab.divergence(m, fp32, tokens=256, context=128)
@@ -85,7 +85,7 @@ def test_autoawq_style_checkpoint_loads(tiny_quantized, tmp_path):
     path = _rewrite_config(q.path, tmp_path / "autoawq", {"quant_method": "awq", "zero_point": True,
                                                            "group_size": 128, "bits": 4, "version": "gemm"})
     m = llamalab.load(str(path), "awq")
-    assert m.generate("In the beginning", max_new_tokens=4, chat=False).tokens >= 1
+    assert m.generate("In the beginning", max_new_tokens=4, chat=False).new_tokens >= 1
     m.unload()
 
 
@@ -97,7 +97,7 @@ def test_autogptq_style_checkpoint_loads(tiny_quantized, tmp_path):
         "sym": True, "true_sequential": True, "model_name_or_path": None, "model_file_base_name": None,
         "quant_method": "gptq"})
     m = llamalab.load(str(path), "gptq")
-    assert m.generate("In the beginning", max_new_tokens=4, chat=False).tokens >= 1
+    assert m.generate("In the beginning", max_new_tokens=4, chat=False).new_tokens >= 1
     m.unload()
 
 

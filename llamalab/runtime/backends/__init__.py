@@ -1,27 +1,74 @@
-"""One module per scheme backend. Each has `available(device) -> (ok, reason)` and
-`load(path, scheme, device, **options) -> Engine`; which backend serves which scheme on which
-device is data (catalog/schemes.toml)."""
+"""Scheme backends: one small module per scheme family, registered under the entry-point group
+`llamalab.backends` (this package's own in pyproject.toml; a third-party package adds its own the
+same way, as `llm` plugins do), or at run time with `register_backend` (tests, notebooks).
+
+A backend is any module or object with
+  REQUIRES: {device kind: [(package, install command), ...]}   what must be importable
+  available(device) -> (ok, reason)                            can it run here, and why not
+  load(path, scheme, device, trust_remote_code=False, **options) -> an llamalab.runtime.Engine subclass
+and optionally NEEDS_FILES = False (it finds no checkpoint: a remote server, a test's fake engine).
+Which backend serves which scheme on which device is data (catalog/schemes.toml); a plugin brings
+its own schemes with `register_backend(name, backend, scheme=Scheme(...))` or a SCHEMES list.
+"""
 from __future__ import annotations
 
-import importlib
 import importlib.util
-from types import ModuleType
+from importlib.metadata import entry_points
 
-from ...errors import BackendMissing
+from ...catalog import Scheme
+from ...errors import BackendMissing, InvalidSetting
+
+GROUP = "llamalab.backends"
+CONTRACT = ("REQUIRES", "available", "load")
+
+_backends: dict[str, object] = {}
+_schemes: dict[str, Scheme] = {}
 
 
-def module(name: str) -> ModuleType | None:
-    """The backend module, or None if this version of llamalab has no loader for it yet."""
-    if importlib.util.find_spec(f"{__name__}.{name}") is None:
-        return None
-    return importlib.import_module(f"{__name__}.{name}")
+def register_backend(name: str, backend, scheme: Scheme | None = None) -> None:
+    """Make `backend` (module or object) serve `name`; `scheme` adds a scheme that names it."""
+    missing = [a for a in CONTRACT if not hasattr(backend, a)]
+    if missing:
+        raise InvalidSetting(f"Backend {name!r} lacks {', '.join(missing)}.",
+                             "A backend defines REQUIRES, available(device) and load(path, scheme, device, **options).")
+    _backends[name] = backend
+    for s in [*getattr(backend, "SCHEMES", ()), *([scheme] if scheme else [])]:
+        _schemes[s.name] = s
+
+
+def unregister_backend(name: str) -> None:
+    """Forget a backend registered at run time, and the schemes only it served (tests clean up with it)."""
+    _backends.pop(name, None)
+    for key in [k for k, s in _schemes.items() if name in {c.get("backend") for c in s.devices.values()}]:
+        del _schemes[key]
+
+
+def module(name: str):
+    """The backend serving `name`: registered at run time, else from the entry-point group."""
+    if name not in _backends:
+        found = entry_points(group=GROUP, name=name)
+        if not found:
+            raise InvalidSetting(f"No backend called {name!r} is installed.",
+                                 f"Known backends: {', '.join(names())}. Reinstall llamalab (pip install -e .) "
+                                 "if a built-in one is missing: backends are found through its entry points.")
+        register_backend(name, next(iter(found)).load())
+    return _backends[name]
+
+
+def names() -> list[str]:
+    """Every backend name: the entry-point group's and those registered at run time."""
+    return sorted({ep.name for ep in entry_points(group=GROUP)} | set(_backends))
+
+
+def plugin_schemes() -> dict[str, Scheme]:
+    """Schemes that backends brought (beyond catalog/schemes.toml); loads every installed backend once."""
+    for name in names():
+        module(name)
+    return dict(_schemes)
 
 
 def availability(name: str, device: str) -> tuple[bool, str]:
-    mod = module(name)
-    if mod is None:
-        return False, f"no {name} loader in this version of llamalab (the estimator still knows the scheme)"
-    return mod.available(device)
+    return module(name).available(device)
 
 
 def require(package: str, install: str, why: str = "") -> None:
@@ -32,3 +79,13 @@ def require(package: str, install: str, why: str = "") -> None:
 
 def installed(package: str) -> bool:
     return importlib.util.find_spec(package) is not None
+
+
+def missing(requires: dict, device: str) -> str:
+    """'' when every package the backend needs on `device` is importable, else a reason with the command."""
+    needed = requires.get(device.split(":")[0], ())
+    absent = [(p, cmd) for p, cmd in needed if not installed(p)]
+    if not absent:
+        return ""
+    verb = "is" if len(absent) == 1 else "are"
+    return f"{' and '.join(p for p, _ in absent)} {verb} not installed ({absent[0][1]})"

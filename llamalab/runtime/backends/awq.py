@@ -3,15 +3,17 @@ unused); checkpoints made by autoawq (GEMM, zero_point) load the same way. On CP
 from __future__ import annotations
 
 from ...catalog import Scheme
-from . import gptq
+from . import gptq, hf, missing
 
-REQUIRES = {dev: [("gptqmodel", gptq.GPTQMODEL), ("accelerate", "pip install accelerate")] for dev in ("cpu", "cuda")}
+REQUIRES = {dev: [*hf.TORCH, ("gptqmodel", gptq.INSTALL), ("accelerate", "pip install accelerate")]
+            for dev in ("cpu", "cuda")}
 
 
 def available(device: str) -> tuple[bool, str]:
-    return gptq.available(device, packages=("gptqmodel", "accelerate"))
+    reason = missing(REQUIRES, device) or hf.cuda_reason(device)
+    return not reason, reason
 
 
 def load(path: str, scheme: Scheme, device: str, trust_remote_code: bool = False, **_):
     gptq.check_checkpoint(path, scheme, "awq")
-    return gptq.load_hf(path, device, trust_remote_code)
+    return gptq.load_checkpoint(path, device, trust_remote_code)

@@ -6,23 +6,22 @@ from pathlib import Path
 
 from ...catalog import Scheme
 from ...errors import InvalidSetting
-from . import installed
+from . import hf, missing
 
-INSTALL = 'CMAKE_ARGS="-DGGML_NATIVE=ON" pip install "llama-cpp-python>=0.3.30,<0.4"   # builds llama.cpp (~6 min on 2 cores)'
-REQUIRES = {"cpu": [("llama_cpp", INSTALL)], "cuda": [("llama_cpp", 'CMAKE_ARGS="-DGGML_CUDA=on" ' + INSTALL[30:])]}
+INSTALL = 'pip install "llamalab[llamacpp]"   # builds llama.cpp from source (~6 min on 2 cores)'
+CUDA_INSTALL = 'CMAKE_ARGS="-DGGML_CUDA=on" pip install --force-reinstall --no-cache-dir llama-cpp-python'
+REQUIRES = {"cpu": [("llama_cpp", INSTALL)], "cuda": [("llama_cpp", 'CMAKE_ARGS="-DGGML_CUDA=on" ' + INSTALL)]}
 
 
 def available(device: str) -> tuple[bool, str]:
-    if not installed("llama_cpp"):
-        return False, f"llama-cpp-python is not installed ({INSTALL})"
-    if device.startswith("cuda"):
-        import llama_cpp
-        import torch
-        if not torch.cuda.is_available():
-            return False, "no CUDA device visible to torch"
-        if not llama_cpp.llama_supports_gpu_offload():
-            return False, ("this llama-cpp-python build has no GPU offload; rebuild it with "
-                           'CMAKE_ARGS="-DGGML_CUDA=on" pip install --force-reinstall --no-cache-dir llama-cpp-python')
+    reason = missing(REQUIRES, device)
+    if reason or not device.startswith("cuda"):
+        return not reason, reason
+    import llama_cpp
+    if hf.cuda_reason(device):
+        return False, hf.cuda_reason(device)
+    if not llama_cpp.llama_supports_gpu_offload():
+        return False, f"this llama-cpp-python build has no GPU offload; rebuild it with {CUDA_INSTALL}"
     return True, ""
 
 

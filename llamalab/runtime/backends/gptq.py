@@ -2,45 +2,26 @@
 auto-gptq load too (same format). On CPU gptqmodel picks its torch kernels (TorchAtenLinear)."""
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
 
 from ...catalog import Scheme
 from ...errors import InvalidSetting
-from . import installed
+from . import hf, missing
 
-GPTQMODEL = ('pip install "gptqmodel==7.6.0" "optimum>=2.3,<3"   '
-             '# 7.7+ needs torch>=2.14.1 and would pull a CUDA torch')
-REQUIRES = {dev: [("gptqmodel", GPTQMODEL), ("optimum", GPTQMODEL)] for dev in ("cpu", "cuda")}
-
-
-def prepare() -> None:
-    """gptqmodel 7.6 crashes quantizing on ≤2-core machines unless this is set before its import."""
-    os.environ.setdefault("GPTQMODEL_CPU_WORKERS", "2")
+# gptqmodel 7.6 crashes on ≤2-core machines unless this is set before it is imported.
+CPU_WORKERS = {"GPTQMODEL_CPU_WORKERS": os.environ.get("GPTQMODEL_CPU_WORKERS", "2")}
+INSTALL = 'pip install "llamalab[quant]"   # gptqmodel 7.6 + optimum (7.7+ needs torch>=2.14.1)'
+REQUIRES = {dev: [*hf.TORCH, ("gptqmodel", INSTALL), ("optimum", INSTALL)] for dev in ("cpu", "cuda")}
 
 
-def available(device: str, packages=("gptqmodel", "optimum")) -> tuple[bool, str]:
-    missing = [p for p in packages if not installed(p)]
-    if missing:
-        return False, f"{' and '.join(missing)} not installed ({GPTQMODEL})"
-    if device.startswith("cuda"):
-        import torch
-        if not torch.cuda.is_available():
-            return False, "no CUDA device visible to torch"
-    return True, ""
-
-
-def quantization_config(path: str) -> dict:
-    cfg = Path(path) / "config.json"
-    if not cfg.is_file():
-        raise InvalidSetting(f"{path} has no config.json.", "Pass a folder holding a quantized checkpoint.")
-    return json.loads(cfg.read_text()).get("quantization_config") or {}
+def available(device: str) -> tuple[bool, str]:
+    reason = missing(REQUIRES, device) or hf.cuda_reason(device)
+    return not reason, reason
 
 
 def check_checkpoint(path: str, scheme: Scheme, method: str) -> dict:
     """The checkpoint must be `method` with the scheme's bits; say what it is otherwise."""
-    q = quantization_config(path)
+    q = hf.quantization_config(path)
     got = q.get("quant_method")
     if got != method:
         what = f"a {got} checkpoint" if got else "not quantized"
@@ -54,20 +35,13 @@ def check_checkpoint(path: str, scheme: Scheme, method: str) -> dict:
     return q
 
 
-def load_hf(path: str, device: str, trust_remote_code: bool):
+def load_checkpoint(path: str, device: str, trust_remote_code: bool):
     """transformers loads GPTQ and AWQ checkpoints alike (the quantizer comes from config.json)."""
-    prepare()
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from ..engine import HFEngine
-    dtype = torch.float16 if device.startswith("cuda") else torch.bfloat16
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, device_map=device,
-                                                 trust_remote_code=trust_remote_code)
-    tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-    return HFEngine(model.eval(), tok)
+    for key, value in CPU_WORKERS.items():
+        os.environ.setdefault(key, value)
+    return hf.load(path, device, "float16" if device.startswith("cuda") else "bfloat16", trust_remote_code)
 
 
 def load(path: str, scheme: Scheme, device: str, trust_remote_code: bool = False, **_):
     check_checkpoint(path, scheme, "gptq")
-    return load_hf(path, device, trust_remote_code)
+    return load_checkpoint(path, device, trust_remote_code)

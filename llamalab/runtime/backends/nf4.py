@@ -3,20 +3,16 @@ Quantizes while loading; on CPU it runs where bitsandbytes lists 'cpu' among its
 from __future__ import annotations
 
 from ...catalog import Scheme
-from . import installed, require
+from . import hf, missing
 
-INSTALL = "pip install 'bitsandbytes>=0.48'"
-REQUIRES = {"cpu": [("bitsandbytes", INSTALL)], "cuda": [("bitsandbytes", INSTALL)]}
+INSTALL = 'pip install "bitsandbytes>=0.48"'
+REQUIRES = {dev: [*hf.TORCH, ("bitsandbytes", INSTALL)] for dev in ("cpu", "cuda")}
 
 
 def available(device: str) -> tuple[bool, str]:
-    if not installed("bitsandbytes"):
-        return False, f"bitsandbytes is not installed ({INSTALL})"
-    if device.startswith("cuda"):
-        import torch
-        if not torch.cuda.is_available():
-            return False, "no CUDA device visible to torch"
-        return True, ""
+    reason = missing(REQUIRES, device) or hf.cuda_reason(device)
+    if reason or device.startswith("cuda"):
+        return not reason, reason
     return _cpu_support()
 
 
@@ -33,14 +29,7 @@ def _cpu_support() -> tuple[bool, str]:
 
 def load(path: str, scheme: Scheme, device: str, trust_remote_code: bool = False, **_):
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
-
-    from ..engine import HFEngine
-    require("bitsandbytes", INSTALL, "NF4 is bitsandbytes' 4-bit format")
-    compute = torch.bfloat16
+    from transformers import BitsAndBytesConfig
     qcfg = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                              bnb_4bit_compute_dtype=compute)
-    model = AutoModelForCausalLM.from_pretrained(path, quantization_config=qcfg, dtype=compute,
-                                                 device_map=device, trust_remote_code=trust_remote_code)
-    tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-    return HFEngine(model.eval(), tok)
+                              bnb_4bit_compute_dtype=torch.bfloat16)
+    return hf.load(path, device, "bfloat16", trust_remote_code, quantization_config=qcfg)

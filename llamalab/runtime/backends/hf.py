@@ -1,0 +1,55 @@
+"""What every transformers backend shares: the CUDA check, the quantization_config reader, and the
+loader (model + tokenizer → HFEngine) with transformers' per-load progress bars switched off."""
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+
+from ...errors import InvalidSetting
+
+TORCH = [("torch", "pip install torch"), ("transformers", "pip install transformers")]
+
+
+def cuda_reason(device: str) -> str:
+    """'' when `device` is the CPU or a CUDA device torch can see, else why not."""
+    if not device.startswith("cuda"):
+        return ""
+    import torch
+    return "" if torch.cuda.is_available() else "no CUDA device visible to torch"
+
+
+def quantization_config(path: str) -> dict:
+    """The checkpoint's `quantization_config` from config.json ({} when it is not quantized)."""
+    cfg = Path(path) / "config.json"
+    if not cfg.is_file():
+        raise InvalidSetting(f"{path} has no config.json.", "Pass a folder holding a checkpoint.")
+    return json.loads(cfg.read_text()).get("quantization_config") or {}
+
+
+def load(path: str, device: str, dtype: str, trust_remote_code: bool = False, quantization_config=None):
+    """A transformers causal LM and its tokenizer as an HFEngine. `dtype` is a torch dtype name."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from ..engine import HFEngine
+    extra = {"quantization_config": quantization_config} if quantization_config is not None else {}
+    with _no_progress_bars():
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype), device_map=device,
+                                                     trust_remote_code=trust_remote_code, **extra)
+    tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    return HFEngine(model.eval(), tok)
+
+
+@contextlib.contextmanager
+def _no_progress_bars():
+    """transformers draws a 'Loading weights' bar per load: one more in every notebook cell that loads.
+    The kit's own figure is LoadedModel.load_s, so the bars stay off while it loads."""
+    from transformers.utils import logging as hf_logging
+    was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_on:
+            hf_logging.enable_progress_bar()
