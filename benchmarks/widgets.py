@@ -145,24 +145,32 @@ def monitor_overhead(runs: int, tokens: int) -> dict:
 
 
 def arena_vs_compare(schemes: list[str], runs: int, tokens: int, build: bool) -> list[dict]:
-    """The Arena's figure (its records) vs compare()'s, per scheme, same prompt and token count."""
+    """The Arena's figure (its records) vs compare()'s, per scheme, same prompt and token count. Same work on
+    both sides, interleaved: each run loads every scheme, warms it up and times one generation (an Arena
+    run); compare() gets repeats=1 per run, so neither side times later, warmer repeats of one load."""
     import llamalab
     from llamalab.widgets import Arena
     runnable = [s for s in schemes if load_ok(s, build)]
-    table = llamalab.compare("default", runnable, [PROMPT], max_new_tokens=tokens, repeats=runs, quality=False,
-                             reference=None, quantize_missing=build)
     arena = Arena("default", schemes=runnable, prompt=PROMPT, max_new_tokens=tokens)
     arena.schemes.value = tuple(runnable)
-    records: list[dict] = []
-    for _ in range(runs):
+    ours: list[dict] = []
+    theirs: list[dict] = []
+
+    def run_compare():
+        table = llamalab.compare("default", runnable, [PROMPT], max_new_tokens=tokens, repeats=1, quality=False,
+                                 fixed_length=False,   # as the Arena: a generation may end at end of sequence
+                                 reference=None, quantize_missing=build)
+        theirs.extend(table.dropna(subset=["decode_tokens_per_s"]).to_dict("records"))
+
+    def run_arena():
         arena.run(wait=True)
-        records += [r for r in arena.records if r.get("decode_tokens_per_s") and not r.get("error")]
+        ours.extend(r for r in arena.records if r.get("decode_tokens_per_s") and not r.get("error"))
+    alternating(runs, run_compare, run_arena)
     rows = []
     for s in runnable:
-        ours = [r["decode_tokens_per_s"] for r in records if r["scheme"] == s]
-        theirs = table[table.scheme == s].decode_tokens_per_s.dropna().tolist()
-        rows.append({"scheme": s, "arena": ours, "compare": theirs,
-                     "ratio_of_medians": med(ours) / med(theirs) if ours and theirs else None})
+        a = [r["decode_tokens_per_s"] for r in ours if r["scheme"] == s]
+        c = [r["decode_tokens_per_s"] for r in theirs if r["scheme"] == s]
+        rows.append({"scheme": s, "arena": a, "compare": c, "ratio_of_medians": med(a) / med(c) if a and c else None})
     return rows
 
 

@@ -85,6 +85,15 @@ def estimate_cmd(args) -> int:
     return 0
 
 
+def quantize_cmd(args) -> int:
+    from .quantize import quantize
+    from .quantize.settings import QuantizeSettings
+    from .settings import from_arguments
+    q = quantize(args.model, args.method, force=args.force, **from_arguments(QuantizeSettings, args))
+    print(f"{q.scheme}: {q.path} ({q.size_bytes() / 1e6:.1f} MB, {'cached' if q.cached else 'made now'})")
+    return 0
+
+
 def lab(args) -> int:
     """JupyterLab on notebooks/, bound to 127.0.0.1 with a token (random unless given)."""
     from . import validate
@@ -109,6 +118,8 @@ def _notebooks_dir() -> Path:
 
 
 def main(argv=None) -> int:
+    from .quantize.settings import QuantizeSettings
+    from .settings import add_arguments
     p = argparse.ArgumentParser(prog="llamalab", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("doctor", help="versions, devices, schemes, cache and offline state").set_defaults(fn=doctor)
@@ -124,6 +135,12 @@ def main(argv=None) -> int:
     e.add_argument("--group-size", type=int, default=None)
     e.add_argument("--gpu", default=None, help="also answer fits / longest context / best scheme for this GPU")
     e.set_defaults(fn=estimate_cmd)
+    q = sub.add_parser("quantize", help="make a GPTQ or AWQ checkpoint (cached; the options are QuantizeSettings)")
+    q.add_argument("model", help="catalog name, 'default' (the embedded model) or a local folder")
+    q.add_argument("method", choices=["gptq", "awq"])
+    q.add_argument("--force", action="store_true", help="quantize again even when a cached checkpoint exists")
+    add_arguments(q, QuantizeSettings)
+    q.set_defaults(fn=quantize_cmd)
     lb = sub.add_parser("lab", help="JupyterLab on the notebooks (127.0.0.1, token on)")
     lb.add_argument("--port", type=int, default=8888)
     lb.add_argument("--token", default=None)

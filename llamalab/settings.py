@@ -11,13 +11,14 @@ the widgets show the same words:
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import difflib
 from typing import Any
 
 from .errors import InvalidSetting
 
-__all__ = ["setting", "help_of", "describe", "names", "with_changes"]
+__all__ = ["setting", "help_of", "describe", "names", "with_changes", "add_arguments", "from_arguments"]
 
 
 def setting(default: Any, help: str, **metadata) -> Any:
@@ -61,3 +62,22 @@ def _unknown(cls, name: str) -> InvalidSetting:
     hint = f"Did you mean {' or '.join(close)}? " if close else ""
     return InvalidSetting(f"Unknown setting {name!r} for {cls.__name__}.",
                           f"{hint}Known: {', '.join(names(cls))}.")
+
+
+def add_arguments(parser, cls) -> None:
+    """One `--name` option per field of `cls`, with the field's help (so `--help` shows the same words)."""
+    for f in dataclasses.fields(cls):
+        flag = "--" + f.name.replace("_", "-")
+        kind = str(f.type)
+        help_text = f.metadata.get("help", "").replace("%", "%%")
+        if "bool" in kind:
+            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None,
+                                help=help_text)
+        else:
+            parser.add_argument(flag, dest=f.name, default=None, help=help_text,
+                                type=int if "int" in kind else float if "float" in kind else str)
+
+
+def from_arguments(cls, namespace) -> dict:
+    """The fields of `cls` that were given on the command line (the rest keep their defaults)."""
+    return {name: getattr(namespace, name) for name in names(cls) if getattr(namespace, name, None) is not None}

@@ -93,3 +93,19 @@ def test_lab_serves_on_loopback_with_a_token_and_stops(tmp_path):
             proc.kill()
             proc.wait()
     assert proc.returncode is not None
+
+
+def test_quantize_help_shows_the_settings_own_words():
+    from llamalab.quantize.settings import QuantizeSettings
+    from llamalab.settings import help_of
+    out = " ".join(cli("quantize", "--help").stdout.split())      # argparse wraps lines
+    for name in ("group_size", "damp_percent", "true_sequential"):
+        assert "--" + name.replace("_", "-") in out
+        assert " ".join(help_of(QuantizeSettings, name).split())[:40] in out
+
+
+def test_quantize_bad_setting_exits_2_before_any_work():
+    r = cli("quantize", "default", "gptq", "--group-size", "-7", check=False)
+    assert r.returncode == 2 and "group_size=-7" in r.stderr and "→" in r.stderr
+    r = cli("quantize", "default", "awq", "--desc-act", check=False)      # a GPTQ-only option
+    assert r.returncode == 2 and "desc_act" in r.stderr and "AWQ takes" in r.stderr

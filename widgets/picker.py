@@ -2,7 +2,7 @@
 
 Combinations the capability table (`llamalab.capabilities()`) says cannot run here are disabled with its
 reason and fix. Loading runs in a worker thread; afterwards the picker shows load time and the
-measured footprint next to the estimate, and exposes the `LoadedModel` as `picker.loaded`.
+measured weights in memory next to the estimate, and exposes the `LoadedModel` as `picker.loaded`.
 """
 from __future__ import annotations
 
@@ -200,7 +200,7 @@ def _estimate_html(est, budget: int, device: str) -> str:
 def _result_html(m: LoadedModel) -> str:
     d = m.to_dict()
     row = {"load time": f"{m.load_s:.2f} s", "estimated weights": gb(d["estimated_weights_bytes"]),
-           "measured footprint": gb(m.weights_memory_bytes), "error": f"{m.estimate_error_pct:+.1f} %",
+           "weights in memory (measured)": gb(m.weights_memory_bytes), "error": f"{m.estimate_error_pct:+.1f} %",
            m.load_memory_kind: mb(m.load_memory_delta_bytes),
            "peak while loading": f"{mb(m.load_peak_bytes)} (est. {mb(d['estimated_load_peak_bytes'])})"}
     return "<div class='llamalab-load-result'>" + html_table([row], {k: None for k in row}) + "</div>"

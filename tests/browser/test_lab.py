@@ -122,7 +122,7 @@ def test_pick_a_scheme_load_and_watch_the_text_stream(page, timings, artifacts):
     expect(p.locator(".llamalab-estimate")).to_contain_text("(fp16,")
     p.get_by_role("button", name="Load").click()
     expect(p).to_contain_text("loaded smollm2-135m · fp16", timeout=120_000)
-    expect(p.locator(".llamalab-load-result")).to_contain_text("measured footprint")
+    expect(p.locator(".llamalab-load-result")).to_contain_text("weights in memory (measured)")
     pg = playground(page)
     points = pg.locator(".js-plotly-plot .scatterlayer .trace").first.locator("path.point")
     before = points.count()
