@@ -32,6 +32,9 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))        # also inside the kernel, which loads this file by path
+from pairs import alternating  # noqa: E402
+
 REPO = HERE.parent
 PROMPT = "Tell me a long story about a dragon who learns to read."
 SCHEMES = "bf16,fp16,int8,gptq-4bit,awq-4bit,nf4"
@@ -179,13 +182,6 @@ def load_ok(scheme: str, build: bool) -> bool:
     if m is not None:
         m.unload()
     return m is not None
-
-
-def alternating(runs: int, first, second) -> None:
-    """`runs` pairs: first-second, second-first, ... (the second run of a pair tends to be slower)."""
-    for i in range(runs):
-        for step in ((first, second) if i % 2 == 0 else (second, first)):
-            step()
 
 
 # ---------------------------------------------------------------- the driver

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from llamalab import embedded
+from llamalab import paths
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
@@ -116,7 +116,7 @@ def _lab_env(base: Path) -> dict:
                JUPYTER_DATA_DIR=str(base / "data"), IPYTHONDIR=str(base / "ipython"),
                PYTHONUNBUFFERED="1", TMPDIR=str(base / "tmp"), HF_HUB_OFFLINE="1",
                PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
-    env["LLAMALAB_CACHE"] = str(embedded.cache_dir())     # the kernel reuses the tests' converted model
+    env["LLAMALAB_CACHE"] = str(paths.cache_dir())     # the kernel reuses the tests' converted model
     (base / "tmp").mkdir(parents=True)
     notif = base / "settings/@jupyterlab/apputils-extension/notification.jupyterlab-settings"
     notif.parent.mkdir(parents=True)
