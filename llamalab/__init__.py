@@ -19,6 +19,12 @@ from .quantize.settings import QuantizeSettings
 from .measure.quality import divergence, perplexity
 from .measure.compare import compare
 from .measure.sweep import summary, sweep
+# --- fine-tuning (issue 8) ---
+# --- end fine-tuning ---
+# --- deployment (issue 9) ---
+# --- end deployment ---
+# --- course (issue 10) ---
+# --- end course ---
 
 __version__ = "0.1.0"
 

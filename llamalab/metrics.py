@@ -65,6 +65,12 @@ _METRICS = (
            "a monitor's highest sample, or a job's kernel high-water mark (getrusage).", 1e-6),
     Metric("tokens_per_s", "tokens/s", "tokens/s",
            "Tokens reported in the last sampling interval ÷ its length (any engine, any phase)."),
+    # --- fine-tuning (issue 8) ---
+    # --- end fine-tuning ---
+    # --- deployment (issue 9) ---
+    # --- end deployment ---
+    # --- course (issue 10) ---
+    # --- end course ---
 )
 
 METRICS: dict[str, Metric] = {m.key: m for m in _METRICS}

@@ -9,5 +9,11 @@ from .calculator import MemoryCalculator
 from .monitor import LiveMonitor
 from .picker import ModelPicker
 from .playground import Playground
+# --- fine-tuning (issue 8) ---
+# --- end fine-tuning ---
+# --- deployment (issue 9) ---
+# --- end deployment ---
+# --- course (issue 10) ---
+# --- end course ---
 
 __all__ = ["Arena", "LiveMonitor", "MemoryCalculator", "ModelPicker", "Playground"]
