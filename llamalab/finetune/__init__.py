@@ -1,0 +1,1 @@
+"""Fine-tuning: LoRA, QLoRA and full fine-tuning, measured while they run (issue 8)."""

@@ -1,0 +1,1 @@
+"""Workshop mode: dashboards for a room, an offline bundle (issue 10)."""
