@@ -106,19 +106,27 @@ def test_prompt_too_long(fake):
         m.generate("Hi", max_new_tokens=16)
 
 
-def test_a_callback_generating_with_the_same_model_raises_and_another_model_runs_inline(fake):
+def test_callbacks_run_on_the_callers_thread_and_may_generate_again(fake):
     m, other = fake(), fake()
-    inner = []
+    inner, threads = [], []
 
     def nested(piece):
+        threads.append(threading.current_thread().name)
         if not inner:
             inner.append(other.generate("Hi", max_new_tokens=2))
+            inner.append(m.generate("Hi", max_new_tokens=3))      # queued behind this generation: no deadlock
     result = {}
-    t = threading.Thread(target=lambda: result.update(g=m.generate("Hi", max_new_tokens=5, on_text=nested)))
+    t = threading.Thread(target=lambda: result.update(g=m.generate("Hi", max_new_tokens=5, on_text=nested)),
+                         name="caller")
     t.start()
     t.join(5)
     assert not t.is_alive(), "deadlock"
-    assert result["g"].new_tokens == 5 and inner[0].new_tokens == 2
+    assert result["g"].new_tokens == 5 and [g.new_tokens for g in inner] == [2, 3]
+    assert set(threads) == {"caller"}                                 # never on the torch thread
+
+
+def test_an_inline_callback_generating_with_the_same_model_raises(fake):
+    m = fake(uses_torch_thread=False)           # its own threads: generation and callbacks run in the caller
     with pytest.raises(LlamalabError, match="inside this model's own generation"):
         m.generate("Hi", max_new_tokens=5, on_text=lambda piece: m.generate("again"))
     assert m.generate("Hi", max_new_tokens=2).new_tokens == 2       # the lock was released

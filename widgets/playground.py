@@ -1,8 +1,9 @@
 """Playground: prompt a loaded model and watch the answer stream in, with Stop and the numbers.
 
 A worker thread waits for the generation (which runs on the runtime's torch thread, as every torch
-op of the kit does, so the Playground decodes as fast as a cell), so Stop is handled while tokens flow
-(it ends the generation after the current token). After each call it shows time to first token, decode tokens/s, tokens and
+op of the kit does, so the Playground decodes as fast as a cell) and updates the text as it streams:
+the torch thread only decodes tokens. Stop is handled while tokens flow (it ends the generation after
+the current token). After each call it shows time to first token, decode tokens/s, tokens and
 peak memory — all measured by the library's `Generation` — and keeps a small history table.
 """
 from __future__ import annotations

@@ -103,28 +103,46 @@ class LoadedModel:
                  top_k: int = 0, system: str | None = None, chat: bool | None = None,
                  stop_event: threading.Event | None = None, on_text: Callable[[str], None] | None = None,
                  min_new_tokens: int = 0, seed: int | None = None) -> Generation:
-        """Generate from a string or chat messages; `on_text` gets each new piece of text as it comes.
+        """Generate from a string or chat messages; `on_text` gets each new piece of text as it comes, on
+        this thread (the torch thread only decodes tokens: text and callbacks never slow it down).
         Ctrl-C while waiting stops the generation after the current token, then raises KeyboardInterrupt."""
-        job, stop = self._prepare(prompt, max_new_tokens, temperature, top_p, top_k, system, chat,
-                                  stop_event, on_text, min_new_tokens, seed)
+        kwargs = dict(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
+                      system=system, chat=chat, stop_event=stop_event, min_new_tokens=min_new_tokens, seed=seed)
+        if on_text is not None and not callable(on_text):
+            raise InvalidSetting(f"on_text={on_text!r} is not callable.", "Pass a function taking a str, or None.")
+        if on_text is not None and self._on_torch_thread():
+            for item in self.stream(prompt, **kwargs):
+                if isinstance(item, Generation):
+                    return item
+                on_text(item)
+        text = _TextEmitter(self.engine.decode, on_text) if on_text is not None else None
+        job, stop = self._prepare(prompt, sink=text and text.add, **kwargs)
         if self._on_torch_thread():
             return torch_thread.wait(torch_thread.submit(job), on_interrupt=stop.set)
-        return job()
+        generation = job()              # inline: an engine with its own threads, or already on the torch thread
+        if text is not None:
+            text.flush()
+        return generation
 
     def stream(self, prompt, **kwargs) -> Iterator[str | Generation]:
-        """Yield text pieces as they are generated, then the finished Generation.
-        Closing the iterator early (or `stop()`) ends the generation."""
-        pieces: queue.SimpleQueue = queue.SimpleQueue()
-        job, stop = self._prepare(prompt, on_text=pieces.put, **kwargs)
+        """Yield text pieces as they are generated, then the finished Generation. Tokens are turned into
+        text here, on the consumer's thread. Closing the iterator early (or `stop()`) ends the generation."""
+        tokens: queue.SimpleQueue = queue.SimpleQueue()
+        job, stop = self._prepare(prompt, sink=tokens.put, **kwargs)
         end = object()
         if self._on_torch_thread():
             future = torch_thread.submit(job)
         else:                           # inline on the torch thread, or an engine with its own threads
             future = _in_thread(job) if not torch_thread.is_torch_thread() else _done(job)
-        future.add_done_callback(lambda _: pieces.put(end))
+        future.add_done_callback(lambda _: tokens.put(end))
+        pieces: list[str] = []
+        text = _TextEmitter(self.engine.decode, pieces.append)
         try:
-            while (piece := pieces.get()) is not end:
-                yield piece
+            while (token := tokens.get()) is not end:
+                text.add(token)
+                yield from _drain(pieces)
+            text.flush()
+            yield from _drain(pieces)
         finally:
             if not future.done():       # closed early, or Ctrl-C: end the generation and wait for it
                 stop.set()
@@ -137,14 +155,12 @@ class LoadedModel:
         return self.engine.uses_torch_thread and not torch_thread.is_torch_thread()
 
     def _prepare(self, prompt, max_new_tokens=128, temperature=0.0, top_p=1.0, top_k=0, system=None, chat=None,
-                 stop_event=None, on_text=None, min_new_tokens=0, seed=None):
+                 stop_event=None, min_new_tokens=0, seed=None, sink=None):
         """Check the arguments, encode the prompt here (the caller's thread), and return the job to run."""
         sampling = sampling_from(max_new_tokens, temperature, top_p, top_k, min_new_tokens, seed)
         check_prompt(prompt, system, chat)
         if stop_event is not None and not isinstance(stop_event, threading.Event):
             raise InvalidSetting(f"stop_event={stop_event!r} is not a threading.Event.", "Pass threading.Event().")
-        if on_text is not None and not callable(on_text):
-            raise InvalidSetting(f"on_text={on_text!r} is not callable.", "Pass a function taking a str, or None.")
         if not self.is_loaded:
             raise LlamalabError("This model was unloaded.", "Load it again with llamalab.load().")
         t_call = time.perf_counter()
@@ -153,9 +169,9 @@ class LoadedModel:
         if n is not None and n + sampling.max_new_tokens > self.engine.context_length:
             raise PromptTooLong(n, sampling.max_new_tokens, self.engine.context_length)
         stop = stop_event or self._stop
-        return (lambda: self._locked_run(ids, n, sampling, stop, on_text, t_call)), stop
+        return (lambda: self._locked_run(ids, n, sampling, stop, sink, t_call)), stop
 
-    def _locked_run(self, ids, n_prompt, sampling, stop, on_text, t_call) -> Generation:
+    def _locked_run(self, ids, n_prompt, sampling, stop, sink, t_call) -> Generation:
         if self._owner == threading.get_ident():
             raise LlamalabError("generate() was called from inside this model's own generation (a callback).",
                                 "Collect the text in the callback and generate again after the call returns.")
@@ -163,24 +179,26 @@ class LoadedModel:
             self._owner = threading.get_ident()
             try:
                 self._stop.clear()
-                return self._run(ids, n_prompt, sampling, stop, on_text, t_call)
+                return self._run(ids, n_prompt, sampling, stop, sink, t_call)
             finally:
                 self._owner = None
 
-    def _run(self, ids, n_prompt, sampling, stop, on_text, t_call) -> Generation:
-        text = _TextEmitter(self.engine.decode, on_text)
+    def _run(self, ids, n_prompt, sampling, stop, sink, t_call) -> Generation:
+        """The generation itself; `sink` gets each raw token (an id, or a text piece from a server)."""
+        text = _TextEmitter(self.engine.decode, None)
         times: list[float] = []
 
         def on_token(token) -> None:
             times.append(time.perf_counter())
             count_tokens(1)
             text.add(token)
+            if sink is not None:
+                sink(token)
 
         peak = _PeakMemory(self.device, self.engine.remote)
         t_start = time.perf_counter()
         with peak:
             usage = self.engine.generate(ids, sampling, on_token, stop.is_set) or Usage()
-        text.flush()
         t_end = time.perf_counter()
         n = usage.new_tokens if usage.new_tokens is not None else len(times)
         decode = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
@@ -270,6 +288,11 @@ def _in_thread(job) -> Future:
             future.set_exception(e)
     threading.Thread(target=work, name="llamalab-stream", daemon=True).start()
     return future
+
+
+def _drain(pieces: list[str]) -> Iterator[str]:
+    yield from pieces
+    pieces.clear()
 
 
 def _quietly(fn, *args) -> None:
