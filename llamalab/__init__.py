@@ -19,12 +19,11 @@ from .quantize.settings import QuantizeSettings
 from .measure.quality import divergence, perplexity
 from .measure.compare import compare
 from .measure.sweep import summary, sweep
-# --- fine-tuning (issue 8) ---
-# --- end fine-tuning ---
-# --- deployment (issue 9) ---
-# --- end deployment ---
-# --- course (issue 10) ---
-# --- end course ---
+from .finetune import FinetuneRun, FinetuneSettings, MergeReport, finetune, merge, training_capabilities
+from .finetune.compare import finetune_compare
+from . import deploy
+from .deploy import SLO, Endpoint, LoadTestResult, Server, export_gguf, load_test, serve
+from .cost import CostAtScale, cost_at_scale
 
 __version__ = "0.1.0"
 
@@ -36,4 +35,7 @@ __all__ = [
     "estimate", "gpus", "hardware", "load", "max_context", "models", "requirements_table", "roofline",
     "scheme", "schemes", "quantize", "QuantizeSettings", "perplexity", "divergence", "compare", "sweep", "summary",
     "capabilities", "register_backend", "Engine",
+    "finetune", "FinetuneRun", "FinetuneSettings", "merge", "MergeReport", "finetune_compare", "training_capabilities",
+    "deploy", "Endpoint", "export_gguf", "serve", "Server", "load_test", "LoadTestResult", "SLO",
+    "CostAtScale", "cost_at_scale",
 ]

@@ -1,4 +1,4 @@
-"""The `llamalab` command: doctor, models, estimate, lab."""
+"""The `llamalab` command: doctor, models, estimate, quantize, lab, workshop, bundle."""
 from __future__ import annotations
 
 import argparse
@@ -112,6 +112,30 @@ def lab(args) -> int:
     os.execv(sys.executable, cmd)
 
 
+def workshop(args) -> int:
+    """Serve one course dashboard with Voilà (127.0.0.1 unless --ip, a token, progressive rendering, offline)."""
+    from .workshop import dashboards, voila_command
+    if args.list or not args.dashboard:
+        for name, path in dashboards(args.folder).items():
+            print(f"{name:<16}{path}")
+        return 0
+    if args.results:
+        os.environ["LLAMALAB_ROOM_DIR"] = str(Path(args.results).resolve())
+    argv, env, token = voila_command(args.dashboard, port=args.port, ip=args.ip, token=args.token, folder=args.folder)
+    host = "127.0.0.1" if args.ip in ("127.0.0.1", "0.0.0.0", "") else args.ip
+    print(f"llamalab workshop: http://{host}:{args.port}/?token={token}", flush=True)
+    if args.ip not in ("127.0.0.1", "localhost"):
+        print(f"  listening on {args.ip}: learners open http://<this machine>:{args.port}/?token={token}", flush=True)
+    os.execve(sys.executable, argv, env)
+
+
+def bundle_cmd(args) -> int:
+    from .workshop import bundle
+    out = bundle(args.models, args.out, wheels=not args.no_wheels)
+    print(f"bundle written to {out} — how to use it: {out / 'INSTALL.txt'}")
+    return 0
+
+
 def _notebooks_dir() -> Path:
     here = Path.cwd() / "notebooks"
     return here if here.is_dir() else Path(__file__).resolve().parent.parent / "notebooks"
@@ -147,6 +171,20 @@ def main(argv=None) -> int:
     lb.add_argument("--root", default=None)
     lb.add_argument("--no-browser", action="store_true")
     lb.set_defaults(fn=lab)
+    ws = sub.add_parser("workshop", help="serve a course dashboard with Voilà for a room (127.0.0.1, token on)")
+    ws.add_argument("dashboard", nargs="?", help="a dashboard name (see --list)")
+    ws.add_argument("--list", action="store_true", help="list the dashboards")
+    ws.add_argument("--port", type=int, default=8866)
+    ws.add_argument("--ip", default="127.0.0.1", help="interface to listen on (0.0.0.0: the whole room's network)")
+    ws.add_argument("--token", default=None, help="access token (random unless given)")
+    ws.add_argument("--results", default=None, help="shared folder where each learner's results are collected")
+    ws.add_argument("--folder", default=None, help="where the dashboards are (default notebooks/dashboards)")
+    ws.set_defaults(fn=workshop)
+    bd = sub.add_parser("bundle", help="wheelhouse + cached models for a room without internet")
+    bd.add_argument("--models", nargs="*", default=["default"], help="models to include (default: the embedded one)")
+    bd.add_argument("--out", required=True, help="folder to write the bundle into")
+    bd.add_argument("--no-wheels", action="store_true", help="models only, no wheelhouse")
+    bd.set_defaults(fn=bundle_cmd)
     args = p.parse_args(argv)
     try:
         return args.fn(args)

@@ -188,6 +188,8 @@ def estimate(model="default", scheme: str | Scheme = "bf16", context: int = 4096
     else:
         b["kv_cache"] = 0
         b["activations"] = _train_activation_bytes(c, batch * context, gradient_checkpointing)
+        if mode != "full":
+            b["activations"] += _lora_input_bytes(c, batch * context, gradient_checkpointing)
         b.update(_training_bytes(c, s, mode, lora_rank))
     b["overhead"] = int(rt["cuda_bytes"] if device.startswith("cuda") else rt["cpu_bytes"])
     if c.is_moe:
@@ -206,6 +208,14 @@ def estimate(model="default", scheme: str | Scheme = "bf16", context: int = 4096
     return replace(est, notes=est.notes + (
         f"{s.name} on {device} quantizes while loading: the {source} weights pass through memory first: load "
         f"peak at least {est.load_peak_bytes / 1e9:.2f} GB (on CPU the allocator's slack can add as much again).",))
+
+
+def _lora_input_bytes(c: ModelCard, tokens: int, checkpointing: bool) -> int:
+    """What each adapted linear keeps for backward besides the base layer's own activations: peft's dropout
+    output of the input (in the adapter's fp32) and its mask, per input element (every linear adapted)."""
+    per_token_layer = sum(i * n for i, _, n in linear_shapes(c)) // c.layers
+    layers = 1 if checkpointing else c.layers
+    return int(tokens * layers * per_token_layer * assumptions()["training"]["lora_input_bytes"])
 
 
 def _training_bytes(c: ModelCard, s: Scheme, mode: str, rank: int | None) -> dict[str, int]:

@@ -65,12 +65,44 @@ _METRICS = (
            "a monitor's highest sample, or a job's kernel high-water mark (getrusage).", 1e-6),
     Metric("tokens_per_s", "tokens/s", "tokens/s",
            "Tokens reported in the last sampling interval ÷ its length (any engine, any phase)."),
-    # --- fine-tuning (issue 8) ---
-    # --- end fine-tuning ---
-    # --- deployment (issue 9) ---
-    # --- end deployment ---
-    # --- course (issue 10) ---
-    # --- end course ---
+    # a fine-tuning run
+    Metric("step", "step", "", "Optimizer steps done (one step = batch × grad_accum examples)."),
+    Metric("loss", "training loss", "nats/token", "Mean cross-entropy on the assistant's tokens of this step's batch."),
+    Metric("eval_loss", "eval loss", "nats/token", "Mean cross-entropy on the held-out split's assistant tokens."),
+    Metric("learning_rate", "learning rate", "", "AdamW's learning rate used by this step (after warm-up/schedule)."),
+    Metric("grad_norm", "gradient norm", "", "L2 norm of the trainable parameters' gradient before clipping."),
+    Metric("elapsed_s", "elapsed (s)", "s", "Seconds since the run started (a resumed run continues the count)."),
+    Metric("step_s", "seconds per step", "s", "Wall time of one optimizer step (forward, backward, update)."),
+    Metric("trainable_params", "trainable parameters", "", "Parameters the optimizer updates (adapters, or all)."),
+    Metric("total_params", "total parameters", "", "All parameters of the model being trained, adapters included."),
+    Metric("peak_train_bytes", "training peak (MB)", "bytes", "Peak process RSS during training minus the RSS "
+           "before it, plus the weights (CUDA: max allocated): what the run itself needed.", 1e-6),
+    Metric("estimated_train_bytes", "estimated training (MB)", "bytes", "The estimator's weights + gradients + "
+           "optimizer + activations for this run (llamalab.estimate(mode=...)), without the runtime.", 1e-6),
+    Metric("train_estimate_error_pct", "training estimate error (%)", "%",
+           "(estimated − measured training peak) ÷ measured × 100."),
+    Metric("compliance_pct", "format compliance (%)", "%", "Share of held-out replies in the dataset's house "
+           "format (llamalab.finetune.score)."),
+    Metric("exact_pct", "exact answers (%)", "%", "Share of held-out replies whose answer matches exactly."),
+    # a load test (llamalab.load_test; definitions of vLLM's serving benchmark; p50/p90/p99 columns share these)
+    Metric("e2e_s", "E2E latency (s)", "s", "End-to-end latency: send until the last streamed chunk."),
+    Metric("tpot_s", "TPOT (ms)", "s", "Time per output token after the first: (E2E − TTFT) / (output tokens − 1).",
+           1e3),
+    Metric("itl_s", "ITL (ms)", "s", "Inter-token latency: each gap between streamed chunks, pooled per level.", 1e3),
+    Metric("output_tokens", "output tokens", "tokens", "Tokens the server reports it generated for the request."),
+    Metric("request_throughput", "requests/s", "requests/s", "Completed requests ÷ the level's duration (first "
+           "send → last completion)."),
+    Metric("output_throughput", "output tokens/s", "tokens/s",
+           "Output tokens of completed requests ÷ the level's duration: the server's aggregate speed."),
+    Metric("error_rate", "error rate", "", "Failed requests ÷ requests sent."),
+    Metric("goodput", "goodput (requests/s)", "requests/s",
+           "Completed requests meeting every SLO set (TTFT, TPOT, E2E) ÷ the level's duration."),
+    Metric("server_rss_peak_bytes", "server peak RSS (MB)", "bytes",
+           "The model server process's highest resident memory, sampled every 0.25 s during the level.", 1e-6),
+    Metric("server_output_throughput", "server output tokens/s", "tokens/s",
+           "llama.cpp's own count of generated tokens (/metrics) over the level ÷ its duration."),
+    Metric("client_cpu_share", "client CPU (cores)", "", "CPU seconds the load-testing process used ÷ wall "
+           "seconds: above ~0.8 the client, not the server, may be the bottleneck."),
 )
 
 METRICS: dict[str, Metric] = {m.key: m for m in _METRICS}

@@ -5,7 +5,7 @@
 #   scripts/setup.sh test     + test tools and Debian's chromium for the browser tests
 # Environment knobs:
 #   PYTHON=python3.12        the interpreter for .venv (Python >= 3.10)
-#   EXTRAS=quant             which extras instead of all (llamacpp, quant, finetune, deploy; "" for none)
+#   EXTRAS=quant             which extras instead of all (llamacpp, quant, finetune, deploy, workshop; "" for none)
 #   TORCH_SPEC="torch==…"    install this torch instead of choosing (e.g. a CUDA build you picked)
 #   CMAKE_ARGS=…             how llama.cpp is compiled (default: this CPU's instruction sets; CUDA: -DGGML_CUDA=on)
 set -euo pipefail

@@ -109,3 +109,16 @@ def test_quantize_bad_setting_exits_2_before_any_work():
     assert r.returncode == 2 and "group_size=-7" in r.stderr and "→" in r.stderr
     r = cli("quantize", "default", "awq", "--desc-act", check=False)      # a GPTQ-only option
     assert r.returncode == 2 and "desc_act" in r.stderr and "AWQ takes" in r.stderr
+
+
+# --- course (issue 10): workshop and bundle ---
+def test_workshop_lists_the_dashboards_and_refuses_an_unknown_one():
+    assert "room" in cli("workshop", "--list").stdout
+    bad = cli("workshop", "no-such-dashboard", check=False)
+    assert bad.returncode == 2 and "Use one of: room" in bad.stderr
+
+
+def test_bundle_refuses_an_unknown_model_before_writing(tmp_path):
+    out = tmp_path / "b"
+    bad = cli("bundle", "--models", "no-such-model", "--out", str(out), check=False)
+    assert bad.returncode == 2 and not out.exists()

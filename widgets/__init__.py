@@ -3,17 +3,16 @@ comes from the library (`llamalab.estimate`, `load`, `generate`, `Monitor`), lon
 thread so Stop stays clickable, and library errors show inline with their fix, never as a traceback.
 
     from llamalab.widgets import ModelPicker, Playground, LiveMonitor, MemoryCalculator, Arena
+    from llamalab.widgets import TrainerPanel, DeploymentBuilder, CostCalculator
 """
 from .arena import Arena
 from .calculator import MemoryCalculator
+from .cost import CostCalculator
+from .deploy import DeploymentBuilder
 from .monitor import LiveMonitor
 from .picker import ModelPicker
 from .playground import Playground
-# --- fine-tuning (issue 8) ---
-# --- end fine-tuning ---
-# --- deployment (issue 9) ---
-# --- end deployment ---
-# --- course (issue 10) ---
-# --- end course ---
+from .trainer import TrainerPanel
 
-__all__ = ["Arena", "LiveMonitor", "MemoryCalculator", "ModelPicker", "Playground"]
+__all__ = ["Arena", "CostCalculator", "DeploymentBuilder", "LiveMonitor", "MemoryCalculator", "ModelPicker",
+           "Playground", "TrainerPanel"]

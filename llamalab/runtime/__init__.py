@@ -61,12 +61,14 @@ def _runs(s: Scheme, device: str) -> bool:
 
 def load(model: str | ModelCard = "default", scheme: str | Scheme = "bf16", device: str = "auto",
          force: bool = False, trust_remote_code: bool = False, context: int | None = None,
-         **options) -> LoadedModel:
+         adapter=None, **options) -> LoadedModel:
     """Load `model` under `scheme` on `device` and measure the load.
 
     Refuses (NotEnoughMemory, naming a scheme that would fit) when the estimate for `context`
     tokens exceeds the memory available now, unless force=True. `trust_remote_code` stays off
     unless you ask for it. The load runs on the runtime's torch thread (runtime/torch_thread.py).
+    `adapter`: a folder with a saved peft adapter (e.g. `run.adapter_dir`), attached to the loaded model;
+    generate()/stream() then use it.
     """
     validate.flag("force", force)
     validate.flag("trust_remote_code", trust_remote_code)
@@ -80,11 +82,11 @@ def load(model: str | ModelCard = "default", scheme: str | Scheme = "bf16", devi
     if not force:
         _check_memory(c, s, est, device, ctx)
     name = s.backend_for(device)
-    return torch_thread.run(_load, model, c, s, device, est, name, trust_remote_code, options)
+    return torch_thread.run(_load, model, c, s, device, est, name, trust_remote_code, options, adapter)
 
 
 def _load(model, c: ModelCard, s: Scheme, device: str, est, name: str, trust_remote_code: bool,
-          options: dict) -> LoadedModel:
+          options: dict, adapter=None) -> LoadedModel:
     """Find (or convert) the files, load them with the backend and measure: on the torch thread."""
     _quiet_known_noise()
     mod = backends.module(name)
@@ -95,6 +97,8 @@ def _load(model, c: ModelCard, s: Scheme, device: str, est, name: str, trust_rem
     with MemoryMeter(device) as mem:
         t0 = time.perf_counter()
         engine = mod.load(path, s, device, trust_remote_code=trust_remote_code, **options)
+        if adapter is not None:
+            _attach_adapter(engine, adapter, path)
         seconds = time.perf_counter() - t0
     remote = engine.remote
     return LoadedModel(engine=engine, card=c, scheme=s, device=device, load_s=seconds,
@@ -102,7 +106,37 @@ def _load(model, c: ModelCard, s: Scheme, device: str, est, name: str, trust_rem
                        load_memory_delta_bytes=None if remote else mem.growth_bytes,
                        load_memory_kind=REMOTE_MEMORY_KIND if remote else mem.kind,
                        load_peak_bytes=None if remote else mem.peak_growth_bytes, estimate=est,
-                       path=str(path), backend=name)
+                       path=str(path), backend=name, adapter=str(adapter or ""))
+
+
+def _attach_adapter(engine, adapter, base_path) -> None:
+    """Inject a saved peft adapter into the engine's model in place (generation is unchanged); warn when
+    the adapter was trained on other base weights (its llamalab_finetune.json keeps their fingerprint)."""
+    import json
+    import warnings
+    from pathlib import Path
+
+    from .store import model_fingerprint
+    folder = Path(adapter)
+    if getattr(engine, "model", None) is None or not engine.uses_torch_thread:
+        raise InvalidSetting(f"{engine.name} engines take no peft adapter.",
+                             "Load a transformers scheme (fp32/bf16/fp16, nf4, gptq) to attach an adapter.")
+    if not (folder / "adapter_config.json").is_file():
+        raise InvalidSetting(f"{folder} holds no peft adapter (adapter_config.json).",
+                             "Pass the folder a fine-tuning run saved (run.adapter_dir).")
+    manifest = folder / "llamalab_finetune.json"
+    if manifest.is_file():
+        trained_on = json.loads(manifest.read_text()).get("base_fingerprint")
+        try:
+            here = model_fingerprint(Path(base_path))
+        except OSError:
+            here = None
+        if trained_on and here and trained_on != here:
+            warnings.warn(f"The adapter in {folder} was trained on {trained_on}, not on these weights ({here}).",
+                          stacklevel=3)
+    from peft import PeftModel
+    engine.peft_model = PeftModel.from_pretrained(engine.model, str(folder), adapter_name="default")
+    engine.model.eval()
 
 
 def find_scheme(name: str | Scheme, model=None) -> Scheme:

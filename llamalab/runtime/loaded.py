@@ -60,6 +60,7 @@ class LoadedModel:
     load_peak_bytes: int | None = 0     # peak growth of the same measure while loading (quantize-on-load copies)
     path: str = ""
     backend: str = ""
+    adapter: str = ""                   # the peft adapter folder attached at load ('' when none)
     _stop: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _owner: int | None = field(default=None, init=False, repr=False)

@@ -1,1 +1,10 @@
-"""Workshop mode: dashboards for a room, an offline bundle (issue 10)."""
+"""Workshop mode: dashboards for a room, the room's shared results, an offline bundle (issue 10).
+
+    llamalab workshop room --results /shared/room      # Voilà on 127.0.0.1 with a token
+    llamalab bundle --models default --out /media/usb   # wheelhouse + converted/quantized models
+"""
+from .bundle import bundle
+from .room import record, room_table
+from .serve import dashboards, voila_command
+
+__all__ = ["bundle", "dashboards", "record", "room_table", "voila_command"]

@@ -1,4 +1,4 @@
-"""notebooks/01_explore.ipynb in a real JupyterLab, driven in headless chromium as a learner would:
+"""notebooks/05_widget_tour.ipynb (the optional widget tour) in a real JupyterLab, driven in headless chromium as a learner would:
 Run All, pick a scheme and Load, Generate (text streams, plot points appear), Stop a long generation,
 reload the page (plots keep their data), provoke errors and read them inline.
 
@@ -15,7 +15,7 @@ import pytest
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 expect = pytest.importorskip("playwright.sync_api").expect
 
-NOTEBOOK = "01_explore.ipynb"
+NOTEBOOK = "05_widget_tour.ipynb"
 KERNEL_READY = """() => {
     const k = window.jupyterapp?.shell?.currentWidget?.sessionContext?.session?.kernel;
     return !!k && k.connectionStatus === 'connected' && k.status === 'idle';

@@ -1,0 +1,159 @@
+"""Fine-tuning, measured: kit step throughput vs a raw peft + torch loop (same model, data, batch, same
+process, interleaved blocks), estimated vs measured training peak for lora / qlora / full (each in a fresh
+process, so the peak is the run's own), and the task gain of notebook 03's run.
+
+    python benchmarks/finetune.py [--steps 6] [--skip-memory] [--skip-gain]
+Writes benchmarks/results/finetune.json. Numbers are never asserted; run on a quiet machine.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import llamalab  # noqa: E402
+from llamalab.finetune import data as D  # noqa: E402
+from llamalab.finetune.run import collate  # noqa: E402
+from llamalab.runtime import torch_thread  # noqa: E402
+
+OUT = Path(__file__).parent / "results" / "finetune.json"
+SETTINGS = dict(r=16, alpha=32, lr=2e-3, batch=8, max_length=128, target_modules="guide", eval_every=0,
+                warmup_steps=0)
+NOTEBOOK = dict(steps=20, lr=3e-3, target_modules="all-linear", r=16, alpha=32, batch=4)   # notebook 03, bf16 base
+
+
+def raw_loop(m, examples, batch):
+    """The least a peft user writes: get_peft_model, AdamW, linear schedule, clip, step — on the torch thread."""
+    def build():
+        import torch
+        from peft import LoraConfig, get_peft_model
+        from transformers import get_scheduler
+        pm = get_peft_model(m.model, LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05,
+                                                target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+        params = [p for p in pm.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=2e-3)
+        return pm, params, opt, get_scheduler("linear", opt, 0, 10_000)
+    pm, params, opt, sched = torch_thread.run(build)
+    pad = m.tokenizer.pad_token_id if m.tokenizer.pad_token_id is not None else m.tokenizer.eos_token_id
+
+    def step(k):
+        import torch
+        pm.train()
+        chunk = [examples[(k * batch + i) % len(examples)] for i in range(batch)]
+        inputs = collate(chunk, pad, pm.device)
+        pm(**inputs).loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        return int(inputs["attention_mask"].sum())
+    return step
+
+
+def throughput(rounds: int, block: int) -> dict:
+    """Kit steps and raw steps in alternating blocks of `block` steps; medians of seconds per step."""
+    kit_m, raw_m = llamalab.load("default", "fp32"), llamalab.load("default", "fp32")
+    examples = D.tokenize(raw_m.tokenizer, D.conversations("house-format"), 128)
+    raw_step = raw_loop(raw_m, examples, SETTINGS["batch"])
+    kit_s, raw_s, kit_tok, raw_tok, state = [], [], [], [], {"t": None, "k": 0}
+
+    def after_kit_step(rec):
+        now = time.perf_counter()
+        if state["t"] is not None:
+            kit_s.append(now - state["t"])
+            kit_tok.append(rec["tokens"] / (now - state["t"]))
+        if rec["step"] % block == 0:            # a block of raw steps, timed one by one
+            for _ in range(block):
+                t0 = time.perf_counter()
+                n = torch_thread.run(raw_step, state["k"])
+                raw_s.append(time.perf_counter() - t0)
+                raw_tok.append(n / raw_s[-1])
+                state["k"] += 1
+        state["t"] = time.perf_counter()        # the driver submits the next kit step right after this returns
+    run = llamalab.finetune(kit_m, "house-format", steps=rounds * block, start=False, **SETTINGS)
+    run.on_step(after_kit_step)
+    run.start()
+    run.wait()
+    kit, raw = statistics.median(kit_s), statistics.median(raw_s)
+    for m in (kit_m, raw_m):
+        m.unload()
+    # batches differ in padded length (the kit shuffles), so the ratio is of tokens/s, not steps/s
+    return {"kit_step_s": kit, "raw_step_s": raw, "kit_tokens_per_s": statistics.median(kit_tok),
+            "raw_tokens_per_s": statistics.median(raw_tok),
+            "kit_over_raw_throughput": statistics.median(kit_tok) / statistics.median(raw_tok),
+            "kit_steps_timed": len(kit_s), "raw_steps_timed": len(raw_s), "settings": SETTINGS}
+
+
+def memory_one(method: str, steps: int) -> dict:
+    """One run in this (fresh) process: its measured training peak beside the estimate."""
+    extra = {"target_modules": "all-linear"} if method == "qlora" else {}
+    run = llamalab.finetune("default", "house-format", method, steps=steps, force=True,
+                            **{**SETTINGS, **extra, "lr": 5e-5 if method == "full" else 2e-3}).wait()
+    s = run.summary()
+    return {k: s[k] for k in ("method", "scheme", "trainable_params", "step_s", "peak_train_bytes",
+                              "estimated_train_bytes", "train_estimate_error_pct", "final_loss")} | {
+        "breakdown": run.estimate.breakdown}
+
+
+def memory(steps: int) -> list[dict]:
+    rows = []
+    for method in ("lora", "qlora", "full"):
+        p = subprocess.run([sys.executable, __file__, "--memory-one", method, "--steps", str(steps)],
+                           capture_output=True, text=True)
+        line = [x for x in p.stdout.splitlines() if x.startswith("{")]
+        rows.append(json.loads(line[-1]) if line else {"method": method, "error": p.stderr[-800:]})
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def gain(n: int) -> dict:
+    """Notebook 03's run: compliance on held-out prompts before → after, and the wall time it all took."""
+    from llamalab.finetune.score import evaluate
+    t0 = time.perf_counter()
+    m = llamalab.load("default", "bf16")
+    before, _ = evaluate(m, n=n, max_new_tokens=20)
+    run = llamalab.finetune(m, "house-format", **NOTEBOOK).wait()
+    after, _ = evaluate(m, n=n, max_new_tokens=20)
+    return {"compliance_before_pct": before.compliance, "compliance_after_pct": after.compliance,
+            "exact_after_pct": after.exact, "heldout_prompts": n, "train_s": run.history.elapsed_s.iloc[-1],
+            "total_s": time.perf_counter() - t0, "settings": NOTEBOOK}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=4)
+    ap.add_argument("--block", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--heldout", type=int, default=60)
+    ap.add_argument("--memory-one")
+    ap.add_argument("--skip-memory", action="store_true")
+    ap.add_argument("--skip-gain", action="store_true")
+    ap.add_argument("--only-gain", action="store_true")
+    a = ap.parse_args()
+    if a.memory_one:
+        print(json.dumps(memory_one(a.memory_one, a.steps)))
+        return
+    result = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cpus": os.cpu_count(),
+              "load_average_at_start": os.getloadavg()}
+    if not a.only_gain:
+        result["throughput"] = throughput(a.rounds, a.block)
+        print(json.dumps(result["throughput"]), flush=True)
+    if not a.skip_memory and not a.only_gain:
+        result["memory"] = memory(a.steps)
+    if not a.skip_gain:
+        result["gain"] = gain(a.heldout)
+        print(json.dumps(result["gain"]), flush=True)
+    result["load_average_at_end"] = os.getloadavg()
+    OUT.write_text(json.dumps(result, indent=1))
+    print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()

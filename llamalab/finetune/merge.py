@@ -1,0 +1,150 @@
+"""Safe merge: fold the adapter into the base weights, then check the merged model against base + adapter
+on held-out prompts (next-token KL, top-1 agreement, greedy output agreement) before keeping it.
+
+peft's own `safe_merge=True` only looks for NaNs. Known pitfall: merging into a quantized base
+re-quantizes the sum (nf4: rounding changes outputs, and the check says by how much); a GPTQ base
+cannot merge at all (peft refuses): keep the adapter separate, or train over a float base."""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ..errors import LlamalabError
+from ..runtime import load, torch_thread
+from ..runtime.loaded import LoadedModel
+
+MAX_KL, MIN_TOP1, MIN_GREEDY = 1e-3, 0.99, 1.0
+
+
+@dataclass(frozen=True)
+class MergeReport:
+    """How the merged model agrees with base + adapter on the same held-out prompts."""
+    kl_mean: float              # mean KL(base+adapter ‖ merged) of next-token distributions, nats/token
+    top1_agreement: float       # share of positions with the same most likely token
+    greedy_agreement: float     # share of prompts whose greedy continuation is identical
+    prompts: int
+    positions: int
+    passed: bool
+    base_scheme: str
+    merged_dir: str = ""
+    note: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        verdict = "passed" if self.passed else "FAILED"
+        return (f"Merge check {verdict}: KL {self.kl_mean:.2e} nats/token, top-1 {100 * self.top1_agreement:.1f} %, "
+                f"greedy {100 * self.greedy_agreement:.0f} % of {self.prompts} prompts ({self.positions} positions)"
+                + (f"; saved to {self.merged_dir}" if self.merged_dir else "") + (f". {self.note}" if self.note else ""))
+
+
+class MergeCheckFailed(LlamalabError):
+    def __init__(self, report: MergeReport):
+        self.report = report
+        super().__init__(str(report), "The merged weights were not kept: the model still runs base + adapter. "
+                                      "Use the adapter unmerged, or pass on_fail='warn' to keep the merge anyway.")
+
+
+def merge(base, adapter=None, prompts=None, *, output=None, save: bool = True, on_fail: str = "raise",
+          max_new_tokens: int = 12) -> MergeReport:
+    """Merge `adapter` into `base` and check it. `base` is a FinetuneRun, a LoadedModel carrying an adapter,
+    or a model name/folder (then `adapter` is the adapter folder). The merged model is saved as a normal
+    checkpoint (`load(report.merged_dir, "fp32")`) unless save=False."""
+    loaded, out = _base_with_adapter(base, adapter, output)
+    _check_mergeable(loaded)
+    prompts = prompts or default_prompts()
+    reference = [_trace(loaded, p, max_new_tokens) for p in prompts]
+    pm = loaded.engine.peft_model
+    torch_thread.run(merge_in_place, pm)
+    merged = [_trace(loaded, p, max_new_tokens, ids=r["ids"]) for p, r in zip(prompts, reference)]
+    report = _compare(reference, merged, loaded.scheme.name)
+    if not report.passed and on_fail == "raise":
+        torch_thread.run(pm.unmerge_adapter)
+        raise MergeCheckFailed(report)
+    if not report.passed:
+        warnings.warn(str(report), stacklevel=2)
+    loaded.engine.model = torch_thread.run(pm.unload)     # the weights hold the merge; drop the LoRA layers
+    loaded.engine.peft_model = None
+    if save:
+        target = Path(out)
+        torch_thread.run(_save, loaded, target)
+        report = MergeReport(**{**report.to_dict(), "merged_dir": str(target)})
+    return report
+
+
+def merge_in_place(peft_model) -> None:
+    """Add the adapters' update into the base weights (undoable with unmerge_adapter)."""
+    peft_model.merge_adapter()
+
+
+def default_prompts(n: int = 8) -> list:
+    """The first `n` held-out prompts of the bundled dataset (never trained on)."""
+    from .data import conversations
+    return [c[:-1] for c in conversations("house-format-heldout")[::7][:n]]
+
+
+def _base_with_adapter(base, adapter, output) -> tuple[LoadedModel, Path]:
+    from .run import FinetuneRun
+    if isinstance(base, FinetuneRun):
+        if not base.done or base.method == "full":
+            raise LlamalabError("Only a finished LoRA/QLoRA run has an adapter to merge.",
+                                "Wait for the run (run.wait()); a full fine-tune is already merged (run.model_dir).")
+        return base.model, Path(output or base.output_dir / "merged")
+    if isinstance(base, LoadedModel):
+        if getattr(base.engine, "peft_model", None) is None:
+            raise LlamalabError("This model carries no adapter.", "load(model, scheme, adapter=folder) first.")
+        return base, Path(output or Path(base.adapter or base.path).parent / "merged")
+    if adapter is None:
+        raise LlamalabError("merge(base, adapter) needs the adapter folder.", "Pass e.g. run.adapter_dir.")
+    import json
+    manifest = json.loads((Path(adapter) / "llamalab_finetune.json").read_text()) \
+        if (Path(adapter) / "llamalab_finetune.json").is_file() else {}
+    loaded = load(base, manifest.get("base_scheme", "fp32"), adapter=adapter)
+    return loaded, Path(output or Path(adapter).parent / "merged")
+
+
+def _check_mergeable(loaded: LoadedModel) -> None:
+    if loaded.scheme.family in ("gptq", "awq"):
+        raise LlamalabError(f"A {loaded.scheme.name} base cannot merge an adapter: its packed 4-bit weights cannot "
+                            "absorb the update (peft refuses it).",
+                            "Keep the adapter separate (load(model, scheme, adapter=...)), or train over fp32/bf16, "
+                            "merge there, then quantize the merged checkpoint.")
+
+
+def _trace(loaded: LoadedModel, prompt, max_new_tokens: int, ids=None) -> dict:
+    """Greedy continuation and next-token log-probs along the reference sequence `ids` (else its own)."""
+    import numpy as np
+    g = loaded.generate(prompt, max_new_tokens=max_new_tokens)
+    prompt_ids = loaded.engine.encode(prompt)
+    seq = ids if ids is not None else list(prompt_ids) + list(g.token_ids)
+    logits = loaded.engine.logits(seq)[len(prompt_ids) - 1:-1]
+    logits = logits - logits.max(axis=-1, keepdims=True)
+    logp = logits - np.log(np.exp(logits).sum(axis=-1, keepdims=True))
+    return {"ids": seq, "greedy": tuple(g.token_ids), "logp": logp}
+
+
+def _compare(ref: list, got: list, scheme: str) -> MergeReport:
+    import numpy as np
+    kls, top1, n = [], 0, 0
+    for r, g in zip(ref, got):
+        p = np.exp(r["logp"])
+        kls.append(float((p * (r["logp"] - g["logp"])).sum(axis=-1).sum()))
+        top1 += int((r["logp"].argmax(-1) == g["logp"].argmax(-1)).sum())
+        n += len(r["logp"])
+    kl = max(0.0, sum(kls) / max(n, 1))
+    greedy = sum(r["greedy"] == g["greedy"] for r, g in zip(ref, got)) / len(ref)
+    ok = kl <= MAX_KL and top1 / max(n, 1) >= MIN_TOP1 and greedy >= MIN_GREEDY and math.isfinite(kl)
+    note = ("Merging into a 4-bit base re-quantizes the sum: rounding changes outputs."
+            if scheme == "nf4" else "")
+    return MergeReport(kl, top1 / max(n, 1), greedy, len(ref), n, ok, scheme, note=note)
+
+
+def _save(loaded: LoadedModel, target: Path) -> None:
+    """A normal checkpoint (weights, config, tokenizer with its chat template) that load() accepts."""
+    from ..paths import atomic_dir
+    with atomic_dir(target, replace=True) as tmp:
+        loaded.engine.model.save_pretrained(str(tmp))
+        loaded.engine.tokenizer.save_pretrained(str(tmp))

@@ -1,0 +1,80 @@
+"""The room dashboard served by `llamalab workshop` (Voilà) in headless chromium with the network off:
+only 127.0.0.1 answers, every other request is aborted and recorded. Load, Generate, Share: the figures show
+data after the work ends, and the page needed nothing from outside."""
+from __future__ import annotations
+
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from llamalab.workshop import voila_command
+
+from conftest import CHROMIUM, CHROMIUM_ARGS, _free_port, _kill
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+expect = pytest.importorskip("playwright.sync_api").expect
+
+
+@pytest.fixture(scope="module")
+def voila(tmp_path_factory):
+    import psutil
+    room = tmp_path_factory.mktemp("room")
+    port = _free_port()
+    argv, env, token = voila_command("room", port=port)
+    env["LLAMALAB_ROOM_DIR"] = str(room)
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(f"{base}/login", timeout=2)
+            break
+        except urllib.error.HTTPError:
+            break
+        except (urllib.error.URLError, ConnectionError):
+            time.sleep(0.5)
+    yield base, token, room
+    kids = psutil.Process(proc.pid).children(recursive=True)
+    proc.terminate()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    for kid in kids:
+        _kill(kid)
+
+
+def test_room_dashboard_works_offline_and_its_figures_keep_their_data(voila, tmp_path):
+    from playwright.sync_api import sync_playwright
+    base, token, room = voila
+    outside, failed = [], []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.route("**/*", lambda r: r.continue_() if r.request.url.startswith(base)
+                   else (outside.append(r.request.url), r.abort()))
+        page.on("requestfailed", lambda req: failed.append(req.url) if req.url.startswith(base) else None)
+        try:
+            page.goto(f"{base}/?token={token}", timeout=300_000)
+            picker = page.locator(".llamalab-picker")
+            expect(picker).to_be_visible(timeout=300_000)
+            picker.get_by_role("button", name="Load").click()
+            expect(picker).to_contain_text("loaded smollm2-135m", timeout=240_000)
+            pg = page.locator(".llamalab-playground")
+            pg.locator("textarea").nth(1).fill("What is the capital of France?")
+            pg.get_by_role("button", name="Generate").click()
+            expect(pg.locator(".llamalab-stats")).to_contain_text("tokens/s", timeout=240_000)
+            page.get_by_role("button", name="Share my result").click()
+            expect(page.get_by_text("results from 1 machines")).to_be_visible(timeout=60_000)
+            time.sleep(1.5)                                   # past the monitor's last batched update
+            expect(pg.locator(".js-plotly-plot .scatterlayer .trace path.point").first).to_be_attached()
+            expect(page.locator(".js-plotly-plot .bars path")).not_to_have_count(0, timeout=30_000)
+            page.screenshot(path=str(tmp_path / "room.png"), full_page=True)
+        finally:
+            browser.close()
+    assert outside == [], f"the page asked the internet for: {outside}"
+    assert failed == [], failed
+    assert list(room.glob("*.jsonl"))

@@ -1,0 +1,42 @@
+"""On the embedded SmolLM2-135M: a short LoRA run with its task score before and after; QLoRA over nf4 and
+LoRA over GPTQ really train on this CPU; a GPTQ base refuses to merge with the reason."""
+import pytest
+
+import llamalab
+from llamalab.finetune import finetune
+from llamalab.finetune.score import evaluate
+
+pytestmark = pytest.mark.slow
+SHORT = dict(batch=4, max_length=96, eval_every=0, warmup_steps=0, target_modules="all-linear")
+
+
+def test_short_lora_run_scores_before_and_after():
+    m = llamalab.load("default", "fp32", device="cpu")
+    try:
+        before, _ = evaluate(m, n=4, max_new_tokens=16)
+        run = finetune(m, "house-format", steps=8, lr=3e-3, **SHORT).wait()
+        after, _ = evaluate(m, n=4, max_new_tokens=16)
+        h = run.history
+        assert h.loss.iloc[-3:].mean() < h.loss.iloc[:3].mean()
+        assert before.n == after.n == 4 and before.compliance == 0
+        assert after.compliance >= before.compliance
+        assert run.measured_peak_bytes > run.model.weights_memory_bytes
+    finally:
+        m.unload()
+
+
+@pytest.mark.parametrize("method, scheme", [("qlora", "nf4"), ("lora", "gptq-4bit")])
+def test_quantized_bases_train_here(method, scheme):
+    try:
+        m = llamalab.load("default", scheme, device="cpu")
+    except llamalab.ModelNotCached as e:
+        pytest.skip(f"the {scheme} checkpoint is not cached here: {e.message}")
+    try:
+        run = finetune(m, "house-format", method, steps=2, lr=1e-3, **{**SHORT, "batch": 2, "max_length": 64}).wait()
+        assert run.status == "done" and len(run.history) == 2 and run.adapter_dir is not None
+        assert 0 < run.trainable_params < run.total_params
+        if scheme.startswith("gptq"):
+            with pytest.raises(llamalab.LlamalabError, match="cannot merge"):
+                run.merge()
+    finally:
+        m.unload()

@@ -1,0 +1,87 @@
+"""Safe merge and adapter switching on the tiny Llama: a real merge passes its check, a corrupted one is
+caught and undone, the merged folder loads, several adapters share one base."""
+import importlib
+
+import pytest
+
+import llamalab
+from llamalab.finetune import add_adapter, adapters, finetune, list_adapters, unload_adapter, use_adapter
+from llamalab.finetune.merge import MergeCheckFailed
+
+pytestmark = pytest.mark.slow
+
+SETTINGS = dict(r=8, alpha=16, lr=2e-2, batch=4, max_length=64, warmup_steps=0, eval_every=0, schedule="constant",
+                target_modules="all-linear", steps=8)
+
+
+def rows(tag):
+    return [[{"role": "user", "content": f"Code for {w}?"}, {"role": "assistant", "content": f"{tag}-{w}"}]
+            for w in ("red", "green", "blue", "cyan", "pink", "gold", "gray", "teal")]
+
+
+PROMPTS = [r[:1] for r in rows("x")[:3]]
+
+
+def trained(tiny_dir, tmp_path, tag):
+    m = llamalab.load(str(tiny_dir), "fp32", device="cpu")
+    return finetune(m, rows(tag), output=tmp_path / tag, **SETTINGS).wait()
+
+
+def greedy(m, prompt=PROMPTS[0]):
+    return m.generate(prompt, max_new_tokens=6).token_ids
+
+
+def test_merge_is_checked_saved_and_loads(tiny_dir, tmp_path):
+    run = trained(tiny_dir, tmp_path, "A")
+    before = greedy(run.model)
+    report = run.merge(prompts=PROMPTS)
+    assert report.passed and report.kl_mean < 1e-4 and report.top1_agreement == 1 and report.greedy_agreement == 1
+    assert greedy(run.model) == before
+    again = llamalab.load(report.merged_dir, "fp32", device="cpu")
+    try:
+        assert greedy(again) == before
+    finally:
+        again.unload()
+        run.model.unload()
+
+
+def test_corrupted_merge_is_caught_and_undone(tiny_dir, tmp_path, monkeypatch):
+    run = trained(tiny_dir, tmp_path, "B")
+    merge_mod = importlib.import_module("llamalab.finetune.merge")     # the package's `merge` is the function
+    real = merge_mod.merge_in_place
+
+    def corrupt(pm):
+        import torch
+        real(pm)
+        with torch.no_grad():
+            w = pm.base_model.model.model.layers[0].mlp.down_proj.base_layer.weight
+            w.add_(torch.randn_like(w) * w.abs().mean() * 3)
+    monkeypatch.setattr(merge_mod, "merge_in_place", corrupt)
+    with pytest.raises(MergeCheckFailed) as e:
+        run.merge(prompts=PROMPTS, save=False)
+    assert not e.value.report.passed and e.value.report.kl_mean > 1e-3
+    assert "not kept" in str(e.value)
+    run.model.unload()
+
+
+def test_several_adapters_on_one_base(tiny_dir, tmp_path):
+    a, b = trained(tiny_dir, tmp_path, "A"), trained(tiny_dir, tmp_path, "B")
+    want_a, want_b = greedy(a.model), greedy(b.model)
+    a.model.unload(), b.model.unload()
+    base = llamalab.load(str(tiny_dir), "fp32", device="cpu")
+    plain = greedy(base)
+    base.unload()
+    m = llamalab.load(str(tiny_dir), "fp32", device="cpu", adapter=a.adapter_dir)
+    try:
+        assert greedy(m) == want_a
+        add_adapter(m, b.adapter_dir, "b")
+        assert adapters(m) == {"names": ["default", "b"], "active": "default"}
+        use_adapter(m, "b")
+        assert greedy(m) == want_b
+        assert isinstance(m.generate(PROMPTS[0], max_new_tokens=3), llamalab.Generation)
+        unload_adapter(m)
+        assert greedy(m) == plain
+    finally:
+        m.unload()
+    listed = list_adapters(tmp_path)
+    assert len(listed) == 2 and set(listed.method) == {"lora"}

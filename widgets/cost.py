@@ -1,0 +1,91 @@
+"""CostCalculator: open vs closed at scale. Model, scheme, GPU and API with every price editable (each shows
+its date and source) → monthly cost curves of the API and of self-hosting, and the break-even volume.
+Pure arithmetic from `llamalab.cost_at_scale`: instant, no torch.
+"""
+from __future__ import annotations
+
+import html
+
+import ipywidgets as w
+import plotly.graph_objects as go
+
+import llamalab
+from llamalab.cost import cost_at_scale, prices
+from llamalab.plots import update_figure
+
+from ._common import ErrorBox, guarded
+
+
+class CostCalculator(w.VBox):
+    """Every change recomputes at once; `self.result` is the CostAtScale behind the plot."""
+
+    def __init__(self, model: str = "llama-3.1-70b", scheme: str = "int8", gpu: str = "h100-80gb",
+                 api: str = "gpt-4o"):
+        self.errors = ErrorBox()
+        self.result = None
+        self._apis, self._hours = prices()
+        models = llamalab.models()
+        self.model = w.Dropdown(options=[(f"{r.display} ({r.params / 1e9:.1f}B)", r.name) for r in models.itertuples()],
+                                value=model, description="Model", layout=w.Layout(width="420px"))
+        self.scheme = w.Dropdown(options=[s.name for s in llamalab.catalog.schemes()], value=scheme, description="Scheme")
+        self.gpu = w.Dropdown(options=[(llamalab.gpu(g).display, g) for g in self._hours], value=gpu, description="GPU")
+        self.api = w.Dropdown(options=[(a.display, a.name) for a in self._apis.values()], value=api, description="API",
+                              layout=w.Layout(width="420px"))
+        self.gpu_price = w.BoundedFloatText(description="$/GPU-hour", min=0, max=1000, step=0.01)
+        self.api_in = w.BoundedFloatText(description="$/M input", min=0, max=1000, step=0.01)
+        self.api_out = w.BoundedFloatText(description="$/M output", min=0, max=1000, step=0.01)
+        self.input_share = w.FloatSlider(value=0.75, min=0, max=1, step=0.05, description="input share")
+        self.utilisation = w.FloatSlider(value=0.5, min=0, max=1, step=0.05, description="utilisation")
+        self.efficiency = w.FloatSlider(value=0.5, min=0.05, max=1, step=0.05, description="of roofline")
+        self.sources = w.HTML()
+        self.answer = w.HTML()
+        self.figure = go.FigureWidget()
+        self._fill_prices()
+        recompute = guarded(self.errors)(self.recompute)
+        self.gpu.observe(lambda _: (self._fill_prices(), recompute()), "value")
+        self.api.observe(lambda _: (self._fill_prices(), recompute()), "value")
+        for c in (self.model, self.scheme, self.gpu_price, self.api_in, self.api_out, self.input_share,
+                  self.utilisation, self.efficiency):
+            c.observe(recompute, "value")
+        super().__init__(children=[
+            w.HBox([self.model, self.scheme]), w.HBox([self.gpu, self.gpu_price]),
+            w.HBox([self.api, self.api_in, self.api_out]),
+            w.HBox([self.input_share, self.utilisation, self.efficiency]),
+            self.sources, self.errors, self.answer, self.figure])
+        self.add_class("llamalab-cost")
+        recompute()
+
+    def _fill_prices(self) -> None:
+        """Put the price list's figures for the chosen GPU and API into the editable boxes."""
+        hour, api = self._hours[self.gpu.value], self._apis[self.api.value]
+        self.gpu_price.value = hour.usd_per_hour
+        self.api_in.value, self.api_out.value = api.input_usd_per_mtok, api.output_usd_per_mtok
+        self.sources.value = (f"<small>GPU: {html.escape(hour.provider)}, {hour.date} — {html.escape(hour.source)}<br>"
+                              f"API: {html.escape(api.display)}, {api.date} — {html.escape(api.source)}<br>"
+                              "Prices are list prices entered by hand at those dates, never fetched: edit them.</small>")
+
+    def recompute(self, _=None) -> None:
+        self.errors.clear()
+        r = cost_at_scale(self.model.value, self.scheme.value, self.gpu.value, self.api.value,
+                          gpu_usd_per_hour=self.gpu_price.value, api_input_usd_per_mtok=self.api_in.value,
+                          api_output_usd_per_mtok=self.api_out.value, input_share=self.input_share.value,
+                          utilisation=self.utilisation.value, efficiency=self.efficiency.value)
+        self.result = r
+        update_figure(self.figure, cost_figure(r))
+        self.answer.value = f"<b class='llamalab-break-even'>{html.escape(str(r))}</b><br>" + "<br>".join(
+            f"<i>{html.escape(n)}</i>" for n in r.notes)
+
+
+def cost_figure(r) -> go.Figure:
+    """Monthly cost vs monthly tokens, log-log, with the break-even volume marked."""
+    fig = go.Figure()
+    fig.add_scatter(x=r.tokens_per_month, y=r.api_usd, name=f"API: {r.api}", mode="lines")
+    fig.add_scatter(x=r.tokens_per_month, y=r.self_hosted_usd, name=f"self-hosted: {r.gpus_per_replica}× {r.gpu} per replica",
+                    mode="lines", line_shape="hv")
+    if r.break_even_tokens_per_month:
+        fig.add_vline(x=r.break_even_tokens_per_month, line_dash="dash", annotation_text="break-even")
+    fig.update_layout(title=f"{r.model} · {r.scheme}: cost per month", xaxis_type="log", yaxis_type="log",
+                      xaxis_title="tokens per month", yaxis_title="US$ per month", height=380,
+                      margin=dict(l=60, r=20, t=50, b=50))
+    return fig
+
