@@ -14,12 +14,11 @@ import re
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from notebook_run import CAP_BYTES, Watchdog, run_notebook, save
+from notebook_run import Watchdog, run_notebook, save
 
 ROOT = Path(__file__).resolve().parent.parent
 BINDER = ROOT / "binder"

@@ -5,7 +5,6 @@ import pytest
 
 import llamalab
 from llamalab.cost import PRICES, cost_at_scale, prices
-from llamalab.errors import InvalidSetting
 
 
 def test_every_price_names_its_date_and_source():
