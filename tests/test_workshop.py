@@ -3,10 +3,8 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -16,6 +14,8 @@ import pytest
 import llamalab
 from llamalab.workshop import dashboards, record, room_table, voila_command
 from llamalab.workshop.serve import DATA_DIR, TEMPLATE
+
+from servers import free_port, wait_answering
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -61,31 +61,17 @@ def test_voila_command_binds_loopback_with_a_token_and_progressive_rendering():
         voila_command("no-such-dashboard")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 @pytest.mark.server
 def test_voila_serves_the_room_offline_with_a_token(tmp_path):
     """The real server: the dashboard page needs the token and links nothing from a CDN."""
-    port = _free_port()
+    port = free_port()
     argv, env, token = voila_command("room", port=port)
     env["LLAMALAB_ROOM_DIR"] = str(tmp_path)
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            try:
-                urllib.request.urlopen(f"{base}/login", timeout=2)
-                break
-            except urllib.error.HTTPError:
-                break                               # answering: up
-            except (urllib.error.URLError, ConnectionError):
-                time.sleep(0.5)
+        wait_answering(f"{base}/login")
         denied = urllib.request.urlopen(f"{base}/", timeout=30)
         assert "/login" in denied.url and "Share my result" not in denied.read().decode()   # no token: the login page
         page = urllib.request.urlopen(f"{base}/?token={token}", timeout=300).read().decode()

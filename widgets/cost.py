@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 import llamalab
 from llamalab.cost import cost_at_scale, prices
 from llamalab.plots import update_figure
+from llamalab.plots.cost import cost_figure
 
 from ._common import ErrorBox, guarded
 
@@ -74,18 +75,3 @@ class CostCalculator(w.VBox):
         update_figure(self.figure, cost_figure(r))
         self.answer.value = f"<b class='llamalab-break-even'>{html.escape(str(r))}</b><br>" + "<br>".join(
             f"<i>{html.escape(n)}</i>" for n in r.notes)
-
-
-def cost_figure(r) -> go.Figure:
-    """Monthly cost vs monthly tokens, log-log, with the break-even volume marked."""
-    fig = go.Figure()
-    fig.add_scatter(x=r.tokens_per_month, y=r.api_usd, name=f"API: {r.api}", mode="lines")
-    fig.add_scatter(x=r.tokens_per_month, y=r.self_hosted_usd, name=f"self-hosted: {r.gpus_per_replica}× {r.gpu} per replica",
-                    mode="lines", line_shape="hv")
-    if r.break_even_tokens_per_month:
-        fig.add_vline(x=r.break_even_tokens_per_month, line_dash="dash", annotation_text="break-even")
-    fig.update_layout(title=f"{r.model} · {r.scheme}: cost per month", xaxis_type="log", yaxis_type="log",
-                      xaxis_title="tokens per month", yaxis_title="US$ per month", height=380,
-                      margin=dict(l=60, r=20, t=50, b=50))
-    return fig
-

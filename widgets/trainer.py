@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 
 from llamalab.finetune import FinetuneSettings, finetune
 from llamalab.finetune.data import conversations, preview
-from llamalab.finetune.figure import apply_history, training_figure
+from llamalab.plots.finetune import apply_history, training_figure
 from llamalab.plots import resync
 
 from ._common import ErrorBox, Worker, guarded

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import subprocess
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 
 from llamalab.workshop import voila_command
 
 from conftest import CHROMIUM, CHROMIUM_ARGS, _free_port, _kill
+from servers import wait_answering
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 expect = pytest.importorskip("playwright.sync_api").expect
@@ -27,15 +26,7 @@ def voila(tmp_path_factory):
     env["LLAMALAB_ROOM_DIR"] = str(room)
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(f"{base}/login", timeout=2)
-            break
-        except urllib.error.HTTPError:
-            break
-        except (urllib.error.URLError, ConnectionError):
-            time.sleep(0.5)
+    wait_answering(f"{base}/login")
     yield base, token, room
     kids = psutil.Process(proc.pid).children(recursive=True)
     proc.terminate()
