@@ -18,3 +18,18 @@ def test_conversion_is_atomic_and_happens_once(tmp_path, monkeypatch, capsys):
     mtime = (path / "model.safetensors").stat().st_mtime
     assert embedded.ensure_model() == path and (path / "model.safetensors").stat().st_mtime == mtime
     assert capsys.readouterr().err == ""
+
+
+def test_a_failed_conversion_says_why_and_leaves_nothing(tmp_path, monkeypatch):
+    """The conversion runs in a child process (its ~1.2 GB never stays in the caller's kernel); its error comes back."""
+    bogus = tmp_path / "src" / "broken.gguf"
+    bogus.parent.mkdir()
+    bogus.write_bytes(b"not a gguf")
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("LLAMALAB_CACHE", str(cache))
+    monkeypatch.setattr(embedded, "gguf_path", lambda: bogus)
+    monkeypatch.setattr(embedded, "_check_sha256", lambda path: None)
+    with pytest.raises(embedded.ModelNotCached, match="converting broken.gguf failed") as err:
+        embedded.ensure_model(verbose=False)
+    assert "memory" in str(err.value) and not embedded.is_converted()
+    assert not cache.exists() or list(cache.iterdir()) == []
