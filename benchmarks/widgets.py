@@ -33,7 +33,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))        # also inside the kernel, which loads this file by path
-from pairs import alternating  # noqa: E402
+from pairs import alternating
 
 REPO = HERE.parent
 PROMPT = "Tell me a long story about a dragon who learns to read."
@@ -50,7 +50,7 @@ def in_kernel(opts: dict) -> dict:
     if "speed" in opts["parts"]:
         out["speed"] = [speed(s, opts["runs"], opts["tokens"], opts["build"]) for s in opts["schemes"]]
     if "latency" in opts["parts"]:
-        out["latency"] = latency(3)
+        out["latency"] = latency(opts["runs"])
     if "monitor" in opts["parts"]:
         out["monitor"] = monitor_overhead(opts["runs"], opts["tokens"])
     if "arena" in opts["parts"]:
@@ -105,7 +105,7 @@ def latency(runs: int) -> dict:
     first, stops = [], []
     for _ in range(runs):
         seen = threading.Event()
-        watch = lambda ch: pg.text and seen.set()           # noqa: E731 - the output now shows generated text
+        watch = lambda ch, seen=seen: pg.text and seen.set()     # the output now shows generated text
         pg.output.observe(watch, "value")
         t0 = time.perf_counter()
         pg.generate_button.click()
@@ -148,33 +148,37 @@ def monitor_overhead(runs: int, tokens: int) -> dict:
 
 
 def arena_vs_compare(schemes: list[str], runs: int, tokens: int, build: bool) -> list[dict]:
-    """The Arena's figure (its records) vs compare()'s, per scheme, same prompt and token count. Same work on
-    both sides, interleaved: each run loads every scheme, warms it up and times one generation (an Arena
-    run); compare() gets repeats=1 per run, so neither side times later, warmer repeats of one load."""
-    import llamalab
+    """The Arena's figure (its records) vs compare()'s, per scheme, same prompt and token count. One scheme at
+    a time so each pair runs back to back (this VM's speed drifts by tens of % over minutes); each side loads,
+    warms up and times one generation, so neither times later, warmer repeats of one load."""
     from llamalab.widgets import Arena
     runnable = [s for s in schemes if load_ok(s, build)]
     arena = Arena("default", schemes=runnable, prompt=PROMPT, max_new_tokens=tokens)
-    arena.schemes.value = tuple(runnable)
-    ours: list[dict] = []
-    theirs: list[dict] = []
+    return [arena_pairs(arena, s, runs, tokens, build) for s in runnable]
+
+
+def arena_pairs(arena, scheme: str, runs: int, tokens: int, build: bool) -> dict:
+    """`runs` pairs for one scheme: an Arena run of that scheme alone and compare() with repeats=1, alternating."""
+    import llamalab
+    ours: list[float] = []
+    theirs: list[float] = []
 
     def run_compare():
-        table = llamalab.compare("default", runnable, [PROMPT], max_new_tokens=tokens, repeats=1, quality=False,
+        table = llamalab.compare("default", [scheme], [PROMPT], max_new_tokens=tokens, repeats=1, quality=False,
                                  fixed_length=False,   # as the Arena: a generation may end at end of sequence
                                  reference=None, quantize_missing=build)
-        theirs.extend(table.dropna(subset=["decode_tokens_per_s"]).to_dict("records"))
+        theirs.extend(table.dropna(subset=["decode_tokens_per_s"])["decode_tokens_per_s"].tolist()[:1])
 
     def run_arena():
+        arena.schemes.value = (scheme,)
         arena.run(wait=True)
-        ours.extend(r for r in arena.records if r.get("decode_tokens_per_s") and not r.get("error"))
+        ours.extend([r["decode_tokens_per_s"] for r in arena.records
+                     if r["scheme"] == scheme and r.get("decode_tokens_per_s") and not r.get("error")][-1:])
     alternating(runs, run_compare, run_arena)
-    rows = []
-    for s in runnable:
-        a = [r["decode_tokens_per_s"] for r in ours if r["scheme"] == s]
-        c = [r["decode_tokens_per_s"] for r in theirs if r["scheme"] == s]
-        rows.append({"scheme": s, "arena": a, "compare": c, "ratio_of_medians": med(a) / med(c) if a and c else None})
-    return rows
+    ratios = [a / c for a, c in zip(ours, theirs)]
+    return {"scheme": scheme, "arena": ours, "compare": theirs, "pair_ratios": ratios,
+            "ratio_of_medians": med(ours) / med(theirs) if ours and theirs else None,
+            "median_pair_ratio": med(ratios) if ratios else None}
 
 
 def load_ok(scheme: str, build: bool) -> bool:
@@ -237,8 +241,9 @@ def report(result: dict) -> None:
         print(f"LiveMonitor at 4 Hz: {r['median_without']:.1f} → {r['median_with']:.1f} tokens/s, overhead "
               f"{r['overhead_pct']:+.2f} % (median of pair ratios; goal <= 2 %)")
     for row in result.get("arena", []):
-        ratio = row["ratio_of_medians"]
-        print(f"Arena ÷ compare() {row['scheme']:<10} {'n/a' if ratio is None else f'{ratio:.3f}'} (goal 0.95–1.05)")
+        ratio, pair = row["ratio_of_medians"], row.get("median_pair_ratio")
+        print(f"Arena ÷ compare() {row['scheme']:<10} {'n/a' if ratio is None else f'{ratio:.3f}'} "
+              f"(median pair ratio {'n/a' if pair is None else f'{pair:.3f}'}; goal 0.95–1.05)")
 
 
 def main(argv=None) -> dict:
@@ -249,6 +254,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--tokens", type=int, default=128, help="new tokens per generation")
     ap.add_argument("--build", action="store_true", help="quantize missing GPTQ/AWQ checkpoints first (minutes)")
     ap.add_argument("--timeout", type=float, default=3600)
+    ap.add_argument("--code", type=Path, help="run the library from this checkout instead (an A/B against other "
+                    "code, e.g. `git worktree add /tmp/old REV`; its widgets/ linked as llamalab/widgets)")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "widgets.json")
     args = ap.parse_args(argv)
     parts = [p for p in args.parts.split(",") if p]
@@ -256,19 +263,30 @@ def main(argv=None) -> dict:
         ap.error(f"--parts must be among {PARTS} and --runs >= 1")
     opts = {"schemes": args.schemes.split(","), "parts": parts, "runs": args.runs, "tokens": args.tokens,
             "build": args.build}
-    result = run_in_kernel(KERNEL_CODE.format(path=str(Path(__file__).resolve()), opts=opts), args.timeout)
+    env = {"PYTHONPATH": str(args.code.resolve())} if args.code else None
+    result = run_in_kernel(KERNEL_CODE.format(path=str(Path(__file__).resolve()), opts=opts), args.timeout, env)
     browser = REPO / "test-artifacts" / "timings.json"
     if browser.exists():
         result["browser"] = json.loads(browser.read_text())
     result["setup"] = {**opts, "model": "default (SmolLM2-135M-Instruct), cpu", "prompt": PROMPT,
                        "machine": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                        "load_average": os.getloadavg(), "python": sys.version.split()[0],
+                       "code": _commit(args.code or REPO),
                        "when": time.strftime("%Y-%m-%d %H:%M:%S")}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))
     report(result)
     print(f"wrote {args.out}")
     return result
+
+
+def _commit(checkout: Path) -> str:
+    import subprocess
+    rev = subprocess.run(["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                         check=False).stdout.strip()
+    dirty = subprocess.run(["git", "-C", str(checkout), "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True, check=False).stdout.strip()
+    return f"{rev}{' (modified)' if dirty else ''} at {checkout}"
 
 
 if __name__ == "__main__":
