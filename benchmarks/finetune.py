@@ -1,8 +1,10 @@
 """Fine-tuning, measured: kit step throughput vs a raw peft + torch loop (same model, data, batch, same
 process, interleaved blocks), estimated vs measured training peak for lora / qlora / full (each in a fresh
-process, so the peak is the run's own), and the task gain of notebook 03's run.
+process, so the peak is the run's own), the task gain of notebook 03's run, and (--drivers N) the run's thread
+driver vs the job runner's subprocess: training tokens/s and the latency of cell-like calls while it trains.
 
-    python benchmarks/finetune.py [--steps 6] [--skip-memory] [--skip-gain]
+    python benchmarks/finetune.py [--steps 6] [--skip-memory] [--skip-gain] [--drivers 8]
+    python benchmarks/finetune.py --memory-one "qlora guide nf4" --steps 3 [--batch 2]     # one memory row
 Writes benchmarks/results/finetune.json. Numbers are never asserted; run on a quiet machine.
 """
 from __future__ import annotations
@@ -91,26 +93,99 @@ def throughput(rounds: int, block: int) -> dict:
             "kit_steps_timed": len(kit_s), "raw_steps_timed": len(raw_s), "settings": SETTINGS}
 
 
-def memory_one(method: str, steps: int) -> dict:
+MEMORY_VARIANTS = {     # name: (method, scheme, settings over SETTINGS)
+    "lora guide fp32": ("lora", "fp32", {"target_modules": "guide"}),
+    "lora all-linear fp32": ("lora", "fp32", {"target_modules": "all-linear"}),
+    "lora all-linear bf16": ("lora", "bf16", {"target_modules": "all-linear"}),
+    "qlora guide nf4": ("qlora", "nf4", {"target_modules": "guide"}),
+    "qlora all-linear nf4": ("qlora", "nf4", {"target_modules": "all-linear"}),
+    "full fp32": ("full", "fp32", {"lr": 5e-5}),
+}
+
+
+def memory_one(variant: str, steps: int, batch: int | None = None) -> dict:
     """One run in this (fresh) process: its measured training peak beside the estimate."""
-    extra = {"target_modules": "all-linear"} if method == "qlora" else {}
-    run = llamalab.finetune("default", "house-format", method, steps=steps, force=True,
-                            **{**SETTINGS, **extra, "lr": 5e-5 if method == "full" else 2e-3}).wait()
+    method, scheme, extra = MEMORY_VARIANTS[variant]
+    run = llamalab.finetune("default", "house-format", method, scheme=scheme, steps=steps, force=True,
+                            **{**SETTINGS, **extra, **({"batch": batch} if batch else {})}).wait()
     s = run.summary()
-    return {k: s[k] for k in ("method", "scheme", "trainable_params", "step_s", "peak_train_bytes",
-                              "estimated_train_bytes", "train_estimate_error_pct", "final_loss")} | {
-        "breakdown": run.estimate.breakdown}
+    return {"variant": variant} | {k: s[k] for k in ("method", "scheme", "trainable_params", "step_s",
+                                                     "peak_train_bytes", "estimated_train_bytes",
+                                                     "train_estimate_error_pct", "final_loss")} | {
+        "batch": run.settings.batch, "longest_row": run.estimate.context, "breakdown": run.estimate.breakdown}
 
 
-def memory(steps: int) -> list[dict]:
+def memory(steps: int, variants=tuple(MEMORY_VARIANTS)) -> list[dict]:
     rows = []
-    for method in ("lora", "qlora", "full"):
-        p = subprocess.run([sys.executable, __file__, "--memory-one", method, "--steps", str(steps)],
+    for variant in variants:
+        p = subprocess.run([sys.executable, __file__, "--memory-one", variant, "--steps", str(steps)],
                            capture_output=True, text=True)
         line = [x for x in p.stdout.splitlines() if x.startswith("{")]
-        rows.append(json.loads(line[-1]) if line else {"method": method, "error": p.stderr[-800:]})
+        rows.append(json.loads(line[-1]) if line else {"variant": variant, "error": p.stderr[-800:]})
         print(json.dumps(rows[-1]), flush=True)
     return rows
+
+
+def _probe_while(running, probes: dict) -> None:
+    """While `running()`: time a cell-like pure-Python call (GIL contention) and a tiny torch op through this
+    process's torch thread (what a notebook's generate/plot would wait for), every 0.1 s: (when, seconds)."""
+    import torch  # noqa: F401 - loaded before timing starts
+    while running():
+        t0 = time.perf_counter()
+        sum(i * i for i in range(20_000))
+        t1 = time.perf_counter()
+        torch_thread.run(_tiny_torch_op)
+        probes["python_s"].append((t0, t1 - t0))
+        probes["torch_s"].append((t1, time.perf_counter() - t1))
+        time.sleep(0.1)
+
+
+def _tiny_torch_op() -> float:
+    import torch
+    return float(torch.ones(64).sum())
+
+
+def _stats(samples: list, since: float = 0.0) -> dict:
+    xs = sorted(dt for t, dt in samples if t >= since)
+    return {"median_ms": 1e3 * statistics.median(xs), "p95_ms": 1e3 * xs[int(0.95 * (len(xs) - 1))],
+            "max_ms": 1e3 * xs[-1], "n": len(xs)} if xs else {}
+
+
+def drivers(steps: int, batch: int = 4) -> dict:
+    """The run's driver thread in this process vs the job runner's subprocess (llamalab.finetune.worker):
+    training tokens/s (median over steps) and the latency of cell-like calls made while it trains (for the
+    subprocess: from its first step on, its start-up excluded and reported as wall_s - train_s)."""
+    from llamalab import jobs
+    kw = {**SETTINGS, "batch": batch, "steps": steps}
+    idle, left = {"python_s": [], "torch_s": []}, iter(range(10))
+    _probe_while(lambda: next(left, None) is not None, idle)
+    out = {"idle": {k: _stats(v) for k, v in idle.items()}, "settings": kw}
+    t0 = time.perf_counter()
+    m = llamalab.load("default", "fp32")
+    run = llamalab.finetune(m, "house-format", start=False, **kw)
+    probes = {"python_s": [], "torch_s": []}
+    run.start()
+    _probe_while(lambda: not run.done, probes)
+    run.wait()
+    out["thread"] = {"tokens_per_s": statistics.median(run.history.tokens_per_s), "wall_s": time.perf_counter() - t0,
+                     "train_s": run.history.elapsed_s.iloc[-1], **{k: _stats(v) for k, v in probes.items()}}
+    m.unload()
+    seen, probes, t0 = [], {"python_s": [], "torch_s": []}, time.perf_counter()
+
+    def on_event(e):
+        if e.get("event") == "step":
+            seen.append((time.perf_counter(), e))
+    job = jobs.start("llamalab.finetune.worker:train", kwargs={"method": "lora", "scheme": "fp32", **kw},
+                     on_event=on_event)
+    _probe_while(lambda: job.running, probes)
+    result = job.wait()
+    first = seen[0][0] - seen[0][1]["step_s"] if seen else float("inf")
+    out["subprocess"] = {"tokens_per_s": statistics.median(e["tokens_per_s"] for _, e in seen),
+                         "wall_s": time.perf_counter() - t0, "train_s": seen[-1][1]["elapsed_s"],
+                         "steps_reported": len(seen), "final_loss": result["summary"]["final_loss"],
+                         **{k: _stats(v, first) for k, v in probes.items()}}
+    out["subprocess_over_thread_tokens_per_s"] = out["subprocess"]["tokens_per_s"] / out["thread"]["tokens_per_s"]
+    return out
 
 
 def gain(n: int) -> dict:
@@ -133,12 +208,14 @@ def main():
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--heldout", type=int, default=60)
     ap.add_argument("--memory-one")
+    ap.add_argument("--batch", type=int, help="--memory-one: override the batch (to separate fixed and per-token memory)")
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--skip-gain", action="store_true")
     ap.add_argument("--only-gain", action="store_true")
+    ap.add_argument("--drivers", type=int, default=0, help="steps for the thread vs subprocess comparison (0 = skip)")
     a = ap.parse_args()
     if a.memory_one:
-        print(json.dumps(memory_one(a.memory_one, a.steps)))
+        print(json.dumps(memory_one(a.memory_one, a.steps, a.batch)))
         return
     result = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cpus": os.cpu_count(),
               "load_average_at_start": os.getloadavg()}
@@ -147,6 +224,9 @@ def main():
         print(json.dumps(result["throughput"]), flush=True)
     if not a.skip_memory and not a.only_gain:
         result["memory"] = memory(a.steps)
+    if a.drivers:
+        result["drivers"] = drivers(a.drivers)
+        print(json.dumps(result["drivers"]), flush=True)
     if not a.skip_gain:
         result["gain"] = gain(a.heldout)
         print(json.dumps(result["gain"]), flush=True)

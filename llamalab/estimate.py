@@ -93,9 +93,42 @@ class Estimate:
 
 # ---------------------------------------------------------------- arithmetic pieces
 
-def lora_params(c: ModelCard, rank: int) -> int:
-    """LoRA adds rank × (in + out) per adapted linear; here every attention and MLP linear."""
-    return rank * sum((i + o) * n for i, o, n in linear_shapes(c))
+LORA_PRESETS = {"guide": ("q_proj", "v_proj")}     # the guide's LoraConfig; "all-linear" = every linear
+
+
+def named_linears(c: ModelCard) -> dict[str, tuple[int, int, int]]:
+    """Every linear by its Llama-family module name: (in, out, count in the whole model), lm_head excluded."""
+    q, kv, n = c.heads * c.head_dim, c.kv_heads * c.head_dim, c.layers
+    mlp = n * (c.experts if c.is_moe else 1)
+    out = {"q_proj": (c.hidden, q, n), "k_proj": (c.hidden, kv, n), "v_proj": (c.hidden, kv, n), "o_proj": (q, c.hidden, n)}
+    if c.mlp == "gated":
+        out["gate_proj"] = (c.hidden, c.intermediate, mlp)
+    return out | {"up_proj": (c.hidden, c.intermediate, mlp), "down_proj": (c.intermediate, c.hidden, mlp)}
+
+
+def lora_targets(c: ModelCard, target_modules="all-linear") -> list[tuple[int, int, int]]:
+    """(in, out, count) of the linears LoRA adapts: 'all-linear', 'guide' (q_proj, v_proj), or module names
+    (a list or a comma-separated string, as FinetuneSettings takes them)."""
+    linears = named_linears(c)
+    if target_modules is None or target_modules == "all-linear":
+        return list(linears.values())
+    names = LORA_PRESETS.get(target_modules, target_modules) if isinstance(target_modules, str) else target_modules
+    if isinstance(names, str):
+        names = names.split(",")
+    if not isinstance(names, (list, tuple)) or not all(isinstance(x, str) for x in names):
+        raise InvalidSetting(f"target_modules={target_modules!r} is not a preset or a list of module names.",
+                             "Use 'guide', 'all-linear' or e.g. 'q_proj,v_proj'.")
+    names = {x.strip().rsplit(".", 1)[-1] for x in names if x.strip()}
+    unknown = sorted(names - set(linears))
+    if unknown or not names:
+        raise InvalidSetting(f"target_modules: {', '.join(unknown) or 'no name'} is not a linear of {c.name}.",
+                             f"Use 'guide', 'all-linear' or names among {', '.join(linears)}.")
+    return [linears[x] for x in linears if x in names]
+
+
+def lora_params(c: ModelCard, rank: int, target_modules="all-linear") -> int:
+    """LoRA adds rank × (in + out) per adapted linear (by default every attention and MLP linear)."""
+    return rank * sum((i + o) * n for i, o, n in lora_targets(c, target_modules))
 
 
 def weight_bytes(c: ModelCard, s: Scheme, group_size: int | None = None) -> dict[str, int]:
@@ -146,12 +179,15 @@ def _activation_bytes(c: ModelCard, tokens: int, act_bytes: int) -> int:
     return int(tokens * per_token * act_bytes)
 
 
-def _train_activation_bytes(c: ModelCard, tokens: int, checkpointing: bool) -> int:
-    a = assumptions()["activations"]
+def _train_activation_bytes(c: ModelCard, tokens: int, checkpointing: bool, act_bytes: int = 2) -> int:
+    """What backward keeps: per layer the 16-bit figure scaled to the activation dtype (fp32 keeps twice as
+    much), or only each layer's input plus one recomputed layer with checkpointing; plus the loss's logits."""
+    a, t = assumptions()["activations"], assumptions()["training"]
+    scale = act_bytes / 2
     kept = a["checkpoint_bytes_per_hidden"] if checkpointing else a["train_bytes_per_hidden"]
-    one_layer = a["train_bytes_per_hidden"] * tokens * c.hidden if checkpointing else 0
-    logits = tokens * c.vocab * 8   # fp32 logits and their gradient for the loss
-    return int(c.layers * tokens * c.hidden * kept + one_layer + logits)
+    one_layer = a["train_bytes_per_hidden"] * scale * tokens * c.hidden if checkpointing else 0
+    logits = tokens * c.vocab * t["logits_bytes_per_vocab"]
+    return int(c.layers * tokens * c.hidden * kept * scale + one_layer + logits)
 
 
 # ---------------------------------------------------------------- the estimate
@@ -159,15 +195,18 @@ def _train_activation_bytes(c: ModelCard, tokens: int, checkpointing: bool) -> i
 def estimate(model="default", scheme: str | Scheme = "bf16", context: int = 4096, batch: int = 1,
              mode: str = "inference", kv_dtype: str | None = None, *, device: str = "cuda",
              group_size: int | None = None, lora_rank: int | None = None,
-             gradient_checkpointing: bool = True) -> Estimate:
+             gradient_checkpointing: bool = True, target_modules="all-linear") -> Estimate:
     """Memory needed to run (`inference`) or train (`full`, `lora`, `qlora`) a model.
 
-    `context` is prompt + generated tokens (inference) or the sequence length (training).
+    `context` is prompt + generated tokens (inference) or the sequence length (training: the longest
+    padded row of a micro-batch, which is what a run's peak sees). `target_modules` (lora/qlora): which
+    linears get adapters, as FinetuneSettings takes it ('all-linear', 'guide' = q_proj/v_proj, or names).
     `device` only changes the fixed runtime overhead ("cuda": CUDA context; "cpu": the Python process).
     """
     c = card(model)
     s = cat.scheme(scheme, c)
     _check(context, batch, mode, kv_dtype, device, group_size, lora_rank, gradient_checkpointing)
+    lora_targets(c, target_modules)      # a bad name raises here, whatever the mode
     notes: list[str] = []
     if mode == "qlora" and s.family != "nf4":
         notes.append(f"QLoRA keeps the frozen base in nf4, not {s.name}: estimated as nf4.")
@@ -187,10 +226,12 @@ def estimate(model="default", scheme: str | Scheme = "bf16", context: int = 4096
                      "engines with chunked prefill (vLLM, llama.cpp) need less.")
     else:
         b["kv_cache"] = 0
-        b["activations"] = _train_activation_bytes(c, batch * context, gradient_checkpointing)
+        b["activations"] = _train_activation_bytes(c, batch * context, gradient_checkpointing, act_bytes)
         if mode != "full":
-            b["activations"] += _lora_input_bytes(c, batch * context, gradient_checkpointing)
-        b.update(_training_bytes(c, s, mode, lora_rank))
+            b["activations"] += _lora_input_bytes(c, batch * context, gradient_checkpointing, target_modules,
+                                                  cast=s.family == "float" and s.bits == 16)
+        b.update(_training_bytes(c, s, mode, lora_rank, target_modules))
+        b["cpu_slack"] = _cpu_slack(c, mode, lora_rank, target_modules, b["activations"]) if device == "cpu" else 0
     b["overhead"] = int(rt["cuda_bytes"] if device.startswith("cuda") else rt["cpu_bytes"])
     if c.is_moe:
         notes.append(f"MoE: all {c.experts} experts stay resident; {c.experts_active} run per token.")
@@ -210,22 +251,38 @@ def estimate(model="default", scheme: str | Scheme = "bf16", context: int = 4096
         f"peak at least {est.load_peak_bytes / 1e9:.2f} GB (on CPU the allocator's slack can add as much again).",))
 
 
-def _lora_input_bytes(c: ModelCard, tokens: int, checkpointing: bool) -> int:
-    """What each adapted linear keeps for backward besides the base layer's own activations: peft's dropout
-    output of the input (in the adapter's fp32) and its mask, per input element (every linear adapted)."""
-    per_token_layer = sum(i * n for i, _, n in linear_shapes(c)) // c.layers
+def _lora_input_bytes(c: ModelCard, tokens: int, checkpointing: bool, target_modules="all-linear",
+                      cast: bool = False) -> int:
+    """What each adapted linear adds for backward, per input element: peft's dropout output of the input (in
+    the adapter's fp32), its mask and what the adapter path holds; over a bf16/fp16 base (`cast`), also the
+    input's cast to fp32."""
+    t = assumptions()["training"]
+    per_token_layer = sum(i * n for i, _, n in lora_targets(c, target_modules)) // c.layers
     layers = 1 if checkpointing else c.layers
-    return int(tokens * layers * per_token_layer * assumptions()["training"]["lora_input_bytes"])
+    per_element = t["lora_input_bytes"] + (t["lora_cast_bytes"] if cast else 0)
+    return int(tokens * layers * per_token_layer * per_element)
 
 
-def _training_bytes(c: ModelCard, s: Scheme, mode: str, rank: int | None) -> dict[str, int]:
+def _cpu_slack(c: ModelCard, mode: str, rank: int | None, target_modules, activations: int) -> int:
+    """What a CPU run's peak RSS holds beyond live tensors (measured; the allocator keeps freed blocks): at the
+    optimizer step about one more fp32 copy of the trained weights, counted where it exceeds the activations
+    (freed by then); with QLoRA also about one 16-bit copy of the linears bitsandbytes dequantizes per matmul."""
+    t = assumptions()["training"]
+    trained = c.params if mode == "full" else lora_params(c, rank or t["lora_rank"], target_modules)
+    step = max(0, int(trained * t["cpu_step_bytes_per_param"]) - activations)
+    if mode != "qlora":
+        return step
+    return step + int(sum(i * o * n for i, o, n in linear_shapes(c)) * t["cpu_qlora_dequant_bytes_per_weight"])
+
+
+def _training_bytes(c: ModelCard, s: Scheme, mode: str, rank: int | None, target_modules="all-linear") -> dict[str, int]:
     t = assumptions()["training"]
     if mode == "full":
         wbytes = s.bits / 8
         master = c.params * t["master_weight_bytes"] if s.bits == 16 else 0
         return {"gradients": int(c.params * wbytes), "optimizer": int(c.params * t["adam_state_bytes"] + master),
                 "adapters": 0}
-    n = lora_params(c, rank or t["lora_rank"])
+    n = lora_params(c, rank or t["lora_rank"], target_modules)
     return {"adapters": n * t["adapter_bytes"], "gradients": n * t["adapter_bytes"],
             "optimizer": n * t["adam_state_bytes"]}
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 CAP_BYTES = 2 * 1024**3          # mybinder.org's memory limit
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+EXECUTED: dict[str, dict] = {}   # notebook name -> its record, for every notebook executed in this test run
 
 
 class Watchdog(threading.Thread):
@@ -75,7 +76,17 @@ def run_notebook(python: str, path: Path, env: dict | None = None, cap: int = CA
             p.kill()
     dog.done.set()
     result = json.loads(out.strip().splitlines()[-1]) if p.returncode == 0 else {"errors": [f"exit {p.returncode}"]}
-    return {"notebook": path.name, "peak_rss_bytes": dog.peak, "killed_at_cap": dog.killed, **result}
+    return {"notebook": path.name, "runner": "nbclient", "peak_rss_bytes": dog.peak, "killed_at_cap": dog.killed, **result}
+
+
+def remember(record: dict) -> None:
+    """Note that `record["notebook"]` was executed in this test run (by the browser tests, which run first)."""
+    EXECUTED[record["notebook"]] = record
+
+
+def executed(name: str) -> dict | None:
+    """The record of notebook `name` if something already executed it in this test run, else None."""
+    return EXECUTED.get(name)
 
 
 def save(name: str, records: list[dict]) -> None:

@@ -9,7 +9,12 @@ from hypothesis import strategies as st
 import llamalab
 from llamalab import InvalidSetting, best_scheme, estimate, max_context, plan, roofline
 from llamalab.catalog import card
-from llamalab.estimate import kv_cache_bytes, lora_params, requirements_table, weight_bytes
+from llamalab.estimate import (
+    kv_cache_bytes,
+    lora_params,
+    requirements_table,
+    weight_bytes,
+)
 
 GiB = 2**30
 
@@ -70,6 +75,30 @@ def test_training_modes():
     assert lora.breakdown["adapters"] == 41_943_040 * 4 and lora.breakdown["kv_cache"] == 0
     with pytest.raises(InvalidSetting, match="Full fine-tuning"):
         estimate("llama-3.1-8b", "gptq-4bit", mode="full")
+
+
+def test_lora_targets_count_only_the_adapted_linears():
+    assert lora_params(card("llama-3.1-8b"), 16, "guide") == 6_815_744     # peft's count for q_proj,v_proj r=16
+    # SmolLM2-135M: the trainable parameters peft reported in this kit's runs (guide 921,600; all-linear 4,884,480)
+    assert lora_params(card("default"), 16, "guide") == 921_600
+    assert lora_params(card("default"), 16, "all-linear") == 4_884_480
+    same = [estimate("default", "fp32", 64, 8, "lora", device="cpu", target_modules=t).total_bytes
+            for t in ("guide", "q_proj,v_proj", ["v_proj", "model.layers.0.self_attn.q_proj"])]
+    assert len(set(same)) == 1
+    everything = estimate("default", "fp32", 64, 8, "lora", device="cpu", target_modules="all-linear")
+    assert same[0] < everything.total_bytes
+    full = estimate("default", "fp32", 64, 8, "full", device="cpu", target_modules="guide")
+    assert full.total_bytes == estimate("default", "fp32", 64, 8, "full", device="cpu").total_bytes
+    # CPU full fine-tuning: the step's extra fp32 copy shows only where it exceeds the (freed) activations
+    small = estimate("default", "fp32", 55, 2, "full", device="cpu")
+    big = estimate("default", "fp32", 55, 64, "full", device="cpu")
+    p = card("default").params
+    assert small.breakdown["cpu_slack"] + small.breakdown["activations"] == p * 4
+    assert big.breakdown["cpu_slack"] == 0 and estimate("default", "fp32", 55, 2, "full").breakdown["cpu_slack"] == 0
+    for bad in ("qkv_proj", "", ["q_proj", 3]):
+        with pytest.raises(InvalidSetting, match="target_modules") as e:
+            estimate("default", "fp32", 64, mode="lora", target_modules=bad)
+        assert "all-linear" in e.value.fix
 
 
 def test_fits_max_context_and_best_scheme():

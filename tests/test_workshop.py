@@ -76,7 +76,9 @@ def test_voila_serves_the_room_offline_with_a_token(tmp_path):
         assert "/login" in denied.url and "Share my result" not in denied.read().decode()   # no token: the login page
         page = urllib.request.urlopen(f"{base}/?token={token}", timeout=300).read().decode()
         external = [u for u in re.findall(r"""(?:src|href)=["'](https?://[^"']+)""", page) if not u.startswith(base)]
-        assert not external and "fontawesome" not in page and '"fullMathjaxUrl": null' in page, external
+        assert not external and "cdn.jsdelivr" not in page and '"fullMathjaxUrl": null' in page, external
+        css = "/voila/templates/llamalab-offline/static/fontawesome/css/all.min.css"
+        assert css in page and urllib.request.urlopen(f"{base}{css}", timeout=30).status == 200
         assert "Share my result" in page or "jupyter-widgets" in page or "voila" in page.lower()
     finally:
         proc.terminate()

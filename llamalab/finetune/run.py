@@ -247,11 +247,15 @@ class FinetuneRun:
             raise LlamalabError(f"No checkpoint in {self.checkpoint_dir}.", "Only a stopped run can resume.")
         if steps is not None:
             self.total_steps = steps
+        self.restore()
+        self.start()
+        return self
+
+    def restore(self) -> None:
+        """Load the checkpoint's weights, optimizer, schedule, step and history into this run (not started)."""
         step, records = torch_thread.run(self._trainer.load_checkpoint, self.checkpoint_dir)
         self.step, self._records[:] = step, records
         self._elapsed_before = records[-1]["elapsed_s"] if records else 0.0
-        self.start()
-        return self
 
     def summary(self) -> dict:
         """The run's facts in one record (the metrics vocabulary's names)."""
@@ -293,9 +297,11 @@ class FinetuneRun:
                 self._one_step()
             if self._stop.is_set() and self.step < self.total_steps:
                 torch_thread.run(self._trainer.save_checkpoint, self.checkpoint_dir, self.step, self._records)
+                (self.checkpoint_dir / MANIFEST).write_text(json.dumps(self.manifest(), indent=1))
                 self.status = "stopped"
             else:
                 torch_thread.run(self._finish)
+                (self.checkpoint_dir / MANIFEST).unlink(missing_ok=True)    # nothing left to resume
                 self.status = "done"
         except BaseException as e:   # noqa: BLE001 - handed to wait()
             self.error, self.status = e, "failed"
@@ -378,6 +384,18 @@ def steps_for(settings: FinetuneSettings, train_rows: int) -> int:
 
 def card_name(model) -> str:
     return model.card.name if isinstance(model, LoadedModel) else catalog.card(model).name
+
+
+def saved_checkpoint(folder) -> tuple[Path, dict]:
+    """(the run's output folder, its checkpoint manifest) for a stopped run's folder or its checkpoint/."""
+    p = Path(folder)
+    out = p.parent if p.name == CHECKPOINT else p
+    manifest = out / CHECKPOINT / MANIFEST
+    if not (out / CHECKPOINT / "trainer_state.pt").is_file() or not manifest.is_file():
+        raise InvalidSetting(f"resume={folder}: no stopped run's checkpoint there.",
+                             "Pass the output folder of a run that was stopped (run.output_dir); a finished "
+                             "run has nothing left to resume: start a new one from its adapter instead.")
+    return out, json.loads(manifest.read_text())
 
 
 def check_output(output) -> Path | None:

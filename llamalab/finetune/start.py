@@ -11,16 +11,25 @@ from ..runtime.loaded import LoadedModel
 from ..settings import with_changes
 from . import capability
 from . import data as D
-from .run import FinetuneRun, Trainer, card_name, check_output, default_output, steps_for
+from .run import (
+    FinetuneRun,
+    Trainer,
+    card_name,
+    check_output,
+    default_output,
+    saved_checkpoint,
+    steps_for,
+)
 from .settings import FinetuneSettings, check_method, target_modules
 
 DEFAULT_SCHEME = {"lora": "fp32", "dora": "fp32", "full": "fp32", "qlora": "nf4"}
 ESTIMATE_MODE = {"lora": "lora", "dora": "lora", "full": "full", "qlora": "qlora"}
 
 
-def finetune(model="default", data="house-format", method: str = "lora", *, eval_data=None,
+def finetune(model="default", data="house-format", method: str | None = None, *, eval_data=None,
              scheme: str | None = None, device: str = "auto", output=None, settings: FinetuneSettings | None = None,
-             memory_budget: int | None = None, force: bool = False, start: bool = True, **kwargs) -> FinetuneRun:
+             memory_budget: int | None = None, force: bool = False, start: bool = True, resume=None,
+             **kwargs) -> FinetuneRun:
     """Fine-tune `model` (a name, a folder or a LoadedModel, trained in place) on chat `data`.
 
     method: 'lora' (adapters on a float base), 'qlora' (adapters on an nf4 base), 'full' (every weight),
@@ -29,8 +38,18 @@ def finetune(model="default", data="house-format", method: str = "lora", *, eval
     assistant's tokens only. Refuses (NotEnoughMemory, with the reason) when the training estimate does not
     fit `memory_budget` (default: the memory available now) unless force=True. Returns a FinetuneRun that
     trains in the background: `run.wait()`, `run.stop()`, `run.history`.
+
+    resume: the output folder of a stopped run (from this or another process): its method and settings come
+    from the checkpoint (keyword arguments change them, e.g. steps=a new total), pass the same model and data;
+    the step counter and history continue.
     """
-    method = check_method(method)
+    saved = None
+    if resume is not None:
+        output, saved = saved_checkpoint(resume)
+        method = _resumed_method(method, saved)
+        settings = settings or FinetuneSettings(**saved["settings"])
+        scheme = scheme or saved.get("base_scheme")
+    method = check_method(method or "lora")
     settings = with_changes(settings or FinetuneSettings(), **kwargs)
     out = check_output(output)
     base_card = catalog.card(model.card if isinstance(model, LoadedModel) else model)
@@ -39,15 +58,46 @@ def finetune(model="default", data="house-format", method: str = "lora", *, eval
     capability.check(method, scheme_name, device)
     convs = D.conversations(data)                      # bad rows raise here, before any model loads
     eval_convs = D.conversations(eval_data) if eval_data is not None else None
-    est = estimate(base_card, scheme_name, settings.max_length, settings.batch, ESTIMATE_MODE[method],
-                   device=device, lora_rank=settings.r, gradient_checkpointing=False)
+    est = train_estimate(base_card, scheme_name, method, settings, device, settings.max_length)
     _check_memory(est, device, memory_budget, force, method)
     loaded = model if isinstance(model, LoadedModel) else load(model, scheme_name, device)
+    if saved is not None:
+        _check_same_base(loaded, saved)
     run = torch_thread.run(_prepare, loaded, method, settings, convs, eval_convs, est,
                            out or default_output(card_name(loaded), method), data)
+    if saved is not None:
+        run.restore()
     if start:
         run.start()
     return run
+
+
+def train_estimate(card, scheme: str, method: str, settings: FinetuneSettings, device: str, length: int):
+    """The estimator's training breakdown for these settings; `length` = the longest row of a micro-batch
+    (max_length before the data is tokenized, the longest real row after: rows are padded per batch)."""
+    kw = {"device": device, "lora_rank": settings.r, "gradient_checkpointing": False}
+    try:
+        return estimate(card, scheme, length, settings.batch, ESTIMATE_MODE[method],
+                        target_modules=target_modules(settings.target_modules), **kw)
+    except InvalidSetting:      # module names the catalog's Llama-style layout does not know: bound it above
+        return estimate(card, scheme, length, settings.batch, ESTIMATE_MODE[method], **kw)
+
+
+def _resumed_method(method, saved: dict) -> str:
+    if method is not None and method != saved["method"]:
+        raise InvalidSetting(f"method={method!r} but the checkpoint was trained with {saved['method']!r}.",
+                             "Leave method out when resuming (it comes from the checkpoint).")
+    return saved["method"]
+
+
+def _check_same_base(loaded: LoadedModel, saved: dict) -> None:
+    """A checkpoint resumes only over the base it was trained on (same weights, same scheme)."""
+    here = (_fingerprint(loaded), loaded.scheme.name)
+    there = (saved.get("base_fingerprint"), saved.get("base_scheme"))
+    if here != there:
+        raise InvalidSetting(f"The checkpoint was trained over {saved.get('base_model')} / {there[1]} "
+                             f"({there[0]}), not this base ({here[1]}, {here[0]}).",
+                             "Pass the same model and scheme as the stopped run.")
 
 
 def _check_memory(est, device: str, budget, force: bool, method: str) -> None:
@@ -81,6 +131,8 @@ def _prepare(loaded: LoadedModel, method, settings: FinetuneSettings, convs, eva
         raise InvalidSetting(f"{len(train)} training rows are fewer than batch={settings.batch}.",
                              "Pass more rows or a smaller batch.")
     total_steps = steps_for(settings, len(train))
+    est = train_estimate(loaded.card, loaded.scheme.name, method, settings, loaded.device,
+                         max(len(e.input_ids) for e in train))
     trainer = Trainer(loaded, method, settings, train, held, total_steps)
     model = loaded.model
     if method == "full":

@@ -178,8 +178,12 @@ def schemes() -> list[Scheme]:
 
 
 def capabilities():
-    """The scheme × device capability table, with the reason for every cell that cannot run here."""
+    """The scheme × device capability table, with the reason for every cell that cannot run here; `trains`
+    lists the fine-tuning methods that train over the scheme on the device (catalog/training_methods.toml),
+    `trains_reason` says why none does (a scheme that cannot run here cannot train here either)."""
     import pandas as pd
+
+    from ..catalog.training import trains
     rows = []
     for s in schemes():
         for dev in DEVICES:
@@ -190,7 +194,9 @@ def capabilities():
                 ok, reason = (True, "") if backend else (False, s.devices.get(dev, {}).get("reason", "not supported"))
             except LlamalabError as e:
                 ok, reason = False, getattr(e, "reason", e.message)
+            methods, why = trains(s.name, dev) if ok else ([], f"the scheme does not run here: {reason}")
             rows.append({"scheme": s.name, "device": dev, "family": s.family, "bits": s.bits,
                          "bits_per_weight": round(s.bits_per_weight(), 3), "backend": backend,
-                         "available": ok, "reason": reason, "help": s.help})
+                         "available": ok, "reason": reason, "trains": ", ".join(methods),
+                         "trains_reason": why, "help": s.help})
     return pd.DataFrame(rows)

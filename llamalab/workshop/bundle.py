@@ -62,7 +62,7 @@ def _wheelhouse(out: Path, root: Path) -> None:
 
 def _pip(*args: str) -> None:
     r = subprocess.run([sys.executable, "-m", "pip", "--disable-pip-version-check", "-q", *args],
-                       capture_output=True, text=True)
+                       capture_output=True, text=True, check=False)
     if r.returncode:
         raise LlamalabError(f"pip {args[0]} failed: {r.stderr.strip()[-600:]}",
                             "Run it where pip can reach the package index once (the bundle is then offline).")

@@ -49,7 +49,23 @@ def _missing() -> str | None:
     return None
 
 
+RUNS_COURSE = ("test_course.py", "test_lab.py")   # their Run All is the course's execution in a test run
+
+
+def _course_runs_first(items) -> None:
+    """The browser modules that execute the course go before tests/test_notebooks.py, which then reuses
+    their records instead of executing a notebook twice (pytest's own order already does this; an explicit
+    file order on the command line might not). Each module keeps its tests' order."""
+    runs = [i for i in items if i.path.name in RUNS_COURSE]
+    first = next((k for k, i in enumerate(items) if i.path.name == "test_notebooks.py"), None)
+    if runs and first is not None and items.index(runs[-1]) > first:
+        rest = [i for i in items if i.path.name not in RUNS_COURSE]
+        at = rest.index(items[first])
+        items[:] = rest[:at] + runs + rest[at:]
+
+
 def pytest_collection_modifyitems(config, items):
+    _course_runs_first(items)
     reason = _missing()
     if reason is None:
         return
@@ -190,7 +206,8 @@ def lab():
            "--LabApp.expose_app_in_browser=True"]                                   # P4: window.jupyterapp
     log = base / "server.log"
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=_lab_env(base), stdout=open(log, "w"), stderr=subprocess.STDOUT, cwd=root)
+    with open(log, "w") as out:                    # the server keeps its own copy of the descriptor
+        proc = subprocess.Popen(cmd, env=_lab_env(base), stdout=out, stderr=subprocess.STDOUT, cwd=root)
     lab = Lab(f"http://127.0.0.1:{port}", token, root, proc, log)
     try:
         _wait_ready(lab)

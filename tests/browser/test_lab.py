@@ -15,33 +15,9 @@ import pytest
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 expect = pytest.importorskip("playwright.sync_api").expect
 
+from lab_run import ERROR_OUTPUTS, RunAll, kernel_idle, menu
+
 NOTEBOOK = "05_widget_tour.ipynb"
-KERNEL_READY = """() => {
-    const k = window.jupyterapp?.shell?.currentWidget?.sessionContext?.session?.kernel;
-    return !!k && k.connectionStatus === 'connected' && k.status === 'idle';
-}"""
-# From the notebook model, not the DOM: every code cell has an execution count.
-ALL_CELLS_RAN = """() => {
-    const cells = window.jupyterapp.shell.currentWidget.content.model.cells;
-    let n = 0;
-    for (let i = 0; i < cells.length; i++) {
-        const c = cells.get(i);
-        if (c.type === 'code') { if (!c.executionCount) return false; n++; }
-    }
-    return n > 0;
-}"""
-ERROR_OUTPUTS = """() => {
-    const cells = window.jupyterapp.shell.currentWidget.content.model.cells, errors = [];
-    for (let i = 0; i < cells.length; i++) {
-        const c = cells.get(i);
-        if (c.type !== 'code') continue;
-        for (let j = 0; j < c.outputs.length; j++) {
-            const o = c.outputs.get(j);
-            if (o.type === 'error') errors.push(JSON.stringify(o.toJSON()).slice(0, 400));
-        }
-    }
-    return errors;
-}"""
 # Records, in page time, every change of the playground's text length and state, and every click.
 RECORDER = """() => {
     const root = document.querySelector('.llamalab-playground');
@@ -60,15 +36,6 @@ RECORDER = """() => {
     }, true);
     read();
 }"""
-
-
-def kernel_idle(page, timeout=120_000):
-    page.wait_for_function(KERNEL_READY, timeout=timeout, polling=100)
-
-
-def menu(page, top: str, item: str) -> None:
-    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(f"^{top}$")).click()
-    page.locator(".lm-Menu-itemLabel", has_text=re.compile(f"^{item}$")).click()
 
 
 def playground(page):
@@ -92,22 +59,22 @@ def wait_until_finished(page, button: str, states=("stop", "length", "stopped"),
 
 
 def test_run_all_renders_every_widget_and_the_checks_pass(lab, page, timings, artifacts):
-    t0 = time.perf_counter()
-    page.goto(lab.open_url(NOTEBOOK))
-    kernel_idle(page)                                   # P4: the indicator says idle before a kernel exists
-    timings["page_load_to_kernel_idle_s"] = round(time.perf_counter() - t0, 2)
-    t0 = time.perf_counter()
-    menu(page, "Run", "Run All Cells")
+    """Run All under the 2 GB watchdog: this is the notebook's execution of the test run (lab_run.RunAll
+    records it; tests/test_notebooks.py does not execute it again)."""
+    run = RunAll(lab, page, NOTEBOOK).start()
+    timings["page_load_to_kernel_idle_s"] = round(run.open_s, 2)
     expect(page.locator(".llamalab-calculator .js-plotly-plot")).to_be_visible(timeout=120_000)
-    timings["kernel_idle_to_first_widget_s"] = round(time.perf_counter() - t0, 2)
-    page.wait_for_function(ALL_CELLS_RAN, timeout=240_000, polling=250)
+    timings["kernel_idle_to_first_widget_s"] = round(time.perf_counter() - run.t0, 2)
+    record = run.wait()
+    assert not record["killed_at_cap"], f"{NOTEBOOK} passed {run.cap / 2**30:.0f} GiB of RSS (mybinder's cap)"
+    assert not record["errors"], "\n".join(record["errors"])
     kernel_idle(page)
     for cls in ("calculator", "picker", "playground", "arena"):
         expect(page.locator(f".llamalab-{cls}")).to_have_count(1)
     expect(page.locator(".llamalab-live-monitor")).to_have_count(2)      # the playground's and the standalone
     expect(page.locator(".js-plotly-plot")).to_have_count(4, timeout=60_000)
     expect(page.locator(".llamalab-arena .js-plotly-plot .bars path")).not_to_have_count(0, timeout=60_000)
-    timings["kernel_idle_to_all_widgets_rendered_s"] = round(time.perf_counter() - t0, 2)
+    timings["kernel_idle_to_all_widgets_rendered_s"] = round(time.perf_counter() - run.t0, 2)
     assert page.evaluate(ERROR_OUTPUTS) == []
     expect(picker(page)).to_contain_text("loaded smollm2-135m")
     expect(page.locator(".llamalab-calculator .js-plotly-plot .bars path")).not_to_have_count(0)
@@ -133,7 +100,7 @@ def test_pick_a_scheme_load_and_watch_the_text_stream(page, timings, artifacts):
     rec = recorded(page)
     click = next(t for t, name in rec["clicks"] if name == "Generate")
     lengths = [n for t, n in rec["len"] if t > click]
-    assert len(set(n for n in lengths if n > 0)) >= 3, f"text did not stream: {rec['len']}"
+    assert len({n for n in lengths if n > 0}) >= 3, f"text did not stream: {rec['len']}"
     first = next(t for t, n in rec["len"] if t > click and n > 0)
     timings["generate_click_to_first_token_visible_s"] = round((first - click) / 1e3, 3)
     expect(pg.locator(".llamalab-stats")).to_contain_text("tokens/s")

@@ -1,20 +1,22 @@
 """The room dashboard served by `llamalab workshop` (Voilà) in headless chromium with the network off:
-only 127.0.0.1 answers, every other request is aborted and recorded. Load, Generate, Share: the figures show
-data after the work ends, and the page needed nothing from outside."""
+only 127.0.0.1 answers, every other request is aborted and recorded. Button icons draw from the vendored
+Font Awesome; Load, Generate, Share: the figures show data after the work ends, and the page needed nothing
+from outside."""
 from __future__ import annotations
 
 import subprocess
 import time
 
 import pytest
-
-from llamalab.workshop import voila_command
-
 from conftest import CHROMIUM, CHROMIUM_ARGS, _free_port, _kill
 from servers import wait_answering
 
+from llamalab.workshop import voila_command
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 expect = pytest.importorskip("playwright.sync_api").expect
+FONT_LOADED = """() => [...document.fonts].some(f => f.family.replaceAll('"', '') === 'Font Awesome 5 Free'
+                                                  && f.weight === '900' && f.status === 'loaded')"""
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +54,11 @@ def test_room_dashboard_works_offline_and_its_figures_keep_their_data(voila, tmp
             page.goto(f"{base}/?token={token}", timeout=300_000)
             picker = page.locator(".llamalab-picker")
             expect(picker).to_be_visible(timeout=300_000)
+            icon = picker.get_by_role("button", name="Load").locator("i.fa")        # Font Awesome, vendored
+            expect(icon).to_be_visible()
+            page.wait_for_function(FONT_LOADED, timeout=30_000)
+            assert icon.evaluate("i => getComputedStyle(i, '::before').content") not in ("none", "normal", '""')
+            assert icon.bounding_box()["width"] >= 8
             picker.get_by_role("button", name="Load").click()
             expect(picker).to_contain_text("loaded smollm2-135m", timeout=240_000)
             pg = page.locator(".llamalab-playground")

@@ -5,7 +5,7 @@ import importlib
 import pytest
 
 import llamalab
-from llamalab.finetune import add_adapter, adapters, finetune, list_adapters, unload_adapter, use_adapter
+from llamalab.finetune import adapters, add_adapter, finetune, list_adapters, unload_adapter, use_adapter
 from llamalab.finetune.merge import MergeCheckFailed
 
 pytestmark = pytest.mark.slow

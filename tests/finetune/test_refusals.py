@@ -45,3 +45,22 @@ def test_settings_carry_help_and_reject_unknown_names():
         finetune("default", ROWS, lrr=0.1)
     with pytest.raises(InvalidSetting, match="batch"):
         finetune("default", ROWS, batch=0)
+
+
+def test_runtime_capabilities_say_what_trains_where():
+    from llamalab import capabilities
+    t = capabilities().set_index(["scheme", "device"])
+    assert set(t.loc[("fp32", "cpu"), "trains"].split(", ")) == {"lora", "dora", "full"}
+    assert t.loc[("fp32", "cpu"), "trains_reason"] == ""
+    assert t.loc[("q4_k_m", "cpu"), "trains"] == "" and "GGUF" in t.loc[("q4_k_m", "cpu"), "trains_reason"]
+    nf4 = t.loc[("nf4", "cpu")]
+    assert nf4["trains"] == "qlora" if nf4["available"] else nf4["trains_reason"].startswith("the scheme does not")
+    for (_, _), row in t[~t.available].iterrows():      # what cannot run here cannot train here, and says why
+        assert row["trains"] == "" and row["reason"] in row["trains_reason"]
+
+
+def test_resume_needs_a_stopped_runs_checkpoint(tmp_path):
+    from llamalab.errors import InvalidSetting
+    with pytest.raises(InvalidSetting, match="no stopped run's checkpoint") as e:
+        finetune("default", ROWS, resume=tmp_path)
+    assert "run.output_dir" in e.value.fix

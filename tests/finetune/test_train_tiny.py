@@ -1,6 +1,9 @@
 """Real peft training on a tiny random Llama built here: loss falls, files exist, reload is identical,
 Stop leaves a checkpoint that resumes, refusals carry their reason."""
 import json
+import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -23,6 +26,11 @@ def test_loss_goes_down_and_adapter_reloads_identically(tiny, tiny_dir, tmp_path
     assert {"loss", "learning_rate", "grad_norm", "tokens_per_s", "elapsed_s", "rss_bytes"} <= set(h.columns)
     assert h.loss.iloc[-3:].mean() < 0.7 * h.loss.iloc[:3].mean()
     assert 0 < run.trainable_params < run.total_params
+    # the estimate is of this run: its adapters (peft's own count), its batch and its longest real row
+    from llamalab.finetune import data as D
+    longest = max(len(e.input_ids) for e in D.tokenize(tiny.tokenizer, D.conversations(ROWS), 64))
+    assert run.estimate.breakdown["adapters"] == 4 * run.trainable_params
+    assert (run.estimate.context, run.estimate.batch) == (longest, FAST["batch"]) and longest < FAST["max_length"]
     files = {p.name for p in run.adapter_dir.iterdir()}
     assert {"adapter_model.safetensors", "adapter_config.json", "llamalab_finetune.json"} <= files
     manifest = json.loads((run.adapter_dir / "llamalab_finetune.json").read_text())
@@ -58,3 +66,45 @@ def test_full_finetuning_trains_every_weight(tiny, tmp_path):
     assert run.trainable_params == run.total_params
     assert run.history.loss.iloc[-1] < run.history.loss.iloc[0]
     assert (run.model_dir / "config.json").is_file() and run.adapter_dir is None
+
+
+def test_a_stopped_run_resumes_in_a_new_process(tiny, tiny_dir, tmp_path):
+    data = tmp_path / "rows.jsonl"
+    data.write_text("\n".join(json.dumps({"messages": r}) for r in ROWS))
+    run = finetune(tiny, str(data), steps=400, output=tmp_path / "run", **FAST)
+    while run.step < 3:
+        time.sleep(0.01)
+    run.stop()
+    run.wait()
+    stopped_at = run.step
+    assert run.status == "stopped"
+    child = (f"import json, llamalab\n"
+             f"m = llamalab.load({str(tiny_dir)!r}, 'fp32', device='cpu')\n"
+             f"run = llamalab.finetune(m, {str(data)!r}, resume={str(tmp_path / 'run')!r}, steps={stopped_at + 3})"
+             f".wait()\n"
+             f"print(json.dumps({{'status': run.status, 'steps': list(run.history.step), 'method': run.method,"
+             f" 'r': run.settings.r, 'loss': list(run.history.loss), 'adapter': str(run.adapter_dir)}}))\n")
+    p = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=240, check=False,
+                       env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert p.returncode == 0, p.stderr[-2000:]
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    assert out["status"] == "done" and out["method"] == "lora" and out["r"] == FAST["r"]
+    assert out["steps"] == list(range(1, stopped_at + 4))           # the counter and history continue
+    assert out["loss"][:stopped_at] == list(run.history.loss)       # the stopped run's rows, carried over
+    assert out["loss"][-1] < run.history.loss.iloc[0]               # from trained weights, not from scratch
+    with pytest.raises(llamalab.LlamalabError, match="no stopped run"):   # finished: nothing left to resume
+        finetune(tiny, str(data), resume=tmp_path / "run")
+
+
+def test_the_job_runner_trains_in_a_subprocess_and_reports_each_step(tiny_dir, tmp_path):
+    from llamalab import jobs
+    data = tmp_path / "rows.jsonl"
+    data.write_text("\n".join(json.dumps({"messages": r}) for r in ROWS))
+    steps = []
+    job = jobs.start("llamalab.finetune.worker:train", kwargs={
+        "model": str(tiny_dir), "data": str(data), "scheme": "fp32", "device": "cpu", "output": str(tmp_path / "run"),
+        "steps": 3, **FAST}, on_event=lambda e: steps.append(e) if e.get("event") == "step" else None)
+    result = job.wait(timeout=240)
+    assert [e["step"] for e in steps] == [1, 2, 3] and all(e["loss"] > 0 for e in steps)
+    assert result["summary"]["steps"] == 3 and result["summary"]["status"] == "done"
+    assert (tmp_path / "run" / "adapter" / "adapter_model.safetensors").is_file()
