@@ -207,6 +207,9 @@ def divergence(loaded, reference, text=None, *, tokens: int = DEFAULT_TOKENS, co
     return Divergence(kl / n, agree / n, n, name, context, stride, loaded.card.name, loaded.scheme.name, ref_scheme)
 
 
+ROWS_PER_CHUNK = 64     # 64 × a 49K vocabulary × 4 bytes = 12.6 MB per temporary instead of 100 MB for 512 rows
+
+
 def _divergence(loaded, ids, context, stride, ref_lp) -> tuple[float, int, int]:
     """Sums of KL and top-1 agreements, and the positions scored (runs on the torch thread)."""
     kl, agree, n = 0.0, 0, 0
@@ -215,8 +218,10 @@ def _divergence(loaded, ids, context, stride, ref_lp) -> tuple[float, int, int]:
         if r.shape != lp.shape:
             raise InvalidSetting(f"Vocabulary sizes differ ({r.shape[-1]} vs {lp.shape[-1]}).",
                                  "Compare models that share a tokenizer.")
-        kl += (r.exp() * (r - lp)).sum().item()
-        agree += (r.argmax(-1) == lp.argmax(-1)).sum().item()
+        for a in range(0, len(lp), ROWS_PER_CHUNK):     # [rows, vocab] temporaries stay small
+            rr, ll = r[a:a + ROWS_PER_CHUNK], lp[a:a + ROWS_PER_CHUNK]
+            kl += (rr.exp() * (rr - ll)).sum().item()
+            agree += (rr.argmax(-1) == ll.argmax(-1)).sum().item()
         n += len(targets)
     return kl, agree, n
 

@@ -142,8 +142,9 @@ class LlamaCppEngine(Engine):
             from llama_cpp import Llama
             if self._scorer is not None:
                 self._scorer.close()
+            # logits_all needs an n_batch-row output; the compute buffer scales with n_ubatch (kept small).
             self._scorer = Llama(self.path, n_ctx=max(len(ids), 512), n_batch=max(len(ids), 512),
-                                 n_ubatch=max(len(ids), 512), n_threads=self.n_threads,
+                                 n_ubatch=128, n_threads=self.n_threads,
                                  n_threads_batch=self.n_threads, n_gpu_layers=self.n_gpu_layers,
                                  logits_all=True, verbose=False)
         s = self._scorer
