@@ -1,11 +1,14 @@
 """Fine-tuning, measured: kit step throughput vs a raw peft + torch loop (same model, data, batch, same
 process, interleaved blocks), estimated vs measured training peak for lora / qlora / full (each in a fresh
-process, so the peak is the run's own), the task gain of notebook 03's run, and (--drivers N) the run's thread
-driver vs the job runner's subprocess: training tokens/s and the latency of cell-like calls while it trains.
+process, so the peak is the run's own), the task gain of notebook 03's run, the run's thread driver vs the job
+runner's subprocess (training tokens/s and the latency of cell-like calls while it trains), and
+finetune_compare's four variants (the guide's claims on one table).
 
-    python benchmarks/finetune.py [--steps 6] [--skip-memory] [--skip-gain] [--drivers 8]
+    python benchmarks/finetune.py [--parts throughput,memory,gain] [--steps 6]
+    python benchmarks/finetune.py --parts drivers --steps 8          # thread vs subprocess driver
+    python benchmarks/finetune.py --parts compare --steps 20 --heldout 12   # finetune_compare: the four variants
     python benchmarks/finetune.py --memory-one "qlora guide nf4" --steps 3 [--batch 2]     # one memory row
-Writes benchmarks/results/finetune.json. Numbers are never asserted; run on a quiet machine.
+Writes benchmarks/results/finetune.json (the parts that ran; the others keep their last result). Numbers are never asserted; run on a quiet machine.
 """
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ from llamalab.runtime import torch_thread  # noqa: E402
 OUT = Path(__file__).parent / "results" / "finetune.json"
 SETTINGS = dict(r=16, alpha=32, lr=2e-3, batch=8, max_length=128, target_modules="guide", eval_every=0,
                 warmup_steps=0)
+COMPARE = dict(r=16, alpha=32, batch=2, grad_accum=2)    # notebook 03's; lr per method (finetune.compare.LR)
 NOTEBOOK = dict(steps=20, lr=3e-3, target_modules="all-linear", r=16, alpha=32, batch=4)   # notebook 03 (bf16 base) as measured; it now runs batch 2 × grad_accum 2 to stay under 2 GB
 
 
@@ -96,6 +100,7 @@ def throughput(rounds: int, block: int) -> dict:
 MEMORY_VARIANTS = {     # name: (method, scheme, settings over SETTINGS)
     "lora guide fp32": ("lora", "fp32", {"target_modules": "guide"}),
     "lora all-linear fp32": ("lora", "fp32", {"target_modules": "all-linear"}),
+    "lora guide bf16": ("lora", "bf16", {"target_modules": "guide"}),
     "lora all-linear bf16": ("lora", "bf16", {"target_modules": "all-linear"}),
     "qlora guide nf4": ("qlora", "nf4", {"target_modules": "guide"}),
     "qlora all-linear nf4": ("qlora", "nf4", {"target_modules": "all-linear"}),
@@ -201,37 +206,48 @@ def gain(n: int) -> dict:
             "total_s": time.perf_counter() - t0, "settings": NOTEBOOK}
 
 
+def compare(steps: int, n: int) -> dict:
+    """The guide's claims on one table: finetune_compare over the four variants with notebook 03's settings
+    (bf16 LoRA base, batch 2 × 2, 12 or --heldout prompts scored, 256 tokens of Luke), no memory budget."""
+    from llamalab.finetune.compare import VARIANTS
+    t0 = time.perf_counter()
+    df = llamalab.finetune_compare(variants=list(VARIANTS), steps=steps, n_heldout=n, ppl_tokens=256,
+                                   max_new_tokens=20, schemes={"lora": "bf16"}, **COMPARE,
+                                   on_row=lambda r: print(json.dumps(r, default=str), flush=True))
+    return {"rows": df.to_dict("records"), "steps": steps, "heldout_prompts": n, "settings": COMPARE,
+            "total_s": time.perf_counter() - t0}
+
+
+PARTS = ("throughput", "memory", "drivers", "compare", "gain")
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--rounds", type=int, default=4)
-    ap.add_argument("--block", type=int, default=3)
-    ap.add_argument("--steps", type=int, default=6)
-    ap.add_argument("--heldout", type=int, default=60)
-    ap.add_argument("--memory-one")
+    ap.add_argument("--parts", default="throughput,memory,gain", help=f"comma-separated, of {', '.join(PARTS)}")
+    ap.add_argument("--rounds", type=int, default=4, help="throughput: interleaved rounds")
+    ap.add_argument("--block", type=int, default=3, help="throughput: steps per block")
+    ap.add_argument("--steps", type=int, default=6, help="memory / drivers: steps per run; compare: per variant")
+    ap.add_argument("--heldout", type=int, default=60, help="gain / compare: held-out prompts scored")
+    ap.add_argument("--memory-one", help="one memory row in this process, printed as JSON (the memory part's child)")
     ap.add_argument("--batch", type=int, help="--memory-one: override the batch (to separate fixed and per-token memory)")
-    ap.add_argument("--skip-memory", action="store_true")
-    ap.add_argument("--skip-gain", action="store_true")
-    ap.add_argument("--only-gain", action="store_true")
-    ap.add_argument("--drivers", type=int, default=0, help="steps for the thread vs subprocess comparison (0 = skip)")
     a = ap.parse_args()
     if a.memory_one:
         print(json.dumps(memory_one(a.memory_one, a.steps, a.batch)))
         return
-    result = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cpus": os.cpu_count(),
-              "load_average_at_start": os.getloadavg()}
-    if not a.only_gain:
-        result["throughput"] = throughput(a.rounds, a.block)
-        print(json.dumps(result["throughput"]), flush=True)
-    if not a.skip_memory and not a.only_gain:
-        result["memory"] = memory(a.steps)
-    if a.drivers:
-        result["drivers"] = drivers(a.drivers)
-        print(json.dumps(result["drivers"]), flush=True)
-    if not a.skip_gain:
-        result["gain"] = gain(a.heldout)
-        print(json.dumps(result["gain"]), flush=True)
-    result["load_average_at_end"] = os.getloadavg()
-    OUT.write_text(json.dumps(result, indent=1))
+    parts = [x for x in a.parts.split(",") if x]
+    if set(parts) - set(PARTS):
+        ap.error(f"--parts must be among {PARTS}")
+    run = {"throughput": lambda: throughput(a.rounds, a.block), "memory": lambda: memory(a.steps),
+           "drivers": lambda: drivers(a.steps), "compare": lambda: compare(a.steps, a.heldout),
+           "gain": lambda: gain(a.heldout)}
+    results = json.loads(OUT.read_text()) if OUT.exists() else {}
+    for part in parts:                # each part keeps when and under what load it ran; the others stay as they were
+        when, load = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), os.getloadavg()
+        out = run[part]()
+        results[part] = {"when": when, "cpus": os.cpu_count(), "load_average": [load, os.getloadavg()],
+                         "result": out}
+        print(json.dumps({part: out}, default=str), flush=True)
+        OUT.write_text(json.dumps(results, indent=1, default=str))
     print(f"wrote {OUT}")
 
 

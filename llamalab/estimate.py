@@ -231,7 +231,7 @@ def estimate(model="default", scheme: str | Scheme = "bf16", context: int = 4096
             b["activations"] += _lora_input_bytes(c, batch * context, gradient_checkpointing, target_modules,
                                                   cast=s.family == "float" and s.bits == 16)
         b.update(_training_bytes(c, s, mode, lora_rank, target_modules))
-        b["cpu_slack"] = _cpu_slack(c, mode, lora_rank, target_modules, b["activations"]) if device == "cpu" else 0
+        b["cpu_slack"] = _cpu_slack(c, s, mode, lora_rank, target_modules, b["activations"]) if device == "cpu" else 0
     b["overhead"] = int(rt["cuda_bytes"] if device.startswith("cuda") else rt["cpu_bytes"])
     if c.is_moe:
         notes.append(f"MoE: all {c.experts} experts stay resident; {c.experts_active} run per token.")
@@ -263,16 +263,19 @@ def _lora_input_bytes(c: ModelCard, tokens: int, checkpointing: bool, target_mod
     return int(tokens * layers * per_token_layer * per_element)
 
 
-def _cpu_slack(c: ModelCard, mode: str, rank: int | None, target_modules, activations: int) -> int:
+def _cpu_slack(c: ModelCard, s: Scheme, mode: str, rank: int | None, target_modules, activations: int) -> int:
     """What a CPU run's peak RSS holds beyond live tensors (measured; the allocator keeps freed blocks): at the
     optimizer step about one more fp32 copy of the trained weights, counted where it exceeds the activations
-    (freed by then); with QLoRA also about one 16-bit copy of the linears bitsandbytes dequantizes per matmul."""
+    (freed by then); with QLoRA also about one 16-bit copy of the linears bitsandbytes dequantizes per matmul;
+    with LoRA over a 16-bit base about what an fp32 base would hold."""
     t = assumptions()["training"]
     trained = c.params if mode == "full" else lora_params(c, rank or t["lora_rank"], target_modules)
     step = max(0, int(trained * t["cpu_step_bytes_per_param"]) - activations)
-    if mode != "qlora":
-        return step
-    return step + int(sum(i * o * n for i, o, n in linear_shapes(c)) * t["cpu_qlora_dequant_bytes_per_weight"])
+    if mode == "qlora":
+        return step + int(sum(i * o * n for i, o, n in linear_shapes(c)) * t["cpu_qlora_dequant_bytes_per_weight"])
+    if mode == "lora" and s.family == "float" and s.bits == 16:
+        return step + int(c.params * t["cpu_lora_16bit_base_bytes_per_param"])
+    return step
 
 
 def _training_bytes(c: ModelCard, s: Scheme, mode: str, rank: int | None, target_modules="all-linear") -> dict[str, int]:

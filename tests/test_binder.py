@@ -2,8 +2,9 @@
 
 Fast checks: the files follow repo2docker's conventions. Marked `binder` (and `slow`): repo2docker writes a
 Dockerfile from them (no Docker needed), and a fresh venv built from binder/requirements.txt + postBuild
-imports the kit and executes the quickstart (LLAMALAB_BINDER_NOTEBOOKS="*": every notebook) with the
-kernel's memory capped at mybinder's 2 GB, recording wall time and peak memory in test-artifacts/binder.json.
+(tests/binder_venv.py) imports the kit and executes every notebook with the kernel's memory capped at
+mybinder's 2 GB, recording wall time and peak memory in test-artifacts/binder.json. That execution is the
+course's run in the browser tests (JupyterLab from the Binder venv), checked here, so no notebook runs twice.
 
 The cap is tests/notebook_run.py's RSS watchdog (why not prlimit or a cgroup: see there).
 """
@@ -18,15 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from notebook_run import Watchdog, run_notebook, save
+import binder_venv
+from notebook_run import Watchdog, executed, run_notebook, save
 
 ROOT = Path(__file__).resolve().parent.parent
 BINDER = ROOT / "binder"
-# By default the quickstart only: every notebook already runs under the same 2 GB cap in tests/test_notebooks.py
-# (this project's venv), and no notebook should run twice in one test run. LLAMALAB_BINDER_NOTEBOOKS="*" (a glob)
-# runs the whole course in the Binder venv too.
-NOTEBOOKS = sorted((ROOT / "notebooks").glob(os.environ.get("LLAMALAB_BINDER_NOTEBOOKS", "00_*") + ".ipynb"))
-VENV = Path(os.environ.get("LLAMALAB_BINDER_VENV", Path.home() / ".cache" / "llamalab-binder-venv"))
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 
 def test_runtime_pins_a_python_the_kit_supports():
@@ -63,33 +61,22 @@ def test_repo2docker_writes_a_dockerfile(tmp_path):
     assert 'pip install --no-cache-dir -r "binder/requirements.txt"' in text and "./binder/postBuild" in text
 
 
-def _fresh_venv() -> Path:
-    """A venv from binder/requirements.txt + postBuild (pip's cache makes a rebuild quick)."""
-    if not (VENV / "bin" / "python").exists():
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-    py = str(VENV / "bin" / "python")
-    env = dict(os.environ, PATH=f"{VENV / 'bin'}:{os.environ['PATH']}", VIRTUAL_ENV=str(VENV), HF_HUB_OFFLINE="1")
-    # --retries 0: where PyTorch's CPU index is unreachable (an offline CI), pip takes this machine's torch
-    # from its cache or find-links at once instead of retrying the index for every package
-    subprocess.run([py, "-m", "pip", "install", "-q", "--retries", "0", "--timeout", "10", "-r", "binder/requirements.txt",
-                    "nbclient", "ipykernel"],
-                   cwd=ROOT, env=env, check=True, timeout=1800)
-    subprocess.run(["bash", "binder/postBuild"], cwd=ROOT, env=env, check=True, timeout=1800)
-    return VENV
-
-
 @pytest.mark.binder
 @pytest.mark.slow
 @pytest.mark.timeout(5400)
 def test_fresh_binder_venv_runs_the_notebooks_within_2_gb():
-    venv = _fresh_venv()
-    py = str(venv / "bin" / "python")
-    env = dict(os.environ, PATH=f"{venv / 'bin'}:{os.environ['PATH']}", VIRTUAL_ENV=str(venv), HF_HUB_OFFLINE="1")
+    """Every notebook in the Binder venv under mybinder's 2 GB: the browser tests' run in JupyterLab from that
+    venv where they ran (tests/browser/test_course.py, test_lab.py), else nbclient in it."""
+    venv = binder_venv.build()
+    py, env = str(venv / "bin" / "python"), binder_venv.env(venv)
     subprocess.run([py, "-c", "import llamalab, llamalab.widgets; llamalab.estimate('llama-3.1-8b')"], check=True, env=env)
-    subprocess.run([py, "-m", "ipykernel", "install", "--sys-prefix", "--name", "python3"], check=True, env=env,
-                   capture_output=True)
-    records = [run_notebook(py, nb, env) for nb in NOTEBOOKS]
-    save("binder", records)
+    records = []
+    for nb in NOTEBOOKS:
+        record = executed(nb.name)
+        if record is None or record.get("venv") != "binder":
+            record = run_notebook(py, nb, env)
+            save("binder", [record])
+        records.append(record)
     bad = [r for r in records if r["killed_at_cap"] or r.get("errors")]
     assert not bad, bad
 

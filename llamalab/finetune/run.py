@@ -22,6 +22,7 @@ from ..runtime import torch_thread
 from ..runtime.loaded import LoadedModel
 from ..runtime.meter import _peak_rss, _reset_peak_rss, release_freed_memory
 from . import data as D
+from . import kbit
 from .settings import FinetuneSettings
 
 CHECKPOINT, ADAPTER, MODEL, MANIFEST = "checkpoint", "adapter", "model", "llamalab_finetune.json"
@@ -288,7 +289,9 @@ class FinetuneRun:
         self._thread.start()
 
     def _drive(self) -> None:
+        four_bit = []
         try:
+            four_bit = torch_thread.run(kbit.hold_unpacked, self._trainer.model, self.model.path)
             release_freed_memory()
             self._base_rss = _rss() - (self.model.weights_memory_bytes or 0)
             _reset_peak_rss()
@@ -307,6 +310,7 @@ class FinetuneRun:
             self.error, self.status = e, "failed"
         finally:
             self._measure_peak()
+            torch_thread.run(kbit.release, four_bit)
             self.model.model.eval() if self.model.model is not None else None
 
     def _one_step(self) -> None:

@@ -147,7 +147,8 @@ def _prepare(loaded: LoadedModel, method, settings: FinetuneSettings, convs, eva
     from transformers import get_scheduler
     trainer.scheduler = get_scheduler(settings.schedule, trainer.optimizer, settings.warmup_steps, total_steps)
     trainable = sum(p.numel() for p in trainer.params)
-    total = sum(p.numel() for p in trainer.model.parameters())
+    # 4-bit and GPTQ layers store several weights per element: count the base from its card, not its tensors
+    total = trainable if method == "full" or not loaded.card.params else loaded.card.params + trainable
     return FinetuneRun(model=loaded, method=method, settings=settings, output_dir=Path(out), estimate=est,
                        trainable_params=trainable, total_params=total, train_rows=len(train), eval_rows=len(held),
                        total_steps=total_steps, base_fingerprint=_fingerprint(loaded),

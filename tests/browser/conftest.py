@@ -89,6 +89,11 @@ class Lab:
     root: Path
     proc: subprocess.Popen
     log: Path
+    bin: Path = VENV_BIN      # the venv the server and its kernels run from
+
+    @property
+    def binder(self) -> bool:
+        return self.bin != VENV_BIN
 
     def open_url(self, path: str) -> str:
         return f"{self.url}/lab/tree/{path}?token={self.token}&reset"
@@ -126,12 +131,12 @@ def _stop_lab(lab: Lab) -> None:
         _kill(kid)
 
 
-def _lab_env(base: Path) -> dict:
+def _lab_env(base: Path, bin_dir: Path) -> dict:
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(base / "cfg"), JUPYTER_RUNTIME_DIR=str(base / "rt"),
                JUPYTERLAB_SETTINGS_DIR=str(base / "settings"), JUPYTERLAB_WORKSPACES_DIR=str(base / "ws"),
                JUPYTER_DATA_DIR=str(base / "data"), IPYTHONDIR=str(base / "ipython"),
                PYTHONUNBUFFERED="1", TMPDIR=str(base / "tmp"), HF_HUB_OFFLINE="1",
-               PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+               PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}", VIRTUAL_ENV=str(bin_dir.parent))
     env["LLAMALAB_CACHE"] = str(paths.cache_dir())     # the kernel reuses the tests' converted model
     (base / "tmp").mkdir(parents=True)
     notif = base / "settings/@jupyterlab/apputils-extension/notification.jupyterlab-settings"
@@ -194,12 +199,26 @@ def _describe(proc) -> str:
 
 
 @pytest.fixture(scope="module")
-def lab():
+def lab_bin() -> Path:
+    """Where jupyter-lab and its kernels' python come from: this venv; modules that run the course override it
+    with the Binder venv's (tests/binder_venv.py)."""
+    return VENV_BIN
+
+
+@pytest.fixture(scope="module")
+def binder_bin() -> Path:
+    """The Binder venv's bin/ (tests/binder_venv.py, built or brought up to date once per test run)."""
+    from binder_venv import build
+    return build() / "bin"
+
+
+@pytest.fixture(scope="module")
+def lab(lab_bin):
     base = Path(tempfile.mkdtemp(prefix="llamalab-lab-"))
     root = base / "root"
     shutil.copytree(REPO / "notebooks", root, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
     port, token = _free_port(), "llamalab-browser-test"
-    cmd = [str(VENV_BIN / "jupyter-lab"), "--no-browser", "--allow-root", "--ServerApp.ip=127.0.0.1",
+    cmd = [str(lab_bin / "jupyter-lab"), "--no-browser", "--allow-root", "--ServerApp.ip=127.0.0.1",
            f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
            f"--ServerApp.root_dir={root}", "--LabApp.news_url=None",
            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", "--LabApp.extension_manager=readonly",
@@ -207,8 +226,8 @@ def lab():
     log = base / "server.log"
     t0 = time.perf_counter()
     with open(log, "w") as out:                    # the server keeps its own copy of the descriptor
-        proc = subprocess.Popen(cmd, env=_lab_env(base), stdout=out, stderr=subprocess.STDOUT, cwd=root)
-    lab = Lab(f"http://127.0.0.1:{port}", token, root, proc, log)
+        proc = subprocess.Popen(cmd, env=_lab_env(base, lab_bin), stdout=out, stderr=subprocess.STDOUT, cwd=root)
+    lab = Lab(f"http://127.0.0.1:{port}", token, root, proc, log, lab_bin)
     try:
         _wait_ready(lab)
         TIMINGS["lab_server_start_s"] = round(time.perf_counter() - t0, 2)

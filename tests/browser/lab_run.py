@@ -1,7 +1,8 @@
 """Run All of one notebook in the real JupyterLab (the `lab` and `page` fixtures of conftest.py), the way
 tests/notebook_run.py runs it with nbclient: the kernel's process tree under mybinder's 2 GB RSS watchdog,
-wall time and peak recorded (test-artifacts/notebooks.json, runner "jupyterlab"), and the record kept for
-tests/test_notebooks.py so that no notebook is executed twice in one test run.
+wall time and peak recorded (test-artifacts/notebooks.json, runner "jupyterlab"; also binder.json when the lab
+runs from the Binder venv), and the record kept for tests/test_notebooks.py and tests/test_binder.py so that no
+notebook is executed twice in one test run.
 
 Checked from the notebook *model* (every code cell ran, no error output) and from the DOM (every widget
 and plotly output rendered: no "Loading widget...", no "Error displaying widget", something drawn).
@@ -148,11 +149,14 @@ class RunAll:
         errors = [] if self.dog.killed else self.page.evaluate(ERROR_OUTPUTS)
         if not self.dog.killed and state.get("ran") != state.get("code") and not errors:
             errors = [f"Run All did not finish in {self.timeout:.0f} s: {state}"]
-        self.record = {"notebook": self.name, "runner": "jupyterlab", "peak_rss_bytes": self.dog.peak,
+        self.record = {"notebook": self.name, "runner": "jupyterlab", "venv": "binder" if self.lab.binder else "project",
+                       "peak_rss_bytes": self.dog.peak,
                        "killed_at_cap": self.dog.killed, "wall_s": wall, "open_to_kernel_idle_s": self.open_s,
                        "errors": errors}
         if self.course:                              # not the tests' own probe notebooks
             save("notebooks", [self.record])
+            if self.lab.binder:
+                save("binder", [self.record])
             remember(self.record)
         return self.record
 

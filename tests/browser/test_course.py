@@ -1,9 +1,10 @@
 """Every course notebook in a real JupyterLab, driven in headless chromium: Run All, no error output, every
 widget and figure rendered, the kernel under mybinder's 2 GB (lab_run.RunAll).
 
-This *is* the course's execution in a full test run: each notebook runs here once, and
-tests/test_notebooks.py reuses the record instead of executing it again (it falls back to nbclient when
-these tests do not run: no chromium, `-m "not browser"`, or a file selection without tests/browser).
+This *is* the course's execution in a full test run, and Binder's: JupyterLab and its kernels run from the
+venv that binder/ builds (tests/binder_venv.py), each notebook once. tests/test_notebooks.py and
+tests/test_binder.py check the records instead of executing again (they fall back to nbclient when these
+tests do not run: no chromium, `-m "not browser"`, or a file selection without tests/browser).
 05_widget_tour runs in tests/browser/test_lab.py instead, whose later steps drive its widgets.
 """
 from __future__ import annotations
@@ -13,7 +14,15 @@ from pathlib import Path
 import pytest
 from lab_run import RunAll
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.binder]
+
+
+@pytest.fixture(scope="module")
+def lab_bin(binder_bin):
+    """JupyterLab and its kernels from the Binder venv: this run of the course is also Binder's."""
+    return binder_bin
+
+
 pytest.importorskip("playwright.sync_api")
 
 OWN_BROWSER_TEST = {"05_widget_tour.ipynb": "test_lab.py"}
