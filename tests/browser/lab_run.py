@@ -128,6 +128,7 @@ class RunAll:
         self.open_s = time.perf_counter() - t0
         self.session = session_of(self.lab, self.name)
         self.kernel = kernel_process(self.lab, self.session["kernel"]["id"])
+        self.kernel_python = self.kernel.cmdline()[0]
         self.dog = Watchdog(self.kernel.pid, self.cap)
         self.dog.start()
         self.t0 = time.perf_counter()
@@ -150,6 +151,7 @@ class RunAll:
         if not self.dog.killed and state.get("ran") != state.get("code") and not errors:
             errors = [f"Run All did not finish in {self.timeout:.0f} s: {state}"]
         self.record = {"notebook": self.name, "runner": "jupyterlab", "venv": "binder" if self.lab.binder else "project",
+                       "kernel_python": self.kernel_python,
                        "peak_rss_bytes": self.dog.peak,
                        "killed_at_cap": self.dog.killed, "wall_s": wall, "open_to_kernel_idle_s": self.open_s,
                        "errors": errors}

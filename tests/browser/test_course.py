@@ -36,6 +36,7 @@ def test_run_all_in_jupyterlab_no_errors_every_widget_rendered(lab, page, name, 
     run = RunAll(lab, page, name).start()
     try:
         record = run.wait()
+        assert record["kernel_python"].startswith(str(lab.bin.parent)), record["kernel_python"]   # Binder's venv
         assert not record["killed_at_cap"], f"{name} passed {run.cap / 2**30:.0f} GiB of RSS (mybinder's cap)"
         assert not record["errors"], "\n".join(record["errors"])
         rich = run.rendered()
