@@ -7,6 +7,7 @@ LLAMALAB_BINDER_VENV moves it.
 """
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -14,7 +15,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = Path(os.environ.get("LLAMALAB_BINDER_VENV", Path.home() / ".cache" / "llamalab-binder-venv"))
-_built: list[Path] = []
 
 
 def env(venv: Path = VENV) -> dict:
@@ -23,10 +23,9 @@ def env(venv: Path = VENV) -> dict:
                 HF_HUB_OFFLINE="1")
 
 
+@functools.cache
 def build(venv: Path = VENV) -> Path:
     """The venv, built or brought up to date once per test run: requirements.txt, then postBuild."""
-    if _built:
-        return _built[0]
     if not (venv / "bin" / "python").exists():
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     py = str(venv / "bin" / "python")
@@ -37,5 +36,4 @@ def build(venv: Path = VENV) -> Path:
                     "binder/requirements.txt", "nbclient", "ipykernel"],
                    cwd=ROOT, env=env(venv), check=True, timeout=1800)
     subprocess.run(["bash", "binder/postBuild"], cwd=ROOT, env=env(venv), check=True, timeout=1800)
-    _built.append(venv)
     return venv

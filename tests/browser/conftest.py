@@ -199,17 +199,13 @@ def _describe(proc) -> str:
 
 
 @pytest.fixture(scope="module")
-def lab_bin() -> Path:
-    """Where jupyter-lab and its kernels' python come from: this venv; modules that run the course override it
-    with the Binder venv's (tests/binder_venv.py)."""
+def lab_bin(request) -> Path:
+    """Where jupyter-lab and its kernels' python come from: this venv, or for modules marked `binder` (the
+    course's run, which is also Binder's) the Binder venv (tests/binder_venv.py, built once per test run)."""
+    if any(m.name == "binder" for m in getattr(request.module, "pytestmark", [])):
+        from binder_venv import build
+        return build() / "bin"
     return VENV_BIN
-
-
-@pytest.fixture(scope="module")
-def binder_bin() -> Path:
-    """The Binder venv's bin/ (tests/binder_venv.py, built or brought up to date once per test run)."""
-    from binder_venv import build
-    return build() / "bin"
 
 
 @pytest.fixture(scope="module")

@@ -15,14 +15,6 @@ import pytest
 from lab_run import RunAll
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.binder]
-
-
-@pytest.fixture(scope="module")
-def lab_bin(binder_bin):
-    """JupyterLab and its kernels from the Binder venv: this run of the course is also Binder's."""
-    return binder_bin
-
-
 pytest.importorskip("playwright.sync_api")
 
 OWN_BROWSER_TEST = {"05_widget_tour.ipynb": "test_lab.py"}

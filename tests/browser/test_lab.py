@@ -13,14 +13,6 @@ import time
 import pytest
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.binder]
-
-
-@pytest.fixture(scope="module")
-def lab_bin(binder_bin):
-    """JupyterLab and its kernels from the Binder venv: this run of the course is also Binder's."""
-    return binder_bin
-
-
 expect = pytest.importorskip("playwright.sync_api").expect
 
 from lab_run import ERROR_OUTPUTS, RunAll, kernel_idle, menu
