@@ -10,13 +10,17 @@
 * latency: Playground Generate → first text piece in the output widget; Stop → worker finished
   (bf16). Goal: no worse than before the torch thread (0.08 s / 0.035 s).
 * monitor: the same generation with and without a running LiveMonitor at 4 Hz (goal: <= 2 % slower).
-* arena: the Arena's decode tokens/s (read from `arena.records`) ÷ `compare()`'s, per scheme (goal:
-  within 5 %).
+* arena: the Arena's decode tokens/s ÷ `compare()`'s, per scheme (goal: within 5 %). Each side of a
+  pair loads the scheme and times `--generations` generations of the prompt; its figure is their median,
+  as the Arena's table and `summary()` show it (more generations per load: less noise per pair).
+  `--reuse-load` loads each scheme once and hands that model to both sides (their `load=` hook; unload
+  is skipped), so a pair differs only in the path the tokens take, not in a fresh load's speed.
 
 Browser-side numbers come from the browser test (test-artifacts/timings.json), copied in when present.
 
     python benchmarks/widgets.py                                   # everything, on a quiet machine
     python benchmarks/widgets.py --parts speed --schemes bf16 --runs 3 --tokens 32   # a quick check
+    python benchmarks/widgets.py --pool benchmarks/results/widgets-arena-*.json      # arena pairs of many runs
 Writes benchmarks/results/widgets.json. Numbers are never asserted.
 """
 from __future__ import annotations
@@ -54,7 +58,8 @@ def in_kernel(opts: dict) -> dict:
     if "monitor" in opts["parts"]:
         out["monitor"] = monitor_overhead(opts["runs"], opts["tokens"])
     if "arena" in opts["parts"]:
-        out["arena"] = arena_vs_compare([s for s in opts["schemes"]], opts["runs"], opts["tokens"], opts["build"])
+        out["arena"] = arena_vs_compare(opts["schemes"], opts["runs"], opts["tokens"], opts["build"],
+                                        opts.get("generations", 1), opts.get("reuse_load", False))
     return out
 
 
@@ -147,36 +152,63 @@ def monitor_overhead(runs: int, tokens: int) -> dict:
             "live_monitor_figure_updates": live.pushes}
 
 
-def arena_vs_compare(schemes: list[str], runs: int, tokens: int, build: bool) -> list[dict]:
+def arena_vs_compare(schemes: list[str], runs: int, tokens: int, build: bool, generations: int,
+                     reuse_load: bool = False) -> list[dict]:
     """The Arena's figure (its records) vs compare()'s, per scheme, same prompt and token count. One scheme at
     a time so each pair runs back to back (this VM's speed drifts by tens of % over minutes); each side loads,
-    warms up and times one generation, so neither times later, warmer repeats of one load."""
+    warms up and times the same `generations` generations, so neither times later, warmer repeats of one load."""
     from llamalab.widgets import Arena
     runnable = [s for s in schemes if load_ok(s, build)]
-    arena = Arena("default", schemes=runnable, prompt=PROMPT, max_new_tokens=tokens)
-    return [arena_pairs(arena, s, runs, tokens, build) for s in runnable]
+    prompts = [PROMPT] * generations
+    arena = Arena("default", schemes=runnable, prompt="\n".join(prompts), max_new_tokens=tokens)
+    rows = []
+    for s in runnable:
+        kept = Kept(load(s, build)[0]) if reuse_load else None
+        arena.load = kept
+        rows.append({**arena_pairs(arena, s, runs, tokens, build, prompts, kept), "reused_load": reuse_load})
+        if kept is not None:
+            kept.model.unload()
+    return rows
 
 
-def arena_pairs(arena, scheme: str, runs: int, tokens: int, build: bool) -> dict:
-    """`runs` pairs for one scheme: an Arena run of that scheme alone and compare() with repeats=1, alternating."""
+class Kept:
+    """A `load=` hook that hands out one loaded model and ignores unload(): both sides of a pair then
+    time the same weights in the same memory."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def __call__(self, name, scheme, device="cpu"):
+        return self
+
+    def unload(self) -> None:
+        pass
+
+    def __getattr__(self, attr):
+        return getattr(self.model, attr)
+
+
+def arena_pairs(arena, scheme: str, runs: int, tokens: int, build: bool, prompts: list[str], load=None) -> dict:
+    """`runs` pairs for one scheme: an Arena run of that scheme alone and compare(), alternating; each side's
+    figure is the median decode tokens/s of its generations (what the Arena's table shows)."""
     import llamalab
     ours: list[float] = []
     theirs: list[float] = []
 
     def run_compare():
-        table = llamalab.compare("default", [scheme], [PROMPT], max_new_tokens=tokens, repeats=1, quality=False,
+        table = llamalab.compare("default", [scheme], prompts, max_new_tokens=tokens, repeats=1, quality=False,
                                  fixed_length=False,   # as the Arena: a generation may end at end of sequence
-                                 reference=None, quantize_missing=build)
-        theirs.extend(table.dropna(subset=["decode_tokens_per_s"])["decode_tokens_per_s"].tolist()[:1])
+                                 reference=None, quantize_missing=build, load=load)
+        theirs.append(med(table.dropna(subset=["decode_tokens_per_s"])["decode_tokens_per_s"].tolist()))
 
     def run_arena():
         arena.schemes.value = (scheme,)
         arena.run(wait=True)
-        ours.extend([r["decode_tokens_per_s"] for r in arena.records
-                     if r["scheme"] == scheme and r.get("decode_tokens_per_s") and not r.get("error")][-1:])
+        ours.append(next(r["decode_tokens_per_s"] for r in arena.summary() if r["scheme"] == scheme))
     alternating(runs, run_compare, run_arena)
     ratios = [a / c for a, c in zip(ours, theirs)]
-    return {"scheme": scheme, "arena": ours, "compare": theirs, "pair_ratios": ratios,
+    return {"scheme": scheme, "generations_per_side": len(prompts), "arena": ours, "compare": theirs,
+            "pair_ratios": ratios,
             "ratio_of_medians": med(ours) / med(theirs) if ours and theirs else None,
             "median_pair_ratio": med(ratios) if ratios else None}
 
@@ -246,23 +278,47 @@ def report(result: dict) -> None:
               f"(median pair ratio {'n/a' if pair is None else f'{pair:.3f}'}; goal 0.95–1.05)")
 
 
+def pool(files: list[Path]) -> dict:
+    """The arena's pair ratios of several result files, per scheme: median with a bootstrap 95 % interval,
+    geometric mean and how many pairs were below 1 (one run's pairs are too few on this VM's noise)."""
+    import math
+    import random
+    ratios: dict[str, list[float]] = {}
+    for f in files:
+        for row in json.loads(f.read_text()).get("arena", []):
+            ratios.setdefault(row["scheme"], []).extend(row.get("pair_ratios") or [])
+    rng, out = random.Random(0), {}
+    for scheme, r in ratios.items():
+        boot = sorted(med(rng.choices(r, k=len(r))) for _ in range(4000))
+        out[scheme] = {"pairs": len(r), "median": med(r), "ci95": (boot[100], boot[3899]),
+                       "geomean": math.exp(statistics.fmean(map(math.log, r))), "below_1": sum(x < 1 for x in r)}
+        print(f"Arena ÷ compare() {scheme:<10} {len(r):>3} pairs: median {med(r):.3f} (95 % CI {boot[100]:.3f}–"
+              f"{boot[3899]:.3f}), geometric mean {out[scheme]['geomean']:.3f}, {out[scheme]['below_1']} below 1")
+    return out
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--schemes", default=SCHEMES, help=f"comma-separated (default {SCHEMES})")
     ap.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated, of {', '.join(PARTS)}")
     ap.add_argument("--runs", type=int, default=7, help="pairs of runs per scheme (medians need >= 5; 3 for a check)")
     ap.add_argument("--tokens", type=int, default=128, help="new tokens per generation")
+    ap.add_argument("--generations", type=int, default=3, help="arena: generations per side of a pair (1-5)")
+    ap.add_argument("--reuse-load", action="store_true", help="arena: one load per scheme, shared by both sides")
     ap.add_argument("--build", action="store_true", help="quantize missing GPTQ/AWQ checkpoints first (minutes)")
     ap.add_argument("--timeout", type=float, default=3600)
     ap.add_argument("--code", type=Path, help="run the library from this checkout instead (an A/B against other "
                     "code, e.g. `git worktree add /tmp/old REV`; its widgets/ linked as llamalab/widgets)")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "widgets.json")
+    ap.add_argument("--pool", type=Path, nargs="+", help="only report the arena pairs pooled over these result files")
     args = ap.parse_args(argv)
+    if args.pool:
+        return pool(args.pool)
     parts = [p for p in args.parts.split(",") if p]
-    if set(parts) - set(PARTS) or args.runs < 1:
-        ap.error(f"--parts must be among {PARTS} and --runs >= 1")
+    if set(parts) - set(PARTS) or args.runs < 1 or not 1 <= args.generations <= 5:
+        ap.error(f"--parts must be among {PARTS}, --runs >= 1 and --generations 1-5 (the Arena's prompt limit)")
     opts = {"schemes": args.schemes.split(","), "parts": parts, "runs": args.runs, "tokens": args.tokens,
-            "build": args.build}
+            "build": args.build, "generations": args.generations, "reuse_load": args.reuse_load}
     env = {"PYTHONPATH": str(args.code.resolve())} if args.code else None
     result = run_in_kernel(KERNEL_CODE.format(path=str(Path(__file__).resolve()), opts=opts), args.timeout, env)
     browser = REPO / "test-artifacts" / "timings.json"
