@@ -59,7 +59,7 @@ def in_kernel(opts: dict) -> dict:
         out["monitor"] = monitor_overhead(opts["runs"], opts["tokens"])
     if "arena" in opts["parts"]:
         out["arena"] = arena_vs_compare(opts["schemes"], opts["runs"], opts["tokens"], opts["build"],
-                                        opts.get("generations", 1), opts.get("reuse_load", False))
+                                        opts["generations"], opts["reuse_load"])
     return out
 
 
@@ -153,21 +153,25 @@ def monitor_overhead(runs: int, tokens: int) -> dict:
 
 
 def arena_vs_compare(schemes: list[str], runs: int, tokens: int, build: bool, generations: int,
-                     reuse_load: bool = False) -> list[dict]:
+                     reuse_load: bool) -> list[dict]:
     """The Arena's figure (its records) vs compare()'s, per scheme, same prompt and token count. One scheme at
     a time so each pair runs back to back (this VM's speed drifts by tens of % over minutes); each side loads,
     warms up and times the same `generations` generations, so neither times later, warmer repeats of one load."""
     from llamalab.widgets import Arena
-    runnable = [s for s in schemes if load_ok(s, build)]
     prompts = [PROMPT] * generations
-    arena = Arena("default", schemes=runnable, prompt="\n".join(prompts), max_new_tokens=tokens)
+    arena = Arena("default", schemes=(), prompt="\n".join(prompts), max_new_tokens=tokens)   # set per pair
     rows = []
-    for s in runnable:
-        kept = Kept(load(s, build)[0]) if reuse_load else None
+    for s in schemes:
+        model, _ = load(s, build)       # a scheme that cannot load here is left out
+        if model is None:
+            continue
+        kept = Kept(model) if reuse_load else None
+        if kept is None:
+            model.unload()              # it loads; each side of a pair loads its own
         arena.load = kept
         rows.append({**arena_pairs(arena, s, runs, tokens, build, prompts, kept), "reused_load": reuse_load})
         if kept is not None:
-            kept.model.unload()
+            model.unload()
     return rows
 
 
@@ -211,13 +215,6 @@ def arena_pairs(arena, scheme: str, runs: int, tokens: int, build: bool, prompts
             "pair_ratios": ratios,
             "ratio_of_medians": med(ours) / med(theirs) if ours and theirs else None,
             "median_pair_ratio": med(ratios) if ratios else None}
-
-
-def load_ok(scheme: str, build: bool) -> bool:
-    m, _ = load(scheme, build)
-    if m is not None:
-        m.unload()
-    return m is not None
 
 
 # ---------------------------------------------------------------- the driver
@@ -290,10 +287,11 @@ def pool(files: list[Path]) -> dict:
     rng, out = random.Random(0), {}
     for scheme, r in ratios.items():
         boot = sorted(med(rng.choices(r, k=len(r))) for _ in range(4000))
-        out[scheme] = {"pairs": len(r), "median": med(r), "ci95": (boot[100], boot[3899]),
-                       "geomean": math.exp(statistics.fmean(map(math.log, r))), "below_1": sum(x < 1 for x in r)}
-        print(f"Arena ÷ compare() {scheme:<10} {len(r):>3} pairs: median {med(r):.3f} (95 % CI {boot[100]:.3f}–"
-              f"{boot[3899]:.3f}), geometric mean {out[scheme]['geomean']:.3f}, {out[scheme]['below_1']} below 1")
+        row = out[scheme] = {"pairs": len(r), "median": med(r), "ci95": (boot[100], boot[3899]),
+                             "geomean": math.exp(statistics.fmean(map(math.log, r))), "below_1": sum(x < 1 for x in r)}
+        print(f"Arena ÷ compare() {scheme:<10} {len(r):>3} pairs: median {row['median']:.3f} (95 % CI "
+              f"{row['ci95'][0]:.3f}–{row['ci95'][1]:.3f}), geometric mean {row['geomean']:.3f}, "
+              f"{row['below_1']} below 1")
     return out
 
 

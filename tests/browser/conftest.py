@@ -202,7 +202,7 @@ def _describe(proc) -> str:
 def lab_bin(request) -> Path:
     """Where jupyter-lab and its kernels' python come from: this venv, or for modules marked `binder` (the
     course's run, which is also Binder's) the Binder venv (tests/binder_venv.py, built once per test run)."""
-    if any(m.name == "binder" for m in getattr(request.module, "pytestmark", [])):
+    if request.node.get_closest_marker("binder"):
         from binder_venv import build
         return build() / "bin"
     return VENV_BIN
