@@ -20,7 +20,7 @@ Browser-side numbers come from the browser test (test-artifacts/timings.json), c
 
     python benchmarks/widgets.py                                   # everything, on a quiet machine
     python benchmarks/widgets.py --parts speed --schemes bf16 --runs 3 --tokens 32   # a quick check
-    python benchmarks/widgets.py --pool benchmarks/results/widgets-arena-*.json      # arena pairs of many runs
+    python benchmarks/widgets.py --pool benchmarks/results/widgets*.json             # pairs of many runs
 Writes benchmarks/results/widgets.json. Numbers are never asserted.
 """
 from __future__ import annotations
@@ -276,22 +276,27 @@ def report(result: dict) -> None:
 
 
 def pool(files: list[Path]) -> dict:
-    """The arena's pair ratios of several result files, per scheme: median with a bootstrap 95 % interval,
-    geometric mean and how many pairs were below 1 (one run's pairs are too few on this VM's noise)."""
+    """Pair ratios of several result files, per part (Playground ÷ cell, Arena ÷ compare()) and scheme: median
+    with a bootstrap 95 % interval, geometric mean and how many pairs were below 1 (one run's pairs are too few
+    on this VM's noise)."""
     import math
     import random
     ratios: dict[str, list[float]] = {}
     for f in files:
-        for row in json.loads(f.read_text()).get("arena", []):
-            ratios.setdefault(row["scheme"], []).extend(row.get("pair_ratios") or [])
+        result = json.loads(f.read_text())
+        for row in result.get("speed", []):
+            if "missing" not in row:
+                ratios.setdefault(f"Playground ÷ cell {row['scheme']}", []).extend(
+                    p / c for c, p in zip(row["cell_decode_tokens_per_s"], row["playground_decode_tokens_per_s"]))
+        for row in result.get("arena", []):
+            ratios.setdefault(f"Arena ÷ compare() {row['scheme']}", []).extend(row.get("pair_ratios") or [])
     rng, out = random.Random(0), {}
-    for scheme, r in ratios.items():
+    for key, r in ratios.items():
         boot = sorted(med(rng.choices(r, k=len(r))) for _ in range(4000))
-        row = out[scheme] = {"pairs": len(r), "median": med(r), "ci95": (boot[100], boot[3899]),
-                             "geomean": math.exp(statistics.fmean(map(math.log, r))), "below_1": sum(x < 1 for x in r)}
-        print(f"Arena ÷ compare() {scheme:<10} {len(r):>3} pairs: median {row['median']:.3f} (95 % CI "
-              f"{row['ci95'][0]:.3f}–{row['ci95'][1]:.3f}), geometric mean {row['geomean']:.3f}, "
-              f"{row['below_1']} below 1")
+        row = out[key] = {"pairs": len(r), "median": med(r), "ci95": (boot[100], boot[3899]),
+                          "geomean": math.exp(statistics.fmean(map(math.log, r))), "below_1": sum(x < 1 for x in r)}
+        print(f"{key:<28} {len(r):>3} pairs: median {row['median']:.3f} (95 % CI {row['ci95'][0]:.3f}–"
+              f"{row['ci95'][1]:.3f}), geometric mean {row['geomean']:.3f}, {row['below_1']} below 1")
     return out
 
 
@@ -308,7 +313,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--code", type=Path, help="run the library from this checkout instead (an A/B against other "
                     "code, e.g. `git worktree add /tmp/old REV`; its widgets/ linked as llamalab/widgets)")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "widgets.json")
-    ap.add_argument("--pool", type=Path, nargs="+", help="only report the arena pairs pooled over these result files")
+    ap.add_argument("--pool", type=Path, nargs="+", help="only report the pairs (speed, arena) pooled over these files")
     args = ap.parse_args(argv)
     if args.pool:
         return pool(args.pool)
