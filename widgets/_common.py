@@ -1,9 +1,9 @@
-"""Pieces every widget shares: the inline error box, the worker thread, throttled updates, formatting.
+"""Pieces every widget shares: the inline error box, background work, throttled updates, formatting.
 
-Long work runs in a worker thread so the kernel stays free to handle clicks (a Stop button only
-works that way: clicks are not handled while a cell is busy). The worker only waits: the torch work
-itself runs on the runtime's one torch thread (llamalab/runtime/torch_thread.py), so a widget
-decodes as fast as a cell.
+Long work runs as a thread Task (llamalab/core/tasks.py) so the kernel stays free to handle clicks (a Stop
+button only works that way: clicks are not handled while a cell is busy). The task only waits: the torch
+work itself runs on the kit's one torch thread (llamalab/core/torch_thread.py), so a widget decodes as fast
+as a cell. A widget's Stop is its task's `stop()`.
 """
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from typing import Callable
 
 import ipywidgets as w
 
-from llamalab.errors import LlamalabError
+from llamalab import LlamalabError, Task
+from llamalab.core import tasks
 
 log = logging.getLogger("llamalab.widgets")
 
@@ -74,8 +75,8 @@ def guarded(errors: ErrorBox) -> Callable:
 
 
 def launch(widget, wait: bool = False) -> None:
-    """A button's action: one job at a time; an error while starting shows inline; wait=True blocks."""
-    if widget.worker.busy:
+    """A button's action: one task at a time; an error while starting shows inline; wait=True blocks."""
+    if widget.busy:
         return
     widget.errors.clear()
     guarded(widget.errors)(widget._start)()
@@ -83,41 +84,32 @@ def launch(widget, wait: bool = False) -> None:
         widget.wait()
 
 
-class Worker:
-    """Runs one job at a time in a daemon thread; errors go to the ErrorBox, `done` always runs after."""
+def background(widget, work: Callable[[Task], None], done: Callable[[], None] | None = None,
+               label: str = "widget") -> Task:
+    """Run `work(task)` as a thread Task: its error shows in `widget.errors`; `done()` runs after, whatever
+    happened (on the task's thread)."""
 
-    def __init__(self, errors: ErrorBox, name: str = "llamalab-widget"):
-        self.errors, self.name = errors, name
-        self.thread: threading.Thread | None = None
+    def end(task: Task) -> None:
+        if task.state == "failed":
+            widget.errors.show(task.error)
+        if done is not None:
+            guarded(widget.errors)(done)()
+
+    return tasks.start_thread(work, label=f"llamalab-{label}", on_end=end)
+
+
+class Background:
+    """What a widget that runs one task at a time shares: `task`, `busy`, `wait()`, `stop()`."""
+
+    task: Task | None = None
 
     @property
     def busy(self) -> bool:
-        return self.thread is not None and self.thread.is_alive()
-
-    def start(self, job: Callable[[], None], done: Callable[[], None] | None = None) -> threading.Thread:
-        if self.busy:
-            raise RuntimeError("a job is already running")   # callers disable their buttons first
-        self.thread = threading.Thread(target=self._run, args=(job, done), name=self.name, daemon=True)
-        self.thread.start()
-        return self.thread
-
-    def _run(self, job, done) -> None:
-        try:
-            job()
-        except Exception as e:   # noqa: BLE001
-            self.errors.show(e)
-        finally:
-            if done is not None:
-                try:
-                    done()
-                except Exception as e:   # noqa: BLE001
-                    self.errors.show(e)
+        return self.task is not None and self.task.running
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until the job ends (for notebooks and tests); True if it ended."""
-        if self.thread is not None:
-            self.thread.join(timeout)
-        return not self.busy
+        """Block until the widget's task ends (for notebooks and tests); True if it ended."""
+        return self.task is None or self.task.join(timeout)
 
 
 class Throttle:

@@ -1,26 +1,26 @@
 """Arena: one prompt (or a few) run across several schemes of one model, side by side.
 
-The work is `llamalab.measure.sweep` (one scheme loaded at a time, warmed up, timed, optionally
-scored, unloaded) running in a worker thread; the Arena only draws its events: a status line, the
-text streaming into each scheme's column, bars and a table from the finished rows, failures inline.
-Stop sets the sweep's stop event. With `quality=True` each scheme also gets perplexity per token on
+The work is `llamalab.sweep` (one scheme loaded at a time, warmed up, timed, optionally scored, unloaded)
+running in a background Task; the Arena only draws its events: a status line, the text streaming into
+each scheme's column, bars and a table from the finished rows, failures inline. Stop is the task's stop,
+which the sweep sees as its stop event. With `quality=True` each scheme also gets perplexity per token on
 `quality_tokens` tokens of the bundled held-out text, and KL / top-1 agreement against the first scheme.
 """
 from __future__ import annotations
 
-import threading
 from typing import Callable
 
 import ipywidgets as w
 import plotly.graph_objects as go
 
 import llamalab
-from llamalab import validate
-from llamalab.measure.sweep import Done, Failed, Loaded, Loading, Quality, Row, Scoring, Token, add, summary, sweep
-from llamalab.metrics import label, metric
+from llamalab import SweepSettings, metric, summarize, sweep
+from llamalab.core.settings import with_changes
+from llamalab.measure.sweep import Done, Failed, Loaded, Loading, Quality, Row, Scoring, Token, add
 from llamalab.plots import QUALITY_METRICS, arena_figure, update_figure
+from llamalab.runtime import resolve_device
 
-from ._common import ErrorBox, Throttle, Worker, html_table, launch, message_html, pre
+from ._common import Background, ErrorBox, Throttle, background, html_table, launch, message_html, pre
 from .picker import capability
 
 MAX_PROMPTS = 5
@@ -28,21 +28,17 @@ TABLE = {"load_s": ".2f", "weights_memory_bytes": ".0f", "ttft_s": ".0f", "decod
          "peak_memory_bytes": ".0f", "new_tokens": ".0f"}     # summary column → number format (after scale)
 
 
-class Arena(w.VBox):
+class Arena(Background, w.VBox):
     """Schemes of one model side by side. `self.records` holds the sweep's rows: one per (scheme, prompt),
-    or one with `error` for a scheme that failed. `load` replaces `llamalab.load` (e.g. in tests)."""
+    or one with `error` for a scheme that failed. `settings` (a SweepSettings; its fields as keywords too)
+    says what to measure; `load` replaces `llamalab.load` (a served model, a test's fake engine)."""
 
-    def __init__(self, model: str = "default", schemes=("bf16", "fp16", "int8"), device: str = "cpu",
+    def __init__(self, model: str = "default", schemes=("bf16", "fp16", "int8"),
                  prompt: str = "What is the capital of France? Answer in one sentence.",
-                 max_new_tokens: int = 48, quality: bool = False, quality_tokens: int | None = None,
-                 load: Callable | None = None):
+                 settings: SweepSettings | None = None, load: Callable | None = None, **overrides):
         self.errors = ErrorBox()
-        self.quality = validate.flag("quality", quality)
-        self.quality_tokens = None if quality_tokens is None else validate.integer("quality_tokens",
-                                                                                    quality_tokens, lo=2)
+        self.settings = _settings(settings, overrides)
         self.load = load
-        self.worker = Worker(self.errors, "llamalab-arena")
-        self.stop_event = threading.Event()
         self.records: list[dict] = []
         self.cells: dict[str, tuple[w.HTML, w.HTML, w.HTML]] = {}   # scheme → (header, texts, error)
         self.texts: dict[str, list[str]] = {}
@@ -50,13 +46,13 @@ class Arena(w.VBox):
         self.model = w.Dropdown(options=[("SmolLM2 135M Instruct (embedded) · default", "default")]
                                 + [(r.display, r.name) for r in llamalab.models().itertuples()],
                                 value=model, description="Model", layout=w.Layout(width="420px"))
-        self.device = w.ToggleButtons(options=["cpu", "cuda"], value=device, description="Device",
-                                      style={"button_width": "70px"})
+        self.device = w.ToggleButtons(options=["cpu", "cuda"], value=_device(self.settings.device),
+                                      description="Device", style={"button_width": "70px"})
         self.schemes = w.SelectMultiple(description="Schemes", rows=6, layout=w.Layout(width="420px"))
         self.prompts = w.Textarea(value=prompt, description="Prompts", placeholder="one prompt per line",
                                   layout=w.Layout(width="98%", height="64px"))
-        self.max_new_tokens = w.IntSlider(value=max_new_tokens, min=1, max=512, description="Max tokens",
-                                          continuous_update=False)
+        self.max_new_tokens = w.IntSlider(value=self.settings.max_new_tokens, min=1, max=512,
+                                          description="Max tokens", continuous_update=False)
         self.run_button = w.Button(description="Run", button_style="primary", icon="play")
         self.stop_button = w.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
         self.progress = w.IntProgress(value=0, min=0, max=1, layout=w.Layout(width="300px"))
@@ -77,8 +73,8 @@ class Arena(w.VBox):
     def _fill_schemes(self, keep) -> None:
         """All schemes, those that cannot run on the device marked; `keep` (names or aliases) stays chosen."""
         dev = self.device.value
-        self.schemes.options = [(s.name if (s.name, dev) not in self.unavailable else f"{s.name} (not on {dev})",
-                                 s.name) for s in llamalab.catalog.schemes()]
+        self.schemes.options = [(s if (s, dev) not in self.unavailable else f"{s} (not on {dev})", s)
+                                for s in llamalab.catalog.scheme_names()]
         self.schemes.value = tuple(dict.fromkeys(llamalab.scheme(s).name for s in keep))
 
     # ---------------------------------------------------------------- actions
@@ -95,21 +91,19 @@ class Arena(w.VBox):
             raise llamalab.InvalidSetting(f"{len(prompts)} prompts is more than the arena's {MAX_PROMPTS}.",
                                           "Keep a small prompt set; use llamalab.compare for larger sweeps.")
         schemes = list(self.schemes.value)
-        self.stop_event = threading.Event()
-        size = {"tokens": self.quality_tokens} if self.quality_tokens else {}
-        events = sweep(self.model.value, schemes, prompts, max_new_tokens=self.max_new_tokens.value,
-                       fixed_length=False, quality=self.quality, reference=schemes[0] if self.quality else None,
-                       device=self.device.value, stop_event=self.stop_event, load=self.load, **size)
+        s = with_changes(self.settings, max_new_tokens=self.max_new_tokens.value, device=self.device.value,
+                         reference=schemes[0] if self.settings.quality else None)
+        model = self.model.value
         self._prepare(schemes, len(prompts))
-        self.worker.start(lambda: self._follow(events), done=self._finish)
+        self.task = background(self, lambda task: self._follow(sweep(model, schemes, prompts, s, load=self.load,
+                                                                       stop_event=task.stop_event)),
+                               self._finish, "arena")
 
     def stop(self) -> None:
         """End the current generation and skip the schemes still waiting."""
-        self.stop_event.set()
+        if self.task is not None:
+            self.task.stop()
         self.status.value = "stopping…"
-
-    def wait(self, timeout: float | None = None) -> bool:
-        return self.worker.wait(timeout)
 
     def _prepare(self, schemes: list[str], n_prompts: int) -> None:
         self.records, self.texts, self._prompts, self._index = [], {}, n_prompts, 0
@@ -125,6 +119,7 @@ class Arena(w.VBox):
     # ---------------------------------------------------------------- events of the sweep
 
     def _follow(self, events) -> None:
+        """Draw each event of the sweep as it comes (on the task's thread)."""
         handlers = {Loading: self._on_loading, Loaded: self._on_loaded, Token: self._on_token, Row: self._on_row,
                     Scoring: self._on_scoring, Quality: self._on_quality, Failed: self._on_failed,
                     Done: lambda e: None}
@@ -140,8 +135,8 @@ class Arena(w.VBox):
         self.texts[e.scheme] = []
         self._show_text = Throttle(lambda _: setattr(body, "value", pre("\n\n".join(self.texts[e.scheme]))), 0.1)
         mb, s = e.facts.get("weights_memory_bytes"), e.facts.get("load_s")
-        head.value = (f"<b>{e.scheme}</b> · {label('weights_memory_bytes')} "
-                      f"{metric('weights_memory_bytes').show(mb or 0):.0f} · {label('load_s')} {s or 0:.1f}")
+        head.value = (f"<b>{e.scheme}</b> · {metric('weights_memory_bytes').label} "
+                      f"{metric('weights_memory_bytes').show(mb or 0):.0f} · {metric('load_s').label} {s or 0:.1f}")
         self.progress.value += 1
 
     def _on_token(self, e: Token) -> None:
@@ -186,35 +181,49 @@ class Arena(w.VBox):
 
     def _redraw(self) -> None:
         update_figure(self.figure, arena_figure(self.records))
-        self.table.value = html_table(self._table_rows(), self._table_columns(), {k: label(k) for k in TABLE}
-                                      | {k: label(k) for k in QUALITY_METRICS})
+        self.table.value = html_table(self._table_rows(), self._table_columns(),
+                                      {k: metric(k).label for k in (*TABLE, *QUALITY_METRICS)})
 
-    def summary(self) -> list[dict]:
-        """One row per scheme (`llamalab.measure.sweep.summary`): medians of its rows, load facts, the
-        error if it failed; values not measured are None."""
-        rows = summary(self.records).to_dict("records")
-        return [{k: (None if v != v else v) for k, v in row.items()} for row in rows]
+    @property
+    def summary(self):
+        """One row per scheme (`llamalab.summarize`): medians of its rows, load facts, the error if it
+        failed, as a DataFrame."""
+        return summarize(self.records)
+
+    def _summary_rows(self) -> list[dict]:
+        """The summary's rows as dicts, with None where nothing was measured."""
+        return [{k: (None if v != v else v) for k, v in row.items()} for row in self.summary.to_dict("records")]
 
     def _table_rows(self) -> list[dict]:
         rows = []
-        for r in self.summary():
+        for r in self._summary_rows():
             rows.append({k: (metric(k).show(v) if v is not None and k in TABLE else v) for k, v in r.items()})
         return rows
 
     def _table_columns(self) -> dict:
         cols = {"scheme": None, **{k: f"{{:{fmt}}}".format for k, fmt in TABLE.items()}}
         for key in QUALITY_METRICS:
-            if any(r.get(key) is not None for r in self.summary()):
+            if any(r.get(key) is not None for r in self._summary_rows()):
                 cols[key] = "{:.4g}".format
         cols["error"] = None
         return cols
 
     def _finish(self) -> None:
         self._redraw()
-        ok = sum(1 for r in self.summary() if not r.get("error") and r.get("runs"))
-        stopped = self.stop_event.is_set()
+        ok = sum(1 for r in self._summary_rows() if not r.get("error") and r.get("runs"))
+        stopped = self.task is not None and self.task.stopping
         if not stopped:
             self.progress.value = self.progress.max
         self.status.value = f"{'stopped' if stopped else 'done'}: {ok} scheme(s) measured"
         self.progress.bar_style = "success"
         self.run_button.disabled, self.stop_button.disabled = False, True
+
+
+def _settings(settings: SweepSettings | None, overrides: dict) -> SweepSettings:
+    """The Arena's defaults: 48 tokens, not forced to full length (answers read naturally)."""
+    base = settings or SweepSettings(max_new_tokens=48, fixed_length=False)
+    return with_changes(base, **overrides)
+
+
+def _device(device: str) -> str:
+    return resolve_device(device).split(":")[0]

@@ -1,5 +1,5 @@
 """MemoryCalculator: model (or custom size), scheme, context, batch, mode → the memory breakdown as a
-stacked bar against every GPU in the hardware table, plus the answers of `llamalab.plan()` for the chosen
+stacked bar against every GPU in the hardware table, plus the answers of `llamalab.sizing()` for the chosen
 GPU (fits, how many, longest context, best scheme). Pure arithmetic from `llamalab.estimate`: instant, no torch.
 """
 from __future__ import annotations
@@ -8,39 +8,39 @@ import ipywidgets as w
 import plotly.graph_objects as go
 
 import llamalab
-from llamalab.custom import custom_card
-from llamalab.estimate import MODES, plan
+from llamalab import custom_card, sizing
+from llamalab.plan.estimator import MODES
 from llamalab.plots import breakdown_figure, update_figure
 
 from ._common import ErrorBox, gb, guarded
 
 CUSTOM = "custom"
 THIS = "this machine"
+GPUS = [llamalab.gpu(name) for name in llamalab.catalog.gpu_names()]
 
 
 class MemoryCalculator(w.VBox):
-    """Every change recomputes at once; `self.last_plan` is the Plan behind the bar and the answers."""
+    """Every change recomputes at once; `self.last_sizing` is the Sizing behind the bar and the answers."""
 
     def __init__(self, model: str = "llama-3.1-8b", scheme: str = "bf16", context: int = 4096, batch: int = 1,
                  mode: str = "inference", gpu: str = "h100-80gb"):
         self.errors = ErrorBox()
-        self.last_plan = None
+        self.last_sizing = None
         cat = llamalab.models()
         self.model = w.Dropdown(options=[(f"{r.display} ({r.params / 1e9:.1f}B)", r.name) for r in cat.itertuples()]
                                 + [("Custom size…", CUSTOM)], value=model, description="Model",
                                 layout=w.Layout(width="420px"))
         self.params_b = w.BoundedFloatText(value=7.0, min=0.01, max=10_000, step=0.5, description="Params (B)",
                                            layout=w.Layout(width="200px", display="none"))
-        self.scheme = w.Dropdown(options=[s.name for s in llamalab.catalog.schemes()], value=scheme,
-                                 description="Scheme")
+        self.scheme = w.Dropdown(options=llamalab.catalog.scheme_names(), value=scheme, description="Scheme")
         self.context = w.BoundedIntText(value=context, min=1, max=1_048_576, step=1024, description="Context")
         self.batch = w.BoundedIntText(value=batch, min=1, max=4096, description="Batch")
         self.mode = w.ToggleButtons(options=list(MODES), value=mode, description="Mode",
                                     style={"button_width": "90px"})
-        self.gpu = w.Dropdown(options=[(g.display, g.name) for g in llamalab.gpus().values()] + [(THIS, "this")],
-                              value=gpu, description="GPU")
+        self.gpu = w.Dropdown(options=[(g.display, g.name) for g in GPUS] + [(THIS, "this")], value=gpu,
+                              description="GPU")
         self.answers = w.HTML()
-        self.figure = go.FigureWidget(breakdown_figure([], llamalab.gpus()))
+        self.figure = go.FigureWidget(breakdown_figure([], GPUS))
         recompute = guarded(self.errors)(self.recompute)
         for c in (self.model, self.params_b, self.scheme, self.context, self.batch, self.mode, self.gpu):
             c.observe(recompute, "value")
@@ -60,23 +60,23 @@ class MemoryCalculator(w.VBox):
     @property
     def last_estimate(self):
         """The Estimate behind the bar."""
-        return self.last_plan.estimate if self.last_plan else None
+        return self.last_sizing.estimate if self.last_sizing else None
 
     def recompute(self, _=None) -> None:
-        """One plan (estimate + answers for the chosen GPU) → the bar and the answers."""
+        """One sizing (estimate + answers for the chosen GPU) → the bar and the answers."""
         self.errors.clear()
         self.params_b.layout.display = None if self.model.value == CUSTOM else "none"
         c = self.card
-        p = plan(c, self.scheme.value, self.context.value, self.gpu.value, self.batch.value, self.mode.value)
-        self.last_plan = p
+        p = sizing(c, self.scheme.value, self.gpu.value, self.context.value, self.batch.value, self.mode.value)
+        self.last_sizing = p
         est = p.estimate
-        fig = breakdown_figure([est], llamalab.gpus(), title=f"{c.display} · {est.scheme} · {est.mode}")
+        fig = breakdown_figure([est], GPUS, title=f"{c.display} · {est.scheme} · {est.mode}")
         update_figure(self.figure, fig)
         self.answers.value = self._answers(c, p)
 
     def _answers(self, c, p) -> str:
         est, name, n, longest, best = p.estimate, self.gpu.label, p.devices_needed, p.max_context, p.best_scheme
-        fits_on = [llamalab.gpus()[g].display for g in p.fits_on]
+        fits_on = [llamalab.gpu(g).display for g in p.fits_on]
         lines = [
             f"<b>Total {gb(est.total_bytes)}</b> ({' + '.join(f'{k} {gb(v)}' for k, v in est.breakdown.items() if v)})",
             f"Fits on one: {', '.join(fits_on) if fits_on else 'no single GPU in the table'}",

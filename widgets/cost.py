@@ -10,9 +10,12 @@ import ipywidgets as w
 import plotly.graph_objects as go
 
 import llamalab
-from llamalab.cost import cost_at_scale, prices
+from llamalab import CostAssumptions, cost_at_scale
+from llamalab.catalog.prices import prices
 from llamalab.plots import update_figure
 from llamalab.plots.cost import cost_figure
+
+DEFAULTS = CostAssumptions()
 
 from ._common import ErrorBox, guarded
 
@@ -28,16 +31,19 @@ class CostCalculator(w.VBox):
         models = llamalab.models()
         self.model = w.Dropdown(options=[(f"{r.display} ({r.params / 1e9:.1f}B)", r.name) for r in models.itertuples()],
                                 value=model, description="Model", layout=w.Layout(width="420px"))
-        self.scheme = w.Dropdown(options=[s.name for s in llamalab.catalog.schemes()], value=scheme, description="Scheme")
+        self.scheme = w.Dropdown(options=llamalab.catalog.scheme_names(), value=scheme, description="Scheme")
         self.gpu = w.Dropdown(options=[(llamalab.gpu(g).display, g) for g in self._hours], value=gpu, description="GPU")
         self.api = w.Dropdown(options=[(a.display, a.name) for a in self._apis.values()], value=api, description="API",
                               layout=w.Layout(width="420px"))
         self.gpu_price = w.BoundedFloatText(description="$/GPU-hour", min=0, max=1000, step=0.01)
         self.api_in = w.BoundedFloatText(description="$/M input", min=0, max=1000, step=0.01)
         self.api_out = w.BoundedFloatText(description="$/M output", min=0, max=1000, step=0.01)
-        self.input_share = w.FloatSlider(value=0.75, min=0, max=1, step=0.05, description="input share")
-        self.utilisation = w.FloatSlider(value=0.5, min=0, max=1, step=0.05, description="utilisation")
-        self.efficiency = w.FloatSlider(value=0.5, min=0.05, max=1, step=0.05, description="of roofline")
+        self.input_share = w.FloatSlider(value=DEFAULTS.input_share, min=0, max=1, step=0.05,
+                                         description="input share")
+        self.utilization = w.FloatSlider(value=DEFAULTS.utilization, min=0.05, max=1, step=0.05,
+                                         description="utilization")
+        self.efficiency = w.FloatSlider(value=DEFAULTS.efficiency, min=0.05, max=1, step=0.05,
+                                        description="of roofline")
         self.sources = w.HTML()
         self.answer = w.HTML()
         self.figure = go.FigureWidget()
@@ -46,12 +52,12 @@ class CostCalculator(w.VBox):
         self.gpu.observe(lambda _: (self._fill_prices(), recompute()), "value")
         self.api.observe(lambda _: (self._fill_prices(), recompute()), "value")
         for c in (self.model, self.scheme, self.gpu_price, self.api_in, self.api_out, self.input_share,
-                  self.utilisation, self.efficiency):
+                  self.utilization, self.efficiency):
             c.observe(recompute, "value")
         super().__init__(children=[
             w.HBox([self.model, self.scheme]), w.HBox([self.gpu, self.gpu_price]),
             w.HBox([self.api, self.api_in, self.api_out]),
-            w.HBox([self.input_share, self.utilisation, self.efficiency]),
+            w.HBox([self.input_share, self.utilization, self.efficiency]),
             self.sources, self.errors, self.answer, self.figure])
         self.add_class("llamalab-cost")
         recompute()
@@ -70,7 +76,7 @@ class CostCalculator(w.VBox):
         r = cost_at_scale(self.model.value, self.scheme.value, self.gpu.value, self.api.value,
                           gpu_usd_per_hour=self.gpu_price.value, api_input_usd_per_mtok=self.api_in.value,
                           api_output_usd_per_mtok=self.api_out.value, input_share=self.input_share.value,
-                          utilisation=self.utilisation.value, efficiency=self.efficiency.value)
+                          utilization=self.utilization.value, efficiency=self.efficiency.value)
         self.result = r
         update_figure(self.figure, cost_figure(r))
         self.answer.value = f"<b class='llamalab-break-even'>{html.escape(str(r))}</b><br>" + "<br>".join(

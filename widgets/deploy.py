@@ -1,42 +1,42 @@
 """DeploymentBuilder: target, model, scheme, GPU, context → the artefacts to copy (from
-`llamalab.deploy.plan`), and "serve locally and load-test" with a live plot. Wiring only: the sizing,
-the server and the load test are the library's; the load test runs in a worker thread (Stop works).
+`llamalab.deployment_plan`), and "serve locally and load-test" with a live plot. Wiring only: the sizing,
+the server and the load test are the library's; the load test runs in a background Task (Stop works).
 """
 from __future__ import annotations
 
 import html
-import threading
 
 import ipywidgets as w
 import plotly.graph_objects as go
 
 import llamalab
-from llamalab.deploy import plan as deploy_plan
-from llamalab.deploy.plan import providers
+from llamalab import LoadTestSettings, ServeSettings, Task, deployment_plan, providers
 
-from ._common import ErrorBox, Throttle, Worker, guarded, launch, pre
+from ._common import Background, ErrorBox, Throttle, background, guarded, launch, pre
 
 TARGETS = ("vLLM", "Kubernetes", "Ollama", "llama.cpp", "cloud")
 PROMPTS = ["What is the capital of France?", "Name three colours.", "Write one sentence about the sea."]
 
 
-class DeploymentBuilder(w.VBox):
+class DeploymentBuilder(Background, w.VBox):
     """Every change rewrites the artefacts at once; `self.plan` is the DeploymentPlan behind them,
-    `self.result` the last load test's LoadTestResult."""
+    `self.result` the last load test's LoadTestResult. The local server and load test take `serve`
+    (ServeSettings) and `load_test` (LoadTestSettings); the defaults keep a 2-core machine quick."""
 
     def __init__(self, model: str = "llama-3.1-70b", scheme: str = "bf16", gpu: str = "h100-80gb",
-                 context: int = 8192, target: str = "vLLM", local_model: str = "default", local_scheme: str = "q4_k_m",
-                 concurrency=(1, 2, 4, 8), requests: int = 8, max_tokens: int = 24, threads: int | None = 1):
+                 context: int = 8192, target: str = "vLLM", local_model: str = "default",
+                 serve: ServeSettings | None = None, load_test: LoadTestSettings | None = None):
         self.errors = ErrorBox()
         self.plan = self.result = None
-        self.local = (local_model, local_scheme)
-        self.settings = dict(concurrency=list(concurrency), requests=requests, max_tokens=max_tokens, threads=threads)
+        self.local_model = local_model
+        self.load_test_settings = load_test or LoadTestSettings(requests=8, max_new_tokens=24)
+        self.serve_settings = serve or ServeSettings(context=512, threads=1,
+                                                     parallel=max(self.load_test_settings.concurrency))
         self.target = w.ToggleButtons(options=TARGETS, value=target, description="Target")
         self.model = w.Dropdown(options=[(r.display, r.name) for r in llamalab.models().itertuples()], value=model,
                                 description="Model")
-        self.scheme = w.Dropdown(options=[s.name for s in llamalab.catalog.schemes()], value=scheme,
-                                 description="Scheme")
-        self.gpu = w.Dropdown(options=[(g.display, g.name) for g in llamalab.gpus().values()], value=gpu,
+        self.scheme = w.Dropdown(options=llamalab.catalog.scheme_names(), value=scheme, description="Scheme")
+        self.gpu = w.Dropdown(options=[(r.display, r.name) for r in llamalab.gpus().itertuples()], value=gpu,
                               description="GPU")
         self.context = w.BoundedIntText(value=context, min=256, max=1_048_576, step=1024, description="Context")
         self.summary = w.HTML()
@@ -50,8 +50,6 @@ class DeploymentBuilder(w.VBox):
                   go.Scatter(x=[], y=[], mode="lines+markers", name="output tokens/s", yaxis="y2")],
             layout=dict(height=300, xaxis=dict(title="concurrency", type="log"), yaxis=dict(title="TTFT (ms)"),
                         yaxis2=dict(title="output tokens/s", overlaying="y", side="right"))))
-        self.worker = Worker(self.errors, "llamalab-deploy")
-        self._stop = threading.Event()
         self._records: list[dict] = []
         self._levels: list[dict] = []
         self._draw = Throttle(lambda _: self._redraw(), interval=0.25)      # ≤ 4 Hz
@@ -69,7 +67,7 @@ class DeploymentBuilder(w.VBox):
     # ---- artefacts ---------------------------------------------------------------------------------
     def rewrite(self, *_) -> None:
         self.errors.clear()
-        self.plan = deploy_plan(self.model.value, self.scheme.value, self.gpu.value, context=self.context.value)
+        self.plan = deployment_plan(self.model.value, self.scheme.value, self.gpu.value, context=self.context.value)
         p = self.plan
         self.summary.value = (f"<b>TP={p.tensor_parallel} × PP={p.pipeline_parallel} = {p.gpus} GPU(s) on "
                               f"{p.nodes} node(s)</b> · engine {p.engine}<ul>"
@@ -86,31 +84,28 @@ class DeploymentBuilder(w.VBox):
         if t == "Ollama":
             return [p.ollama_modelfile, "\n".join(p.ollama_commands)]
         if t == "llama.cpp":
-            scheme = p.scheme if p.scheme.startswith("q") else "q4_k_m"
+            scheme = p.scheme if llamalab.scheme(p.scheme).is_gguf else "q4_k_m"
             return [f'llamalab.serve("{p.model}", scheme="{scheme}")   # llama.cpp\'s server on 127.0.0.1, with a key']
-        return ["\n".join(f"{x['display']}: Endpoint({x['base_url']!r}, {x['models']}, api_key_env={x['api_key_env']!r})"
-                          for x in providers())]
+        return ["\n".join(f"{x.display}: llamalab.connect({x.base_url!r}, <model id>, api_key_env={x.api_key_env!r})"
+                          f"   # e.g. {x.models}" for x in providers().itertuples())]
 
     # ---- serve and load-test -------------------------------------------------------------------------
     def serve_and_test(self, wait: bool = False) -> None:
         launch(self, wait)
 
     def _start(self) -> None:
-        self._stop.clear()
         self._records.clear()
         self._levels.clear()
         self.serve_button.disabled, self.stop_button.disabled = True, False
-        self.worker.start(self._run, done=self._finish)
+        self.task = background(self, self._run, self._finish, "deploy")
 
-    def _run(self) -> None:
-        model, scheme = self.local
-        self.status.value = f"starting llama.cpp's server for {model} ({scheme})…"
-        s = self.settings
-        with llamalab.serve(model, scheme=scheme, parallel=max(s["concurrency"]), ctx=512, threads=s["threads"]) as server:
+    def _run(self, task: Task) -> None:
+        s = self.serve_settings
+        self.status.value = f"starting llama.cpp's server for {self.local_model} ({s.scheme})…"
+        with llamalab.serve(self.local_model, s) as server:
             self.status.value = f"serving on {server.url} (pid {server.pid}); load test running…"
-            self.result = llamalab.load_test(server, PROMPTS, concurrency=s["concurrency"], requests=s["requests"],
-                                             max_tokens=s["max_tokens"], on_event=self._on_event,
-                                             stop_event=self._stop)
+            self.result = llamalab.load_test(server, PROMPTS, self.load_test_settings, on_event=self._on_event,
+                                             stop_event=task.stop_event)
 
     def _on_event(self, e: dict) -> None:
         (self._records if e["kind"] == "request" else self._levels).append(e)
@@ -133,7 +128,5 @@ class DeploymentBuilder(w.VBox):
 
     def stop(self) -> None:
         """End the load test after the requests in flight; the server then stops."""
-        self._stop.set()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        return self.worker.wait(timeout)
+        if self.task is not None:
+            self.task.stop()

@@ -16,7 +16,7 @@ import ipywidgets as w
 import plotly.graph_objects as go
 
 from llamalab import Monitor, Sample
-from llamalab.metrics import label, metric
+from llamalab.core.metrics import label, metric
 from llamalab.plots import apply_samples, monitor_figure, resync
 
 

@@ -1,7 +1,7 @@
 """ModelPicker: choose model, scheme and device, see the estimate and whether it fits, then Load.
 
 Combinations the capability table (`llamalab.capabilities()`) says cannot run here are disabled with its
-reason and fix. Loading runs in a worker thread; afterwards the picker shows load time and the
+reason and fix. Loading runs as a background Task; afterwards the picker shows load time and the
 measured weights in memory next to the estimate, and exposes the `LoadedModel` as `picker.loaded`.
 """
 from __future__ import annotations
@@ -14,9 +14,9 @@ import ipywidgets as w
 import llamalab
 from llamalab import LoadedModel
 from llamalab.runtime import check_scheme, resolve_device
-from llamalab.runtime.source import is_cached
+from llamalab.runtime.files.source import is_cached
 
-from ._common import ErrorBox, Worker, gb, guarded, html_table, launch, mb, message_html
+from ._common import Background, ErrorBox, background, gb, guarded, html_table, launch, mb, message_html
 
 DEFAULT_LABEL = "SmolLM2 135M Instruct (embedded)"
 
@@ -36,7 +36,7 @@ def capability() -> dict[tuple[str, str], str]:
     return {(r.scheme, r.device): r.reason for r in table.itertuples() if not r.available}
 
 
-class ModelPicker(w.VBox):
+class ModelPicker(Background, w.VBox):
     """Model, scheme, device → live estimate and fit; Load → `self.loaded` (a LoadedModel)."""
 
     def __init__(self, model: str = "default", scheme: str = "bf16", device: str = "auto", context: int = 2048):
@@ -45,7 +45,6 @@ class ModelPicker(w.VBox):
         self.unavailable = capability()
         self.loaded: LoadedModel | None = None
         self._listeners: list[Callable[[LoadedModel], None]] = []
-        self.worker = Worker(self.errors, "llamalab-load")
         self.model = w.Dropdown(options=model_options(), value=model, description="Model",
                                 layout=w.Layout(width="460px"))
         self.device = w.ToggleButtons(options=["cpu", "cuda"], value=resolve_device(device).split(":")[0],
@@ -78,8 +77,8 @@ class ModelPicker(w.VBox):
     def _fill_schemes(self, keep: str | None = None) -> None:
         """Scheme options for the chosen device; the ones that cannot run here say so in their label."""
         dev = self.device.value
-        opts = [(s.name if (s.name, dev) not in self.unavailable else f"{s.name} — not available on {dev}", s.name)
-                for s in llamalab.catalog.schemes()]
+        opts = [(s if (s, dev) not in self.unavailable else f"{s} — not available on {dev}", s)
+                for s in llamalab.catalog.scheme_names()]
         current = keep or self.scheme.value
         self.scheme.options = opts
         self.scheme.value = current if current in {v for _, v in opts} else opts[0][1]
@@ -102,7 +101,7 @@ class ModelPicker(w.VBox):
         est = self.estimate
         budget = llamalab.hardware().budget_bytes(self.device.value)
         self.estimate_html.value = _estimate_html(est, budget, self.device.value)
-        self.load_button.disabled = blocked or self.worker.busy
+        self.load_button.disabled = blocked or self.busy
         self.load_button.tooltip = self.availability_text or "Load this model in a background thread"
 
     def _check_runnable(self) -> bool:
@@ -130,16 +129,13 @@ class ModelPicker(w.VBox):
         self._listeners.append(callback)
 
     def load(self, wait: bool = False) -> None:
-        """What the Load button does: load in a worker thread (`wait=True` blocks until done)."""
+        """What the Load button does: load in a background task (`wait=True` blocks until done)."""
         launch(self, wait)
 
     def _start(self) -> None:
         args = (self.model.value, self.scheme.value, self.device.value, self.context.value, self.force.value)
         self._set_busy(True)
-        self.worker.start(lambda: self._load(*args), done=lambda: self._set_busy(False))
-
-    def wait(self, timeout: float | None = None) -> bool:
-        return self.worker.wait(timeout)
+        self.task = background(self, lambda task: self._load(*args), lambda: self._set_busy(False), "load")
 
     def _load(self, model, scheme, device, context, force) -> None:
         if self.loaded is not None:       # free the old model first: two big models may not fit together
@@ -151,7 +147,7 @@ class ModelPicker(w.VBox):
             loaded = llamalab.load(model, scheme, device, force=force, context=context)
         self.loaded = loaded
         self.progress.value = 1.0
-        self.status.value = f"<b>loaded</b> {loaded.card.name} · {loaded.scheme.name} · {loaded.device}"
+        self.status.value = f"<b>loaded</b> {loaded.name} · {loaded.scheme_name} · {loaded.device}"
         self.result_html.value = _result_html(loaded)
         for cb in self._listeners:
             cb(loaded)

@@ -1,43 +1,39 @@
-"""Playground: prompt a loaded model and watch the answer stream in, with Stop and the numbers.
+"""Playground: prompt a loaded model (or a served one) and watch the answer stream in, with Stop and the numbers.
 
-A worker thread waits for the generation (which runs on the runtime's torch thread, as every torch
-op of the kit does, so the Playground decodes as fast as a cell) and updates the text as it streams:
-the torch thread only decodes tokens. Stop is handled while tokens flow (it ends the generation after
-the current token). After each call it shows time to first token, decode tokens/s, tokens and
-peak memory — all measured by the library's `Generation` — and keeps a small history table.
+A background Task waits for the generation (which runs on the kit's torch thread, as every torch op does,
+so the Playground decodes as fast as a cell) and updates the text as it streams: the torch thread only
+decodes tokens. Stop ends the generation after the current token. After each call it shows time to first
+token, decode tokens/s, tokens and peak memory — all measured by the library's `Generation`, labelled by
+the metrics vocabulary — and keeps a small history table.
 """
 from __future__ import annotations
 
-import threading
-
 import ipywidgets as w
 
-from llamalab import Generation, InvalidSetting, LoadedModel
+from llamalab import Generation, InvalidSetting, LoadedModel, Sampling, Task, metric
 
-from ._common import ErrorBox, Throttle, Worker, guarded, html_table, launch, pre
+from ._common import Background, ErrorBox, Throttle, background, guarded, html_table, launch, pre
 from .monitor import LiveMonitor
 from .picker import ModelPicker
 
-HISTORY_COLUMNS = {"#": None, "prompt": None, "model": None, "scheme": None, "new_tokens": None,
-                   "ttft_s": "{:.3f}".format, "decode_tokens_per_s": "{:.1f}".format,
-                   "peak_memory_mb": "{:.0f}".format, "finish_reason": None}
-HISTORY_HEADERS = {"new_tokens": "tokens", "ttft_s": "TTFT s", "decode_tokens_per_s": "decode tok/s", "peak_memory_mb": "peak MB",
-                   "finish_reason": "finish"}
+COLUMNS = ("model", "scheme", "new_tokens", "ttft_s", "decode_tokens_per_s", "peak_memory_bytes", "finish_reason")
+FORMATS = {"ttft_s": "{:.0f}", "decode_tokens_per_s": "{:.1f}", "peak_memory_bytes": "{:.0f}"}  # after scale
+HISTORY_COLUMNS = {"#": None, "prompt": None, **dict.fromkeys(COLUMNS)}
+HISTORY_HEADERS = {k: metric(k).label for k in COLUMNS}
+DEFAULTS = Sampling()
 
 
-class Playground(w.VBox):
+class Playground(Background, w.VBox):
     """Chat or plain prompt → streamed text, Stop, per-call metrics and history.
 
-    `source` is a LoadedModel, a ModelPicker (its current model is used at each Generate) or None
-    (then call `set_model`)."""
+    `source` is a LoadedModel (local, or `llamalab.connect(...)` to a server), a ModelPicker (its current
+    model is used at each Generate) or None (then call `set_model`)."""
 
     def __init__(self, source: LoadedModel | ModelPicker | None = None, monitor: bool = True,
                  prompt: str = "Explain in two sentences what a large language model is.",
-                 max_new_tokens: int = 128, history_size: int = 10):
+                 max_new_tokens: int = DEFAULTS.max_new_tokens, history_size: int = 10):
         self.source, self.history_size = source, history_size
         self.errors = ErrorBox()
-        self.worker = Worker(self.errors, "llamalab-generate")
-        self.stop_event = threading.Event()
         self.last: Generation | None = None
         self.history: list[dict] = []
         self.text = ""
@@ -49,9 +45,9 @@ class Playground(w.VBox):
         wide = {"description_width": "90px"}
         self.max_new_tokens = w.IntSlider(value=max_new_tokens, min=1, max=2048, description="Max tokens",
                                           continuous_update=False, style=wide)
-        self.temperature = w.FloatSlider(value=0.0, min=0.0, max=2.0, step=0.05, description="Temperature",
-                                         continuous_update=False, style=wide)
-        self.top_p = w.FloatSlider(value=1.0, min=0.05, max=1.0, step=0.05, description="Top-p",
+        self.temperature = w.FloatSlider(value=DEFAULTS.temperature, min=0.0, max=2.0, step=0.05,
+                                         description="Temperature", continuous_update=False, style=wide)
+        self.top_p = w.FloatSlider(value=DEFAULTS.top_p, min=0.05, max=1.0, step=0.05, description="Top-p",
                                    continuous_update=False, style=wide)
         self.ignore_eos = w.Checkbox(value=False, description="ignore end of sequence (always run to max tokens)",
                                      indent=False, layout=w.Layout(width="auto"))
@@ -85,39 +81,33 @@ class Playground(w.VBox):
                                  "LoadedModel: Playground(llamalab.load()).")
         return m
 
-    @property
-    def busy(self) -> bool:
-        return self.worker.busy
-
     # ---------------------------------------------------------------- actions
 
     def generate(self, wait: bool = False) -> None:
-        """What the Generate button does: stream a generation in a worker thread. Problems show inline."""
+        """What the Generate button does: stream a generation in a background task. Problems show inline."""
         launch(self, wait)
 
     def _start(self) -> None:
         loaded, kwargs = self.loaded, self._kwargs()
-        self.stop_event.clear()
         self.text = ""
         self._set_busy(True)
-        self.worker.start(lambda: self._run(loaded, kwargs), done=self._finish)
+        self.task = background(self, lambda task: self._run(task, loaded, kwargs), self._finish, "generate")
 
     def stop(self) -> None:
         """What the Stop button does: end the generation after the current token."""
-        self.stop_event.set()
+        if self.task is not None:
+            self.task.stop()
         self.state.value = "<span class='llamalab-state'>stopping…</span>"
-
-    def wait(self, timeout: float | None = None) -> bool:
-        return self.worker.wait(timeout)
 
     def _kwargs(self) -> dict:
         n = self.max_new_tokens.value
-        return dict(prompt_or_messages=self.prompt.value, max_new_tokens=n, temperature=self.temperature.value,
-                    top_p=self.top_p.value, chat=self.mode.value == "chat",
-                    system=self.system.value.strip() or None if self.mode.value == "chat" else None,
-                    min_new_tokens=n if self.ignore_eos.value else 0, stop_event=self.stop_event)
+        chat = self.mode.value == "chat"
+        sampling = Sampling(max_new_tokens=n, temperature=self.temperature.value, top_p=self.top_p.value,
+                            min_new_tokens=n if self.ignore_eos.value else 0)
+        return dict(prompt_or_messages=self.prompt.value, sampling=sampling, chat=chat,
+                    system=self.system.value.strip() or None if chat else None)
 
-    def _run(self, loaded: LoadedModel, kwargs: dict) -> None:
+    def _run(self, task: Task, loaded: LoadedModel, kwargs: dict) -> None:
         show = Throttle(lambda text: setattr(self.output, "value", pre(text)), interval=0.05)
 
         def on_text(piece: str) -> None:
@@ -128,7 +118,7 @@ class Playground(w.VBox):
         if self.live:
             self.live.start()
         try:
-            gen = loaded.generate(prompt, on_text=on_text, **kwargs)
+            gen = loaded.generate(prompt, on_text=on_text, stop_event=task.stop_event, **kwargs)
         finally:
             if self.live:
                 self.live.stop()
@@ -139,8 +129,9 @@ class Playground(w.VBox):
 
     def _record(self, gen: Generation, prompt: str) -> None:
         self.stats.value = _stats_html(gen)
-        row = {**gen.to_dict(), "#": len(self.history) + 1, "prompt": prompt[:40] + ("…" if len(prompt) > 40 else ""),
-               "peak_memory_mb": None if gen.peak_memory_bytes is None else gen.peak_memory_bytes / 1e6}
+        shown = {k: FORMATS[k].format(metric(k).show(v)) if k in FORMATS and v is not None else v
+                 for k, v in gen.to_dict().items()}
+        row = {**shown, "#": len(self.history) + 1, "prompt": prompt[:40] + ("…" if len(prompt) > 40 else "")}
         self.history.append(row)
         self.history_html.value = html_table(self.history[-self.history_size:][::-1], HISTORY_COLUMNS,
                                               HISTORY_HEADERS)

@@ -13,17 +13,17 @@ import time
 import ipywidgets as w
 import plotly.graph_objects as go
 
-from llamalab.finetune import FinetuneSettings, finetune
-from llamalab.finetune.data import conversations, preview
-from llamalab.plots.finetune import apply_history, training_figure
+from llamalab import FinetuneSettings, conversations, finetune, preview
+from llamalab.catalog.training import method, method_names
 from llamalab.plots import resync
+from llamalab.plots.finetune import apply_history, training_figure
 
-from ._common import ErrorBox, Worker, guarded
+from ._common import Background, ErrorBox, background, guarded
 
 SHOWN = ("method", "steps", "lr", "r", "alpha", "target_modules", "batch", "max_length")
 
 
-class TrainerPanel(w.VBox):
+class TrainerPanel(Background, w.VBox):
     """Fine-tune `loaded` (a LoadedModel, trained in place) on `data` and watch it."""
 
     def __init__(self, loaded, data="house-format", prompts=None, max_hz: float = 4.0, **defaults):
@@ -32,7 +32,6 @@ class TrainerPanel(w.VBox):
         self.pushes = 0
         self.prompts = prompts or [c[:-1] for c in conversations("house-format-heldout")[:3]]
         self.errors = ErrorBox()
-        self.worker = Worker(self.errors, "llamalab-trainer")
         self.controls = self._controls({"method": "lora", **defaults})
         self.train_b, self.stop_b, self.resume_b = (w.Button(description=d) for d in ("Train", "Stop", "Resume"))
         self.stop_b.disabled = self.resume_b.disabled = True
@@ -51,9 +50,8 @@ class TrainerPanel(w.VBox):
 
     def _controls(self, defaults: dict) -> dict:
         fields = {f.name: f for f in dataclasses.fields(FinetuneSettings)}
-        out = {"method": w.Dropdown(options=["lora", "qlora", "dora", "full"], value=defaults["method"],
-                                    description="method", tooltip="lora: adapters on a float base; qlora: on an nf4 "
-                                    "base; full: every weight; dora: weight-decomposed LoRA")}
+        out = {"method": w.Dropdown(options=method_names(), value=defaults["method"], description="method",
+                                    tooltip=" · ".join(f"{m}: {method(m).help}" for m in method_names()))}
         for name in SHOWN[1:]:
             f, value = fields[name], defaults.get(name, fields[name].default)
             kind = {int: w.IntText, float: w.FloatText}.get(type(value), w.Text)
@@ -67,16 +65,17 @@ class TrainerPanel(w.VBox):
     # ------------------------------------------------------------------ actions
     def train(self) -> None:
         """Score the 'before' outputs, then start a run with the panel's settings."""
-        if self.worker.busy or (self.run is not None and not self.run.done):
+        if self.busy or (self.run is not None and not self.run.done):
             return
         self.errors.clear()
 
-        def job():
+        def job(task):
             self.before = [self.loaded.generate(p, max_new_tokens=24).text for p in self.prompts]
             self.run = finetune(self.loaded, self.data, self.controls["method"].value, **self.settings())
             self._follow()
+
         self._busy(True)
-        self.worker.start(job, done=self._finished)
+        self.task = background(self, job, self._finished, "trainer")
 
     def stop(self) -> None:
         """End the run after the current step (a checkpoint is kept for Resume)."""
@@ -84,18 +83,16 @@ class TrainerPanel(w.VBox):
             self.run.stop()
 
     def resume(self) -> None:
-        if self.run is None or self.worker.busy:
+        if self.run is None or self.busy:
             return
         self.errors.clear()
 
-        def job():
+        def job(task):
             self.run.resume()
             self._follow()
-        self._busy(True)
-        self.worker.start(job, done=self._finished)
 
-    def wait(self, timeout: float | None = None) -> bool:
-        return self.worker.wait(timeout)
+        self._busy(True)
+        self.task = background(self, job, self._finished, "trainer")
 
     # ------------------------------------------------------------------ live view
     def _follow(self) -> None:

@@ -1,25 +1,26 @@
 """The facts: model cards, quantization schemes and GPUs, read from the TOML files beside this module.
 
-Adding a model, scheme or GPU is a data edit; this module only gives the data a typed view.
-Pure Python (no torch), so the estimator and the CLI start instantly.
+Adding a model, scheme or GPU is a data edit; this module only gives the data a typed view. Listings
+(`models()`, `schemes()`, `gpus()`) are DataFrames, one row per entry; lookups (`card()`, `scheme()`,
+`gpu()`) return the typed object; `*_names()` list the names. Pure Python (no torch).
 """
 from __future__ import annotations
 
 import json
 import os
-try:
-    import tomllib
-except ModuleNotFoundError:     # Python 3.10
-    import tomli as tomllib
+import tomllib
 from dataclasses import asdict, dataclass, field, replace
 from functools import cache
 from pathlib import Path
+from typing import Callable
 
-from ..errors import InvalidSetting, UnknownHardware, UnknownModel, UnknownScheme
+from ..core.errors import InvalidSetting, UnknownHardware, UnknownModel, UnknownScheme
+from ..core.hardware import GPU
 from .architecture import config_fields, count_params, linear_shapes
 
 __all__ = ["ModelCard", "Scheme", "GPU", "card", "card_from_config", "card_from_gguf", "scheme", "schemes",
-           "gpu", "gpus", "models", "count_params", "linear_shapes", "GGUF_FILE_TYPES", "SHORT_NAMES"]
+           "scheme_names", "register_scheme", "gpu", "gpus", "gpu_names", "models", "model_names", "read",
+           "count_params", "linear_shapes", "GGUF_FILE_TYPES", "SHORT_NAMES"]
 
 HERE = Path(__file__).parent
 
@@ -92,6 +93,10 @@ class Scheme:
     rank: int = 0
     kv_bytes: int = 2
     embeddings: str = "keep"
+    quantized_at: str = "none"   # "none" (float, cast at load), "load" (quantized while loading), "file"
+    made_by: str = ""            # the quantize() method that makes its checkpoints ("gptq", "awq")
+    dtype: str = ""              # a float scheme's torch dtype name
+    vllm_quantization: str = ""  # vLLM's --quantization for it, where it has one
     aliases: tuple[str, ...] = ()
     devices: dict = field(default_factory=dict, hash=False, compare=False)
 
@@ -103,8 +108,14 @@ class Scheme:
         return self.bits + (self.scale_bits / group if self.scale_bits else 0.0)
 
     @property
-    def quantized(self) -> bool:
-        return self.family not in ("float",) and not (self.family == "gguf" and self.bits >= 16)
+    def is_float(self) -> bool:
+        """fp32 / bf16 / fp16 weights in a transformers checkpoint (what full fine-tuning trains)."""
+        return self.family == "float"
+
+    @property
+    def is_gguf(self) -> bool:
+        """A GGUF file that llama.cpp runs (its own engine, its own server)."""
+        return self.family == "gguf"
 
     def backend_for(self, device: str) -> str:
         return self.devices.get(device.split(":")[0], {}).get("backend", "")
@@ -114,26 +125,16 @@ class Scheme:
         return self.devices.get(device.split(":")[0], {}).get("loads_from", "")
 
 
-@dataclass(frozen=True)
-class GPU:
-    """A GPU model from the catalog (or one CUDA device of this machine): its memory and bandwidth."""
-    name: str
-    display: str
-    memory_bytes: int
-    bandwidth_bytes_s: float = 0.0
-    kind: str = "gpu"
-    bf16_tflops: float = 0.0
-    source: str = ""
-
-
-def _load(name: str) -> dict:
+@cache
+def read(name: str) -> dict:
+    """One of the catalog's TOML files (models, schemes, hardware, assumptions, prices, providers, ...)."""
     return tomllib.loads((HERE / name).read_text())
 
 
 @cache
 def _cards() -> dict[str, ModelCard]:
     cards = {}
-    for m in _load("models.toml")["model"]:
+    for m in read("models.toml")["model"]:
         m = dict(m)
         for key in ("gptq", "awq", "aliases"):
             m[key] = tuple(m.get(key, ()))
@@ -255,7 +256,7 @@ def _tokenizer_config(folder: Path) -> dict:
 @cache
 def _schemes() -> dict[str, Scheme]:
     out = {}
-    for s in _load("schemes.toml")["scheme"]:
+    for s in read("schemes.toml")["scheme"]:
         s = dict(s)
         s["aliases"] = tuple(s.get("aliases", ()))
         out[s["name"]] = Scheme(**s)
@@ -278,10 +279,11 @@ def scheme(name: str | Scheme, model: str | os.PathLike | ModelCard | None = Non
     key = name.strip().lower()
     if key == "gguf":
         return _own_gguf(model)
-    for s in _schemes().values():
-        if key == s.name or key in s.aliases or key == f"gguf-{s.name}" and s.family == "gguf":
-            return s
-    raise UnknownScheme(name, list(_schemes()), SHORT_NAMES)
+    for known in (_schemes, _all_schemes):       # plugins are looked for only when the catalog has no such name
+        for s in known().values():
+            if key == s.name or key in s.aliases or key == f"gguf-{s.name}" and s.is_gguf:
+                return s
+    raise UnknownScheme(name, list(_all_schemes()), SHORT_NAMES)
 
 
 def _own_gguf(model) -> Scheme:
@@ -289,35 +291,87 @@ def _own_gguf(model) -> Scheme:
     if c is None or not c.gguf_type:
         what = f"{c.name} has none" if c else "no model was given"
         raise InvalidSetting(f"scheme='gguf' means the weight type of the model's own GGUF file, and {what}.",
-                             "Name a GGUF type instead: " + ", ".join(s.name for s in schemes() if s.family == "gguf")
+                             "Name a GGUF type instead: " + ", ".join(n for n, s in _schemes().items() if s.is_gguf)
                              + "; or load a .gguf file (or model='default', a Q4_1 GGUF) with scheme='gguf'.")
     return scheme(c.gguf_type)
 
 
-def schemes() -> list[Scheme]:
-    """Every scheme of the catalog, in the order of schemes.toml."""
-    return list(_schemes().values())
+_plugins: dict[str, Scheme] = {}
+_sources: list[Callable[[], dict[str, Scheme]]] = []
+
+
+def register_scheme(s: Scheme) -> None:
+    """Add a scheme a plugin brings (its backend serves it): `scheme()`, `schemes()` and `estimate()` see it."""
+    _plugins[s.name] = s
+
+
+def unregister_scheme(name: str) -> None:
+    _plugins.pop(name, None)
+
+
+def add_scheme_source(source: Callable[[], dict[str, Scheme]]) -> None:
+    """A hook that finds plugin schemes on demand (the runtime's entry-point backends register one)."""
+    _sources.append(source)
+
+
+def _all_schemes() -> dict[str, Scheme]:
+    """The catalog's schemes, then those plugins brought (registered, or found by a source hook)."""
+    for source in _sources:
+        for s in source().values():
+            _plugins.setdefault(s.name, s)
+    return {**_schemes(), **{n: s for n, s in _plugins.items() if n not in _schemes()}}
+
+
+def scheme_names() -> list[str]:
+    """Every scheme's name: schemes.toml's, in its order, then plugin schemes."""
+    return list(_all_schemes())
+
+
+def schemes():
+    """Every scheme (schemes.toml's, then plugin schemes) as a DataFrame: name, family, bits, bits per weight,
+    rank, where it is quantized, help."""
+    import pandas as pd
+    return pd.DataFrame([{"name": s.name, "family": s.family, "bits": s.bits,
+                          "bits_per_weight": round(s.bits_per_weight(), 3), "rank": s.rank,
+                          "quantized_at": s.quantized_at, "aliases": ", ".join(s.aliases), "help": s.help}
+                         for s in _all_schemes().values()])
 
 
 @cache
-def gpus() -> dict[str, GPU]:
+def _gpus() -> dict[str, GPU]:
     out = {}
-    for g in _load("hardware.toml")["gpu"]:
+    for g in read("hardware.toml")["gpu"]:
         out[g["name"]] = GPU(name=g["name"], display=g["display"], memory_bytes=int(g["memory_gb"] * 1e9),
                                 bandwidth_bytes_s=g["bandwidth_gb_s"] * 1e9, kind="gpu",
                                 bf16_tflops=g.get("bf16_tflops", 0.0), source=g.get("source", ""))
     return out
 
 
+def gpu_names() -> list[str]:
+    """Every catalog GPU's name, in the order of hardware.toml."""
+    return list(_gpus())
+
+
+def gpus():
+    """The catalog's GPUs as a DataFrame: name, display, memory, bandwidth, BF16 TFLOPS, source."""
+    import pandas as pd
+    return pd.DataFrame([asdict(g) for g in _gpus().values()])
+
+
 def gpu(name: str) -> GPU:
     """A catalog GPU by name ('h100-80gb') or display name ('H100 80GB')."""
     if not isinstance(name, str):
-        raise InvalidSetting(f"gpu={name!r} is not a GPU name.", f"Pass one of: {', '.join(gpus())}.")
+        raise InvalidSetting(f"gpu={name!r} is not a GPU name.", f"Pass one of: {', '.join(_gpus())}.")
     key = name.strip().lower().replace(" ", "-")
-    for g in gpus().values():
+    for g in _gpus().values():
         if key in (g.name, g.display.lower().replace(" ", "-")):
             return g
-    raise UnknownHardware(name, list(gpus()))
+    raise UnknownHardware(name, list(_gpus()))
+
+
+def model_names() -> list[str]:
+    """Every catalog model's name, in the order of models.toml."""
+    return list(_cards())
 
 
 def models():

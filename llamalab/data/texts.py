@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
-HERE = Path(__file__).parent
+from . import HERE
 
 
 @dataclass(frozen=True)

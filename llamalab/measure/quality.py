@@ -2,10 +2,10 @@
 next-token distributions from a reference scheme (mean KL and top-1 agreement).
 
 Both score the same token windows: the text is tokenized once with the model's own (HF) tokenizer,
-cut into windows of `context` tokens starting every `stride` tokens (at least one token of overlap,
-so no target goes unscored), and each target token (all but the first) is scored exactly once. Works for transformers and llama.cpp
-(GGUF) engines (their `logits(ids)`); any other engine raises a clear error. The scoring runs on the
-runtime's torch thread, like every torch op of the kit.
+cut into windows of `window` tokens starting every `stride` tokens (at least one token of overlap, so no
+target goes unscored), and each target token (all but the first) is scored exactly once. Works for every
+engine that declares `Scores` (transformers and llama.cpp); any other raises a clear error. The scoring runs
+on the one torch thread, like every torch op of the kit.
 """
 from __future__ import annotations
 
@@ -16,10 +16,13 @@ import weakref
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..errors import InvalidSetting, LlamalabError
-from ..runtime import torch_thread
+from ..core import torch_thread
+from ..core.errors import InvalidSetting
+from ..engines.base import Scores, require
 
-DEFAULT_TOKENS, DEFAULT_CONTEXT = 2048, 512
+DEFAULT_TOKENS, DEFAULT_WINDOW = 2048, 512
+CANNOT_SCORE = ("give per-position logits, so perplexity and KL cannot be measured for it",
+                "Score a model loaded with a transformers or llama.cpp backend (llamalab.load).")
 
 
 @dataclass(frozen=True)
@@ -30,7 +33,7 @@ class Perplexity:
     tokens: int                 # target tokens scored
     text: str                   # which text (name) and its source
     source: str
-    context: int                # tokens per window
+    window: int                 # tokens per scored window
     stride: int                 # tokens between window starts
     model: str = ""
     scheme: str = ""
@@ -39,7 +42,7 @@ class Perplexity:
     @property
     def label(self) -> str:
         return (f"perplexity per token = {self.value:.3f} on {self.text} ({self.tokens} tokens scored; "
-                f"context {self.context}, stride {self.stride})")
+                f"window {self.window}, stride {self.stride})")
 
     def __str__(self) -> str:
         return f"{self.model} {self.scheme}: {self.label}"
@@ -55,7 +58,7 @@ class Divergence:
     top1_agreement: float       # share of positions where both pick the same most likely token
     tokens: int
     text: str
-    context: int
+    window: int
     stride: int
     model: str = ""
     scheme: str = ""
@@ -64,7 +67,7 @@ class Divergence:
     @property
     def label(self) -> str:
         return (f"KL({self.reference} ‖ {self.scheme}) = {self.kl_mean:.4f} nats/token, top-1 agreement "
-                f"{self.top1_agreement:.1%} on {self.text} ({self.tokens} tokens; context {self.context}, "
+                f"{self.top1_agreement:.1%} on {self.text} ({self.tokens} tokens; window {self.window}, "
                 f"stride {self.stride})")
 
     def __str__(self) -> str:
@@ -80,15 +83,15 @@ class Window:
     first_target: int           # index inside the window of the first position that is scored
 
 
-def windows(n: int, context: int, stride: int) -> list[Window]:
-    """Windows of `context` tokens every `stride` tokens; each target (ids[1:]) scored exactly once."""
-    if context < 2 or not 1 <= stride <= context:
-        raise InvalidSetting(f"context={context}, stride={stride}: need context ≥ 2 and 1 ≤ stride ≤ context.",
-                             "Use e.g. context=512, stride=512 (no overlap) or stride=256 (more context per token).")
+def windows(n: int, window: int, stride: int) -> list[Window]:
+    """Windows of `window` tokens every `stride` tokens; each target (ids[1:]) scored exactly once."""
+    if window < 2 or not 1 <= stride <= window:
+        raise InvalidSetting(f"window={window}, stride={stride}: need window ≥ 2 and 1 ≤ stride ≤ window.",
+                             "Use e.g. window=512, stride=512 (no overlap) or stride=256 (more context per token).")
     out, scored_to = [], 1          # targets [1, scored_to) already scored
     start = 0
     while scored_to < n:
-        end = min(start + context, n)
+        end = min(start + window, n)
         out.append(Window(start, max(scored_to - start, 1)))
         scored_to = end
         if end == n:
@@ -108,11 +111,7 @@ def _text(text):
 
 
 def _token_ids(loaded, text: str, tokens: int) -> list[int]:
-    tok = loaded.tokenizer
-    if tok is None:
-        raise LlamalabError(f"{loaded.scheme.name} has no tokenizer to cut the text with.",
-                            "Load the model through llamalab.load().")
-    ids = tok(text, add_special_tokens=False)["input_ids"]
+    ids = require(loaded.engine, Scores, *CANNOT_SCORE).tokenize(text)
     if len(ids) < 2:
         raise InvalidSetting("The text is shorter than 2 tokens.", "Pass a longer text.")
     return ids[:tokens] if tokens else ids
@@ -120,60 +119,58 @@ def _token_ids(loaded, text: str, tokens: int) -> list[int]:
 
 def log_probs(loaded, ids: list[int]):
     """log-softmax of the model's next-token logits at every position: torch float32 [len(ids), vocab].
-    The engine's `logits(ids)` gives them; an engine without it (a remote server) cannot be scored."""
+    The engine's `logits(ids)` gives them; an engine that does not declare `Scores` cannot be scored."""
     import torch
-    engine = loaded.engine
-    if not hasattr(engine, "logits"):
-        raise LlamalabError(f"The {engine.name} engine gives no per-position logits, so perplexity and KL "
-                            "cannot be measured for it.", "Score a model loaded with a transformers or "
-                            "llama.cpp backend.")
+
+    engine = require(loaded.engine, Scores, *CANNOT_SCORE)
     return torch.log_softmax(torch.from_numpy(engine.logits(ids)).float(), dim=-1)
 
 
-def _scored(loaded, ids, context, stride):
+def _scored(loaded, ids, window, stride):
     """(targets, log-probs of the positions predicting them) for each window."""
     import torch
-    for w in windows(len(ids), context, stride):
-        chunk = ids[w.start:w.start + context]
+
+    for w in windows(len(ids), window, stride):
+        chunk = ids[w.start:w.start + window]
         lp = log_probs(loaded, chunk)[w.first_target - 1: len(chunk) - 1]
         yield torch.tensor(chunk[w.first_target:]), lp
 
 
-def perplexity(loaded, text=None, *, tokens: int = DEFAULT_TOKENS, context: int = DEFAULT_CONTEXT,
+def perplexity(loaded, text=None, *, tokens: int = DEFAULT_TOKENS, window: int = DEFAULT_WINDOW,
                stride: int | None = None) -> Perplexity:
     """Per-token perplexity of `loaded` on `text` (default: the bundled held-out KJV Luke 1–4),
-    first `tokens` tokens, windows of `context` tokens every `stride` (default = context, no overlap)."""
+    first `tokens` tokens, windows of `window` tokens every `stride` (default = window, no overlap)."""
     name, source, body = _text(text)
-    stride = stride or context
-    return torch_thread.run(_perplexity, loaded, _token_ids(loaded, body, tokens), name, source, context, stride)
+    stride = stride or window
+    return torch_thread.run(_perplexity, loaded, _token_ids(loaded, body, tokens), name, source, window, stride)
 
 
-def _perplexity(loaded, ids, name, source, context, stride, on_window=None) -> Perplexity:
+def _perplexity(loaded, ids, name, source, window, stride, on_window=None) -> Perplexity:
     """Score every window; `on_window(i, log_probs)` sees each window's log-probs on the way."""
     nll, n = 0.0, 0
-    for i, (targets, lp) in enumerate(_scored(loaded, ids, context, stride)):
+    for i, (targets, lp) in enumerate(_scored(loaded, ids, window, stride)):
         if on_window:
             on_window(i, lp)
         nll -= lp.gather(1, targets[:, None]).sum().item()
         n += len(targets)
-    return Perplexity(math.exp(nll / n), nll / n, n, name, source, context, stride,
-                      loaded.card.name, loaded.scheme.name)
+    return Perplexity(math.exp(nll / n), nll / n, n, name, source, window, stride, loaded.name, loaded.scheme_name)
 
 
 class Reference:
     """A reference model's log-probs on a text, kept on disk (one .npy per window) so comparing many
     schemes needs neither the reference model nor its ~400 MB of log-probs in memory."""
 
-    def __init__(self, loaded, text=None, *, tokens: int = DEFAULT_TOKENS, context: int = DEFAULT_CONTEXT,
+    def __init__(self, loaded, text=None, *, tokens: int = DEFAULT_TOKENS, window: int = DEFAULT_WINDOW,
                  stride: int | None = None):
         import numpy as np
+
         self.text_name, self.source, self.body = _text(text)
-        self.context, self.stride = context, stride or context
-        self.scheme, self.model = loaded.scheme.name, loaded.card.name
+        self.window, self.stride = window, stride or window
+        self.scheme, self.model = loaded.scheme_name, loaded.name
         self.ids = _token_ids(loaded, self.body, tokens)
         self.dir = Path(tempfile.mkdtemp(prefix="llamalab-reference-"))
         self._cleanup = weakref.finalize(self, shutil.rmtree, self.dir, True)
-        self.perplexity = torch_thread.run(_perplexity, loaded, self.ids, self.text_name, self.source, context,
+        self.perplexity = torch_thread.run(_perplexity, loaded, self.ids, self.text_name, self.source, window,
                                            self.stride, on_window=lambda i, lp: np.save(self.dir / f"{i}.npy", lp.numpy()))
 
     def window_log_probs(self, i: int):
@@ -185,35 +182,35 @@ class Reference:
         self._cleanup()
 
 
-def divergence(loaded, reference, text=None, *, tokens: int = DEFAULT_TOKENS, context: int = DEFAULT_CONTEXT,
+def divergence(loaded, reference, text=None, *, tokens: int = DEFAULT_TOKENS, window: int = DEFAULT_WINDOW,
                stride: int | None = None) -> Divergence:
     """Mean KL(reference ‖ loaded) of next-token distributions and top-1 agreement, position by position.
     `reference` is another LoadedModel (same tokenizer) or a `Reference` computed beforehand."""
     if isinstance(reference, Reference):
         ref_scheme, ids, body = reference.scheme, reference.ids, reference.body
-        context, stride, name = reference.context, reference.stride, reference.text_name
+        window, stride, name = reference.window, reference.stride, reference.text_name
         ref_lp = reference.window_log_probs
     else:
         name, _, body = _text(text)
-        stride = stride or context
+        stride = stride or window
         ids = _token_ids(reference, body, tokens)
-        ref_scheme = reference.scheme.name
-        ref_windows = _scored(reference, ids, context, stride)
+        ref_scheme = reference.scheme_name
+        ref_windows = _scored(reference, ids, window, stride)
         ref_lp = lambda i: next(ref_windows)[1]   # noqa: E731  (windows come in order)
     if _token_ids(loaded, body, len(ids)) != ids:
         raise InvalidSetting("The model and the reference tokenize the text differently.",
                              "Compare models that share a tokenizer.")
-    kl, agree, n = torch_thread.run(_divergence, loaded, ids, context, stride, ref_lp)
-    return Divergence(kl / n, agree / n, n, name, context, stride, loaded.card.name, loaded.scheme.name, ref_scheme)
+    kl, agree, n = torch_thread.run(_divergence, loaded, ids, window, stride, ref_lp)
+    return Divergence(kl / n, agree / n, n, name, window, stride, loaded.name, loaded.scheme_name, ref_scheme)
 
 
 ROWS_PER_CHUNK = 64     # 64 × a 49K vocabulary × 4 bytes = 12.6 MB per temporary instead of 100 MB for 512 rows
 
 
-def _divergence(loaded, ids, context, stride, ref_lp) -> tuple[float, int, int]:
+def _divergence(loaded, ids, window, stride, ref_lp) -> tuple[float, int, int]:
     """Sums of KL and top-1 agreements, and the positions scored (runs on the torch thread)."""
     kl, agree, n = 0.0, 0, 0
-    for i, (targets, lp) in enumerate(_scored(loaded, ids, context, stride)):
+    for i, (targets, lp) in enumerate(_scored(loaded, ids, window, stride)):
         r = ref_lp(i)
         if r.shape != lp.shape:
             raise InvalidSetting(f"Vocabulary sizes differ ({r.shape[-1]} vs {lp.shape[-1]}).",

@@ -6,9 +6,9 @@ unloaded. Consumers read the events: `compare()` folds them into a DataFrame, th
 as they come. A failing scheme becomes a `Failed` event and the sweep goes on; setting `stop_event`
 ends the generation in progress and skips what is left.
 
-Rows carry the columns of `llamalab.metrics` (see COLUMNS), so any other producer of `Row` events
-— a load test sending requests to an endpoint, say — feeds the same consumers, `collect()` and
-`summary()` included.
+Rows carry the columns of the metrics vocabulary (llamalab/core/metrics.py; see COLUMNS), so any other
+producer of `Row` events feeds the same consumers, `collect()` and `summarize()` included. What to measure
+is one `SweepSettings`, shared by `compare()` and the Arena.
 """
 from __future__ import annotations
 
@@ -19,18 +19,45 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-from .. import validate
-from ..errors import InvalidSetting, LlamalabError
+from .. import catalog
+from ..core import validate
+from ..core.errors import InvalidSetting, LlamalabError, ModelNotCached
+from ..core.metrics import METRICS, columns
+from ..core.settings import setting, with_changes
 
-GENERATION_COLUMNS = ("text", "prompt_tokens", "new_tokens", "ttft_s", "prefill_s", "decode_tokens_per_s",
-                      "total_s", "peak_memory_bytes", "peak_memory_kind", "finish_reason")
-LOAD_COLUMNS = ("backend", "engine", "device", "load_s", "weights_memory_bytes", "weights_disk_bytes",
-                "load_memory_delta_bytes", "load_memory_kind", "load_peak_bytes", "estimated_weights_bytes",
-                "estimate_error_pct", "quantized_at", "path")
-QUALITY_COLUMNS = ("perplexity", "ppl_text", "ppl_tokens", "ppl_context", "ppl_stride", "kl_vs_reference",
-                   "top1_vs_reference", "reference", "quality_s", "quality_error")
+GENERATION_COLUMNS, LOAD_COLUMNS, QUALITY_COLUMNS = columns("generation"), columns("load"), columns("quality")
 COLUMNS = ("model", "scheme", "run", "prompt", *GENERATION_COLUMNS, *LOAD_COLUMNS, *QUALITY_COLUMNS, "error")
 WEIGHT_FILES = ("*.safetensors", "*.bin", "*.gguf")
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    """What a sweep measures per scheme: `sweep()`, `compare()` and the Arena take it (or its fields)."""
+
+    max_new_tokens: int = setting(64, "New tokens per generation.")
+    fixed_length: bool = setting(True, "Generate exactly max_new_tokens (end of sequence ignored), so speeds compare.")
+    repeats: int = setting(1, "How many times every prompt is timed.")
+    warmup: int = setting(4, "New tokens of one untimed generation after each load (0: none): first calls are slow.")
+    quality: bool = setting(False, "Also score perplexity on the bundled held-out text (and KL with a reference).")
+    reference: str | None = setting(None, "The scheme KL and top-1 agreement compare against (computed once per "
+                                          "model; None: no KL).")
+    quality_tokens: int = setting(1024, "Tokens of the held-out text scored for quality.")
+    quality_window: int = setting(512, "Tokens per scored window.")
+    device: str = setting("auto", "Where each scheme runs: 'auto', 'cpu', 'cuda' or 'cuda:N'.")
+    quantize_missing: bool = setting(True, "Make a GPTQ/AWQ checkpoint first (cached) when none exists yet.")
+
+    def __post_init__(self):
+        validate.integer("max_new_tokens", self.max_new_tokens, lo=1)
+        validate.flag("fixed_length", self.fixed_length)
+        validate.integer("repeats", self.repeats, lo=1)
+        validate.integer("warmup", self.warmup, lo=0)
+        validate.flag("quality", self.quality)
+        if self.reference is not None:
+            validate.text("reference", self.reference)
+        validate.integer("quality_tokens", self.quality_tokens, lo=2)
+        validate.integer("quality_window", self.quality_window, lo=2)
+        validate.text("device", self.device)
+        validate.flag("quantize_missing", self.quantize_missing)
 
 
 # ---------------------------------------------------------------- events
@@ -111,63 +138,42 @@ Event = Loading | Loaded | Token | Row | Scoring | Quality | Failed | Done
 
 # ---------------------------------------------------------------- the sweep
 
-def sweep(models, schemes, prompts, *, max_new_tokens: int = 64, fixed_length: bool = True, repeats: int = 1,
-          warmup: int = 4, quality: bool = False, reference: str | None = None, tokens: int = 1024,
-          context: int = 512, device: str = "cpu", quantize_missing: bool = True,
-          stop_event: threading.Event | None = None, load: Callable | None = None) -> Iterator[Event]:
-    """An iterator of events while measuring every scheme of every model on every prompt (`repeats` times).
-    Arguments are checked here, before anything loads.
-
-    max_new_tokens: new tokens per generation (exactly that many when `fixed_length`, so speeds compare).
-    warmup: new tokens of one untimed generation after each load (0: none).
-    quality: score perplexity on `tokens` tokens of the held-out text, windows of `context`; with
-    `reference` (a scheme name) also KL and top-1 agreement against it (computed once per model; if it
-    is the first scheme, from that scheme's own pass). load: `load(model, scheme, device=)`, default
-    `llamalab.runtime.load` (GPTQ/AWQ checkpoints are made first when `quantize_missing`).
-    """
-    models = _names("models", models)
-    schemes = _names("schemes", schemes)
-    prompts = _names("prompts", prompts)
-    plan = _Plan(max_new_tokens=validate.integer("max_new_tokens", max_new_tokens, lo=1),
-                 fixed_length=validate.flag("fixed_length", fixed_length),
-                 repeats=validate.integer("repeats", repeats, lo=1), warmup=validate.integer("warmup", warmup, lo=0),
-                 quality=validate.flag("quality", quality), tokens=validate.integer("tokens", tokens, lo=2),
-                 context=validate.integer("context", context, lo=2), device=validate.text("device", device),
-                 stop=stop_event or threading.Event(),
-                 load=load or _default_loader(validate.flag("quantize_missing", quantize_missing)))
-    if reference is not None:
-        validate.text("reference", reference)
-    return _events(models, schemes, prompts, reference, plan)
+def sweep(models, schemes, prompts, settings: SweepSettings | None = None, *,
+          stop_event: threading.Event | None = None, load: Callable | None = None, **overrides) -> Iterator[Event]:
+    """An iterator of events while measuring every scheme of every model on every prompt.
+    `settings` (a SweepSettings) and/or its fields as keywords say what to measure; they are checked here,
+    before anything loads. `stop_event` ends the generation in progress and skips the rest. `load`:
+    `load(model, scheme, device=)`, default `llamalab.load` (GPTQ/AWQ checkpoints are made first when
+    `quantize_missing`): a served model, a test's fake engine."""
+    s = with_changes(settings or SweepSettings(), **overrides)
+    run = _Run(s, stop_event or threading.Event(), load or _default_loader(s.quantize_missing))
+    return _events(_names("models", models), _names("schemes", schemes), _names("prompts", prompts), run)
 
 
-def _events(models, schemes, prompts, reference, plan):
+def _events(models, schemes, prompts, run: _Run):
+    s = run.settings
     for model in models:
-        if plan.stop.is_set():
+        if run.stop.is_set():
             break
         ref = None
-        if plan.quality and reference and reference != schemes[0]:
-            ref = yield from _reference(model, reference, plan)
+        if s.quality and s.reference and s.reference != schemes[0]:
+            ref = yield from _reference(model, s.reference, run)
         for i, scheme in enumerate(schemes):
-            if plan.stop.is_set():
+            if run.stop.is_set():
                 break
-            own_ref = plan.quality and reference is not None and reference == scheme and i == 0
-            made = yield from _scheme(model, scheme, i, len(schemes), prompts, plan, ref, own_ref)
+            own_ref = s.quality and s.reference == scheme and i == 0
+            made = yield from _scheme(model, scheme, i, len(schemes), prompts, run, ref, own_ref)
             ref = made or ref
         if ref is not None:
             ref.close()
-    yield Done(stopped=plan.stop.is_set())
+    yield Done(stopped=run.stop.is_set())
 
 
 @dataclass(frozen=True)
-class _Plan:
-    max_new_tokens: int
-    fixed_length: bool
-    repeats: int
-    warmup: int
-    quality: bool
-    tokens: int
-    context: int
-    device: str
+class _Run:
+    """One sweep's settings, its stop event and its loader."""
+
+    settings: SweepSettings
     stop: threading.Event
     load: Callable
 
@@ -190,33 +196,33 @@ def _names(name: str, value) -> list[str]:
 
 def _default_loader(quantize_missing: bool) -> Callable:
     def load(model, scheme, device):
-        from .. import catalog
-        from ..errors import ModelNotCached
+        from ..quantize import quantize
         from ..runtime import load as runtime_load
+
         try:
             return runtime_load(model, scheme, device=device)
         except ModelNotCached:
             s = catalog.scheme(scheme)
-            if not (quantize_missing and s.family in ("gptq", "awq")):
+            if not (quantize_missing and s.made_by):
                 raise
-            from ..quantize import quantize
-            quantize(model, s.family, bits=int(s.bits))
+            quantize(model, s.made_by, bits=int(s.bits))
             return runtime_load(model, scheme, device=device)
+
     return load
 
 
-def _reference(model: str, scheme: str, plan: _Plan):
+def _reference(model: str, scheme: str, run: _Run):
     """Load the reference scheme, keep its log-probs on disk, unload it. None (and a Failed event) if it fails."""
     from .quality import Reference
     yield Loading(model, scheme)
     try:
-        m = plan.load(model, scheme, device=plan.device)
+        m = run.load(model, scheme, device=run.settings.device)
     except Exception as e:       # noqa: BLE001  (one failure must not end the sweep)
         yield _failed(model, f"{scheme} (reference)", e)
         return None
     try:
         yield Scoring(model, scheme)
-        return Reference(m, tokens=plan.tokens, context=plan.context)
+        return Reference(m, tokens=run.settings.quality_tokens, window=run.settings.quality_window)
     except Exception as e:       # noqa: BLE001
         yield _failed(model, f"{scheme} (reference)", e)
         return None
@@ -224,37 +230,38 @@ def _reference(model: str, scheme: str, plan: _Plan):
         _unload(m)
 
 
-def _scheme(model, scheme, index, count, prompts, plan: _Plan, ref, own_ref: bool):
+def _scheme(model, scheme, index, count, prompts, run: _Run, ref, own_ref: bool):
     """Load → warm up → generate per prompt → score → unload one scheme; returns the Reference it made."""
+    s = run.settings
     yield Loading(model, scheme, index, count)
     try:
-        m = plan.load(model, scheme, device=plan.device)
+        m = run.load(model, scheme, device=s.device)
     except Exception as e:       # noqa: BLE001
         yield _failed(model, scheme, e)
         return None
     made = None
     try:
         facts = load_facts(m)
-        name = m.scheme.name
+        name = m.scheme_name
         yield Loaded(model, name, facts)
-        if plan.warmup:
-            m.generate(prompts[0], max_new_tokens=plan.warmup, stop_event=plan.stop)   # first calls are slow
+        if s.warmup:
+            m.generate(prompts[0], max_new_tokens=s.warmup, stop_event=run.stop)
         base = {"model": model, "scheme": name, **facts}
-        for run in range(plan.repeats):
+        for repeat in range(s.repeats):
             for j, prompt in enumerate(prompts):
-                if plan.stop.is_set():
+                if run.stop.is_set():
                     return None
                 g = None
-                for piece in m.stream(prompt, max_new_tokens=plan.max_new_tokens, stop_event=plan.stop,
-                                      min_new_tokens=plan.max_new_tokens if plan.fixed_length else 0):
+                for piece in m.stream(prompt, max_new_tokens=s.max_new_tokens, stop_event=run.stop,
+                                      min_new_tokens=s.max_new_tokens if s.fixed_length else 0):
                     if isinstance(piece, str):
-                        yield Token(model, name, j, piece, run)
+                        yield Token(model, name, j, piece, repeat)
                     else:
                         g = piece
-                yield Row({**base, "run": run, "prompt": prompt, **_generation_columns(g)})
-        if plan.quality and not plan.stop.is_set():
+                yield Row({**base, "run": repeat, "prompt": prompt, **_generation_columns(g)})
+        if s.quality and not run.stop.is_set():
             yield Scoring(model, name)
-            made, scores = _score(m, ref, own_ref, plan)
+            made, scores = _score(m, ref, own_ref, s)
             yield Quality(model, name, scores)
         return made
     except Exception as e:       # noqa: BLE001
@@ -272,15 +279,13 @@ def _generation_columns(g) -> dict:
 def load_facts(m) -> dict:
     """The load columns of a LoadedModel: its `to_dict()`, the weight files' size, where it was quantized."""
     d = m.to_dict()
-    quantized_at = "file" if m.scheme.family in ("gptq", "awq", "gguf") else (
-        "load" if m.scheme.quantized else "none (dtype cast at load)")
     facts = {k: d[k] for k in LOAD_COLUMNS if k in d}
-    facts.update(engine=getattr(m.engine, "name", ""), device=m.device, quantized_at=quantized_at,
-                 weights_disk_bytes=disk_bytes(m.path) if m.path else None)
+    facts.update(quantized_at=m.scheme.quantized_at if m.scheme else None,
+                 weights_disk_bytes=disk_bytes(m.path) if m.path and not m.engine.remote else None)
     return facts
 
 
-def _score(m, ref, own_ref: bool, plan: _Plan):
+def _score(m, ref, own_ref: bool, s: SweepSettings):
     """(Reference made from this scheme or None, quality columns). A model that cannot be scored (e.g. an
     engine without logits) gets its reason in `quality_error` and empty quality columns."""
     from .quality import Reference, divergence, perplexity
@@ -288,19 +293,19 @@ def _score(m, ref, own_ref: bool, plan: _Plan):
     made, out = None, {}
     try:
         if own_ref:
-            made = Reference(m, tokens=plan.tokens, context=plan.context)
+            made = Reference(m, tokens=s.quality_tokens, window=s.quality_window)
             p = made.perplexity
             out = {"kl_vs_reference": 0.0, "top1_vs_reference": 1.0, "reference": made.scheme}
         elif ref is not None:
             d = divergence(m, ref)
-            p = perplexity(m, tokens=len(ref.ids), context=ref.context, stride=ref.stride)
+            p = perplexity(m, tokens=len(ref.ids), window=ref.window, stride=ref.stride)
             out = {"kl_vs_reference": d.kl_mean, "top1_vs_reference": d.top1_agreement, "reference": d.reference}
         else:
-            p = perplexity(m, tokens=plan.tokens, context=plan.context)
+            p = perplexity(m, tokens=s.quality_tokens, window=s.quality_window)
     except LlamalabError as e:
         return None, {**dict.fromkeys(QUALITY_COLUMNS), "quality_error": e.message}
     return made, {**out, "perplexity": p.value, "ppl_text": p.text, "ppl_tokens": p.tokens,
-                  "ppl_context": p.context, "ppl_stride": p.stride, "quality_s": time.perf_counter() - t0}
+                  "ppl_window": p.window, "ppl_stride": p.stride, "quality_s": time.perf_counter() - t0}
 
 
 def _failed(model: str, scheme: str, e: BaseException) -> Failed:
@@ -346,15 +351,12 @@ def collect(events) -> list[dict]:
     return records
 
 
-NUMERIC = ("prompt_tokens", "new_tokens", "ttft_s", "prefill_s", "decode_tokens_per_s", "total_s",
-           "peak_memory_bytes", "load_s", "weights_memory_bytes", "weights_disk_bytes", "load_memory_delta_bytes",
-           "load_peak_bytes", "estimated_weights_bytes", "estimate_error_pct", "perplexity", "ppl_tokens",
-           "ppl_context", "ppl_stride", "kl_vs_reference", "top1_vs_reference", "quality_s")
-TEXT = ("backend", "engine", "device", "peak_memory_kind", "load_memory_kind", "quantized_at", "ppl_text",
-        "reference", "quality_error", "error")
+SUMMED = ("model", "scheme", "run", "prompt", "text")  # the group keys, and what has no median
+NUMERIC = tuple(k for k in COLUMNS if k not in SUMMED and METRICS[k].numeric)
+TEXT = tuple(k for k in COLUMNS if k not in SUMMED and not METRICS[k].numeric)
 
 
-def summary(records):
+def summarize(records):
     """One row per (model, scheme), in first-seen order: medians over prompts and runs of every measured
     column, `runs` (generations measured) and the first error, if any. Takes records or a DataFrame."""
     import pandas as pd

@@ -6,8 +6,8 @@ from __future__ import annotations
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..measure.sweep import summary
-from ..metrics import metric
+from ..measure.sweep import summarize
+from ..core.metrics import metric
 
 ARENA_METRICS = ("ttft_s", "decode_tokens_per_s", "peak_memory_bytes")
 QUALITY_METRICS = ("perplexity", "kl_vs_reference", "top1_vs_reference")
@@ -27,7 +27,7 @@ def arena_figure(records, title: str = "Schemes side by side", height: int = 300
     """One bar chart per metric, one bar per scheme (median of its rows), three panels a row; quality
     metrics get panels only when the records carry them. Failed schemes are left out. Peak memory says
     what it counts (e.g. process RSS) in a footnote."""
-    rows = [r for r in summary(records).to_dict("records") if not _present(r.get("error"))]
+    rows = [r for r in summarize(records).to_dict("records") if not _present(r.get("error"))]
     keys = [k for k in (*ARENA_METRICS, *QUALITY_METRICS)
             if k in ARENA_METRICS or any(_present(r.get(k)) for r in rows)]
     n_rows = -(-len(keys) // 3)

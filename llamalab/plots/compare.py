@@ -5,8 +5,8 @@ from __future__ import annotations
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..measure.sweep import summary
-from ..metrics import label, metric
+from ..measure.sweep import summarize
+from ..core.metrics import label, metric
 
 
 def _scale(key: str) -> float:
@@ -17,7 +17,7 @@ def _scale(key: str) -> float:
 
 
 def _summary(df):
-    s = summary(df)
+    s = summarize(df)
     return s[s["error"].isna()] if "error" in s else s
 
 

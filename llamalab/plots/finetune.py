@@ -1,7 +1,7 @@
 """A fine-tuning run's curves as one plotly figure: loss and eval loss, learning rate, tokens/s, memory."""
 from __future__ import annotations
 
-from ..metrics import label, metric
+from ..core.metrics import label, metric
 
 PANELS = (("loss", "eval_loss"), ("learning_rate",), ("tokens_per_s",), ("rss_bytes", "cuda_allocated_bytes"))
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from ..metrics import metric
+from ..core.metrics import metric
 
 # (record key, y axis, always shown); trace names and scales from llamalab.metrics
 SERIES = (("rss_bytes", "y", True), ("cuda_allocated_bytes", "y", False), ("cuda_reserved_bytes", "y", False),

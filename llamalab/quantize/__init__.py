@@ -3,8 +3,7 @@
     q = llamalab.quantize("default", "gptq", bits=4)     # ~1 min on 2 cores for the embedded model
     m = q.load()                                         # or llamalab.load("default", "gptq")
 
-The work runs in a subprocess through the kit's job runner (llamalab.jobs, worker in worker.py); the
-result lands in LLAMALAB_CACHE/quantized/ under a key of (model, scheme, settings, calibration text,
+The work runs in a subprocess, as a Task (llamalab/core/tasks.py; the worker is worker.py); the result lands in LLAMALAB_CACHE/quantized/ under a key of (model, scheme, settings, calibration text,
 library versions). The options and their help: `QuantizeSettings` (settings.py).
 """
 from __future__ import annotations
@@ -18,9 +17,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .. import catalog, jobs, validate
-from ..errors import InvalidSetting, install_extra
-from ..settings import describe, with_changes
+from .. import catalog
+from ..core import tasks, validate
+from ..core.errors import InvalidSetting, install_extra
+from ..core.settings import describe, with_changes
+from ..runtime.files import store
+from ..runtime.files.source import resolve
 from . import awq, cache, gptq
 from .cache import Settings
 from .settings import QuantizeSettings
@@ -47,8 +49,9 @@ class Quantized:
     usage: dict = field(default_factory=dict)   # the worker's CPU seconds, page faults and peak RSS
     hugepages: bool | None = None               # whether the worker ran with torch's huge-page allocator
 
-    def load(self, device: str = "cpu", **kw):
+    def load(self, device: str = "auto", **kw):
         from ..runtime import load
+
         return load(self.path, self.scheme, device=device, **kw)
 
     def size_bytes(self) -> int:
@@ -79,11 +82,11 @@ def quantize(model="default", scheme: str = "gptq", settings: QuantizeSettings |
     text_name, text = _calibration(opts.calibration)
     resolved = _settings(s, method, shapes, opts, text_name, text)
     _check_installed()
-    fingerprint = cache.model_fingerprint(source)
+    fingerprint = store.model_fingerprint(source)
     vers = cache.versions()
     k = cache.key(fingerprint, resolved, vers)
     out = cache.folder(Path(source).name, resolved, k)
-    if cache.is_complete(out) and not force:
+    if store.is_complete(out) and not force:
         return _result(out, cached=True)
     record = {"model": fingerprint, "source": str(source), "settings": resolved.to_dict(), "versions": vers,
               "key": k, "default_settings": _is_default(resolved, method, shapes),
@@ -97,26 +100,25 @@ quantize.__doc__ += "\n" + "\n".join("    " + line for line in describe(Quantize
 
 def _scheme(name: str, bits: int | None):
     s = catalog.scheme(name)
-    if s.family not in METHODS:
+    if s.made_by not in METHODS:
         raise InvalidSetting(
             f"quantize() makes GPTQ or AWQ checkpoints, not {s.name!r}.",
             "int8 and nf4 quantize while loading: llamalab.load(model, 'int8'|'nf4'); GGUF files: "
             "llamalab.load(model, 'q8_0'|'f16') converts with llama.cpp's converter.")
-    method = METHODS[s.family]
+    method = METHODS[s.made_by]
     bits = int(s.bits) if bits is None else bits
     if bits not in method.BITS:
-        raise InvalidSetting(f"bits={bits} is not supported for {s.family.upper()} in llamalab.",
-                             f"Use bits in {method.BITS} ({s.family.upper()} kernels that load on CPU and CUDA).")
+        raise InvalidSetting(f"bits={bits} is not supported for {s.made_by.upper()} in llamalab.",
+                             f"Use bits in {method.BITS} ({s.made_by.upper()} kernels that load on CPU and CUDA).")
     named = s.name.endswith("bit") and name.strip().lower() == s.name
     if named and bits != int(s.bits):
         raise InvalidSetting(f"scheme {s.name!r} is {int(s.bits)}-bit but bits={bits} was asked.",
-                             f"Pass scheme={s.family!r} with bits={bits}, or leave bits out.")
-    return catalog.scheme(f"{s.family}-{bits}bit"), method
+                             f"Pass scheme={s.made_by!r} with bits={bits}, or leave bits out.")
+    return catalog.scheme(f"{s.made_by}-{bits}bit"), method
 
 
 def _source(model) -> Path:
     """The folder of unquantized weights to start from."""
-    from ..runtime.source import resolve
     c = catalog.card(model)
     path = Path(resolve(model, c, catalog.scheme("bf16")))
     if _quant_config(path):
@@ -186,11 +188,11 @@ def _settings(s, method, shapes, opts: QuantizeSettings, text_name: str, text: s
     g = default_group_size(shapes) if opts.group_size is None else opts.group_size
     _check_group_size(g, shapes, method)
     d = method.DEFAULTS
-    return Settings(scheme=s.name, method=s.family, bits=int(s.bits), group_size=g,
+    return Settings(scheme=s.name, method=s.made_by, bits=int(s.bits), group_size=g,
                     samples=opts.samples or d["samples"], seq_len=opts.seq_len or d["seq_len"],
                     calibration=text_name, calibration_sha256=hashlib.sha256(text.encode()).hexdigest()[:16],
                     batch_size=opts.batch_size or d["batch_size"],
-                    options={**d["options"], **opts.options(s.family)})
+                    options={**d["options"], **opts.options(s.made_by)})
 
 
 def _is_default(settings: Settings, method, shapes) -> bool:
@@ -203,6 +205,7 @@ def _is_default(settings: Settings, method, shapes) -> bool:
 
 def _check_installed() -> None:
     from ..runtime.backends import require
+
     require("gptqmodel", GPTQMODEL_INSTALL, "quantize() runs GPTQ and AWQ through gptqmodel")
 
 
@@ -219,11 +222,11 @@ def _run(source: Path, settings: Settings, text: str, out: Path, record: dict, o
     """The worker fills a temp folder; the manifest and logs are added, then it is renamed to `out`."""
     t0 = time.perf_counter()
 
-    def finish(tmp: Path, job: jobs.Job) -> None:
-        shutil.copy(job.log_path, tmp / "quantize.log")
-        if (job.workdir / "logs").is_dir():          # gptqmodel's per-run logs (written to its cwd)
-            shutil.copytree(job.workdir / "logs", tmp / "gptqmodel-logs")
-        done = job.result
+    def finish(tmp: Path, task: tasks.Task) -> None:
+        shutil.copy(task.log_path, tmp / "quantize.log")
+        if (task.workdir / "logs").is_dir():  # gptqmodel's per-run logs (written to its cwd)
+            shutil.copytree(task.workdir / "logs", tmp / "gptqmodel-logs")
+        done = task.result
         usage = {k: done[k] for k in ("user_cpu_s", "system_cpu_s", "minor_page_faults", "peak_rss_bytes") if k in done}
         cache.write_manifest(tmp, {**record, "quantize_seconds": done["quantize_seconds"],
                                    "total_seconds": time.perf_counter() - t0, "hugepages": opts.hugepages,
@@ -232,11 +235,12 @@ def _run(source: Path, settings: Settings, text: str, out: Path, record: dict, o
     label = f"{settings.method.upper()} {settings.bits}-bit g{settings.group_size}"
     if callable(progress):
         on_event, progress = _progress_callback(progress, label, on_event), False
-    job = jobs.start("llamalab.quantize.worker:quantize_checkpoint", output=out, replace=True, label=label,
-                     kwargs={"source": str(Path(source).resolve()), "settings": settings.to_dict(), "text": text,
-                             "device": opts.device},
-                     env=_env(opts.hugepages), progress=bool(progress), on_event=on_event, finish=finish)
-    job.wait()
+    task = tasks.start_process("llamalab.quantize.worker:quantize_checkpoint", output=out, replace=True,
+                               label=label, kwargs={"source": str(Path(source).resolve()),
+                                                    "settings": settings.to_dict(), "text": text,
+                                                    "device": opts.device},
+                               env=_env(opts.hugepages), progress=bool(progress), on_event=on_event, finish=finish)
+    task.wait()
 
 
 def _progress_callback(callback, label: str, on_event):
@@ -250,7 +254,7 @@ def _progress_callback(callback, label: str, on_event):
 
 
 def _result(path: Path, cached: bool) -> Quantized:
-    m = cache.read_manifest(path)
+    m = store.read_manifest(path)
     log = path / "quantize.log"
     return Quantized(path=str(path), model=m["source"], scheme=m["settings"]["scheme"], settings=m["settings"],
                      quantize_seconds=m["quantize_seconds"], total_seconds=m["total_seconds"], cached=cached,

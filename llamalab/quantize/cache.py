@@ -1,6 +1,6 @@
 """Where quantize-your-own results are written: LLAMALAB_CACHE/quantized/<name>-<key>/, keyed by everything
 that changes the result (model, scheme, settings, calibration, library versions). Pure Python.
-Finding them again is the runtime's job (runtime/store.py, re-exported here)."""
+Finding them again is the runtime's job (llamalab/runtime/files/store.py)."""
 from __future__ import annotations
 
 import hashlib
@@ -10,11 +10,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..runtime.store import MANIFEST, find, is_complete, model_fingerprint, read_manifest
-from ..runtime.store import quantized_root as root
-
-__all__ = ["Settings", "versions", "key", "folder", "write_manifest", "MANIFEST", "find", "is_complete",
-           "model_fingerprint", "read_manifest", "root"]
+from ..runtime.files.store import MANIFEST, quantized_root
 
 VERSIONED = ("llamalab", "gptqmodel", "transformers", "torch", "optimum")
 
@@ -54,7 +50,7 @@ def key(fingerprint: str, settings: Settings, vers: dict[str, str] | None = None
 
 
 def folder(model_name: str, settings: Settings, k: str) -> Path:
-    return root() / f"{model_name}-{settings.method}-{settings.bits}bit-g{settings.group_size}-{k}"
+    return quantized_root() / f"{model_name}-{settings.method}-{settings.bits}bit-g{settings.group_size}-{k}"
 
 
 def write_manifest(path: Path, record: dict) -> None:

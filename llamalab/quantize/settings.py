@@ -6,9 +6,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, fields
 
-from .. import validate
-from ..errors import InvalidSetting
-from ..settings import setting
+from ..core import validate
+from ..core.errors import InvalidSetting
+from ..core.settings import setting
 
 GPTQ, AWQ, BOTH = ("gptq",), ("awq",), ("gptq", "awq")
 
@@ -29,7 +29,8 @@ class QuantizeSettings:
                                         "a fixed 512 tokens anyway).")
     seq_len: int | None = setting(None, "Tokens per calibration row (≥ 16). None: 256.")
     batch_size: int | None = setting(None, "Calibration rows per forward pass. None: 4.")
-    device: str = setting("cpu", "Where the quantizer runs: 'cpu', 'cuda' or 'cuda:N'.")
+    device: str = setting("auto", "Where the quantizer runs: 'auto' (a GPU if torch sees one), 'cpu', 'cuda' or "
+                                  "'cuda:N'.")
     hugepages: bool = setting(True, "Run the quantizer with torch's transparent-huge-page allocator: the same "
                                     "checkpoint, fewer page faults (AWQ several times faster on CPU).")
     # gptqmodel's own config fields; None leaves the method's default
@@ -69,9 +70,9 @@ class QuantizeSettings:
             validate.number("damp_percent", self.damp_percent, lo=0.0, hi=1.0)
         if self.mse is not None:
             validate.number("mse", self.mse, lo=0.0)
-        if not isinstance(self.device, str) or not re.fullmatch(r"cpu|cuda(:\d+)?", self.device):
+        if not isinstance(self.device, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
             raise InvalidSetting(f"device={self.device!r} is not a device quantize() can use.",
-                                 "Use 'cpu', 'cuda' or 'cuda:N'.")
+                                 "Use 'auto', 'cpu', 'cuda' or 'cuda:N'.")
 
     def options(self, method: str) -> dict:
         """The gptqmodel config fields that were set, refusing those the method does not take."""

@@ -1,8 +1,8 @@
-"""The quantizing subprocess, started by llamalab.jobs as `quantize_checkpoint(**kwargs)`.
+"""The quantizing subprocess, started as a process Task (llamalab/core/tasks.py): `quantize_checkpoint(**kwargs)`.
 
 Run apart from the notebook kernel so gptqmodel's imports, its ~1 GB peak and allocator settings
 (set in the environment before torch starts) stay out of the learner's process. Progress goes to
-stdout as the job runner's JSON lines (one per decoder layer); gptqmodel's own log to the job's log.
+stdout as the task's JSON lines (one per decoder layer); gptqmodel's own log to the task's log.
 """
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ import shutil
 import time
 from pathlib import Path
 
-from .. import jobs
-from ..errors import InvalidSetting
+from ..core import memory, tasks
+from ..core.errors import InvalidSetting
+from ..runtime.loader import resolve_device
+
 
 def decoder_layers(model):
     """The ModuleList of decoder layers (the longest ModuleList of the model)."""
@@ -30,7 +32,7 @@ def track_progress(model) -> None:
         def pre(_module, _args):
             if i not in seen:
                 seen.add(i)
-                jobs.progress(i + 1, len(layers), f"layer {i + 1}/{len(layers)}")
+                tasks.progress(i + 1, len(layers), f"layer {i + 1}/{len(layers)}")
         return pre
     for i, layer in enumerate(layers):
         layer.register_forward_pre_hook(hook(i))
@@ -55,18 +57,19 @@ def quantize_checkpoint(source: str, settings: dict, text: str, device: str) -> 
 
     from . import awq, gptq
     s = settings
-    method = awq if s["method"] == "awq" else gptq
+    method = {"awq": awq, "gptq": gptq}[s["method"]]
+    device = resolve_device(device)
     t0 = time.perf_counter()
     tok = AutoTokenizer.from_pretrained(source)
     rows = calibration_rows(tok, text, s["samples"], s["seq_len"])
     cfg = method.config(s["bits"], s["group_size"], s["options"])
     gm = GPTQModel.load(source, cfg, device=device, dtype=torch.bfloat16)
-    jobs.emit("loaded", seconds=time.perf_counter() - t0)
+    tasks.emit("loaded", seconds=time.perf_counter() - t0)
     track_progress(gm.model)
     t1 = time.perf_counter()
     gm.quantize(rows, batch_size=s["batch_size"], **method.quantize_kwargs(device))
     seconds = time.perf_counter() - t1
-    out = jobs.output_dir()
+    out = tasks.output_dir()
     gm.save(str(out))
     tok.save_pretrained(str(out))
     for extra in ("generation_config.json", "chat_template.jinja"):
@@ -74,4 +77,4 @@ def quantize_checkpoint(source: str, settings: dict, text: str, device: str) -> 
             shutil.copy(Path(source) / extra, out / extra)
     ru = resource.getrusage(resource.RUSAGE_SELF)      # page faults and kernel time show the allocator's cost
     return {"quantize_seconds": seconds, "total_seconds": time.perf_counter() - t0, "user_cpu_s": ru.ru_utime,
-            "system_cpu_s": ru.ru_stime, "minor_page_faults": ru.ru_minflt, "peak_rss_bytes": ru.ru_maxrss * 1024}
+            "system_cpu_s": ru.ru_stime, "minor_page_faults": ru.ru_minflt, "peak_rss_bytes": memory.peak_bytes()}

@@ -1,4 +1,5 @@
 """A loaded model and its measured generations: text, time to first token, decode speed, peak memory."""
+
 from __future__ import annotations
 
 import queue
@@ -9,62 +10,73 @@ from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterator
 
-from .. import validate
 from ..catalog import ModelCard, Scheme
-from ..errors import InvalidSetting, LlamalabError, PromptTooLong
-from ..estimate import Estimate
-from ..monitor import Monitor, count_tokens
-from . import torch_thread
-from .engine import Engine, Sampling, Usage
-from .meter import release_freed_memory
-
-REMOTE_MEMORY_KIND = "not measured (remote engine)"
-ROLES = ("system", "user", "assistant")
+from ..core import memory, torch_thread
+from ..core.tasks import AnyOf
+from ..core.errors import InvalidSetting, LlamalabError, PromptTooLong
+from ..core.settings import with_changes
+from ..engines.base import Concurrent, Engine, Sampling, Usage, check_prompt
+from ..plan.estimator import Estimate
 
 
 @dataclass(frozen=True)
 class Generation:
     """One measured generation. Times in seconds; `peak_memory_kind` says what the peak counts."""
+
     text: str
-    new_tokens: int             # new tokens generated (an end-of-sequence token included)
-    prompt_tokens: int | None   # None only for a remote engine that neither tokenizes nor reports usage
-    ttft_s: float               # call → first new token (chat template + tokenization + prefill)
-    prefill_s: float            # engine start → first new token (the prompt's forward pass + sampling)
+    new_tokens: int  # new tokens generated (an end-of-sequence token included)
+    prompt_tokens: int | None  # None only for a remote engine that neither tokenizes nor reports usage
+    ttft_s: float  # call → first new token (chat template + tokenization + prefill)
+    prefill_s: float  # engine start → first new token (the prompt's forward pass + sampling)
     decode_tokens_per_s: float  # (new_tokens − 1) / (last token time − first token time)
     total_s: float
-    peak_memory_bytes: int | None   # None for a remote engine (REMOTE_MEMORY_KIND)
+    peak_memory_bytes: int | None  # None for a remote engine (memory.REMOTE)
     peak_memory_kind: str
-    finish_reason: str          # "stop" (end of sequence), "length" (max_new_tokens) or "stopped" (user)
+    finish_reason: str  # "stop" (end of sequence), "length" (max_new_tokens) or "stopped" (user, deadline)
     model: str = ""
     scheme: str = ""
     token_ids: tuple[int, ...] = field(default=(), repr=False)
+    token_times: tuple[float, ...] = field(default=(), repr=False)  # each token's arrival, s after the call
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        d.pop("token_ids")
+        d.pop("token_ids"), d.pop("token_times")
         return d
 
 
 @dataclass
 class LoadedModel:
-    """A model in memory with the facts of its loading. `generate` and `stream` measure every call."""
+    """A model in memory (or on a server) with the facts of its loading. `generate` and `stream` measure
+    every call. `card`, `scheme` and `estimate` are None for a served model the catalog does not know."""
+
     engine: Engine
-    card: ModelCard
-    scheme: Scheme
-    device: str
+    card: ModelCard | None
+    scheme: Scheme | None
+    device: str  # "cpu", "cuda", "cuda:N", or "remote"
     load_s: float
-    weights_memory_bytes: int | None    # measured bytes of weights and buffers in memory (None: remote)
+    weights_memory_bytes: int | None  # measured bytes of weights and buffers in memory (None: remote)
     load_memory_delta_bytes: int | None  # RSS (CPU) or CUDA-allocated (GPU) growth during the load
     load_memory_kind: str
-    estimate: Estimate
-    load_peak_bytes: int | None = 0     # peak growth of the same measure while loading (quantize-on-load copies)
-    path: str = ""
+    estimate: Estimate | None
+    load_peak_bytes: int | None = 0  # peak growth of the same measure while loading (quantize-on-load copies)
+    path: str = ""  # the weights' folder or file, or a server's URL
     backend: str = ""
-    adapter: str = ""                   # the peft adapter folder attached at load ('' when none)
-    _stop: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
+    adapter: str = ""  # the peft adapter folder attached at load ('' when none)
+    served_name: str = ""  # the id a server serves the model under (remote models)
+    _calls: set = field(default_factory=set, init=False, repr=False)  # stop events of calls in progress
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _owner: int | None = field(default=None, init=False, repr=False)
     _unloaded: bool = field(default=False, init=False, repr=False)
+
+    @property
+    def name(self) -> str:
+        """The model's name: its catalog card's, else the id its server serves it under."""
+        return self.card.name if self.card else self.served_name
+
+    @property
+    def scheme_name(self) -> str:
+        """The scheme's name; "served" when a server keeps its format to itself."""
+        return self.scheme.name if self.scheme else "served"
 
     @property
     def is_loaded(self) -> bool:
@@ -72,68 +84,60 @@ class LoadedModel:
         return not self._unloaded
 
     @property
-    def model(self):
-        return getattr(self.engine, "model", None)
-
-    @property
-    def tokenizer(self):
-        return getattr(self.engine, "tokenizer", None)
-
-    @property
     def estimate_error_pct(self) -> float | None:
         """Estimated weight bytes vs measured weights in memory, in percent of the measured value."""
-        if not self.weights_memory_bytes:
+        if not self.weights_memory_bytes or self.estimate is None:
             return None
         return 100.0 * (self.estimate.breakdown["weights"] - self.weights_memory_bytes) / self.weights_memory_bytes
 
     def to_dict(self) -> dict:
-        return {"model": self.card.name, "scheme": self.scheme.name, "device": self.device,
-                "backend": self.backend, "engine": self.engine.name, "load_s": self.load_s,
-                "weights_memory_bytes": self.weights_memory_bytes,
-                "estimated_weights_bytes": self.estimate.breakdown["weights"],
+        e = self.estimate
+        return {"model": self.name, "scheme": self.scheme_name, "device": self.device, "backend": self.backend,
+                "engine": self.engine.name, "load_s": self.load_s, "weights_memory_bytes": self.weights_memory_bytes,
+                "estimated_weights_bytes": e.breakdown["weights"] if e else None,
                 "estimate_error_pct": self.estimate_error_pct, "load_memory_delta_bytes": self.load_memory_delta_bytes,
                 "load_memory_kind": self.load_memory_kind, "load_peak_bytes": self.load_peak_bytes,
-                "estimated_load_peak_bytes": self.estimate.load_peak_bytes - self.estimate.breakdown["overhead"],
+                "estimated_load_peak_bytes": e.load_peak_bytes - e.breakdown["overhead"] if e else None,
                 "path": self.path}
 
     def stop(self) -> None:
-        """End the generation in progress (from any thread) after the current token."""
-        self._stop.set()
+        """End every generation in progress (from any thread) after its current token."""
+        for event in list(self._calls):
+            event.set()
 
-    def generate(self, prompt, max_new_tokens: int = 128, temperature: float = 0.0, top_p: float = 1.0,
-                 top_k: int = 0, system: str | None = None, chat: bool | None = None,
-                 stop_event: threading.Event | None = None, on_text: Callable[[str], None] | None = None,
-                 min_new_tokens: int = 0, seed: int | None = None) -> Generation:
-        """Generate from a string or chat messages; `on_text` gets each new piece of text as it comes, on
-        this thread (the torch thread only decodes tokens: text and callbacks never slow it down).
-        Ctrl-C while waiting stops the generation after the current token, then raises KeyboardInterrupt."""
-        kwargs = dict(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
-                      system=system, chat=chat, stop_event=stop_event, min_new_tokens=min_new_tokens, seed=seed)
+    def generate(self, prompt, sampling: Sampling | None = None, *, system: str | None = None,
+                 chat: bool | None = None, stop_event: threading.Event | None = None,
+                 on_text: Callable[[str], None] | None = None, **sampling_fields) -> Generation:
+        """Generate from a string or chat messages. `sampling` (a Sampling) and/or its fields as keywords
+        (`max_new_tokens=64, temperature=0.7`) say how. `on_text` gets each new piece of text as it comes, on
+        this thread (the torch thread only decodes tokens). `stop_event` (set from any thread) ends it after
+        the current token. Ctrl-C while waiting stops it, then raises KeyboardInterrupt."""
         if on_text is not None and not callable(on_text):
             raise InvalidSetting(f"on_text={on_text!r} is not callable.", "Pass a function taking a str, or None.")
+        kwargs = dict(system=system, chat=chat, stop_event=stop_event, **sampling_fields)
         if on_text is not None and self._on_torch_thread():
-            for item in self.stream(prompt, **kwargs):
+            for item in self.stream(prompt, sampling, **kwargs):
                 if isinstance(item, Generation):
                     return item
                 on_text(item)
         text = _TextEmitter(self.engine.decode, on_text) if on_text is not None else None
-        job, stop = self._prepare(prompt, sink=text and text.add, **kwargs)
+        job, stop = self._prepare(prompt, sampling, sink=text and text.add, **kwargs)
         if self._on_torch_thread():
             return torch_thread.wait(torch_thread.submit(job), on_interrupt=stop.set)
-        generation = job()              # inline: an engine with its own threads, or already on the torch thread
+        generation = job()  # inline: an engine with its own threads, or already on the torch thread
         if text is not None:
             text.flush()
         return generation
 
-    def stream(self, prompt, **kwargs) -> Iterator[str | Generation]:
+    def stream(self, prompt, sampling: Sampling | None = None, **kwargs) -> Iterator[str | Generation]:
         """Yield text pieces as they are generated, then the finished Generation. Tokens are turned into
         text here, on the consumer's thread. Closing the iterator early (or `stop()`) ends the generation."""
         tokens: queue.SimpleQueue = queue.SimpleQueue()
-        job, stop = self._prepare(prompt, sink=tokens.put, **kwargs)
+        job, stop = self._prepare(prompt, sampling, sink=tokens.put, **kwargs)
         end = object()
         if self._on_torch_thread():
             future = torch_thread.submit(job)
-        else:                           # inline on the torch thread, or an engine with its own threads
+        else:  # inline on the torch thread, or an engine with its own threads
             future = _in_thread(job) if not torch_thread.is_torch_thread() else _done(job)
         future.add_done_callback(lambda _: tokens.put(end))
         pieces: list[str] = []
@@ -145,7 +149,7 @@ class LoadedModel:
             text.flush()
             yield from _drain(pieces)
         finally:
-            if not future.done():       # closed early, or Ctrl-C: end the generation and wait for it
+            if not future.done():  # closed early, or Ctrl-C: end the generation and wait for it
                 stop.set()
                 _quietly(torch_thread.wait, future)
         yield future.result()
@@ -155,10 +159,12 @@ class LoadedModel:
         already on the torch thread (a callback that generates) the job runs inline instead."""
         return self.engine.uses_torch_thread and not torch_thread.is_torch_thread()
 
-    def _prepare(self, prompt, max_new_tokens=128, temperature=0.0, top_p=1.0, top_k=0, system=None, chat=None,
-                 stop_event=None, min_new_tokens=0, seed=None, sink=None):
+    def _prepare(self, prompt, sampling=None, system=None, chat=None, stop_event=None, sink=None, **fields):
         """Check the arguments, encode the prompt here (the caller's thread), and return the job to run."""
-        sampling = sampling_from(max_new_tokens, temperature, top_p, top_k, min_new_tokens, seed)
+        if sampling is not None and not isinstance(sampling, Sampling):
+            raise InvalidSetting(f"sampling must be a Sampling, not {type(sampling).__name__}.",
+                                 "Pass sampling=llamalab.Sampling(...) or its fields as keywords.")
+        sampling = with_changes(sampling or Sampling(), **fields)
         check_prompt(prompt, system, chat)
         if stop_event is not None and not isinstance(stop_event, threading.Event):
             raise InvalidSetting(f"stop_event={stop_event!r} is not a threading.Event.", "Pass threading.Event().")
@@ -169,20 +175,26 @@ class LoadedModel:
         n = len(ids) if _are_token_ids(ids) else None
         if n is not None and n + sampling.max_new_tokens > self.engine.context_length:
             raise PromptTooLong(n, sampling.max_new_tokens, self.engine.context_length)
-        stop = stop_event or self._stop
-        return (lambda: self._locked_run(ids, n, sampling, stop, sink, t_call)), stop
+        stop = AnyOf(*([stop_event] if stop_event is not None else []))
+        return (lambda: self._call(ids, n, sampling, stop, sink, t_call)), stop
 
-    def _locked_run(self, ids, n_prompt, sampling, stop, sink, t_call) -> Generation:
-        if self._owner == threading.get_ident():
-            raise LlamalabError("generate() was called from inside this model's own generation (a callback).",
-                                "Collect the text in the callback and generate again after the call returns.")
-        with self._lock:                # one generation at a time per model
-            self._owner = threading.get_ident()
-            try:
-                self._stop.clear()
+    def _call(self, ids, n_prompt, sampling, stop, sink, t_call) -> Generation:
+        """One call: registered so `stop()` reaches it; serialized unless the engine takes concurrent calls."""
+        self._calls.add(stop)
+        try:
+            if isinstance(self.engine, Concurrent):
                 return self._run(ids, n_prompt, sampling, stop, sink, t_call)
-            finally:
-                self._owner = None
+            if self._owner == threading.get_ident():
+                raise LlamalabError("generate() was called from inside this model's own generation (a callback).",
+                                    "Collect the text in the callback and generate again after the call returns.")
+            with self._lock:  # one generation at a time per local model
+                self._owner = threading.get_ident()
+                try:
+                    return self._run(ids, n_prompt, sampling, stop, sink, t_call)
+                finally:
+                    self._owner = None
+        finally:
+            self._calls.discard(stop)
 
     def _run(self, ids, n_prompt, sampling, stop, sink, t_call) -> Generation:
         """The generation itself; `sink` gets each raw token (an id, or a text piece from a server)."""
@@ -191,12 +203,12 @@ class LoadedModel:
 
         def on_token(token) -> None:
             times.append(time.perf_counter())
-            count_tokens(1)
+            memory.count_tokens(1)
             text.add(token)
             if sink is not None:
                 sink(token)
 
-        peak = _PeakMemory(self.device, self.engine.remote)
+        peak = memory.Peak(self.device, self.engine.remote)
         t_start = time.perf_counter()
         with peak:
             usage = self.engine.generate(ids, sampling, on_token, stop.is_set) or Usage()
@@ -211,8 +223,8 @@ class LoadedModel:
             ttft_s=(times[0] - t_call) if times else float("nan"),
             prefill_s=(times[0] - t_start) if times else float("nan"),
             decode_tokens_per_s=decode, total_s=t_end - t_call, peak_memory_bytes=peak.bytes,
-            peak_memory_kind=peak.kind, finish_reason=reason, model=self.card.name, scheme=self.scheme.name,
-            token_ids=tuple(text.ids))
+            peak_memory_kind=peak.kind, finish_reason=reason, model=self.name, scheme=self.scheme_name,
+            token_ids=tuple(text.ids), token_times=tuple(t - t_call for t in times))
 
     def unload(self) -> None:
         """Drop the weights and give the memory back (CUDA cache emptied too)."""
@@ -224,54 +236,15 @@ class LoadedModel:
     def _unload(self) -> None:
         self._unloaded = True
         self.engine.unload()
-        release_freed_memory()
+        memory.release_freed_memory()
         torch = sys.modules.get("torch")
         if torch is not None and torch.cuda.is_available():
             torch.cuda.empty_cache()
 
     def __repr__(self) -> str:
         weights = "remote" if self.weights_memory_bytes is None else f"{self.weights_memory_bytes / 1e6:.1f} MB"
-        return (f"LoadedModel({self.card.name}, scheme={self.scheme.name}, device={self.device}, "
+        return (f"LoadedModel({self.name}, scheme={self.scheme_name}, device={self.device}, "
                 f"engine={self.engine.name}, weights={weights}, load={self.load_s:.1f} s)")
-
-
-def sampling_from(max_new_tokens=128, temperature=0.0, top_p=1.0, top_k=0, min_new_tokens=0, seed=None) -> Sampling:
-    """Sampling settings, each checked (InvalidSetting names the argument, the value and the range)."""
-    n = validate.integer("max_new_tokens", max_new_tokens, lo=1)
-    t = validate.number("temperature", temperature, lo=0.0)
-    p = validate.number("top_p", top_p, hi=1.0)
-    if p <= 0:
-        raise InvalidSetting(f"top_p={top_p} is out of range.", "Pass a number above 0 and at most 1 (1 = off).")
-    k = validate.integer("top_k", top_k, lo=0)
-    floor = validate.integer("min_new_tokens", min_new_tokens, lo=0, hi=n)
-    if seed is not None:
-        seed = validate.integer("seed", seed, lo=0, hi=2**32 - 1)
-    return Sampling(n, t, p, k, floor, seed)
-
-
-def check_prompt(prompt, system, chat) -> None:
-    """A non-empty string, or chat messages: a non-empty list of {"role", "content"} dicts."""
-    if system is not None:
-        validate.text("system", system, empty=True)
-    if chat is not None:
-        validate.flag("chat", chat)
-    if isinstance(prompt, str):
-        validate.text("prompt", prompt)
-        return
-    if not isinstance(prompt, (list, tuple)) or not prompt:
-        raise InvalidSetting(f"prompt={_short(prompt)} is neither text nor a list of chat messages.",
-                             'Pass a string, or [{"role": "user", "content": "..."}].')
-    for i, m in enumerate(prompt):
-        if not isinstance(m, dict) or set(m) - {"role", "content"} or "role" not in m or "content" not in m:
-            raise InvalidSetting(f"prompt[{i}]={_short(m)} is not a chat message.",
-                                 'Each message is a dict {"role": ..., "content": ...} and nothing else.')
-        validate.choice(f"prompt[{i}]['role']", m["role"], ROLES)
-        validate.text(f"prompt[{i}]['content']", m["content"], empty=True)
-
-
-def _short(value) -> str:
-    r = repr(value)
-    return r if len(r) <= 60 else r[:57] + "..."
 
 
 def _are_token_ids(ids) -> bool:
@@ -285,8 +258,9 @@ def _in_thread(job) -> Future:
     def work():
         try:
             future.set_result(job())
-        except BaseException as e:   # noqa: BLE001 - re-raised in the consumer's thread
+        except BaseException as e:  # noqa: BLE001 - re-raised in the consumer's thread
             future.set_exception(e)
+
     threading.Thread(target=work, name="llamalab-stream", daemon=True).start()
     return future
 
@@ -299,7 +273,7 @@ def _drain(pieces: list[str]) -> Iterator[str]:
 def _quietly(fn, *args) -> None:
     try:
         fn(*args)
-    except Exception:   # noqa: BLE001 - the generation's own error is raised by whoever reads its result
+    except Exception:  # noqa: BLE001 - the generation's own error is raised by whoever reads its result
         pass
 
 
@@ -308,7 +282,7 @@ def _done(job) -> Future:
     future: Future = Future()
     try:
         future.set_result(job())
-    except Exception as e:   # noqa: BLE001
+    except Exception as e:  # noqa: BLE001
         future.set_exception(e)
     return future
 
@@ -341,40 +315,11 @@ class _TextEmitter:
         return "".join(self.pieces) if self.pieces else self.decode(self.ids)
 
     def _emit(self, final: bool) -> None:
-        window = self.decode(self.ids[self.start:])
+        window = self.decode(self.ids[self.start :])
         if window.endswith("\ufffd") and not final:
             return
-        piece, self.printed = window[self.printed:], len(window)
-        if window.endswith("\n"):       # restart the window on a line break: decoding stays O(line)
+        piece, self.printed = window[self.printed :], len(window)
+        if window.endswith("\n"):  # restart the window on a line break: decoding stays O(line)
             self.start, self.printed = len(self.ids), 0
         if piece:
             self.on_text(piece)
-
-
-class _PeakMemory:
-    """Peak during a block: torch.cuda.max_memory_allocated on GPU, sampled process RSS on CPU,
-    nothing for a remote engine (its memory is on another machine)."""
-
-    def __init__(self, device: str, remote: bool = False):
-        self.device, self.remote = device, remote
-        self.bytes: int | None = None if remote else 0
-        self.cuda = device.startswith("cuda") and not remote
-        self.kind = (REMOTE_MEMORY_KIND if remote else "torch.cuda.max_memory_allocated" if self.cuda
-                     else "process RSS (peak of 20 Hz samples)")
-        self.monitor = None if (self.cuda or remote) else Monitor(interval=0.05)
-
-    def __enter__(self):
-        if self.cuda:
-            import torch
-            torch.cuda.reset_peak_memory_stats()
-        elif self.monitor:
-            self.monitor.start()
-        return self
-
-    def __exit__(self, *exc):
-        if self.cuda:
-            import torch
-            self.bytes = torch.cuda.max_memory_allocated()
-        elif self.monitor:
-            self.monitor.stop()
-            self.bytes = self.monitor.peak_rss_bytes

@@ -4,7 +4,7 @@
     llamalab bundle --models default --out /media/usb   # wheelhouse + converted/quantized models
 """
 from .bundle import bundle
-from .room import record, room_table
+from .room import record, room_dir, room_table
 from .serve import dashboards, voila_command
 
-__all__ = ["bundle", "dashboards", "record", "room_table", "voila_command"]
+__all__ = ["bundle", "dashboards", "record", "room_dir", "room_table", "voila_command"]

@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ..errors import InvalidSetting, LlamalabError
-from ..paths import cache_dir
+from ..core.errors import InvalidSetting, LlamalabError
+from ..core.paths import cache_dir
 
 CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 SKIP = ("pip",)                           # the fresh venv brings its own pip
@@ -70,7 +70,7 @@ def _pip(*args: str) -> None:
 
 def _copy_model(c, out: Path) -> None:
     """The model's files from LLAMALAB_CACHE (embedded and kit-made) and from the Hub cache."""
-    from .. import embedded
+    from ..runtime.files import embedded
     src, dst, found = cache_dir(), out / "cache", False
     if c.name == "smollm2-135m":
         embedded.ensure_model(verbose=False)

@@ -10,8 +10,8 @@ import socket
 import time
 from pathlib import Path
 
-from .. import validate
-from ..errors import InvalidSetting
+from ..core import validate
+from ..core.errors import InvalidSetting
 
 ENV = "LLAMALAB_ROOM_DIR"
 FIELDS = ("model", "scheme", "device", "prompt_tokens", "new_tokens", "ttft_s", "decode_tokens_per_s",

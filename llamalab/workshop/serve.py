@@ -8,17 +8,13 @@ import secrets
 import sys
 from pathlib import Path
 
-from .. import validate
-from ..errors import BackendMissing, InvalidSetting
+from ..core import validate
+from ..core.errors import BackendMissing, InvalidSetting
+from ..course import dashboards_dir
 
 HERE = Path(__file__).parent
 DATA_DIR = HERE / "share" / "jupyter"          # holds voila/templates/llamalab-offline
 TEMPLATE = "llamalab-offline"
-
-
-def dashboards_dir() -> Path:
-    here = Path.cwd() / "notebooks" / "dashboards"
-    return here if here.is_dir() else HERE.parent.parent / "notebooks" / "dashboards"
 
 
 def dashboards(folder=None) -> dict[str, Path]:

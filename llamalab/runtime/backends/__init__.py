@@ -15,32 +15,34 @@ from __future__ import annotations
 import importlib.util
 from importlib.metadata import entry_points
 
+from ... import catalog
 from ...catalog import Scheme
-from ...errors import BackendMissing, InvalidSetting
+from ...core.errors import BackendMissing, InvalidSetting
 
 GROUP = "llamalab.backends"
 CONTRACT = ("REQUIRES", "available", "load")
 
 _backends: dict[str, object] = {}
-_schemes: dict[str, Scheme] = {}
+_served: dict[str, list[str]] = {}  # backend → the plugin schemes it brought
 
 
 def register_backend(name: str, backend, scheme: Scheme | None = None) -> None:
-    """Make `backend` (module or object) serve `name`; `scheme` adds a scheme that names it."""
+    """Make `backend` (module or object) serve `name`; its SCHEMES (and `scheme`) join the catalog's."""
     missing = [a for a in CONTRACT if not hasattr(backend, a)]
     if missing:
         raise InvalidSetting(f"Backend {name!r} lacks {', '.join(missing)}.",
                              "A backend defines REQUIRES, available(device) and load(path, scheme, device, **options).")
     _backends[name] = backend
     for s in [*getattr(backend, "SCHEMES", ()), *([scheme] if scheme else [])]:
-        _schemes[s.name] = s
+        catalog.register_scheme(s)
+        _served.setdefault(name, []).append(s.name)
 
 
 def unregister_backend(name: str) -> None:
-    """Forget a backend registered at run time, and the schemes only it served (tests clean up with it)."""
+    """Forget a backend registered at run time, and the schemes it brought (tests clean up with it)."""
     _backends.pop(name, None)
-    for key in [k for k, s in _schemes.items() if name in {c.get("backend") for c in s.devices.values()}]:
-        del _schemes[key]
+    for s in _served.pop(name, []):
+        catalog.unregister_scheme(s)
 
 
 def module(name: str):
@@ -60,11 +62,14 @@ def names() -> list[str]:
     return sorted({ep.name for ep in entry_points(group=GROUP)} | set(_backends))
 
 
-def plugin_schemes() -> dict[str, Scheme]:
-    """Schemes that backends brought (beyond catalog/schemes.toml); loads every installed backend once."""
+def _load_all() -> dict[str, Scheme]:
+    """Load every installed backend once, so the schemes plugins bring are registered (a catalog hook)."""
     for name in names():
         module(name)
-    return dict(_schemes)
+    return {}
+
+
+catalog.add_scheme_source(_load_all)
 
 
 def availability(name: str, device: str) -> tuple[bool, str]:

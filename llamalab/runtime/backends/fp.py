@@ -4,7 +4,6 @@ from __future__ import annotations
 from ...catalog import Scheme
 from . import hf, missing
 
-DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 REQUIRES = {"cpu": hf.TORCH, "cuda": hf.TORCH}
 
 
@@ -14,4 +13,4 @@ def available(device: str) -> tuple[bool, str]:
 
 
 def load(path: str, scheme: Scheme, device: str, trust_remote_code: bool = False, **_):
-    return hf.load(path, device, DTYPES[scheme.name], trust_remote_code)
+    return hf.load(path, device, scheme.dtype, trust_remote_code)

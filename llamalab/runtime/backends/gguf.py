@@ -1,11 +1,11 @@
 """GGUF files through llama.cpp in-process (llama-cpp-python): the embedded model's own Q4_1 file,
-or F16 / Q8_0 / k-quant files made with llama.cpp's own tools (llamalab.quantize.gguf)."""
+or F16 / Q8_0 / k-quant files made with llama.cpp's own tools (llamalab.convert_gguf)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 from ...catalog import Scheme
-from ...errors import InvalidSetting
+from ...core.errors import InvalidSetting
 from . import hf, missing
 
 INSTALL = 'pip install "llamalab[llamacpp]"   # builds llama.cpp from source (~6 min on 2 cores)'
@@ -26,14 +26,17 @@ def available(device: str) -> tuple[bool, str]:
 
 
 def load(path: str, scheme: Scheme, device: str, trust_remote_code: bool = False, n_threads: int | None = None,
-         n_ctx: int | None = None, tokenizer=None, **_):
-    """Load the GGUF at `path`; its weight type (general.file_type) must match the scheme asked for."""
-    from ..llamacpp import DEFAULT_CTX, LlamaCppEngine, tokenizer_for
+         context: int | None = None, tokenizer=None, **_):
+    """Load the GGUF at `path` with a `context`-token window; its weight type (general.file_type) must match
+    the scheme asked for."""
+    from ...engines.llamacpp import DEFAULT_CONTEXT, LlamaCppEngine
+    from ..files.gguf import tokenizer_for
+
     p = Path(path)
     if not (p.is_file() and p.suffix == ".gguf"):
         raise InvalidSetting(f"{p} is not a .gguf file.", "Pass a GGUF file, or a folder holding one.")
-    engine = LlamaCppEngine(str(p), tokenizer_for(p, tokenizer), n_threads=n_threads, n_ctx=n_ctx or DEFAULT_CTX,
-                            n_gpu_layers=-1 if device.startswith("cuda") else 0)
+    engine = LlamaCppEngine(str(p), tokenizer_for(p, tokenizer), n_threads=n_threads,
+                            n_ctx=context or DEFAULT_CONTEXT, n_gpu_layers=-1 if device.startswith("cuda") else 0)
     if engine.file_type != scheme.name:
         got = engine.file_type
         engine.unload()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from ...catalog import Scheme
-from ...errors import InvalidSetting
+from ...core.errors import InvalidSetting
 from . import hf, missing
 
 # gptqmodel 7.6 crashes on ≤2-core machines unless this is set before it is imported.

@@ -6,7 +6,7 @@ import contextlib
 import json
 from pathlib import Path
 
-from ...errors import InvalidSetting
+from ...core.errors import InvalidSetting
 
 TORCH = [("torch", "pip install torch"), ("transformers", "pip install transformers")]
 
@@ -32,7 +32,7 @@ def load(path: str, device: str, dtype: str, trust_remote_code: bool = False, qu
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from ..engine import HFEngine
+    from ...engines.transformers import HFEngine
     extra = {"quantization_config": quantization_config} if quantization_config is not None else {}
     with _no_progress_bars():
         model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype), device_map=device,

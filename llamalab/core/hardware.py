@@ -1,0 +1,109 @@
+"""What a machine has: `GPU` (a card's memory and bandwidth, the type the catalog's GPU table uses too)
+and `Hardware`, this machine read now (CPU, RAM, CUDA devices)."""
+from __future__ import annotations
+
+import glob
+import os
+import platform
+import sys
+from dataclasses import asdict, dataclass, field
+
+import psutil
+
+from . import validate
+from .errors import InvalidSetting
+
+
+@dataclass(frozen=True)
+class GPU:
+    """A GPU model from the catalog (or one CUDA device of this machine): its memory and bandwidth."""
+
+    name: str
+    display: str
+    memory_bytes: int
+    bandwidth_bytes_s: float = 0.0
+    kind: str = "gpu"
+    bf16_tflops: float = 0.0
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """This machine: CPU, RAM (total and available now) and any CUDA GPUs."""
+    cpu: str
+    cores: int
+    ram_bytes: int
+    ram_available_bytes: int
+    gpus: tuple[GPU, ...] = field(default=())
+    cuda_free_bytes: tuple[int, ...] = ()
+
+    @property
+    def default_device(self) -> str:
+        return "cuda" if self.gpus else "cpu"
+
+    def budget_bytes(self, device: str | None = None) -> int:
+        """Memory free for a model now: the first GPU's free memory, else available RAM."""
+        device = validate.text("device", device or self.default_device)
+        if device.startswith("cuda") and self.gpus:
+            idx = device.partition(":")[2]
+            if idx and not (idx.isdecimal() and int(idx) < len(self.gpus)):
+                raise InvalidSetting(f"device={device!r}: this machine has {len(self.gpus)} CUDA device(s).",
+                                     f"Use 'cuda' or 'cuda:N' with N below {len(self.gpus)}.")
+            return self.cuda_free_bytes[int(idx or 0)]
+        return self.ram_available_bytes
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["gpus"] = [asdict(g) for g in self.gpus]
+        return d
+
+    def __str__(self) -> str:
+        lines = [f"CPU: {self.cpu} ({self.cores} cores)",
+                 f"RAM: {self.ram_bytes / 2**30:.1f} GiB total, {self.ram_available_bytes / 2**30:.1f} GiB available"]
+        lines += [f"GPU {i}: {g.display}, {g.memory_bytes / 2**30:.1f} GiB ({f / 2**30:.1f} GiB free)"
+                  for i, (g, f) in enumerate(zip(self.gpus, self.cuda_free_bytes))]
+        return "\n".join(lines if self.gpus else lines + ["GPU: none (CUDA not available)"])
+
+
+def cpu_name() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cuda_devices() -> tuple[tuple[GPU, ...], tuple[int, ...]]:
+    """CUDA GPUs via torch, only if torch is installed; never initialises CUDA when it is absent."""
+    try:
+        import torch
+    except ImportError:
+        return (), ()
+    if not torch.cuda.is_available():
+        return (), ()
+    devs, free = [], []
+    for i in range(torch.cuda.device_count()):
+        p = torch.cuda.get_device_properties(i)
+        f, total = torch.cuda.mem_get_info(i)
+        devs.append(GPU(name=f"cuda:{i}", display=p.name, memory_bytes=total, kind="gpu"))
+        free.append(f)
+    return tuple(devs), tuple(free)
+
+
+def default_device() -> str:
+    """'cuda' where this machine has an NVIDIA GPU, else 'cpu' — without importing torch (so arithmetic such as
+    `estimate(device="auto")` stays instant): torch's own answer when it is already imported, else the
+    driver's device files. `load(device="auto")` asks torch itself."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return "cuda" if glob.glob("/dev/nvidia[0-9]*") else "cpu"
+
+
+def hardware() -> Hardware:
+    vm = psutil.virtual_memory()
+    gpus, free = cuda_devices()
+    return Hardware(cpu=cpu_name(), cores=os.cpu_count() or 1, ram_bytes=vm.total,
+                    ram_available_bytes=vm.available, gpus=gpus, cuda_free_bytes=free)

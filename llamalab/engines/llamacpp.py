@@ -1,0 +1,123 @@
+"""The llama.cpp engine (in-process, through llama-cpp-python) for GGUF files.
+
+Same Engine protocol as the transformers engine. Prompts are encoded with the Hugging Face tokenizer of
+the same model and fed to llama.cpp as token ids, so every engine sees identical prompts; the loop around
+`Llama.generate` only counts tokens and checks for stop (benchmarks/engines.py measures its cost).
+"""
+from __future__ import annotations
+
+import atexit
+import os
+import weakref
+
+from ..catalog import GGUF_FILE_TYPES
+from ..core.errors import InvalidSetting
+from .base import Engine, Sampling, Scores, hf_encode, hf_tokenize
+
+DEFAULT_CONTEXT = 2048
+_live: "weakref.WeakSet[LlamaCppEngine]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    """Free llama.cpp models before interpreter teardown (llama-cpp-python's __del__ fails then)."""
+    for engine in list(_live):
+        engine.unload()
+
+
+def file_type(llm) -> str:
+    """The GGUF's weight type as a scheme name (from its general.file_type metadata)."""
+    raw = llm.metadata.get("general.file_type")
+    return GGUF_FILE_TYPES.get(int(raw), f"ftype {raw}") if raw is not None else "unknown"
+
+
+def default_threads() -> int:
+    """Physical cores available to this process (llama.cpp's own default is similar)."""
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, n)
+
+
+class LlamaCppEngine(Engine, Scores):
+    """A GGUF model in llama.cpp. `logits(ids)` scores every position (used by perplexity / KL).
+    llama.cpp runs its own thread pool, so it does not use the torch thread (uses_torch_thread False)."""
+
+    name = "llama.cpp"
+
+    def __init__(self, path: str, tokenizer, n_threads: int | None = None, n_ctx: int = DEFAULT_CONTEXT,
+                 n_gpu_layers: int = 0):
+        from llama_cpp import Llama
+        self.path, self.tokenizer = str(path), tokenizer
+        self.n_threads = n_threads or default_threads()
+        self.n_gpu_layers = n_gpu_layers
+        self.llm = Llama(self.path, n_ctx=n_ctx, n_threads=self.n_threads, n_threads_batch=self.n_threads,
+                         n_gpu_layers=n_gpu_layers, verbose=False)
+        self.context_length = self.llm.n_ctx()
+        self.file_type = file_type(self.llm)
+        self.eos = {self.llm.token_eos()} | _hf_eos(tokenizer)
+        self._scorer = None
+        _live.add(self)
+
+    @property
+    def is_chat(self) -> bool:
+        return bool(getattr(self.tokenizer, "chat_template", None))
+
+    def encode(self, prompt, system=None, chat=None) -> list[int]:
+        return hf_encode(self.tokenizer, prompt, system, chat)
+
+    def decode(self, ids) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+    def tokenize(self, text: str) -> list[int]:
+        return hf_tokenize(self.tokenizer, text)
+
+    def generate(self, prompt_ids, sampling: Sampling, on_token, should_stop) -> None:
+        llm, eos = self.llm, self.eos
+        if sampling.seed is not None:
+            llm.set_seed(sampling.seed)
+        llm.reset()     # no prompt-prefix reuse between calls: every call pays its prefill, as in transformers
+        greedy = sampling.greedy
+        n, limit, floor = 0, sampling.max_new_tokens, sampling.min_new_tokens
+        for token in llm.generate(prompt_ids, temp=0.0 if greedy else sampling.temperature,
+                                  top_k=0 if greedy else sampling.top_k, top_p=1.0 if greedy else sampling.top_p,
+                                  min_p=0.0, typical_p=1.0, repeat_penalty=1.0, reset=True):
+            n += 1
+            on_token(token)
+            if n >= limit or (token in eos and n > floor) or should_stop():
+                break
+
+    def logits(self, ids: list[int]):
+        """Logits (float32 numpy, [len(ids), vocab]) for every position, from a second context
+        created with logits_all=True (the generation context keeps only the last row, which is faster)."""
+        if len(ids) > self.context_length:
+            raise InvalidSetting(f"{len(ids)} tokens exceed this GGUF context of {self.context_length}.",
+                                 "Score shorter windows (perplexity(window=...)).")
+        if self._scorer is None or self._scorer.n_ctx() < len(ids):
+            from llama_cpp import Llama
+            if self._scorer is not None:
+                self._scorer.close()
+            # logits_all needs an n_batch-row output; the compute buffer scales with n_ubatch (kept small).
+            self._scorer = Llama(self.path, n_ctx=max(len(ids), 512), n_batch=max(len(ids), 512),
+                                 n_ubatch=128, n_threads=self.n_threads,
+                                 n_threads_batch=self.n_threads, n_gpu_layers=self.n_gpu_layers,
+                                 logits_all=True, verbose=False)
+        s = self._scorer
+        s.reset()
+        s.eval(list(ids))
+        return s.scores[: len(ids)].copy()
+
+    def weights_bytes(self) -> int:
+        import llama_cpp
+        return int(llama_cpp.llama_model_size(self.llm.model))
+
+    def unload(self) -> None:
+        for llm in (getattr(self, "llm", None), getattr(self, "_scorer", None)):
+            if llm is not None:
+                llm.close()
+        self.llm = self._scorer = self.tokenizer = None
+
+
+def _hf_eos(tokenizer) -> set[int]:
+    ids = getattr(tokenizer, "eos_token_id", None)
+    if ids is None:
+        return set()
+    return set(ids) if isinstance(ids, (list, tuple)) else {ids}

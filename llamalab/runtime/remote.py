@@ -1,0 +1,74 @@
+"""A model on a server, as a LoadedModel: `connect()` picks the engine for the wire protocol and asks the
+server whether it serves the model. The card, scheme and estimate are those of the catalog when it knows
+the model (or the caller says which it is), else absent — nothing is invented.
+
+    m = llamalab.connect("http://127.0.0.1:8080", "smol", api_key_env="MY_KEY")
+    m.generate("Hi")     # the same Generation as a local model: TTFT, decode tokens/s; peak memory absent
+"""
+
+from __future__ import annotations
+
+import time
+
+from .. import catalog
+from ..catalog import ModelCard
+from ..core import memory, validate
+from ..core.errors import LlamalabError
+from ..engines.ollama import OllamaEngine
+from ..engines.openai import OpenAIEngine
+from .loaded import LoadedModel
+
+APIS = {"openai": OpenAIEngine, "ollama": OllamaEngine}
+
+
+class ServedProcess:
+    """A model server this process started (`llamalab.serve()` makes one): what a load test reads besides
+    the requests — the process's memory by PID and the server's own counters."""
+
+    pid: int
+
+    def connect(self) -> LoadedModel:
+        raise NotImplementedError
+
+    def metrics(self) -> dict[str, float]:
+        raise NotImplementedError
+
+
+def connect(base_url: str, model: str, api_key_env: str | None = None, *, api: str = "openai", card=None,
+            scheme: str | None = None, timeout: float = 60.0, check: bool = True) -> LoadedModel:
+    """A served model you generate from like a local one: `generate()`, `stream()`, the Playground, the Arena.
+
+    base_url: the server (…/v1 is added for OpenAI-compatible servers; Ollama: its root). model: the id the
+    server serves. api_key_env: the NAME of the environment variable holding the key (never the key).
+    api: "openai" (any OpenAI-compatible server) or "ollama" (its native API). card / scheme: the catalog
+    model and scheme this is, when you know (else the model id is looked up; a model the catalog does not
+    know has no card). check: ask the server now whether it serves `model` (a clear error now, not later).
+    Peak memory is absent on every Generation: its memory is on the server.
+    """
+    validate.choice("api", api, APIS)
+    t0 = time.perf_counter()
+    c = _card(model, card)
+    engine = APIS[api](base_url, model, api_key_env, timeout, c.context if c else 0)
+    if check:
+        engine.check_model()
+    return LoadedModel(engine=engine, card=c, scheme=catalog.scheme(scheme) if scheme else None, device="remote",
+                       load_s=time.perf_counter() - t0, weights_memory_bytes=None, load_memory_delta_bytes=None,
+                       load_memory_kind=memory.REMOTE, estimate=None, load_peak_bytes=None, path=engine.base,
+                       backend=api, served_name=model)
+
+
+def _card(model: str, card) -> ModelCard | None:
+    """The catalog's card: the one named by `card`, else the model id's if the catalog knows it, else None."""
+    if card is not None:
+        return catalog.card(card)
+    try:
+        return catalog.card(model)
+    except LlamalabError:
+        return None
+
+
+def served_models(base_url: str, api_key_env: str | None = None, *, api: str = "openai",
+                  timeout: float = 10.0) -> list[str]:
+    """The model ids a server lists (GET /v1/models, or Ollama's /api/tags)."""
+    validate.choice("api", api, APIS)
+    return APIS[api](base_url, "", api_key_env, timeout).served_models()

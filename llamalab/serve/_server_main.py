@@ -1,0 +1,38 @@
+"""The model-server process: llama.cpp's native server (xllamacpp) on 127.0.0.1, run by `serve()` as a
+process Task.
+
+    python -m llamalab.serve._server_main   # settings in LLAMALAB_SERVER_CONFIG (JSON), key in LLAMALAB_SERVER_KEY
+
+It serves until its stdin closes (the parent ended, even by a kill) or it gets SIGTERM.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+
+def main() -> int:
+    cfg = json.loads(os.environ.pop("LLAMALAB_SERVER_CONFIG"))
+    key = os.environ.pop("LLAMALAB_SERVER_KEY", "")
+    import xllamacpp
+    p = xllamacpp.CommonParams()
+    p.model.path = cfg["gguf"]
+    p.model_alias = {cfg["alias"]}
+    p.hostnames = ["127.0.0.1"]
+    p.port = cfg["port"]
+    p.n_parallel = cfg["parallel"]
+    p.n_ctx = cfg["context"] * cfg["parallel"]  # llama.cpp splits n_ctx across the slots
+    p.cont_batching = True
+    p.endpoint_metrics = True
+    p.cpuparams.n_threads = p.cpuparams_batch.n_threads = cfg["threads"]
+    if key:
+        p.api_keys = [key]
+    server = xllamacpp.Server(p)    # listens from here on; the HTTP loop runs on llama.cpp's own threads
+    print(json.dumps({"event": "listening", "address": str(server.listening_address)}), flush=True)
+    sys.stdin.read()                # blocks until the parent closes the pipe or dies
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
