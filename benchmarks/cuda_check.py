@@ -36,11 +36,10 @@ def check(scheme: str) -> dict:
     import torch
 
     import llamalab
-    from llamalab import catalog
     row = {"scheme": scheme}
     t0 = time.perf_counter()
     try:
-        s = catalog.scheme(scheme)
+        s = llamalab.scheme(scheme)
         if s.family in ("gptq", "awq"):
             q = llamalab.quantize("default", s.family, bits=int(s.bits), device="cuda", progress=False)
             row["quantize_s"] = q.quantize_seconds

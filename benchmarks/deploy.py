@@ -22,8 +22,8 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import llamalab
-from llamalab.deploy.loadtest import load_test
-from llamalab.deploy.server import gguf_for, serve
+from llamalab import load_test, serve
+from llamalab.serve.server import gguf_for
 
 PROMPT = "Tell me a story about a dragon."
 PROMPTS = [PROMPT, "Explain what a GPU does.", "Write a poem about the sea.", "Describe a busy market."]
@@ -40,10 +40,11 @@ def in_process(gguf: str, threads: int, runs: int, tokens: int) -> list[float]:
 
 
 def served(server, runs: int, tokens: int) -> list[float]:
-    ep = server.endpoint
-    ep.engine.extra_body = {"ignore_eos": True}
-    ep.generate(PROMPT, max_new_tokens=8)
-    return [ep.generate(PROMPT, max_new_tokens=tokens).decode_tokens_per_s for _ in range(runs)]
+    served_model = server.connect()
+    served_model.generate(PROMPT, max_new_tokens=8)
+    # min_new_tokens = max_new_tokens: the server is asked to ignore end-of-sequence (exactly `tokens` tokens)
+    return [served_model.generate(PROMPT, max_new_tokens=tokens, min_new_tokens=tokens).decode_tokens_per_s
+            for _ in range(runs)]
 
 
 def main():
@@ -55,14 +56,15 @@ def main():
     ap.add_argument("--requests", type=int, default=16, help="requests per concurrency level")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "deploy.json"))
     a = ap.parse_args()
-    gguf, _ = gguf_for("default", a.scheme)
+    gguf, _, _ = gguf_for("default", a.scheme)
     t0 = time.perf_counter()
     local = in_process(gguf, a.threads, a.runs, a.tokens)
-    with serve(gguf, parallel=8, ctx=512, threads=a.threads) as server:
+    with serve(gguf, parallel=8, context=512, threads=a.threads) as server:
         setup_s = server.start_s
         remote = served(server, a.runs, a.tokens)
         local_again = in_process(gguf, a.threads, a.runs, a.tokens)      # the baseline again: drift check
-        lt = load_test(server, PROMPTS, concurrency=[1, 8], requests=a.requests, max_tokens=a.tokens, timeout=120)
+        lt = load_test(server, PROMPTS, concurrency=[1, 8], requests=a.requests, max_new_tokens=a.tokens,
+                       timeout=120)
     s = lt.summary.set_index("concurrency")
     base = statistics.median(local + local_again)
     out = {

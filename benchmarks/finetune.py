@@ -1,7 +1,7 @@
 """Fine-tuning, measured: kit step throughput vs a raw peft + torch loop (same model, data, batch, same
 process, interleaved blocks), estimated vs measured training peak for lora / qlora / full (each in a fresh
-process, so the peak is the run's own), the task gain of notebook 03's run, the run's thread driver vs the job
-runner's subprocess (training tokens/s and the latency of cell-like calls while it trains), and
+process, so the peak is the run's own), the task gain of notebook 03's run, the run's thread driver vs a
+subprocess Task (training tokens/s and the latency of cell-like calls while it trains), and
 finetune_compare's four variants (the guide's claims on one table).
 
     python benchmarks/finetune.py [--parts throughput,memory,gain] [--steps 6]
@@ -24,14 +24,13 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import llamalab  # noqa: E402
-from llamalab.finetune import data as D  # noqa: E402
-from llamalab.finetune.run import collate  # noqa: E402
-from llamalab.runtime import torch_thread  # noqa: E402
+from llamalab.train import data as D  # noqa: E402
+from llamalab.train.trainer import collate  # noqa: E402
 
 OUT = Path(__file__).parent / "results" / "finetune.json"
 SETTINGS = dict(r=16, alpha=32, lr=2e-3, batch=8, max_length=128, target_modules="guide", eval_every=0,
                 warmup_steps=0)
-COMPARE = dict(r=16, alpha=32, batch=2, grad_accum=2)    # notebook 03's; lr per method (finetune.compare.LR)
+COMPARE = dict(r=16, alpha=32, batch=2, grad_accum=2)    # notebook 03's; lr per method (catalog/training_methods.toml)
 NOTEBOOK = dict(steps=20, lr=3e-3, target_modules="all-linear", r=16, alpha=32, batch=4)   # notebook 03 (bf16 base) as measured; it now runs batch 2 × grad_accum 2 to stay under 2 GB
 
 
@@ -41,13 +40,14 @@ def raw_loop(m, examples, batch):
         import torch
         from peft import LoraConfig, get_peft_model
         from transformers import get_scheduler
-        pm = get_peft_model(m.model, LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05,
+        pm = get_peft_model(m.engine.model, LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05,
                                                 target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
         params = [p for p in pm.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=2e-3)
         return pm, params, opt, get_scheduler("linear", opt, 0, 10_000)
-    pm, params, opt, sched = torch_thread.run(build)
-    pad = m.tokenizer.pad_token_id if m.tokenizer.pad_token_id is not None else m.tokenizer.eos_token_id
+    pm, params, opt, sched = llamalab.on_torch_thread(build)
+    tok = m.engine.tokenizer
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
 
     def step(k):
         import torch
@@ -66,7 +66,7 @@ def raw_loop(m, examples, batch):
 def throughput(rounds: int, block: int) -> dict:
     """Kit steps and raw steps in alternating blocks of `block` steps; medians of seconds per step."""
     kit_m, raw_m = llamalab.load("default", "fp32"), llamalab.load("default", "fp32")
-    examples = D.tokenize(raw_m.tokenizer, D.conversations("house-format"), 128)
+    examples = D.tokenize(raw_m.engine.tokenizer, D.conversations("house-format"), 128)
     raw_step = raw_loop(raw_m, examples, SETTINGS["batch"])
     kit_s, raw_s, kit_tok, raw_tok, state = [], [], [], [], {"t": None, "k": 0}
 
@@ -78,7 +78,7 @@ def throughput(rounds: int, block: int) -> dict:
         if rec["step"] % block == 0:            # a block of raw steps, timed one by one
             for _ in range(block):
                 t0 = time.perf_counter()
-                n = torch_thread.run(raw_step, state["k"])
+                n = llamalab.on_torch_thread(raw_step, state["k"])
                 raw_s.append(time.perf_counter() - t0)
                 raw_tok.append(n / raw_s[-1])
                 state["k"] += 1
@@ -113,7 +113,7 @@ def memory_one(variant: str, steps: int, batch: int | None = None) -> dict:
     method, scheme, extra = MEMORY_VARIANTS[variant]
     run = llamalab.finetune("default", "house-format", method, scheme=scheme, steps=steps, force=True,
                             **{**SETTINGS, **extra, **({"batch": batch} if batch else {})}).wait()
-    s = run.summary()
+    s = run.to_dict()
     return {"variant": variant} | {k: s[k] for k in ("method", "scheme", "trainable_params", "step_s",
                                                      "peak_train_bytes", "estimated_train_bytes",
                                                      "train_estimate_error_pct", "final_loss")} | {
@@ -139,7 +139,7 @@ def _probe_while(running, probes: dict) -> None:
         t0 = time.perf_counter()
         sum(i * i for i in range(20_000))
         t1 = time.perf_counter()
-        torch_thread.run(_tiny_torch_op)
+        llamalab.on_torch_thread(_tiny_torch_op)
         probes["python_s"].append((t0, t1 - t0))
         probes["torch_s"].append((t1, time.perf_counter() - t1))
         time.sleep(0.1)
@@ -157,10 +157,10 @@ def _stats(samples: list, since: float = 0.0) -> dict:
 
 
 def drivers(steps: int, batch: int = 4) -> dict:
-    """The run's driver thread in this process vs the job runner's subprocess (llamalab.finetune.worker):
+    """The run's driver thread in this process vs a subprocess Task (llamalab.train.worker):
     training tokens/s (median over steps) and the latency of cell-like calls made while it trains (for the
     subprocess: from its first step on, its start-up excluded and reported as wall_s - train_s)."""
-    from llamalab import jobs
+    from llamalab.core import tasks
     kw = {**SETTINGS, "batch": batch, "steps": steps}
     idle, left = {"python_s": [], "torch_s": []}, iter(range(10))
     _probe_while(lambda: next(left, None) is not None, idle)
@@ -180,10 +180,10 @@ def drivers(steps: int, batch: int = 4) -> dict:
     def on_event(e):
         if e.get("event") == "step":
             seen.append((time.perf_counter(), e))
-    job = jobs.start("llamalab.finetune.worker:train", kwargs={"method": "lora", "scheme": "fp32", **kw},
-                     on_event=on_event)
-    _probe_while(lambda: job.running, probes)
-    result = job.wait()
+    task = tasks.start_process("llamalab.train.worker:train", kwargs={"method": "lora", "scheme": "fp32", **kw},
+                               on_event=on_event)
+    _probe_while(lambda: task.running, probes)
+    result = task.wait()
     first = seen[0][0] - seen[0][1]["step_s"] if seen else float("inf")
     out["subprocess"] = {"tokens_per_s": statistics.median(e["tokens_per_s"] for _, e in seen),
                          "wall_s": time.perf_counter() - t0, "train_s": seen[-1][1]["elapsed_s"],
@@ -195,7 +195,7 @@ def drivers(steps: int, batch: int = 4) -> dict:
 
 def gain(n: int) -> dict:
     """Notebook 03's run: compliance on held-out prompts before → after, and the wall time it all took."""
-    from llamalab.finetune.score import evaluate
+    from llamalab import evaluate
     t0 = time.perf_counter()
     m = llamalab.load("default", "bf16")
     before, _ = evaluate(m, n=n, max_new_tokens=20)
@@ -209,7 +209,7 @@ def gain(n: int) -> dict:
 def compare(steps: int, n: int) -> dict:
     """The guide's claims on one table: finetune_compare over the four variants with notebook 03's settings
     (bf16 LoRA base, batch 2 × 2, 12 or --heldout prompts scored, 256 tokens of Luke), no memory budget."""
-    from llamalab.finetune.compare import VARIANTS
+    from llamalab.train.compare import VARIANTS
     t0 = time.perf_counter()
     df = llamalab.finetune_compare(variants=list(VARIANTS), steps=steps, n_heldout=n, ppl_tokens=256,
                                    max_new_tokens=20, schemes={"lora": "bf16"}, **COMPARE,

@@ -24,9 +24,9 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from llamalab import embedded
-from llamalab.deploy.loadtest import load_test
-from llamalab.deploy.server import gguf_for, serve
+import llamalab
+from llamalab import load_test, serve
+from llamalab.serve.server import gguf_for
 
 ROOT = Path(__file__).resolve().parent.parent
 GUIDELLM = ROOT / ".venv-loadtester" / "bin" / "guidellm"
@@ -128,17 +128,17 @@ def main():
     if not GUIDELLM.exists():
         raise SystemExit(f"{GUIDELLM} is missing: python3 -m venv .venv-loadtester && "
                          ".venv-loadtester/bin/pip install guidellm")
-    tokenizer = embedded.model_dir()
-    gguf, _ = gguf_for("default", "q4_k_m")
+    tokenizer = llamalab.model_files("default")
+    gguf, _, _ = gguf_for("default", "q4_k_m")
     prompts = distinct_prompts(2 * a.requests, a.prompt_tokens)
-    with serve(gguf, parallel=max(8, a.concurrency), ctx=512, threads=a.threads) as server:
+    with serve(gguf, parallel=max(8, a.concurrency), context=512, threads=a.threads) as server:
         kit1 = load_test(server, prompts[:a.requests], concurrency=[a.concurrency], requests=a.requests,
-                         max_tokens=a.tokens)
+                         max_new_tokens=a.tokens)
         before, cpu0 = server.metrics(), _children_cpu()
         g = guidellm(server, tokenizer, a.concurrency, a.requests, a.prompt_tokens, a.tokens)
         after, cpu = server.metrics(), _children_cpu() - cpu0
         kit2 = load_test(server, prompts[a.requests:], concurrency=[a.concurrency], requests=a.requests,
-                         max_tokens=a.tokens)
+                         max_new_tokens=a.tokens)
     ks = [k.summary.iloc[0] for k in (kit1, kit2)]
     gl = summarize_guidellm(g["raw"])
     kit = [{"ttft_p50_ms": 1e3 * k["ttft_p50_s"], "output_tok_s": k["output_throughput"],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from llamalab.runtime import torch_thread
+import llamalab
 
 PROMPT = "Explain what quantization does to a neural network in three sentences."
 
@@ -29,13 +29,13 @@ def raw_transformers(m, ids, n: int) -> tuple[float, list[float]]:
         x = torch.tensor([ids])
         t0 = time.perf_counter()
         with torch.inference_mode():
-            m.model.generate(input_ids=x, attention_mask=torch.ones_like(x), max_new_tokens=n, min_new_tokens=n,
+            m.engine.model.generate(input_ids=x, attention_mask=torch.ones_like(x), max_new_tokens=n, min_new_tokens=n,
                              do_sample=False, temperature=None, top_p=None, top_k=None, streamer=Clock(),
-                             pad_token_id=m.tokenizer.eos_token_id)
+                             pad_token_id=m.engine.tokenizer.eos_token_id)
         return t0
     # On the kit's torch thread, like the kit's own generate: torch work from a second thread would give
     # OpenMP a second thread team and slow both sides (issue 11), which is not the kit's overhead.
-    return torch_thread.run(run), times
+    return llamalab.on_torch_thread(run), times
 
 
 def alternating(runs: int, first, second) -> None:

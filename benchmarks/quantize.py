@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import llamalab
-from llamalab.measure.quality import Reference, divergence
+from llamalab import Reference, divergence
 
 OUT = Path(__file__).parent / "results"
 VARIANTS = {   # name → quantize() arguments

@@ -1,4 +1,4 @@
-"""Why every torch op of the kit runs on one thread (llamalab/runtime/torch_thread.py), measured.
+"""Why every torch op of the kit runs on one thread (llamalab/core/torch_thread.py), measured.
 
 torch's CPU build uses GNU OpenMP. Every Python thread that runs a parallel torch op gets its own
 OpenMP thread team, and the teams stay alive. Once there are more OpenMP threads than cores, libgomp

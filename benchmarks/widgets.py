@@ -12,7 +12,7 @@
 * monitor: the same generation with and without a running LiveMonitor at 4 Hz (goal: <= 2 % slower).
 * arena: the Arena's decode tokens/s ÷ `compare()`'s, per scheme (goal: within 5 %). Each side of a
   pair loads the scheme and times `--generations` generations of the prompt; its figure is their median,
-  as the Arena's table and `summary()` show it (more generations per load: less noise per pair).
+  as the Arena's table and `summary` show it (more generations per load: less noise per pair).
   `--reuse-load` loads each scheme once and hands that model to both sides (their `load=` hook; unload
   is skipped), so a pair differs only in the path the tokens take, not in a fresh load's speed.
 
@@ -208,7 +208,7 @@ def arena_pairs(arena, scheme: str, runs: int, tokens: int, build: bool, prompts
     def run_arena():
         arena.schemes.value = (scheme,)
         arena.run(wait=True)
-        ours.append(next(r["decode_tokens_per_s"] for r in arena.summary() if r["scheme"] == scheme))
+        ours.append(float(arena.summary.set_index("scheme").loc[scheme, "decode_tokens_per_s"]))
     alternating(runs, run_compare, run_arena)
     ratios = [a / c for a, c in zip(ours, theirs)]
     return {"scheme": scheme, "generations_per_side": len(prompts), "arena": ours, "compare": theirs,

@@ -36,13 +36,13 @@ from .plan.kubernetes import validate_manifests
 from .plan.ollama import commands as ollama_commands
 from .plan.ollama import modelfile as ollama_modelfile
 from .plan.sizing import Sizing, sizing
-from .quantize import Quantized, quantize
-from .quantize.settings import QuantizeSettings
+from .quantization import Quantized, quantize
+from .quantization.settings import QuantizeSettings
 from .runtime import Generation, LoadedModel, capabilities, connect, load, register_backend, served_models
 from .runtime.files import model_files
 from .runtime.files.gguf import convert as convert_gguf
-from .serve.export import Export, ExportCheck, export_gguf
-from .serve.server import Server, ServerFailed, ServeSettings, serve
+from .serving.export import Export, ExportCheck, export_gguf
+from .serving.server import Server, ServerFailed, ServeSettings, serve
 from .train.adapters import adapters, add_adapter, list_adapters, remove_adapters, use_adapter
 from .train.compare import finetune_compare
 from .train.compare import row as finetune_row

@@ -92,8 +92,8 @@ def estimate_cmd(args) -> int:
 
 def quantize_cmd(args) -> int:
     from .core.settings import from_arguments
-    from .quantize import quantize
-    from .quantize.settings import QuantizeSettings
+    from .quantization import quantize
+    from .quantization.settings import QuantizeSettings
 
     q = quantize(args.model, args.method, force=args.force, **from_arguments(QuantizeSettings, args))
     print(f"{q.scheme}: {q.path} ({q.size_bytes() / 1e6:.1f} MB, {'cached' if q.cached else 'made now'})")
@@ -161,7 +161,7 @@ def _course_root() -> Path:
 
 def main(argv=None) -> int:
     from .core.settings import add_arguments
-    from .quantize.settings import QuantizeSettings
+    from .quantization.settings import QuantizeSettings
 
     p = argparse.ArgumentParser(prog="llamalab", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)

@@ -10,8 +10,9 @@ import pytest  # noqa: E402
 
 @pytest.fixture(scope="session")
 def embedded_dir():
-    from llamalab import embedded
-    return embedded.ensure_model()
+    import llamalab
+
+    return llamalab.model_files("default")
 
 
 @pytest.fixture(scope="session")

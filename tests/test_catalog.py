@@ -3,8 +3,8 @@ import json
 import pytest
 
 import llamalab
-from llamalab import embedded
-from llamalab.catalog import GPU, card, count_params, gpu, gpus, scheme, schemes
+from llamalab.runtime.files import embedded
+from llamalab.catalog import GPU, card, count_params, gpu, gpus, models, scheme, schemes
 
 REQUIRED = ["llama-3.1-8b", "llama-3.1-70b", "llama-3.1-405b", "llama-3.2-1b", "llama-3.2-3b", "mistral-7b",
             "mistral-small", "mistral-large", "ministral-8b", "mixtral-8x7b", "mixtral-8x22b", "codellama-7b",
@@ -66,7 +66,7 @@ def test_local_folder_card_counts_params_from_config(embedded_dir):
 def test_hardware_table():
     for name, mem in [("rtx-4090", 24e9), ("a10", 24e9), ("l4", 24e9), ("a100-40gb", 40e9),
                       ("a100-80gb", 80e9), ("h100-80gb", 80e9), ("h200", 141e9)]:
-        assert gpus()[name].memory_bytes == mem and gpus()[name].bandwidth_bytes_s > 1e11
+        assert gpu(name).memory_bytes == mem and gpu(name).bandwidth_bytes_s > 1e11
     with pytest.raises(llamalab.UnknownHardware):
         gpu("h1000")
 
@@ -82,7 +82,8 @@ def test_schemes_aliases_and_unknown():
     assert "gguf" in e.value.matches
     for short in ("gptq", "awq", "gguf"):               # the error lists the short names and what they mean
         assert f"{short} = " in e.value.fix
-    assert [s.name for s in schemes()][:2] == ["fp32", "bf16"] and all(isinstance(s, llamalab.Scheme) for s in schemes())
+    assert list(schemes().name[:2]) == ["fp32", "bf16"] and all(isinstance(scheme(n), llamalab.Scheme)
+                                                                 for n in schemes().name)
 
 
 def test_gguf_means_the_models_own_gguf_type():
@@ -120,6 +121,9 @@ def test_a_folder_without_a_usable_config_is_a_kit_error(tmp_path):
         card(str(tmp_path / "broken.gguf"))
 
 
-def test_gpus_are_gpus():
-    assert all(isinstance(g, GPU) for g in gpus().values())
-    assert gpu("NVIDIA H100 80GB (SXM5)") is gpus()["h100-80gb"]
+def test_listings_are_dataframes_and_lookups_are_typed():
+    for listing, lookup, kind in ((gpus, gpu, GPU), (schemes, scheme, llamalab.Scheme), (models, card, llamalab.ModelCard)):
+        df = listing()
+        assert len(df) > 5 and "name" in df.columns
+        assert all(isinstance(lookup(n), kind) for n in df.name)
+    assert gpu("NVIDIA H100 80GB (SXM5)") is gpu("h100-80gb")

@@ -46,10 +46,11 @@ def test_bad_input_exits_2_with_the_fix():
         assert r.returncode == 2 and "Traceback" not in r.stderr and r.stderr.strip(), (args, r.stderr)
 
 
-def test_estimate_answers_are_the_plan():
-    from llamalab import plan
+def test_estimate_answers_are_the_sizing():
+    from llamalab import sizing
+
     out = cli("estimate", "qwen2.5-7b", "--scheme", "int8", "--context", "32768", "--gpu", "l4").stdout
-    p = plan("qwen2.5-7b", "int8", 32768, "l4", device="cuda")
+    p = sizing("qwen2.5-7b", "int8", "l4", 32768)
     assert (f"fits={p.fits}, devices needed={p.devices_needed}, longest context={p.max_context}, "
             f"best scheme at this context={p.best_scheme}") in out
     assert "q4_1" in cli("estimate", "default", "--scheme", "gguf").stdout     # the embedded model's own type
@@ -89,15 +90,28 @@ def test_lab_serves_on_loopback_with_a_token_and_stops(tmp_path):
         proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(timeout=20)
+            ended_on_sigterm = True
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-    assert proc.returncode is not None
+            ended_on_sigterm = False
+    assert ended_on_sigterm, "jupyter lab ignored SIGTERM"
+    with pytest.raises(OSError):  # nothing listens on its port any more
+        urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2)
+
+
+def test_course_copies_the_notebooks_out_and_keeps_what_is_there(tmp_path):
+    out = tmp_path / "mine"
+    (out).mkdir()
+    (out / "00_quickstart.ipynb").write_text("my edits")
+    printed = cli("course", "--output", str(out)).stdout
+    assert str(out) in printed and (out / "00_quickstart.ipynb").read_text() == "my edits"
+    assert (out / "01_landscape.ipynb").is_file() and (out / "dashboards" / "room.ipynb").is_file()
 
 
 def test_quantize_help_shows_the_settings_own_words():
-    from llamalab.quantize.settings import QuantizeSettings
-    from llamalab.settings import help_of
+    from llamalab import QuantizeSettings
+    from llamalab.core.settings import help_of
     out = " ".join(cli("quantize", "--help").stdout.split())      # argparse wraps lines
     for name in ("group_size", "damp_percent", "true_sequential"):
         assert "--" + name.replace("_", "-") in out

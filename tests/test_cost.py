@@ -4,7 +4,8 @@ import math
 import pytest
 
 import llamalab
-from llamalab.cost import PRICES, cost_at_scale, prices
+from llamalab.catalog.prices import PRICES, prices
+from llamalab.plan.cost import CostAssumptions, cost_at_scale
 
 
 def test_every_price_names_its_date_and_source():
@@ -20,7 +21,7 @@ def test_curves_follow_the_arithmetic():
     r = cost_at_scale("llama-3.1-70b", "int8", "h100-80gb", "gpt-4o", tokens_per_month=[1e6, 1e9, 1e11])
     price = (0.75 * r.api_input_usd_per_mtok + 0.25 * r.api_output_usd_per_mtok) / 1e6
     assert r.api_usd == pytest.approx(tuple(v * price for v in r.tokens_per_month))
-    assert r.gpus_per_replica == llamalab.estimate("llama-3.1-70b", "int8", 4096, 8).devices_needed("h100-80gb")
+    assert r.gpus_per_replica == llamalab.estimate("llama-3.1-70b", "int8", 4096, 8, device="cuda").devices_needed("h100-80gb")
     month = r.gpus_per_replica * r.gpu_usd_per_hour * r.hours_per_month
     assert r.self_hosted_usd[0] == pytest.approx(month)                 # one replica, paid whether busy or not
     assert r.replicas[-1] == math.ceil(1e11 / r.replica_tokens_per_month)
@@ -48,7 +49,7 @@ def test_every_input_is_editable_and_moves_the_answer():
     base = cost_at_scale()
     assert cost_at_scale(gpu_usd_per_hour=base.gpu_usd_per_hour / 2).break_even_tokens_per_month == pytest.approx(
         base.break_even_tokens_per_month / 2)
-    assert cost_at_scale(utilisation=0.25).replica_tokens_per_month == pytest.approx(base.replica_tokens_per_month / 2)
+    assert cost_at_scale(utilization=0.25).replica_tokens_per_month == pytest.approx(base.replica_tokens_per_month / 2)
     fast = cost_at_scale(decode_tokens_per_s=base.decode_tokens_per_s * 3)
     assert fast.replica_tokens_per_month > base.replica_tokens_per_month
     given = cost_at_scale(api_input_usd_per_mtok=1.0)
@@ -61,7 +62,7 @@ def test_prices_come_from_a_file_the_learner_can_edit(tmp_path):
     assert cost_at_scale(prices_file=f).gpu_usd_per_hour == 5.98
 
 
-@pytest.mark.parametrize("kw", [dict(api="no-such-api"), dict(gpu="h100-80gb", utilisation=0), dict(input_share=1.5),
+@pytest.mark.parametrize("kw", [dict(api="no-such-api"), dict(gpu="h100-80gb", utilization=0), dict(input_share=1.5),
                                 dict(gpu="rtx-a6000"), dict(tokens_per_month=[]), dict(tokens_per_month=[-1]),
                                 dict(decode_tokens_per_s=0), dict(gpu="no-such-gpu")])
 def test_bad_input_says_what_to_do(kw):
@@ -73,8 +74,16 @@ def test_bad_input_says_what_to_do(kw):
 def test_cost_has_no_torch():
     import subprocess
     import sys
-    code = "import sys, llamalab.cost as c; c.cost_at_scale(); assert 'torch' not in sys.modules"
+    code = "import sys, llamalab; llamalab.cost_at_scale(); assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_assumptions_are_one_settings_object():
+    a = CostAssumptions(batch=16, utilization=0.8)
+    assert cost_at_scale(assumptions=a).utilization == 0.8 == cost_at_scale(utilization=0.8).utilization
+    assert cost_at_scale(assumptions=a, batch=4).to_dict()["notes"] != cost_at_scale(assumptions=a).to_dict()["notes"]
+    with pytest.raises(llamalab.InvalidSetting, match="utilisation"):
+        cost_at_scale(utilisation=0.5)  # the old spelling is not a setting: the error names the known ones
 
 
 def test_widget_recomputes_from_its_inputs():
@@ -84,5 +93,5 @@ def test_widget_recomputes_from_its_inputs():
     w.gpu_price.value = first.gpu_usd_per_hour / 2
     assert w.result.break_even_tokens_per_month == pytest.approx(first.break_even_tokens_per_month / 2)
     assert len(w.figure.data) >= 2 and w.errors.message == ""
-    w.utilisation.value = 0.0
+    w.utilization.value = 0.0
     assert w.errors.message       # a bad input shows inline, no traceback

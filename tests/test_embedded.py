@@ -1,7 +1,7 @@
 """First-use conversion of the embedded GGUF into a cache folder: complete, atomic, then reused."""
 import pytest
 
-from llamalab import embedded
+from llamalab.runtime.files import embedded
 
 pytestmark = pytest.mark.slow
 

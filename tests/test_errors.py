@@ -5,7 +5,7 @@ import importlib.metadata
 import pytest
 
 import llamalab
-from llamalab import embedded
+from llamalab.runtime.files import embedded
 from llamalab.runtime import backends
 
 
@@ -53,10 +53,9 @@ def test_not_enough_memory_refuses_before_touching_files():
 
 
 def test_not_enough_memory_suggests_a_scheme_that_fits(monkeypatch):
-    hwmod = importlib.import_module("llamalab.hardware")
-    real = hwmod.hardware()
-    small = hwmod.Hardware(real.cpu, real.cores, real.ram_bytes, ram_available_bytes=20 * 10**9)
-    monkeypatch.setattr(hwmod, "hardware", lambda: small)
+    real = llamalab.hardware()
+    small = llamalab.Hardware(real.cpu, real.cores, real.ram_bytes, ram_available_bytes=20 * 10**9)
+    monkeypatch.setattr(importlib.import_module("llamalab.runtime.loader"), "hardware", lambda: small)
     with pytest.raises(llamalab.NotEnoughMemory) as e:
         llamalab.load("llama-3.1-8b", "fp32", device="cpu")     # 32 GB of weights vs 20 GB
     assert e.value.suggestion == "bf16" and "'bf16'" in e.value.fix

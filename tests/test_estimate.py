@@ -7,9 +7,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import llamalab
-from llamalab import InvalidSetting, best_scheme, estimate, max_context, plan, roofline
+from llamalab import InvalidSetting, best_scheme, estimate, max_context, roofline, sizing
 from llamalab.catalog import card
-from llamalab.estimate import (
+from llamalab.plan.estimator import (
     kv_cache_bytes,
     lora_params,
     requirements_table,
@@ -94,7 +94,7 @@ def test_lora_targets_count_only_the_adapted_linears():
     big = estimate("default", "fp32", 55, 64, "full", device="cpu")
     p = card("default").params
     assert small.breakdown["cpu_slack"] + small.breakdown["activations"] == p * 4
-    assert big.breakdown["cpu_slack"] == 0 and estimate("default", "fp32", 55, 2, "full").breakdown["cpu_slack"] == 0
+    assert big.breakdown["cpu_slack"] == 0 and estimate("default", "fp32", 55, 2, "full", device="cuda").breakdown["cpu_slack"] == 0
     for bad in ("qkv_proj", "", ["q_proj", 3]):
         with pytest.raises(InvalidSetting, match="target_modules") as e:
             estimate("default", "fp32", 64, mode="lora", target_modules=bad)
@@ -102,27 +102,27 @@ def test_lora_targets_count_only_the_adapted_linears():
 
 
 def test_fits_max_context_and_best_scheme():
-    e = estimate("llama-3.1-8b", "bf16", 8192)
+    e = estimate("llama-3.1-8b", "bf16", 8192, device="cuda")
     assert e.fits("h100-80gb") and e.fits("a100-40gb") and not e.fits("t4")
     assert e.fits("2x t4") is True or e.devices_needed("t4") > 1
-    n = max_context("llama-3.1-8b", "bf16", "rtx-4090")
+    n = max_context("llama-3.1-8b", "bf16", "rtx-4090")  # a catalog GPU: its CUDA runtime is counted
     assert 0 < n < 131072
-    assert estimate("llama-3.1-8b", "bf16", n).fits("rtx-4090")
-    assert not estimate("llama-3.1-8b", "bf16", n + 1).fits("rtx-4090")
+    assert estimate("llama-3.1-8b", "bf16", n, device="cuda").fits("rtx-4090")
+    assert not estimate("llama-3.1-8b", "bf16", n + 1, device="cuda").fits("rtx-4090")
     assert best_scheme("llama-3.1-70b", "h100-80gb", 4096) in ("int8", "gptq-8bit", "q8_0")
     assert best_scheme("llama-3.1-405b", "rtx-4090") is None
     assert best_scheme("llama-3.1-8b", "h200") == "fp32"
 
 
-def test_plan_is_the_estimate_and_its_answers_for_one_gpu():
-    p = plan("llama-3.1-8b", "int8", 32768, gpu="rtx-4090", batch=2)
+def test_sizing_is_the_estimate_and_its_answers_for_one_gpu():
+    p = sizing("llama-3.1-8b", "int8", "rtx-4090", 32768, batch=2)
     assert p.estimate == estimate("llama-3.1-8b", "int8", 32768, 2, device="cuda")
     assert p.fits == p.estimate.fits("rtx-4090") and p.devices_needed == p.estimate.devices_needed("rtx-4090")
     assert p.max_context == max_context("llama-3.1-8b", "int8", "rtx-4090", 2, device="cuda")
     assert p.best_scheme == best_scheme("llama-3.1-8b", "rtx-4090", 32768, 2, device="cuda")
     assert "h200" in p.fits_on and "t4" not in p.fits_on
     assert p.to_dict()["max_context"] == p.max_context
-    cpu = plan("llama-3.1-8b", "int8", 4096, gpu=24 * 10**9, device="cpu")   # a budget in bytes, CPU overhead
+    cpu = sizing("llama-3.1-8b", "int8", 24 * 10**9, 4096, device="cpu")   # a budget in bytes, CPU overhead
     assert cpu.estimate.device == "cpu" and not cpu.fits                      # the bf16 copy int8 loads from
 
 
@@ -156,6 +156,14 @@ def test_bad_inputs_say_what_to_do(kwargs):
     assert e.value.fix
 
 
+def test_auto_is_this_machines_kind_and_a_catalog_gpu_counts_cuda():
+    from llamalab.core.hardware import default_device
+
+    assert estimate("llama-3.1-8b").device == default_device()
+    assert sizing("llama-3.1-8b", "bf16", "h100-80gb").estimate.device == "cuda"
+    assert sizing("default", "bf16", "this").estimate.device == default_device()
+
+
 def test_estimator_does_not_import_torch():
     code = ("import sys, llamalab; llamalab.estimate('llama-3.1-8b'); llamalab.max_context('qwen2.5-7b', 'int8', "
             "'l4'); llamalab.requirements_table(); assert 'torch' not in sys.modules, 'torch imported'")
@@ -163,7 +171,7 @@ def test_estimator_does_not_import_torch():
 
 
 MODELS = ["llama-3.1-8b", "mixtral-8x7b", "gemma-2-9b", "falcon-7b", "phi-3-mini", "smollm2-135m", "qwen2.5-72b"]
-SCHEMES = [s.name for s in llamalab.catalog.schemes()]
+SCHEMES = llamalab.catalog.scheme_names()
 
 
 @settings(max_examples=150, deadline=None)
@@ -192,7 +200,7 @@ def test_max_context_is_the_boundary(model, s, budget_gb):
 
 
 def test_quantize_on_load_counts_the_copy_it_reads():
-    cpu, gpu = estimate("llama-3.1-8b", "int8", 4096, device="cpu"), estimate("llama-3.1-8b", "int8", 4096)
+    cpu, gpu = (estimate("llama-3.1-8b", "int8", 4096, device=d) for d in ("cpu", "cuda"))
     bf16 = estimate("llama-3.1-8b", "bf16", 4096).breakdown["weights"]
     assert cpu.load_transient_bytes == bf16 and gpu.load_transient_bytes == 0
     # 8B int8 on a 24 GB CPU box: runs in ~10 GB but the load reads 16 GB of bf16 first

@@ -1,5 +1,5 @@
 """The exercises' checker: right within tolerance, wrong with the hint, unanswered said so."""
-from llamalab.exercise import check
+from llamalab.course import check
 
 
 def test_numbers_within_tolerance_are_right():

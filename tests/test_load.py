@@ -140,7 +140,7 @@ def test_generation_and_scoring_run_on_the_torch_thread(bf16):
     """Every torch op of the kit runs on one thread (issue 11): the main thread runs none. Text and the
     `on_text` callback stay on the caller's thread, so they never slow the decode loop."""
     from llamalab.measure.quality import log_probs
-    from llamalab.runtime import torch_thread
+    from llamalab.core import torch_thread
     forwards, callbacks = [], []
     hook = bf16.engine.model.register_forward_hook(lambda *_: forwards.append(torch_thread.is_torch_thread()))
     try:

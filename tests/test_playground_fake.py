@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from llamalab.runtime import torch_thread
+from llamalab.core import torch_thread
 from llamalab.widgets import Playground
 
 WAIT = 10
@@ -78,4 +78,4 @@ def test_a_remote_engine_shows_no_memory_figure(fake):
     pg = Playground(fake("fake-remote"), monitor=False)
     pg.generate(wait=True)
     assert pg.errors.message == "" and pg.last.peak_memory_bytes is None
-    assert "not measured (remote engine)" in pg.stats.value and pg.history[0]["peak_memory_mb"] is None
+    assert "not measured (remote engine)" in pg.stats.value and pg.history[0]["peak_memory_bytes"] is None

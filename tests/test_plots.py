@@ -9,13 +9,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import llamalab
-from llamalab.metrics import metric
+from llamalab.core.metrics import metric
 from llamalab.plots import (PARTS, apply_samples, arena_figure, breakdown_figure, gpu_lines, monitor_figure, resync,
                             update_figure)
 from llamalab.plots import compare as compare_plots
 
 MODELS = ["smollm2-135m", "llama-3.1-8b", "mixtral-8x7b", "llama-3.1-70b"]
-SCHEMES = [s.name for s in llamalab.catalog.schemes()]
+SCHEMES = llamalab.catalog.scheme_names()
 
 
 def _bar_total(fig, i=0) -> float:
@@ -47,9 +47,9 @@ def test_several_estimates_give_one_bar_each_and_zero_parts_leave_the_legend():
 
 
 def test_one_line_per_distinct_gpu_memory_size():
-    gpus = llamalab.gpus()
+    gpus = [llamalab.gpu(name) for name in llamalab.gpus().name]
     lines = gpu_lines(gpus)
-    sizes = sorted({round(g.memory_bytes / 1e9, 1) for g in gpus.values()})
+    sizes = sorted({round(g.memory_bytes / 1e9, 1) for g in gpus})
     assert [gb for gb, _ in lines] == sizes
     fig = breakdown_figure([llamalab.estimate("llama-3.1-8b")], gpus)
     assert len(fig.layout.shapes) == len(sizes)
@@ -74,7 +74,7 @@ def test_monitor_figure_separates_runs_and_shows_cuda_only_when_present():
 def test_monitor_figure_takes_real_monitor_samples():
     with llamalab.Monitor(interval=0.02) as mon:
         sum(range(200_000))
-        llamalab.monitor.count_tokens(5)
+        llamalab.core.memory.count_tokens(5)
         import time
         time.sleep(0.1)
     fig = monitor_figure(mon.to_records())

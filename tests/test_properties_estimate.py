@@ -9,8 +9,9 @@ from hypothesis import strategies as st
 import llamalab
 from llamalab import LlamalabError
 from llamalab.catalog import card, gpu, scheme
-from llamalab.custom import custom_card
-from llamalab.estimate import Estimate, Plan, best_scheme, estimate, max_context, plan, requirements_table, roofline
+from llamalab.catalog.custom import custom_card
+from llamalab.plan.estimator import Estimate, best_scheme, estimate, max_context, requirements_table, roofline
+from llamalab.plan.sizing import Sizing, sizing
 
 JUNK = st.one_of(st.none(), st.booleans(), st.integers(-10**12, 10**12), st.floats(allow_nan=True, allow_infinity=True),
                  st.text(max_size=30), st.lists(st.integers(), max_size=3), st.binary(max_size=5))
@@ -78,12 +79,12 @@ def test_requirements_table(models, schemes, context):
 @settings(max_examples=60, deadline=None)
 @given(MODELS, SCHEMES, CONTEXTS, st.one_of(st.sampled_from(["rtx-4090", "h200"]), st.integers(1, 10**12), JUNK),
        BATCHES, MODES, st.one_of(st.none(), DEVICES))
-def test_plan(model, s, context, g, batch, mode, device):
+def test_sizing(model, s, context, g, batch, mode, device):
     if isinstance(g, str) and g.strip().lower() in ("this", "here", "local"):
         g = "h200"                                  # this machine's memory is not a property of the input
-    p = result_or_kit_error(plan, model, s, context, g, batch, mode, device)
+    p = result_or_kit_error(sizing, model, s, g, context, batch, mode, device or "auto")
     if p is not None:
-        assert isinstance(p, Plan) and p.fits == (p.devices_needed == 1) and 0 <= p.max_context
+        assert isinstance(p, Sizing) and p.fits == (p.devices_needed == 1) and 0 <= p.max_context
 
 
 @FAST

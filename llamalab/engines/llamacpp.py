@@ -6,19 +6,19 @@ the same model and fed to llama.cpp as token ids, so every engine sees identical
 """
 from __future__ import annotations
 
-import atexit
 import os
 import weakref
 
 from ..catalog import GGUF_FILE_TYPES
 from ..core.errors import InvalidSetting
+from ..core.tasks import on_exit
 from .base import Engine, Sampling, Scores, hf_encode, hf_tokenize
 
 DEFAULT_CONTEXT = 2048
 _live: "weakref.WeakSet[LlamaCppEngine]" = weakref.WeakSet()
 
 
-@atexit.register
+@on_exit
 def _close_all() -> None:
     """Free llama.cpp models before interpreter teardown (llama-cpp-python's __del__ fails then)."""
     for engine in list(_live):

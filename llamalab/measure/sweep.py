@@ -196,7 +196,7 @@ def _names(name: str, value) -> list[str]:
 
 def _default_loader(quantize_missing: bool) -> Callable:
     def load(model, scheme, device):
-        from ..quantize import quantize
+        from ..quantization import quantize
         from ..runtime import load as runtime_load
 
         try:

@@ -6,7 +6,7 @@ import plotly.graph_objects as go
 GB = 1e9
 # Breakdown parts in stacking order (bottom first), with their colours.
 PARTS = {"weights": "#4C78A8", "kv_cache": "#F58518", "activations": "#54A24B", "overhead": "#B0B0B0",
-         "gradients": "#E45756", "optimizer": "#9D755D", "adapters": "#EECA3B"}
+         "gradients": "#E45756", "optimizer": "#9D755D", "adapters": "#EECA3B", "cpu_slack": "#BAB0AC"}
 
 
 def _record(e) -> dict:

@@ -106,10 +106,12 @@ def _load(model, c: ModelCard, s: Scheme, device: str, est, name: str, trust_rem
         if adapter is not None:
             attach_adapter(engine, adapter, path)
         seconds = time.perf_counter() - t0
+    remote = engine.remote  # a backend may serve a model from elsewhere: nothing of it is in this process
     return LoadedModel(engine=engine, card=c, scheme=s, device=device, load_s=seconds,
-                       weights_memory_bytes=engine.weights_bytes(), load_memory_delta_bytes=mem.bytes,
-                       load_memory_kind=mem.kind, load_peak_bytes=mem.peak_bytes, estimate=est,
-                       path=str(path), backend=name, adapter=str(adapter or ""))
+                       weights_memory_bytes=engine.weights_bytes(), load_memory_delta_bytes=None if remote else mem.bytes,
+                       load_memory_kind=memory.REMOTE if remote else mem.kind,
+                       load_peak_bytes=None if remote else mem.peak_bytes, estimate=est, path=str(path), backend=name,
+                       adapter=str(adapter or ""))
 
 
 def attach_adapter(engine, adapter, base_path, name: str = "default") -> None:

@@ -2,7 +2,7 @@
 a "step" event (its history row) and a progress event, the run's facts as the task's result.
 
     task = tasks.start_process("llamalab.train.worker:train", kwargs={"steps": 20, "batch": 4}, on_event=print)
-    task.wait()["summary"]
+    task.wait()["run"]
 
 The notebook kernel then keeps its own torch thread (and its GIL) free while training runs; the price is the
 subprocess's start (imports + loading the model) and a second copy of the model if the kernel holds one too."""
@@ -25,5 +25,5 @@ def train(model: str = "default", data: str = "house-format", method: str = "lor
     run.on_step(report)
     run.start()
     run.wait()
-    return {"summary": run.to_dict(), "output_dir": str(run.output_dir),
+    return {"run": run.to_dict(), "output_dir": str(run.output_dir),
             "adapter_dir": str(run.adapter_dir) if run.adapter_dir else None}

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from llamalab import paths
+from llamalab.core import paths
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"

@@ -6,7 +6,7 @@ import pytest
 @pytest.fixture(scope="module")
 def server():
     pytest.importorskip("xllamacpp", reason='the deploy extra is not installed: pip install -e ".[deploy]"')
-    from llamalab.deploy.server import serve
-    with serve("default", scheme="q4_k_m", parallel=8, ctx=256, threads=1) as s:
+    from llamalab import serve
+    with serve("default", scheme="q4_k_m", parallel=8, context=256, threads=1) as s:
         yield s
     assert not s.alive

@@ -1,22 +1,20 @@
-"""The OpenAI-compatible / Ollama client without a server: URLs, stream parsing, keys, clear errors."""
+"""The OpenAI-compatible and Ollama engines without a server: URLs, stream parsing, keys, clear errors."""
 import pytest
 
-from llamalab.runtime.endpoint import (
-    EndpointAuthError,
-    EndpointEngine,
-    EndpointUnreachable,
-    api_base,
-    parse_ollama_line,
-    parse_sse_line,
-)
+from llamalab import InvalidSetting, connect
+from llamalab.engines.base import Concurrent
+from llamalab.engines.http import EndpointAuthError, EndpointUnreachable
+from llamalab.engines.ollama import OllamaEngine, parse_ollama_line
+from llamalab.engines.openai import OpenAIEngine, parse_sse_line
 
 
 def test_base_url_gets_v1_for_openai_and_the_root_for_ollama():
-    assert api_base("http://127.0.0.1:8080") == "http://127.0.0.1:8080/v1"
-    assert api_base("https://api.together.xyz/v1/") == "https://api.together.xyz/v1"
-    assert api_base("http://localhost:11434/v1", "ollama") == "http://localhost:11434"
-    with pytest.raises(Exception, match="not an http"):
-        api_base("127.0.0.1:8080")
+    assert OpenAIEngine("http://127.0.0.1:8080", "m").base == "http://127.0.0.1:8080/v1"
+    assert OpenAIEngine("https://api.together.xyz/v1/", "m").base == "https://api.together.xyz/v1"
+    assert OllamaEngine("http://localhost:11434/v1", "m").base == "http://localhost:11434"
+    with pytest.raises(InvalidSetting, match="not an http"):
+        OpenAIEngine("127.0.0.1:8080", "m")
+    assert isinstance(OpenAIEngine("http://x", "m"), Concurrent)    # a server takes concurrent requests
 
 
 def test_sse_lines():
@@ -42,17 +40,29 @@ def test_ollama_native_lines_with_nanosecond_durations():
 
 def test_key_is_read_from_the_environment_and_never_shown(monkeypatch):
     monkeypatch.setenv("LLAMALAB_TEST_KEY", "sk-very-secret")
-    e = EndpointEngine("http://127.0.0.1:9", "m", api_key_env="LLAMALAB_TEST_KEY")
+    e = OpenAIEngine("http://127.0.0.1:9", "m", api_key_env="LLAMALAB_TEST_KEY")
     assert e.headers() == {"Authorization": "Bearer sk-very-secret"}
     assert "sk-very-secret" not in repr(e) and "sk-very-secret" not in str(vars(e))
     monkeypatch.delenv("LLAMALAB_TEST_KEY")
     with pytest.raises(EndpointAuthError, match="not set"):
-        EndpointEngine("http://127.0.0.1:9", "m", api_key_env="LLAMALAB_TEST_KEY")
+        OpenAIEngine("http://127.0.0.1:9", "m", api_key_env="LLAMALAB_TEST_KEY")
 
 
 def test_wrong_port_is_a_clear_error():
-    from llamalab import Endpoint
-    from llamalab.deploy.server import free_port
+    from llamalab.serving.server import free_port
+
     with pytest.raises(EndpointUnreachable, match="Cannot connect") as e:
-        Endpoint(f"http://127.0.0.1:{free_port()}", "x")
+        connect(f"http://127.0.0.1:{free_port()}", "x")
     assert "server.url" in e.value.fix
+
+
+def test_a_served_model_has_no_invented_card_or_estimate():
+    m = connect("http://127.0.0.1:9", "some-model-the-catalog-does-not-know", check=False)
+    assert m.card is None and m.estimate is None and m.scheme is None
+    assert m.name == "some-model-the-catalog-does-not-know" and m.scheme_name == "served"
+    assert m.to_dict()["estimated_weights_bytes"] is None and m.estimate_error_pct is None
+    known = connect("http://127.0.0.1:9", "llama-3.1-8b-instruct", check=False)
+    assert known.card.name == "llama-3.1-8b" and known.engine.context_length == known.card.context
+    assert connect("http://127.0.0.1:9", "m", api="ollama", check=False).engine.name == "ollama"
+    with pytest.raises(InvalidSetting, match="api"):
+        connect("http://127.0.0.1:9", "m", api="grpc", check=False)

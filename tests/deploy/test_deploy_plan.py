@@ -1,8 +1,10 @@
-"""deploy.plan: sizing from the estimate, the vLLM/Docker/Kubernetes/Ollama artefacts, offline validation."""
+"""deployment_plan: sizing from the estimate, the vLLM/Docker/Kubernetes/Ollama artefacts, offline validation."""
 import pytest
 
-from llamalab.deploy import ollama
-from llamalab.deploy.plan import PlanDoesNotFit, plan, providers, validate_manifests
+from llamalab import deployment_plan as plan
+from llamalab import providers, validate_manifests
+from llamalab.plan import ollama
+from llamalab.plan.deployment import PlanDoesNotFit
 
 kv = pytest.importorskip("kubernetes_validate")
 
@@ -29,7 +31,7 @@ def test_405b_16bit_spans_two_nodes_with_a_leaderworkerset():
 
 def test_tp_respects_head_divisibility():
     from llamalab import card
-    from llamalab.deploy.plan import valid_tp
+    from llamalab.plan.deployment import valid_tp
     c = card("smollm2-135m")      # 9 heads, 3 KV heads
     assert valid_tp(c, 1) and not valid_tp(c, 2) and not valid_tp(c, 4)
 
@@ -71,14 +73,11 @@ def test_secrets_hold_no_value_and_commands_take_keys_from_the_environment():
 
 
 def test_ollama_template_matches_the_models_own_chat_template():
-    from pathlib import Path
-
-    from llamalab import embedded
-    folder = embedded.model_dir()
-    jinja = (Path(folder) / "chat_template.jinja").read_text() if folder.exists() else None
-    if jinja is None:
-        pytest.skip("the embedded model's HF folder is not converted yet (llamalab.load() makes it)")
     from jinja2 import Template
+
+    import llamalab
+
+    jinja = (llamalab.model_files("default") / "chat_template.jinja").read_text()
     fmt = ollama.chat_format(jinja)
     assert fmt.name == "chatml"
     system = ollama.default_system(jinja)
@@ -102,7 +101,6 @@ def test_ollama_formats_by_family_and_unknown_is_refused():
 
 def test_providers_are_data_with_sources_and_cost_fields():
     ps = providers()
-    assert {"together", "huggingface", "replicate"} <= {p["name"] for p in ps}
-    for p in ps:
-        assert p["source"] and p["checked"] and "output_usd_per_million_tokens" in p
-        assert p["base_url"].startswith("https://") and p["api_key_env"].isupper()
+    assert {"together", "huggingface", "replicate"} <= set(ps.name) and "output_usd_per_million_tokens" in ps
+    for p in ps.itertuples():
+        assert p.source and p.checked and p.base_url.startswith("https://") and p.api_key_env.isupper()

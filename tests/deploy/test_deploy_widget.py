@@ -24,8 +24,11 @@ def test_artefacts_follow_the_controls_and_errors_show_inline():
 @pytest.mark.slow
 @pytest.mark.server
 def test_serve_and_load_test_from_the_widget():
+    from llamalab import LoadTestSettings, ServeSettings
     from llamalab.widgets import DeploymentBuilder
-    b = DeploymentBuilder(concurrency=(1, 4), requests=4, max_tokens=8)
+
+    b = DeploymentBuilder(serve=ServeSettings(parallel=4, context=256, threads=1),
+                          load_test=LoadTestSettings(concurrency=(1, 4), requests=4, max_new_tokens=8))
     b.serve_and_test(wait=True)
     assert not b.errors.message, b.errors.message
     assert len(b.result.records) == 8 and b.result.records["ok"].all()

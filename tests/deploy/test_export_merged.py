@@ -2,7 +2,7 @@
 import pytest
 
 import llamalab
-from llamalab.deploy.export import check_export, export_gguf
+from llamalab.serving.export import check_export, export_gguf
 
 pytestmark = pytest.mark.slow
 
@@ -16,7 +16,7 @@ def test_a_merged_lora_exports_to_a_gguf_that_matches_the_merge_not_the_base(tmp
     assert report.passed and report.merged_dir
 
     short = dict(prompts=("What is the capital of France?",), max_new_tokens=8, tokens=96)
-    export = export_gguf(report.merged_dir, "q8_0", out=tmp_path / "merged-q8_0.gguf", verbose=False, **short)
+    export = export_gguf(report.merged_dir, "q8_0", output=tmp_path / "merged-q8_0.gguf", verbose=False, **short)
     assert export.path.is_file() and export.check is not None
     vs_merge = export.check
     vs_base = check_export("default", export.path, **short)

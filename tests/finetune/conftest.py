@@ -9,8 +9,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 @pytest.fixture(scope="session")
 def tiny_dir(tmp_path_factory):
     """A tiny random Llama (2 layers, hidden 64) with the embedded model's tokenizer and chat template."""
-    from llamalab import embedded
-    from llamalab.runtime import torch_thread
+    from llamalab.runtime.files import embedded
+    from llamalab.core import torch_thread
 
     def build():
         import torch
@@ -23,7 +23,7 @@ def tiny_dir(tmp_path_factory):
         return LlamaForCausalLM(cfg)
     out = tmp_path_factory.mktemp("tiny") / "tiny-llama"
     torch_thread.run(lambda: build().save_pretrained(str(out)))
-    src = embedded.ensure_model(verbose=False)
+    src = embedded.ensure_model(verbose=False)  # the embedded model's tokenizer files
     for f in src.iterdir():
         if f.name.startswith(("tokenizer", "special_tokens", "chat_template", "generation_config")):
             shutil.copy(f, out / f.name)

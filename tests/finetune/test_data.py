@@ -4,9 +4,9 @@ import json
 import pandas as pd
 import pytest
 
-from llamalab.errors import InvalidSetting
-from llamalab.finetune import data as D
-from llamalab.finetune.score import complies, score
+from llamalab.core.errors import InvalidSetting
+from llamalab.train import data as D
+from llamalab.train.score import complies, score
 
 GOOD = [{"role": "user", "content": "Capital of France?"}, {"role": "assistant", "content": "ANSWER: Paris\nTOPIC: geography"}]
 
@@ -15,7 +15,7 @@ GOOD = [{"role": "user", "content": "Capital of France?"}, {"role": "assistant",
 def tok():
     from transformers import AutoTokenizer
 
-    from llamalab import embedded
+    from llamalab.runtime.files import embedded
     return AutoTokenizer.from_pretrained(str(embedded.ensure_model(verbose=False)))
 
 

@@ -3,8 +3,8 @@ LoRA over GPTQ really train on this CPU; a GPTQ base refuses to merge with the r
 import pytest
 
 import llamalab
-from llamalab.finetune import finetune
-from llamalab.finetune.score import evaluate
+from llamalab import finetune
+from llamalab import evaluate
 
 pytestmark = pytest.mark.slow
 SHORT = dict(batch=4, max_length=96, eval_every=0, warmup_steps=0, target_modules="all-linear")

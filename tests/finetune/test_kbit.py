@@ -3,8 +3,9 @@ the run quantizes them again from the checkpoint, bit for bit, and its gradients
 import pytest
 
 import llamalab
-from llamalab.finetune import finetune, kbit
-from llamalab.runtime import torch_thread
+from llamalab import finetune
+from llamalab.train import kbit
+from llamalab.core import torch_thread
 
 pytestmark = pytest.mark.slow
 PROMPT = [{"role": "user", "content": "Name a planet."}]
@@ -27,24 +28,24 @@ def _dequantized(model) -> dict:
 
 def _packs_here(m) -> int:
     m.generate(PROMPT, max_new_tokens=2)
-    n = sum(kbit.is_packed(mod) for _, mod in kbit.layers(m.model))
+    n = sum(kbit.is_packed(mod) for _, mod in kbit.layers(m.engine.model))
     if n == 0:
         pytest.skip("bitsandbytes does not pack 4-bit layers on this CPU (no AVX512-BF16): nothing to restore")
     return n
 
 
 def test_packed_layers_are_quantized_again_bit_for_bit(nf4):
-    fresh = torch_thread.run(_dequantized, nf4.model)
+    fresh = torch_thread.run(_dequantized, nf4.engine.model)
     assert _packs_here(nf4) == len(fresh) > 0
-    saved = torch_thread.run(kbit.hold_unpacked, nf4.model, nf4.path)
-    assert not any(kbit.is_packed(mod) for _, mod in kbit.layers(nf4.model))
-    again = torch_thread.run(_dequantized, nf4.model)
+    saved = torch_thread.run(kbit.hold_unpacked, nf4.engine.model, nf4.path)
+    assert not any(kbit.is_packed(mod) for _, mod in kbit.layers(nf4.engine.model))
+    again = torch_thread.run(_dequantized, nf4.engine.model)
     assert all(again[k].equal(fresh[k]) for k in fresh)
     nf4.generate(PROMPT, max_new_tokens=2)              # packing stays off until the run ends
-    assert not any(kbit.is_packed(mod) for _, mod in kbit.layers(nf4.model))
+    assert not any(kbit.is_packed(mod) for _, mod in kbit.layers(nf4.engine.model))
     kbit.release(saved)
     nf4.generate(PROMPT, max_new_tokens=2)
-    assert all(kbit.is_packed(mod) for _, mod in kbit.layers(nf4.model))
+    assert all(kbit.is_packed(mod) for _, mod in kbit.layers(nf4.engine.model))
 
 
 def test_qlora_after_a_generation_has_the_gradients_of_a_fresh_base(nf4, tmp_path):
@@ -65,8 +66,8 @@ def test_a_4bit_merge_after_a_generation_dequantizes_real_weights(nf4, tmp_path)
     """An untrained adapter (B = 0) merged into packed layers: only the re-quantization's rounding remains."""
     import warnings
 
-    from llamalab.finetune.data import conversations
-    from llamalab.finetune.merge import merge
+    from llamalab.train.data import conversations
+    from llamalab.train.merge import merge
     _packs_here(nf4)
     finetune(nf4, "house-format", "qlora", output=tmp_path, start=False, **ONE_STEP)
     with warnings.catch_warnings():

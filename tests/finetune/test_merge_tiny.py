@@ -1,12 +1,9 @@
 """Safe merge and adapter switching on the tiny Llama: a real merge passes its check, a corrupted one is
 caught and undone, the merged folder loads, several adapters share one base."""
-import importlib
-
 import pytest
 
 import llamalab
-from llamalab.finetune import adapters, add_adapter, finetune, list_adapters, unload_adapter, use_adapter
-from llamalab.finetune.merge import MergeCheckFailed
+from llamalab import MergeCheckFailed, adapters, add_adapter, finetune, list_adapters, remove_adapters, use_adapter
 
 pytestmark = pytest.mark.slow
 
@@ -47,16 +44,21 @@ def test_merge_is_checked_saved_and_loads(tiny_dir, tmp_path):
 
 def test_corrupted_merge_is_caught_and_undone(tiny_dir, tmp_path, monkeypatch):
     run = trained(tiny_dir, tmp_path, "B")
-    merge_mod = importlib.import_module("llamalab.finetune.merge")     # the package's `merge` is the function
-    real = merge_mod.merge_in_place
+    engine = run.model.engine
+    real = engine.merge_adapters
 
-    def corrupt(pm):
+    def noise():
         import torch
-        real(pm)
+
         with torch.no_grad():
-            w = pm.base_model.model.model.layers[0].mlp.down_proj.base_layer.weight
+            w = engine.model.model.layers[0].mlp.down_proj.base_layer.weight
             w.add_(torch.randn_like(w) * w.abs().mean() * 3)
-    monkeypatch.setattr(merge_mod, "merge_in_place", corrupt)
+
+    def corrupt():
+        real()
+        llamalab.on_torch_thread(noise)
+
+    monkeypatch.setattr(engine, "merge_adapters", corrupt)
     with pytest.raises(MergeCheckFailed) as e:
         run.merge(prompts=PROMPTS, save=False)
     assert not e.value.report.passed and e.value.report.kl_mean > 1e-3
@@ -79,7 +81,7 @@ def test_several_adapters_on_one_base(tiny_dir, tmp_path):
         use_adapter(m, "b")
         assert greedy(m) == want_b
         assert isinstance(m.generate(PROMPTS[0], max_new_tokens=3), llamalab.Generation)
-        unload_adapter(m)
+        remove_adapters(m)
         assert greedy(m) == plain
     finally:
         m.unload()

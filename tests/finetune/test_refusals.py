@@ -1,9 +1,9 @@
 """What cannot train here says why and where it can, before any model loads (fast)."""
 import pytest
 
-from llamalab.errors import NotEnoughMemory, SchemeUnavailable
-from llamalab.finetune import finetune
-from llamalab.finetune.capability import table
+from llamalab.core.errors import NotEnoughMemory, SchemeUnavailable
+from llamalab import finetune
+from llamalab import training_capabilities as table
 
 ROWS = [[{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]] * 8
 
@@ -37,9 +37,9 @@ def test_compare_reports_a_refusal_as_a_row():
 
 
 def test_settings_carry_help_and_reject_unknown_names():
-    from llamalab.errors import InvalidSetting
-    from llamalab.finetune import FinetuneSettings
-    from llamalab.settings import help_of
+    from llamalab.core.errors import InvalidSetting
+    from llamalab import FinetuneSettings
+    from llamalab.core.settings import help_of
     assert "q_proj and v_proj" in help_of(FinetuneSettings, "target_modules")
     with pytest.raises(InvalidSetting, match="Did you mean lr"):
         finetune("default", ROWS, lrr=0.1)
@@ -60,7 +60,7 @@ def test_runtime_capabilities_say_what_trains_where():
 
 
 def test_resume_needs_a_stopped_runs_checkpoint(tmp_path):
-    from llamalab.errors import InvalidSetting
+    from llamalab.core.errors import InvalidSetting
     with pytest.raises(InvalidSetting, match="no stopped run's checkpoint") as e:
         finetune("default", ROWS, resume=tmp_path)
     assert "run.output_dir" in e.value.fix

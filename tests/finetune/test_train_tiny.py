@@ -4,12 +4,11 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
 import llamalab
-from llamalab.finetune import FinetuneRun, finetune
+from llamalab import FinetuneRun, finetune
 
 pytestmark = pytest.mark.slow     # ~45 s: peft import, three real runs
 
@@ -27,8 +26,8 @@ def test_loss_goes_down_and_adapter_reloads_identically(tiny, tiny_dir, tmp_path
     assert h.loss.iloc[-3:].mean() < 0.7 * h.loss.iloc[:3].mean()
     assert 0 < run.trainable_params < run.total_params
     # the estimate is of this run: its adapters (peft's own count), its batch and its longest real row
-    from llamalab.finetune import data as D
-    longest = max(len(e.input_ids) for e in D.tokenize(tiny.tokenizer, D.conversations(ROWS), 64))
+    from llamalab.train import data as D
+    longest = max(len(e.input_ids) for e in D.tokenize(tiny.engine.tokenizer, D.conversations(ROWS), 64))
     assert run.estimate.breakdown["adapters"] == 4 * run.trainable_params
     assert (run.estimate.context, run.estimate.batch) == (longest, FAST["batch"]) and longest < FAST["max_length"]
     files = {p.name for p in run.adapter_dir.iterdir()}
@@ -43,15 +42,16 @@ def test_loss_goes_down_and_adapter_reloads_identically(tiny, tiny_dir, tmp_path
         again.unload()
 
 
-def test_stop_mid_run_is_quick_and_resumes(tiny, tmp_path):
-    run = finetune(tiny, ROWS, steps=400, output=tmp_path, **FAST)
-    while run.step < 3:
-        time.sleep(0.01)
-    t0 = time.perf_counter()
-    run.stop()
-    run.wait()
-    assert time.perf_counter() - t0 < 2.0
-    assert run.status == "stopped" and 3 <= run.step < 400
+def stopped_at_step(run, n: int):
+    """Start `run` with Stop pressed as step `n` ends (from the run's own thread, as a listener)."""
+    run.on_step(lambda rec: rec["step"] == n and run.stop())
+    run.start()
+    return run.wait()
+
+
+def test_stop_ends_the_run_after_the_step_in_progress_and_resumes(tiny, tmp_path):
+    run = stopped_at_step(finetune(tiny, ROWS, steps=400, output=tmp_path, start=False, **FAST), 3)
+    assert run.status == "stopped" and run.step == 3 and run.task.state == "stopped"
     assert (run.checkpoint_dir / "trainer_state.pt").is_file()
     stopped_at, loss_at_stop = run.step, run.history.loss.iloc[-1]
     run.resume(steps=stopped_at + 4).wait()
@@ -71,18 +71,14 @@ def test_full_finetuning_trains_every_weight(tiny, tmp_path):
 def test_a_stopped_run_resumes_in_a_new_process(tiny, tiny_dir, tmp_path):
     data = tmp_path / "rows.jsonl"
     data.write_text("\n".join(json.dumps({"messages": r}) for r in ROWS))
-    run = finetune(tiny, str(data), steps=400, output=tmp_path / "run", **FAST)
-    while run.step < 3:
-        time.sleep(0.01)
-    run.stop()
-    run.wait()
+    run = stopped_at_step(finetune(tiny, str(data), steps=400, output=tmp_path / "run", start=False, **FAST), 3)
     stopped_at = run.step
     assert run.status == "stopped"
     child = (f"import json, llamalab\n"
              f"m = llamalab.load({str(tiny_dir)!r}, 'fp32', device='cpu')\n"
              f"run = llamalab.finetune(m, {str(data)!r}, resume={str(tmp_path / 'run')!r}, steps={stopped_at + 3})"
              f".wait()\n"
-             f"print(json.dumps({{'status': run.status, 'steps': list(run.history.step), 'method': run.method,"
+             f"print(json.dumps({{'status': run.status, 'steps': list(run.history.step), 'method': run.method.name,"
              f" 'r': run.settings.r, 'loss': list(run.history.loss), 'adapter': str(run.adapter_dir)}}))\n")
     p = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=240, check=False,
                        env={**os.environ, "HF_HUB_OFFLINE": "1"})
@@ -96,15 +92,16 @@ def test_a_stopped_run_resumes_in_a_new_process(tiny, tiny_dir, tmp_path):
         finetune(tiny, str(data), resume=tmp_path / "run")
 
 
-def test_the_job_runner_trains_in_a_subprocess_and_reports_each_step(tiny_dir, tmp_path):
-    from llamalab import jobs
+def test_a_subprocess_task_trains_and_reports_each_step(tiny_dir, tmp_path):
+    from llamalab.core import tasks
+
     data = tmp_path / "rows.jsonl"
     data.write_text("\n".join(json.dumps({"messages": r}) for r in ROWS))
     steps = []
-    job = jobs.start("llamalab.finetune.worker:train", kwargs={
+    job = tasks.start_process("llamalab.train.worker:train", kwargs={
         "model": str(tiny_dir), "data": str(data), "scheme": "fp32", "device": "cpu", "output": str(tmp_path / "run"),
         "steps": 3, **FAST}, on_event=lambda e: steps.append(e) if e.get("event") == "step" else None)
     result = job.wait(timeout=240)
     assert [e["step"] for e in steps] == [1, 2, 3] and all(e["loss"] > 0 for e in steps)
-    assert result["summary"]["steps"] == 3 and result["summary"]["status"] == "done"
+    assert result["run"]["steps"] == 3 and result["run"]["status"] == "done"
     assert (tmp_path / "run" / "adapter" / "adapter_model.safetensors").is_file()

@@ -3,7 +3,8 @@ columns; failures become rows. (The sweep's logic is tested fast against a scrip
 import pytest
 
 import llamalab
-from llamalab.measure.compare import COLUMNS, summary
+from llamalab import summarize
+from llamalab.measure.sweep import COLUMNS
 from llamalab.plots import compare as plots
 
 pytestmark = pytest.mark.slow
@@ -13,7 +14,7 @@ pytestmark = pytest.mark.slow
 def table(embedded_dir):
     schemes = ["bf16", "q4_1", "not-a-scheme"]
     return llamalab.compare("default", schemes=schemes, prompts=["Hi", "Name a colour."], max_new_tokens=6,
-                            tokens=200, context=128)
+                            quality_tokens=200, quality_window=128)
 
 
 def test_shape_and_columns(table):
@@ -30,7 +31,7 @@ def test_units_and_values(table):
     assert (ok.weights_disk_bytes > 50e6).all() and (ok.weights_memory_bytes > 50e6).all()
     assert (ok.peak_memory_bytes > 100e6).all() and ok.peak_memory_kind.str.contains("RSS").all()
     assert (ok.load_s > 0).all() and ok.load_memory_kind.notna().all()
-    assert (ok.perplexity > 1).all() and (ok.ppl_context == 128).all() and (ok.ppl_text == "kjv-luke-1-4").all()
+    assert (ok.perplexity > 1).all() and (ok.ppl_window == 128).all() and (ok.ppl_text == "kjv-luke-1-4").all()
     bf16 = ok[ok.scheme == "bf16"].iloc[0]
     assert bf16.kl_vs_reference == pytest.approx(0, abs=1e-6) and bf16.top1_vs_reference == 1
     q = ok[ok.scheme == "q4_1"].iloc[0]
@@ -43,7 +44,7 @@ def test_failed_scheme_is_a_row_with_the_reason(table):
 
 
 def test_figures(table):
-    s = summary(table)
+    s = summarize(table)
     assert list(s.scheme) == ["bf16", "q4_1", "not-a-scheme"] and s.error.notna().tolist() == [False, False, True]
     assert len(plots.bars(table, "decode_tokens_per_s").data[0].x) == 2
     assert len(plots.overview(table).data) == 4

@@ -4,7 +4,7 @@ import shutil
 import pytest
 
 import llamalab
-from llamalab import embedded
+from llamalab.runtime.files import embedded
 
 pytestmark = pytest.mark.slow
 

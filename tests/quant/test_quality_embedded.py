@@ -18,13 +18,13 @@ def fp32():
 
 @pytest.fixture(scope="module")
 def reference(fp32):
-    r = Reference(fp32, tokens=N, context=256)
+    r = Reference(fp32, tokens=N, window=256)
     yield r
     r.close()
 
 
 def test_perplexity_is_labelled(fp32):
-    p = perplexity(fp32, tokens=N, context=256)
+    p = perplexity(fp32, tokens=N, window=256)
     assert 1 < p.value < 200 and p.tokens == N - 1
     assert (p.text, p.context, p.stride, p.per) == ("kjv-luke-1-4", 256, 256, "token")
     assert "per token" in p.label and "context 256" in p.label and "Luke" in p.source
@@ -33,7 +33,7 @@ def test_perplexity_is_labelled(fp32):
 def test_fp32_against_itself_is_zero(fp32, reference):
     d = divergence(fp32, reference)
     assert abs(d.kl_mean) < 1e-6 and d.top1_agreement == 1.0
-    assert reference.perplexity.value == pytest.approx(perplexity(fp32, tokens=N, context=256).value, rel=1e-6)
+    assert reference.perplexity.value == pytest.approx(perplexity(fp32, tokens=N, window=256).value, rel=1e-6)
 
 
 def test_orderings_bf16_vs_4bit(reference, fp32):
@@ -54,7 +54,7 @@ def test_gguf_perplexity_and_kl_through_llamacpp(reference):
         assert q.engine.name == "llama.cpp"
         # llama-quantize's rule: the tied 576-wide embedding is Q8_0 (576 is not a multiple of 256)
         assert abs(q.estimate_error_pct) < 2, q.to_dict()
-        p = perplexity(q, tokens=N, context=256)
+        p = perplexity(q, tokens=N, window=256)
         d = divergence(q, reference)
     finally:
         q.unload()
@@ -79,7 +79,8 @@ def test_kquant_made_here_loads_and_its_estimate_knows_the_fallback(reference):
 
 def test_gguf_scheme_must_match_the_file(tmp_path):
     pytest.importorskip("llama_cpp")
-    from llamalab import catalog, embedded
+    from llamalab import catalog
+    from llamalab.runtime.files import embedded
     from llamalab.runtime.backends import gguf
     with pytest.raises(llamalab.InvalidSetting, match="Q4_1") as e:
         gguf.load(str(embedded.gguf_path()), catalog.scheme("q8_0"), "cpu")

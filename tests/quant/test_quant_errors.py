@@ -5,11 +5,11 @@ import pytest
 from hypothesis import given, strategies as st
 
 import llamalab
-from llamalab.errors import BackendMissing, InvalidSetting
+from llamalab.core.errors import BackendMissing, InvalidSetting
 from llamalab.measure.quality import windows
-from llamalab import settings
-from llamalab.quantize import QuantizeSettings, _check_group_size, _scheme, awq, cache, default_group_size, gptq
-from llamalab.settings import with_changes
+from llamalab.core import settings
+from llamalab.quantization import QuantizeSettings, _check_group_size, _scheme, awq, cache, default_group_size, gptq
+from llamalab.core.settings import with_changes
 
 SMOL = {"hidden_size": 576, "intermediate_size": 1536, "attention output (heads × head_dim)": 576,
         "kv projection (kv_heads × head_dim)": 192}

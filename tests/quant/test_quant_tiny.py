@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import llamalab
-from llamalab.errors import InvalidSetting
+from llamalab.core.errors import InvalidSetting
 
 pytestmark = pytest.mark.slow
 
@@ -46,9 +46,9 @@ def test_load_generate_and_measure(tiny_quantized, fp32, name):
         assert m.scheme.name == name and m.backend == name.split("-")[0]
         g = m.generate("In the beginning", max_new_tokens=8, min_new_tokens=8, chat=False)
         assert g.new_tokens == 8 and g.decode_tokens_per_s > 0
-        ppl = llamalab.perplexity(m, tokens=256, context=128)
+        ppl = llamalab.perplexity(m, tokens=256, window=128)
         assert ppl.value > 1 and ppl.tokens == 255 and ppl.text == "kjv-luke-1-4"
-        d = llamalab.divergence(m, fp32, tokens=256, context=128)
+        d = llamalab.divergence(m, fp32, tokens=256, window=128)
         assert d.kl_mean > 0 and 0 < d.top1_agreement <= 1
     finally:
         m.unload()
@@ -58,7 +58,7 @@ def test_more_bits_means_closer_to_fp32(tiny_quantized, fp32):
     kl = {}
     for name in ("gptq-4bit", "gptq-8bit"):
         m = tiny_quantized[name].load()
-        kl[name] = llamalab.divergence(m, fp32, tokens=256, context=128).kl_mean
+        kl[name] = llamalab.divergence(m, fp32, tokens=256, window=128).kl_mean
         m.unload()
     assert 0 < kl["gptq-8bit"] < kl["gptq-4bit"]
 

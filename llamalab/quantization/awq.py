@@ -3,7 +3,7 @@
 
 On CPU gptqmodel needs `backend=BACKEND.AWQ_TORCH` (its default packer needs CUDA). Its per-layer
 clip search (`_compute_best_clip`, no switch in 7.6) was ~88 % of AWQ's time on CPU (697 s for
-32×256 tokens on an idle 2-core machine, shared/research/quantize-time.md), much of it page faults on
+32×256 tokens on an idle 2-core machine, benchmarks/quantize.py), much of it page faults on
 its large temporary tensors. Two supported changes bring the embedded model under 5 minutes:
   * the subprocess runs with torch's transparent-huge-page allocator (`THP_MEM_ALLOC_ENABLE=1`): the
     same arithmetic, byte-identical checkpoint (benchmarks/quantize.py checks the sha256);

@@ -235,7 +235,7 @@ def _run(source: Path, settings: Settings, text: str, out: Path, record: dict, o
     label = f"{settings.method.upper()} {settings.bits}-bit g{settings.group_size}"
     if callable(progress):
         on_event, progress = _progress_callback(progress, label, on_event), False
-    task = tasks.start_process("llamalab.quantize.worker:quantize_checkpoint", output=out, replace=True,
+    task = tasks.start_process("llamalab.quantization.worker:quantize_checkpoint", output=out, replace=True,
                                label=label, kwargs={"source": str(Path(source).resolve()),
                                                     "settings": settings.to_dict(), "text": text,
                                                     "device": opts.device},

@@ -1,7 +1,7 @@
 """GPTQ through gptqmodel: round each weight column to the grid, then spread the rounding error over
 the columns not yet rounded, using second-order (Hessian) statistics of the calibration activations.
 
-Defaults measured on the embedded model, 2 cores (shared/research/quantize-time.md): 32×256 tokens,
+Defaults measured on the embedded model, 2 cores (benchmarks/quantize.py): 32×256 tokens,
 `true_sequential=False` and `batch_size=4` quantize in ~1 min at the same perplexity as gptqmodel's
 defaults (~1.7 min): one calibration forward per layer instead of four.
 """

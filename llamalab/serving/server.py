@@ -151,7 +151,7 @@ def serve(model_or_gguf="default", settings: ServeSettings | None = None, *, api
     config = {"gguf": str(gguf), "alias": alias, "port": port, "parallel": s.parallel, "context": s.context,
               "threads": threads}
     t0 = time.perf_counter()
-    task = tasks.start_process("llamalab.serve._server_main", label=f"llama.cpp server :{port}", tail_lines=200,
+    task = tasks.start_process("llamalab.serving._server_main", label=f"llama.cpp server :{port}", tail_lines=200,
                                env={"LLAMALAB_SERVER_CONFIG": json.dumps(config), "LLAMALAB_SERVER_KEY": key})
     os.environ[key_env] = key
     server = Server(url=f"http://127.0.0.1:{port}", model_id=alias, gguf=str(gguf), settings=s, threads=threads,
@@ -186,22 +186,28 @@ def gguf_for(model_or_gguf, scheme: str) -> tuple[str, str | None, str]:
 
 def wait_healthy(server: Server, timeout: float) -> None:
     """Poll GET /health until 200; ServerFailed with the log tail if the process ends or time runs out."""
-    import httpx
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not server.alive:
             raise ServerFailed("The server process ended before it became healthy.",
-                               "Read the log below: a bad GGUF, or out of memory.", log_tail=server.tail())
-        try:
-            if httpx.get(server.url + "/health", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
+                               "Read its log (log_tail): a bad GGUF, its port taken, or out of memory.",
+                               log_tail=server.tail())
+        if _healthy(server):
+            return
         server.task.stop_event.wait(0.2)
     raise ServerFailed(f"The server at {server.url} was not healthy within {timeout:g} s.",
                        "Raise start_timeout= (a big model takes a while to load) or read the log.",
                        log_tail=server.tail())
+
+
+def _healthy(server: Server) -> bool:
+    """GET /health answered 200 (llama.cpp answers 503 while the model loads)."""
+    import httpx
+
+    try:
+        return httpx.get(server.url + "/health", timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
 
 
 def free_port() -> int:
