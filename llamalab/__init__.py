@@ -9,13 +9,35 @@ Everything a notebook needs is here, one name per idea (docs/architecture.md has
 Importing llamalab does not import torch; loading a model does.
 """
 
-from .catalog import GPU, ModelCard, Scheme, card, gpu, gpus, models, register_scheme, scheme, schemes
+from .catalog import (
+    GPU,
+    ModelCard,
+    Scheme,
+    card,
+    gpu,
+    gpus,
+    models,
+    register_scheme,
+    scheme,
+    schemes,
+)
 from .catalog.custom import custom_card
 from .catalog.providers import provider, providers
 from .catalog.training import table as training_capabilities
-from .core.errors import (BackendMissing, InvalidSetting, LlamalabError, ModelNotCached, NotEnoughMemory,
-                          PromptTooLong, SchemeUnavailable, TaskFailed, TaskStopped, UnknownHardware, UnknownModel,
-                          UnknownScheme)
+from .core.errors import (
+    BackendMissing,
+    InvalidSetting,
+    LlamalabError,
+    ModelNotCached,
+    NotEnoughMemory,
+    PromptTooLong,
+    SchemeUnavailable,
+    TaskFailed,
+    TaskStopped,
+    UnknownHardware,
+    UnknownModel,
+    UnknownScheme,
+)
 from .core.hardware import Hardware, hardware
 from .core.memory import Monitor, Sample
 from .core.metrics import Metric, metric
@@ -31,14 +53,29 @@ from .measure.random_weights import RandomShape, random_gguf
 from .measure.sweep import SweepSettings, summarize, sweep
 from .plan.cost import CostAssumptions, CostAtScale, cost_at_scale
 from .plan.deployment import DeploymentPlan, PlanDoesNotFit, deployment_plan
-from .plan.estimator import Estimate, best_scheme, estimate, max_context, requirements_table, roofline
+from .plan.estimator import (
+    Estimate,
+    best_scheme,
+    estimate,
+    max_context,
+    requirements_table,
+    roofline,
+)
 from .plan.kubernetes import validate_manifests
 from .plan.ollama import commands as ollama_commands
 from .plan.ollama import modelfile as ollama_modelfile
 from .plan.sizing import Sizing, sizing
 from .quantization import Quantized, quantize
 from .quantization.settings import QuantizeSettings
-from .runtime import Generation, LoadedModel, capabilities, connect, load, register_backend, served_models
+from .runtime import (
+    Generation,
+    LoadedModel,
+    capabilities,
+    connect,
+    load,
+    register_backend,
+    served_models,
+)
 from .runtime.files import model_files
 from .runtime.files.gguf import convert as convert_gguf
 from .serving.export import Export, ExportCheck, export_gguf
@@ -57,29 +94,118 @@ __version__ = "0.1.0"
 
 __all__ = [
     # the catalog: facts as data
-    "GPU", "ModelCard", "Scheme", "card", "custom_card", "gpu", "gpus", "models", "provider", "providers",
-    "register_scheme", "scheme", "schemes", "training_capabilities",
+    "GPU",
+    "ModelCard",
+    "Scheme",
+    "card",
+    "custom_card",
+    "gpu",
+    "gpus",
+    "models",
+    "provider",
+    "providers",
+    "register_scheme",
+    "scheme",
+    "schemes",
+    "training_capabilities",
     # arithmetic: memory, sizing, cost, deployment artefacts (no torch)
-    "CostAssumptions", "CostAtScale", "DeploymentPlan", "Estimate", "PlanDoesNotFit", "Sizing", "best_scheme",
-    "cost_at_scale", "deployment_plan", "estimate", "max_context", "ollama_commands", "ollama_modelfile",
-    "requirements_table", "roofline", "sizing", "validate_manifests",
+    "CostAssumptions",
+    "CostAtScale",
+    "DeploymentPlan",
+    "Estimate",
+    "PlanDoesNotFit",
+    "Sizing",
+    "best_scheme",
+    "cost_at_scale",
+    "deployment_plan",
+    "estimate",
+    "max_context",
+    "ollama_commands",
+    "ollama_modelfile",
+    "requirements_table",
+    "roofline",
+    "sizing",
+    "validate_manifests",
     # this machine, memory, long work, the vocabulary
-    "Hardware", "Metric", "Monitor", "Sample", "Task", "describe", "hardware", "metric", "on_torch_thread",
+    "Hardware",
+    "Metric",
+    "Monitor",
+    "Sample",
+    "Task",
+    "describe",
+    "hardware",
+    "metric",
+    "on_torch_thread",
     # models: load, connect, generate
-    "Engine", "Generation", "LoadedModel", "Sampling", "Usage", "capabilities", "connect", "convert_gguf", "load",
-    "model_files", "register_backend", "served_models",
+    "Engine",
+    "Generation",
+    "LoadedModel",
+    "Sampling",
+    "Usage",
+    "capabilities",
+    "connect",
+    "convert_gguf",
+    "load",
+    "model_files",
+    "register_backend",
+    "served_models",
     # quantize, measure
-    "QuantizeSettings", "Quantized", "quantize", "Divergence", "Perplexity", "RandomShape", "Reference",
-    "SweepSettings", "compare", "divergence", "perplexity", "random_gguf", "summarize", "sweep",
+    "QuantizeSettings",
+    "Quantized",
+    "quantize",
+    "Divergence",
+    "Perplexity",
+    "RandomShape",
+    "Reference",
+    "SweepSettings",
+    "compare",
+    "divergence",
+    "perplexity",
+    "random_gguf",
+    "summarize",
+    "sweep",
     # fine-tune
-    "FinetuneRun", "FinetuneSettings", "MergeCheckFailed", "MergeReport", "adapters", "add_adapter",
-    "conversations", "evaluate", "finetune", "finetune_compare", "finetune_row", "list_adapters", "merge",
-    "preview", "remove_adapters", "use_adapter",
+    "FinetuneRun",
+    "FinetuneSettings",
+    "MergeCheckFailed",
+    "MergeReport",
+    "adapters",
+    "add_adapter",
+    "conversations",
+    "evaluate",
+    "finetune",
+    "finetune_compare",
+    "finetune_row",
+    "list_adapters",
+    "merge",
+    "preview",
+    "remove_adapters",
+    "use_adapter",
     # serve and load-test
-    "Export", "ExportCheck", "LoadTestResult", "LoadTestSettings", "SLO", "Server", "ServeSettings",
-    "agreement", "export_gguf", "load_test", "serve",
+    "Export",
+    "ExportCheck",
+    "LoadTestResult",
+    "LoadTestSettings",
+    "SLO",
+    "Server",
+    "ServeSettings",
+    "agreement",
+    "export_gguf",
+    "load_test",
+    "serve",
     # errors
-    "BackendMissing", "EndpointError", "InvalidSetting", "LlamalabError", "ModelNotCached", "NotEnoughMemory",
-    "PromptTooLong", "SchemeUnavailable", "ServerFailed", "TaskFailed", "TaskStopped", "UnknownHardware",
-    "UnknownModel", "UnknownScheme",
+    "BackendMissing",
+    "EndpointError",
+    "InvalidSetting",
+    "LlamalabError",
+    "ModelNotCached",
+    "NotEnoughMemory",
+    "PromptTooLong",
+    "SchemeUnavailable",
+    "ServerFailed",
+    "TaskFailed",
+    "TaskStopped",
+    "UnknownHardware",
+    "UnknownModel",
+    "UnknownScheme",
 ]

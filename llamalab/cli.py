@@ -1,4 +1,5 @@
 """The `llamalab` command: doctor, models, estimate, quantize, lab, course, workshop, bundle."""
+
 from __future__ import annotations
 
 import argparse
@@ -10,8 +11,22 @@ from pathlib import Path
 from .core.errors import LlamalabError
 from .plan.estimator import KV_DTYPES, MODES
 
-PACKAGES = ("torch", "transformers", "accelerate", "torchao", "bitsandbytes", "optimum", "gptqmodel",
-            "llama_cpp_python", "huggingface_hub", "jupyterlab", "ipywidgets", "plotly", "anywidget", "pandas")
+PACKAGES = (
+    "torch",
+    "transformers",
+    "accelerate",
+    "torchao",
+    "bitsandbytes",
+    "optimum",
+    "gptqmodel",
+    "llama_cpp_python",
+    "huggingface_hub",
+    "jupyterlab",
+    "ipywidgets",
+    "plotly",
+    "anywidget",
+    "pandas",
+)
 HISTORY = """\
 GPTQ/AWQ history: transformers 5 dropped auto-gptq (0.7.1 fails to import: `no_init_weights`) and autoawq
 (deprecated upstream; on CPU it needs intel_extension_for_pytorch); both now go through gptqmodel (+ optimum for GPTQ)."""
@@ -19,6 +34,7 @@ GPTQ/AWQ history: transformers 5 dropped auto-gptq (0.7.1 fails to import: `no_i
 
 def _version(dist: str) -> str:
     from importlib.metadata import PackageNotFoundError, version
+
     try:
         return version(dist)
     except PackageNotFoundError:
@@ -33,6 +49,7 @@ def doctor(args) -> int:
     from .core import paths
     from .core.hardware import hardware
     from .runtime.files import embedded, source
+
     print(f"llamalab doctor — Python {platform.python_version()} on {platform.platform()}\n")
     print("Packages:")
     for p in PACKAGES:
@@ -42,7 +59,10 @@ def doctor(args) -> int:
     print("\nSchemes (runs here? else why not):")
     table = runtime.capabilities()
     for name, rows in table.groupby("scheme", sort=False):
-        cells = [f"{r.device}: " + ("yes" if r.available else f"no ({r.reason})") for r in rows.itertuples()]
+        cells = [
+            f"{r.device}: " + ("yes" if r.available else f"no ({r.reason})")
+            for r in rows.itertuples()
+        ]
         print(f"  {name:<10}" + " | ".join(cells))
     print("\n" + HISTORY)
     print("\nCache:")
@@ -52,12 +72,21 @@ def doctor(args) -> int:
         print(f"  embedded GGUF      {src} ({src.stat().st_size / 1e6:.1f} MB)")
     except LlamalabError as e:
         print(f"  embedded GGUF      missing — {e.fix}")
-    state = "converted" if embedded.is_converted() else "not converted yet (first load converts it, ~30 s)"
+    state = (
+        "converted"
+        if embedded.is_converted()
+        else "not converted yet (first load converts it, ~30 s)"
+    )
     print(f"  embedded model     {embedded.model_dir()} — {state}")
     offline = source.offline()
-    print(f"\nOffline: HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', 'unset')} → "
-          + ("Hub downloads disabled; cached and embedded models only." if offline
-             else "Hub downloads allowed when a model is not cached."))
+    print(
+        f"\nOffline: HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', 'unset')} → "
+        + (
+            "Hub downloads disabled; cached and embedded models only."
+            if offline
+            else "Hub downloads allowed when a model is not cached."
+        )
+    )
     return 0
 
 
@@ -85,8 +114,10 @@ def estimate_cmd(args) -> int:
     for note in e.notes:
         print(f"  note: {note}")
     if args.gpu:
-        print(f"\nOn {args.gpu}: fits={p.fits}, devices needed={p.devices_needed}, longest context={p.max_context}, "
-              f"best scheme at this context={p.best_scheme}")
+        print(
+            f"\nOn {args.gpu}: fits={p.fits}, devices needed={p.devices_needed}, longest context={p.max_context}, "
+            f"best scheme at this context={p.best_scheme}"
+        )
     return 0
 
 
@@ -95,8 +126,12 @@ def quantize_cmd(args) -> int:
     from .quantization import quantize
     from .quantization.settings import QuantizeSettings
 
-    q = quantize(args.model, args.method, force=args.force, **from_arguments(QuantizeSettings, args))
-    print(f"{q.scheme}: {q.path} ({q.size_bytes() / 1e6:.1f} MB, {'cached' if q.cached else 'made now'})")
+    q = quantize(
+        args.model, args.method, force=args.force, **from_arguments(QuantizeSettings, args)
+    )
+    print(
+        f"{q.scheme}: {q.path} ({q.size_bytes() / 1e6:.1f} MB, {'cached' if q.cached else 'made now'})"
+    )
     return 0
 
 
@@ -107,13 +142,22 @@ def lab(args) -> int:
     validate.integer("--port", args.port, 1, 65535)
     token = args.token or os.environ.get("LLAMALAB_LAB_TOKEN") or secrets.token_hex(24)
     root = Path(args.root or _course_root()).resolve()
-    cmd = [sys.executable, "-m", "jupyterlab", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={args.port}",
-           f"--ServerApp.root_dir={root}", f"--IdentityProvider.token={token}",
-           "--ServerApp.port_retries=0", "--LabApp.extension_manager=readonly", "--LabApp.news_url=None"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={args.port}",
+        f"--ServerApp.root_dir={root}",
+        f"--IdentityProvider.token={token}",
+        "--ServerApp.port_retries=0",
+        "--LabApp.extension_manager=readonly",
+        "--LabApp.news_url=None",
+    ]
     if args.no_browser:
         cmd.append("--no-browser")
     if hasattr(os, "geteuid") and os.geteuid() == 0:
-        cmd.append("--allow-root")   # jupyter exits as root without it (containers, Binder-like VMs)
+        cmd.append("--allow-root")  # jupyter exits as root without it (containers, Binder-like VMs)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     print(f"llamalab lab: http://127.0.0.1:{args.port}/lab?token={token}", flush=True)
     os.execv(sys.executable, cmd)
@@ -122,17 +166,23 @@ def lab(args) -> int:
 def workshop(args) -> int:
     """Serve one course dashboard with Voilà (127.0.0.1 unless --ip, a token, progressive rendering, offline)."""
     from .workshop import dashboards, voila_command
+
     if args.list or not args.dashboard:
         for name, path in dashboards(args.folder).items():
             print(f"{name:<16}{path}")
         return 0
     if args.results:
         os.environ["LLAMALAB_ROOM_DIR"] = str(Path(args.results).resolve())
-    argv, env, token = voila_command(args.dashboard, port=args.port, ip=args.ip, token=args.token, folder=args.folder)
+    argv, env, token = voila_command(
+        args.dashboard, port=args.port, ip=args.ip, token=args.token, folder=args.folder
+    )
     host = "127.0.0.1" if args.ip in ("127.0.0.1", "0.0.0.0", "") else args.ip
     print(f"llamalab workshop: http://{host}:{args.port}/?token={token}", flush=True)
     if args.ip not in ("127.0.0.1", "localhost"):
-        print(f"  listening on {args.ip}: learners open http://<this machine>:{args.port}/?token={token}", flush=True)
+        print(
+            f"  listening on {args.ip}: learners open http://<this machine>:{args.port}/?token={token}",
+            flush=True,
+        )
     os.execve(sys.executable, argv, env)
 
 
@@ -146,6 +196,7 @@ def course_cmd(args) -> int:
 
 def bundle_cmd(args) -> int:
     from .workshop import bundle
+
     out = bundle(args.models, args.out, wheels=not args.no_wheels)
     print(f"bundle written to {out} — how to use it: {out / 'INSTALL.txt'}")
     return 0
@@ -165,7 +216,9 @@ def main(argv=None) -> int:
 
     p = argparse.ArgumentParser(prog="llamalab", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("doctor", help="versions, devices, schemes, cache and offline state").set_defaults(fn=doctor)
+    sub.add_parser(
+        "doctor", help="versions, devices, schemes, cache and offline state"
+    ).set_defaults(fn=doctor)
     sub.add_parser("models", help="the model catalog").set_defaults(fn=models_cmd)
     e = sub.add_parser("estimate", help="memory breakdown for a model")
     e.add_argument("model")
@@ -176,35 +229,64 @@ def main(argv=None) -> int:
     e.add_argument("--kv-dtype", default=None, choices=list(KV_DTYPES))
     e.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
     e.add_argument("--group-size", type=int, default=None)
-    e.add_argument("--gpu", default=None, help="also answer fits / longest context / best scheme for this GPU")
+    e.add_argument(
+        "--gpu", default=None, help="also answer fits / longest context / best scheme for this GPU"
+    )
     e.set_defaults(fn=estimate_cmd)
-    q = sub.add_parser("quantize", help="make a GPTQ or AWQ checkpoint (cached; the options are QuantizeSettings)")
+    q = sub.add_parser(
+        "quantize", help="make a GPTQ or AWQ checkpoint (cached; the options are QuantizeSettings)"
+    )
     q.add_argument("model", help="catalog name, 'default' (the embedded model) or a local folder")
     q.add_argument("method", choices=["gptq", "awq"])
-    q.add_argument("--force", action="store_true", help="quantize again even when a cached checkpoint exists")
+    q.add_argument(
+        "--force", action="store_true", help="quantize again even when a cached checkpoint exists"
+    )
     add_arguments(q, QuantizeSettings)
     q.set_defaults(fn=quantize_cmd)
     lb = sub.add_parser("lab", help="JupyterLab on the notebooks (127.0.0.1, token on)")
     lb.add_argument("--port", type=int, default=8888)
     lb.add_argument("--token", default=None)
-    lb.add_argument("--root", default=None, help="folder to open (default: the course; a copy in ~/llamalab-course "
-                    "when llamalab is installed rather than run from a clone)")
+    lb.add_argument(
+        "--root",
+        default=None,
+        help="folder to open (default: the course; a copy in ~/llamalab-course "
+        "when llamalab is installed rather than run from a clone)",
+    )
     lb.add_argument("--no-browser", action="store_true")
     lb.set_defaults(fn=lab)
     co = sub.add_parser("course", help="copy the course's notebooks and dashboards into a folder")
-    co.add_argument("--output", default="llamalab-course", help="the folder (made if missing; files there are kept)")
+    co.add_argument(
+        "--output",
+        default="llamalab-course",
+        help="the folder (made if missing; files there are kept)",
+    )
     co.set_defaults(fn=course_cmd)
-    ws = sub.add_parser("workshop", help="serve a course dashboard with Voilà for a room (127.0.0.1, token on)")
+    ws = sub.add_parser(
+        "workshop", help="serve a course dashboard with Voilà for a room (127.0.0.1, token on)"
+    )
     ws.add_argument("dashboard", nargs="?", help="a dashboard name (see --list)")
     ws.add_argument("--list", action="store_true", help="list the dashboards")
     ws.add_argument("--port", type=int, default=8866)
-    ws.add_argument("--ip", default="127.0.0.1", help="interface to listen on (0.0.0.0: the whole room's network)")
+    ws.add_argument(
+        "--ip",
+        default="127.0.0.1",
+        help="interface to listen on (0.0.0.0: the whole room's network)",
+    )
     ws.add_argument("--token", default=None, help="access token (random unless given)")
-    ws.add_argument("--results", default=None, help="shared folder where each learner's results are collected")
-    ws.add_argument("--folder", default=None, help="where the dashboards are (default notebooks/dashboards)")
+    ws.add_argument(
+        "--results", default=None, help="shared folder where each learner's results are collected"
+    )
+    ws.add_argument(
+        "--folder", default=None, help="where the dashboards are (default notebooks/dashboards)"
+    )
     ws.set_defaults(fn=workshop)
     bd = sub.add_parser("bundle", help="wheelhouse + cached models for a room without internet")
-    bd.add_argument("--models", nargs="*", default=["default"], help="models to include (default: the embedded one)")
+    bd.add_argument(
+        "--models",
+        nargs="*",
+        default=["default"],
+        help="models to include (default: the embedded one)",
+    )
     bd.add_argument("--out", required=True, help="folder to write the bundle into")
     bd.add_argument("--no-wheels", action="store_true", help="models only, no wheelhouse")
     bd.set_defaults(fn=bundle_cmd)

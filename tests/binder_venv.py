@@ -5,6 +5,7 @@ from this venv), so the Binder run *is* the course run and no notebook executes 
 Reused across runs (pip's cache makes a rebuild quick; postBuild skips what LLAMALAB_CACHE already holds):
 LLAMALAB_BINDER_VENV moves it.
 """
+
 from __future__ import annotations
 
 import functools
@@ -19,8 +20,12 @@ VENV = Path(os.environ.get("LLAMALAB_BINDER_VENV", Path.home() / ".cache" / "lla
 
 def env(venv: Path = VENV) -> dict:
     """The environment of a process in the venv (as if activated), offline."""
-    return dict(os.environ, PATH=f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}", VIRTUAL_ENV=str(venv),
-                HF_HUB_OFFLINE="1")
+    return dict(
+        os.environ,
+        PATH=f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}",
+        VIRTUAL_ENV=str(venv),
+        HF_HUB_OFFLINE="1",
+    )
 
 
 @functools.cache
@@ -32,8 +37,26 @@ def build(venv: Path = VENV) -> Path:
     # --retries 0: where PyTorch's CPU index is unreachable (an offline CI), pip takes this machine's torch
     # from its cache or find-links at once instead of retrying the index for every package.
     # ipykernel and nbclient: repo2docker's base environment has them; a bare venv does not.
-    subprocess.run([py, "-m", "pip", "install", "-q", "--retries", "0", "--timeout", "10", "-r",
-                    "binder/requirements.txt", "nbclient", "ipykernel"],
-                   cwd=ROOT, env=env(venv), check=True, timeout=1800)
+    subprocess.run(
+        [
+            py,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--retries",
+            "0",
+            "--timeout",
+            "10",
+            "-r",
+            "binder/requirements.txt",
+            "nbclient",
+            "ipykernel",
+        ],
+        cwd=ROOT,
+        env=env(venv),
+        check=True,
+        timeout=1800,
+    )
     subprocess.run(["bash", "binder/postBuild"], cwd=ROOT, env=env(venv), check=True, timeout=1800)
     return venv

@@ -1,11 +1,12 @@
 """Shared fixtures. Every test runs offline (HF_HUB_OFFLINE=1) on the embedded model or a model
 built in the test; the converted embedded checkpoint is cached in LLAMALAB_CACHE across runs."""
+
 import os
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import pytest  # noqa: E402
+import pytest
 
 
 @pytest.fixture(scope="session")
@@ -19,6 +20,7 @@ def embedded_dir():
 def bf16(embedded_dir):
     """The embedded model in bf16, loaded once per test session."""
     import llamalab
+
     m = llamalab.load("default", "bf16", device="cpu")
     yield m
     m.unload()
@@ -37,6 +39,7 @@ def resident_block():
         for offset in range(0, size, mmap.PAGESIZE):
             block[offset] = 1
         return block
+
     return make
 
 
@@ -46,6 +49,7 @@ def fake_backend():
     from fakes import FakeBackend
 
     from llamalab.runtime import backends
+
     backends.register_backend("fake", FakeBackend("fake"))
     yield
     backends.unregister_backend("fake")
@@ -55,12 +59,14 @@ def fake_backend():
 def _fake_loads(fake_backend):
     """One real llamalab.load() per fake scheme per session (a load measures memory: ~0.3 s)."""
     import llamalab
+
     loads = {}
 
     def get(scheme):
         if scheme not in loads:
             loads[scheme] = llamalab.load("default", scheme, device="cpu")
         return loads[scheme]
+
     return get
 
 
@@ -75,4 +81,5 @@ def fake(_fake_loads):
     def make(scheme: str = "fake", **options):
         base = _fake_loads(scheme)
         return replace(base, engine=backends.module("fake").load("", base.scheme, "cpu", **options))
+
     return make

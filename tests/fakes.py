@@ -32,11 +32,21 @@ class FakeEngine(Engine):
 
     name = "fake"
 
-    def __init__(self, script=SCRIPT, delay: float = 0.0, context_length: int = 8192, chat: bool = True,
-                 uses_torch_thread: bool = True, fail: bool = False, hook=None):
+    def __init__(
+        self,
+        script=SCRIPT,
+        delay: float = 0.0,
+        context_length: int = 8192,
+        chat: bool = True,
+        uses_torch_thread: bool = True,
+        fail: bool = False,
+        hook=None,
+    ):
         self.script, self.delay, self.context_length = list(script), delay, context_length
         self.chat, self.uses_torch_thread, self.fail = chat, uses_torch_thread, fail
-        self.hook = hook  # hook(n) after the n-th token, on the engine's thread (a test stops from there)
+        self.hook = (
+            hook  # hook(n) after the n-th token, on the engine's thread (a test stops from there)
+        )
         self.threads: list[str] = []  # the thread each generation ran on
         self.counts: list[int] = []  # tokens each generation emitted
         self.unloaded = False
@@ -152,12 +162,30 @@ class FakeBackend:
     def __init__(self, name: str = "fake"):
         self.name = name
         self.SCHEMES = [
-            Scheme(name=name, family="float", bits=16, rank=90, help="test engine",
-                   devices={"cpu": {"backend": name}, "cuda": {"backend": ""}}),
-            Scheme(name=f"{name}-scoring", family="float", bits=16, rank=91, help="test engine with logits",
-                   devices={"cpu": {"backend": name}}),
-            Scheme(name=f"{name}-remote", family="float", bits=16, rank=92, help="remote test engine",
-                   devices={"cpu": {"backend": name}}),
+            Scheme(
+                name=name,
+                family="float",
+                bits=16,
+                rank=90,
+                help="test engine",
+                devices={"cpu": {"backend": name}, "cuda": {"backend": ""}},
+            ),
+            Scheme(
+                name=f"{name}-scoring",
+                family="float",
+                bits=16,
+                rank=91,
+                help="test engine with logits",
+                devices={"cpu": {"backend": name}},
+            ),
+            Scheme(
+                name=f"{name}-remote",
+                family="float",
+                bits=16,
+                rank=92,
+                help="remote test engine",
+                devices={"cpu": {"backend": name}},
+            ),
         ]
 
     def available(self, device: str) -> tuple[bool, str]:
@@ -183,14 +211,24 @@ class Loader:
         self.engines, self.fail, self.loaded = engines or {}, set(fail), []
 
     def __call__(self, model, scheme, device="auto"):
-        assert all(m.engine.unloaded for m in self.loaded), "a scheme loaded before the previous one was unloaded"
+        assert all(m.engine.unloaded for m in self.loaded), (
+            "a scheme loaded before the previous one was unloaded"
+        )
         device = "cpu" if device == "auto" else device  # the fakes run on the CPU
         if scheme in self.fail:
             raise SchemeUnavailable(scheme, device, "not on this test machine", "bf16")
         engine = self.engines.get(scheme) or FakeEngine()
-        m = LoadedModel(engine=engine, card=llamalab.card("default"), scheme=llamalab.scheme(scheme), device="cpu",
-                        load_s=0.01, weights_memory_bytes=engine.weights_bytes(), load_memory_delta_bytes=2_000_000,
-                        load_memory_kind="process RSS growth", estimate=llamalab.estimate("default", scheme),
-                        path="")
+        m = LoadedModel(
+            engine=engine,
+            card=llamalab.card("default"),
+            scheme=llamalab.scheme(scheme),
+            device="cpu",
+            load_s=0.01,
+            weights_memory_bytes=engine.weights_bytes(),
+            load_memory_delta_bytes=2_000_000,
+            load_memory_kind="process RSS growth",
+            estimate=llamalab.estimate("default", scheme),
+            path="",
+        )
         self.loaded.append(m)
         return m

@@ -5,6 +5,7 @@ more than they touch, so it kills healthy runs and lets RSS through), and a cgro
 controller that a test should not assume. So a watchdog samples the kernel's process tree (RSS, 10 Hz) and
 kills it the moment it passes the cap, as mybinder's OOM killer would; the peak is recorded.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,9 +14,11 @@ import subprocess
 import threading
 from pathlib import Path
 
-CAP_BYTES = 2 * 1024**3          # mybinder.org's memory limit
+CAP_BYTES = 2 * 1024**3  # mybinder.org's memory limit
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-EXECUTED: dict[str, dict] = {}   # notebook name -> its record, for every notebook executed in this test run
+EXECUTED: dict[
+    str, dict
+] = {}  # notebook name -> its record, for every notebook executed in this test run
 
 
 class Watchdog(threading.Thread):
@@ -24,10 +27,18 @@ class Watchdog(threading.Thread):
     def __init__(self, pid: int, cap: int):
         super().__init__(daemon=True)
         import psutil
-        self.proc, self.cap, self.peak, self.killed, self.done = psutil.Process(pid), cap, 0, False, threading.Event()
+
+        self.proc, self.cap, self.peak, self.killed, self.done = (
+            psutil.Process(pid),
+            cap,
+            0,
+            False,
+            threading.Event(),
+        )
 
     def run(self):
         import psutil
+
         while not self.done.wait(0.1):
             try:
                 tree = [self.proc, *self.proc.children(recursive=True)]
@@ -59,12 +70,18 @@ print(json.dumps({"wall_s": time.perf_counter() - t,
 """
 
 
-def run_notebook(python: str, path: Path, env: dict | None = None, cap: int = CAP_BYTES,
-                 timeout: float = 2400) -> dict:
+def run_notebook(
+    python: str, path: Path, env: dict | None = None, cap: int = CAP_BYTES, timeout: float = 2400
+) -> dict:
     """Execute `path` in a fresh kernel of `python`; the record: wall time, errors, peak RSS, killed or not."""
     env = dict(os.environ if env is None else env, HF_HUB_OFFLINE="1")
-    p = subprocess.Popen([python, "-c", RUNNER, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                         text=True, env=env)
+    p = subprocess.Popen(
+        [python, "-c", RUNNER, str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         dog = Watchdog(json.loads(p.stdout.readline())["kernel_pid"], cap)
         dog.start()
@@ -75,8 +92,18 @@ def run_notebook(python: str, path: Path, env: dict | None = None, cap: int = CA
         if p.poll() is None:
             p.kill()
     dog.done.set()
-    result = json.loads(out.strip().splitlines()[-1]) if p.returncode == 0 else {"errors": [f"exit {p.returncode}"]}
-    return {"notebook": path.name, "runner": "nbclient", "peak_rss_bytes": dog.peak, "killed_at_cap": dog.killed, **result}
+    result = (
+        json.loads(out.strip().splitlines()[-1])
+        if p.returncode == 0
+        else {"errors": [f"exit {p.returncode}"]}
+    )
+    return {
+        "notebook": path.name,
+        "runner": "nbclient",
+        "peak_rss_bytes": dog.peak,
+        "killed_at_cap": dog.killed,
+        **result,
+    }
 
 
 def remember(record: dict) -> None:
@@ -95,5 +122,13 @@ def save(name: str, records: list[dict]) -> None:
     path = ARTIFACTS / f"{name}.json"
     old = json.loads(path.read_text())["notebooks"] if path.exists() else []
     keep = [r for r in old if r["notebook"] not in {x["notebook"] for x in records}]
-    path.write_text(json.dumps({"cap_bytes": CAP_BYTES, "cap": "RSS watchdog on the kernel's process tree",
-                                "notebooks": keep + records}, indent=1))
+    path.write_text(
+        json.dumps(
+            {
+                "cap_bytes": CAP_BYTES,
+                "cap": "RSS watchdog on the kernel's process tree",
+                "notebooks": keep + records,
+            },
+            indent=1,
+        )
+    )

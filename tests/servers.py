@@ -1,4 +1,5 @@
 """Helpers for tests that start a web server of their own on 127.0.0.1."""
+
 from __future__ import annotations
 
 import socket

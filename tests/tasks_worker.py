@@ -1,4 +1,5 @@
 """Tiny workers for tests/test_tasks.py, run in a subprocess Task (never imported by pytest)."""
+
 import os
 import signal
 import subprocess
@@ -41,7 +42,7 @@ def hang(ignore_term: bool = False) -> dict:
     return {}
 
 
-if __name__ == "__main__":          # the module form: python -m tasks_worker N
+if __name__ == "__main__":  # the module form: python -m tasks_worker N
     n = int(sys.argv[1])
     for i in range(n):
         tasks.progress(i + 1, n)

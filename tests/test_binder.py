@@ -8,18 +8,17 @@ course's run in the browser tests (JupyterLab from the Binder venv), checked her
 
 The cap is tests/notebook_run.py's RSS watchdog (why not prlimit or a cgroup: see there).
 """
+
 from __future__ import annotations
 
-import os
 import re
 import stat
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 import binder_venv
+import pytest
 from notebook_run import Watchdog, executed, run_notebook, save
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,7 +32,11 @@ def test_runtime_pins_a_python_the_kit_supports():
 
 
 def test_requirements_take_cpu_torch_and_end_with_the_kit():
-    lines = [x.strip() for x in (BINDER / "requirements.txt").read_text().splitlines() if x.strip() and not x.startswith("#")]
+    lines = [
+        x.strip()
+        for x in (BINDER / "requirements.txt").read_text().splitlines()
+        if x.strip() and not x.startswith("#")
+    ]
     assert lines[-1].startswith("-e .")
     assert "--extra-index-url https://download.pytorch.org/whl/cpu" in lines
     assert any(re.fullmatch(r"torch==[\d.]+\+cpu", x) for x in lines)
@@ -53,12 +56,19 @@ def test_postbuild_stops_on_errors_and_installs_the_model_without_deps():
 def test_repo2docker_writes_a_dockerfile(tmp_path):
     exe = Path(sys.executable).parent / "jupyter-repo2docker"
     if not exe.exists():
-        pytest.fail("jupyter-repo2docker is not installed: pip install jupyter-repo2docker (the test extra)")
-    out = subprocess.run([str(exe), "--no-build", "--debug", str(ROOT)], capture_output=True, text=True, timeout=300)
+        pytest.fail(
+            "jupyter-repo2docker is not installed: pip install jupyter-repo2docker (the test extra)"
+        )
+    out = subprocess.run(
+        [str(exe), "--no-build", "--debug", str(ROOT)], capture_output=True, text=True, timeout=300
+    )
     text = out.stdout + out.stderr
     assert out.returncode == 0, text[-2000:]
     assert "FROM docker.io/library/buildpack-deps" in text and "python=3.11" in text
-    assert 'pip install --no-cache-dir -r "binder/requirements.txt"' in text and "./binder/postBuild" in text
+    assert (
+        'pip install --no-cache-dir -r "binder/requirements.txt"' in text
+        and "./binder/postBuild" in text
+    )
 
 
 @pytest.mark.binder
@@ -69,7 +79,11 @@ def test_fresh_binder_venv_runs_the_notebooks_within_2_gb():
     venv where they ran (tests/browser/test_course.py, test_lab.py), else nbclient in it."""
     venv = binder_venv.build()
     py, env = str(venv / "bin" / "python"), binder_venv.env(venv)
-    subprocess.run([py, "-c", "import llamalab, llamalab.widgets; llamalab.estimate('llama-3.1-8b')"], check=True, env=env)
+    subprocess.run(
+        [py, "-c", "import llamalab, llamalab.widgets; llamalab.estimate('llama-3.1-8b')"],
+        check=True,
+        env=env,
+    )
     records = []
     for nb in NOTEBOOKS:
         record = executed(nb.name)
@@ -82,7 +96,9 @@ def test_fresh_binder_venv_runs_the_notebooks_within_2_gb():
 
 
 def test_the_watchdog_kills_a_process_over_its_cap():
-    p = subprocess.Popen([sys.executable, "-c", "import time; b = bytearray(300 * 2**20); time.sleep(30)"])
+    p = subprocess.Popen(
+        [sys.executable, "-c", "import time; b = bytearray(300 * 2**20); time.sleep(30)"]
+    )
     dog = Watchdog(p.pid, 100 * 2**20)
     dog.start()
     p.wait(20)

@@ -3,14 +3,42 @@ import json
 import pytest
 
 import llamalab
-from llamalab.runtime.files import embedded
 from llamalab.catalog import GPU, card, count_params, gpu, gpus, models, scheme, schemes
+from llamalab.runtime.files import embedded
 
-REQUIRED = ["llama-3.1-8b", "llama-3.1-70b", "llama-3.1-405b", "llama-3.2-1b", "llama-3.2-3b", "mistral-7b",
-            "mistral-small", "mistral-large", "ministral-8b", "mixtral-8x7b", "mixtral-8x22b", "codellama-7b",
-            "codellama-34b", "deepseek-coder-6.7b", "deepseek-coder-33b", "phi-3-mini", "phi-3-medium",
-            "qwen2.5-0.5b", "qwen2.5-1.5b", "qwen2.5-7b", "qwen2.5-72b", "yi-1.5-9b", "yi-1.5-34b", "falcon-7b",
-            "falcon-40b", "falcon-180b", "gemma-2-2b", "gemma-2-9b", "gemma-2-27b", "smollm2-135m", "smollm2-1.7b"]
+REQUIRED = [
+    "llama-3.1-8b",
+    "llama-3.1-70b",
+    "llama-3.1-405b",
+    "llama-3.2-1b",
+    "llama-3.2-3b",
+    "mistral-7b",
+    "mistral-small",
+    "mistral-large",
+    "ministral-8b",
+    "mixtral-8x7b",
+    "mixtral-8x22b",
+    "codellama-7b",
+    "codellama-34b",
+    "deepseek-coder-6.7b",
+    "deepseek-coder-33b",
+    "phi-3-mini",
+    "phi-3-medium",
+    "qwen2.5-0.5b",
+    "qwen2.5-1.5b",
+    "qwen2.5-7b",
+    "qwen2.5-72b",
+    "yi-1.5-9b",
+    "yi-1.5-34b",
+    "falcon-7b",
+    "falcon-40b",
+    "falcon-180b",
+    "gemma-2-2b",
+    "gemma-2-9b",
+    "gemma-2-27b",
+    "smollm2-135m",
+    "smollm2-1.7b",
+]
 
 
 def test_catalog_has_the_required_models_with_provenance():
@@ -41,7 +69,14 @@ def test_short_names_instruct_names_and_hub_ids():
 
 def test_embedded_model_shapes_match_the_design():
     c = card("default")
-    assert (c.hidden, c.intermediate, c.layers, c.heads, c.kv_heads, c.vocab) == (576, 1536, 30, 9, 3, 49152)
+    assert (c.hidden, c.intermediate, c.layers, c.heads, c.kv_heads, c.vocab) == (
+        576,
+        1536,
+        30,
+        9,
+        3,
+        49152,
+    )
     assert c.tied_embeddings and c.license.startswith("Apache")
 
 
@@ -64,8 +99,15 @@ def test_local_folder_card_counts_params_from_config(embedded_dir):
 
 
 def test_hardware_table():
-    for name, mem in [("rtx-4090", 24e9), ("a10", 24e9), ("l4", 24e9), ("a100-40gb", 40e9),
-                      ("a100-80gb", 80e9), ("h100-80gb", 80e9), ("h200", 141e9)]:
+    for name, mem in [
+        ("rtx-4090", 24e9),
+        ("a10", 24e9),
+        ("l4", 24e9),
+        ("a100-40gb", 40e9),
+        ("a100-80gb", 80e9),
+        ("h100-80gb", 80e9),
+        ("h200", 141e9),
+    ]:
         assert gpu(name).memory_bytes == mem and gpu(name).bandwidth_bytes_s > 1e11
     with pytest.raises(llamalab.UnknownHardware):
         gpu("h1000")
@@ -80,17 +122,18 @@ def test_schemes_aliases_and_unknown():
     with pytest.raises(llamalab.UnknownScheme) as e:
         scheme("ggfu")
     assert "gguf" in e.value.matches
-    for short in ("gptq", "awq", "gguf"):               # the error lists the short names and what they mean
+    for short in ("gptq", "awq", "gguf"):  # the error lists the short names and what they mean
         assert f"{short} = " in e.value.fix
-    assert list(schemes().name[:2]) == ["fp32", "bf16"] and all(isinstance(scheme(n), llamalab.Scheme)
-                                                                 for n in schemes().name)
+    assert list(schemes().name[:2]) == ["fp32", "bf16"] and all(
+        isinstance(scheme(n), llamalab.Scheme) for n in schemes().name
+    )
 
 
 def test_gguf_means_the_models_own_gguf_type():
     assert scheme("gguf", "default").name == "q4_1" == card("default").gguf_type
     assert llamalab.estimate("default", "gguf", 1024).scheme == "q4_1"
     with pytest.raises(llamalab.InvalidSetting, match="own GGUF file") as e:
-        scheme("gguf", "llama-3.1-8b")                  # a catalog model with no GGUF file of its own
+        scheme("gguf", "llama-3.1-8b")  # a catalog model with no GGUF file of its own
     assert "q8_0" in e.value.fix
     with pytest.raises(llamalab.InvalidSetting, match="no model was given"):
         scheme("gguf")
@@ -98,7 +141,7 @@ def test_gguf_means_the_models_own_gguf_type():
 
 def test_the_embedded_gguf_is_the_type_the_catalog_says():
     pytest.importorskip("gguf")
-    c = card(str(embedded.gguf_path()))                 # read from the file's own metadata
+    c = card(str(embedded.gguf_path()))  # read from the file's own metadata
     assert c.gguf_type == card("default").gguf_type == "q4_1"
     assert scheme("gguf", c).name == "q4_1"
 
@@ -122,7 +165,11 @@ def test_a_folder_without_a_usable_config_is_a_kit_error(tmp_path):
 
 
 def test_listings_are_dataframes_and_lookups_are_typed():
-    for listing, lookup, kind in ((gpus, gpu, GPU), (schemes, scheme, llamalab.Scheme), (models, card, llamalab.ModelCard)):
+    for listing, lookup, kind in (
+        (gpus, gpu, GPU),
+        (schemes, scheme, llamalab.Scheme),
+        (models, card, llamalab.ModelCard),
+    ):
         df = listing()
         assert len(df) > 5 and "name" in df.columns
         assert all(isinstance(lookup(n), kind) for n in df.name)

@@ -1,4 +1,5 @@
 """The exercises' checker: right within tolerance, wrong with the hint, unanswered said so."""
+
 from llamalab.course import check
 
 
@@ -15,4 +16,4 @@ def test_wrong_answer_says_expected_and_why():
 
 def test_placeholder_is_not_answered():
     assert "not answered" in repr(check(..., 1.0))
-    assert not check(True, 1)      # a bool is not a number
+    assert not check(True, 1)  # a bool is not a number

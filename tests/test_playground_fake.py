@@ -1,5 +1,6 @@
 """The Playground against the fake engine (tests/fakes.py): streaming, Stop, stats, history and inline
 errors, without a model or a browser (ipywidgets objects work headless). Fast."""
+
 import time
 
 import pytest
@@ -27,15 +28,23 @@ def test_generate_streams_and_reports_the_generation(slow_fake):
     assert pg.errors.message == "", pg.errors.message
     assert g.new_tokens == 40 and g.finish_reason == "length" and g.decode_tokens_per_s > 0
     assert len({v for v in shown if v}) >= 2, "text did not stream"
-    assert "Paris is the capital" in pg.output.value and f"<b>{g.new_tokens}</b> tokens" in pg.stats.value
+    assert (
+        "Paris is the capital" in pg.output.value
+        and f"<b>{g.new_tokens}</b> tokens" in pg.stats.value
+    )
     assert pg.state.value.endswith(">length</span>") and pg.generate_button.disabled is False
     assert pg.history[0]["new_tokens"] == 40 and "<td" in pg.history_html.value
-    assert slow_fake.engine.threads == [torch_thread.THREAD_NAME]   # the worker only waited
+    assert slow_fake.engine.threads == [torch_thread.THREAD_NAME]  # the worker only waited
 
 
 def test_plain_mode_and_sampling_settings_reach_the_model(slow_fake):
     pg = Playground(slow_fake, monitor=False)
-    pg.mode.value, pg.temperature.value, pg.top_p.value, pg.max_new_tokens.value = "plain", 0.8, 0.9, 3
+    pg.mode.value, pg.temperature.value, pg.top_p.value, pg.max_new_tokens.value = (
+        "plain",
+        0.8,
+        0.9,
+        3,
+    )
     pg.generate(wait=True)
     assert pg.last.new_tokens == 3 and pg.system.layout.display == "none"
     assert pg.last.prompt_tokens == len(slow_fake.engine.encode(pg.prompt.value, chat=False))
@@ -53,7 +62,11 @@ def test_stop_ends_the_generation_at_once(slow_fake):
     pg.stop_button.click()
     assert pg.wait(WAIT)
     assert time.perf_counter() - t0 < 0.5
-    assert pg.last.finish_reason == "stopped" and 0 < pg.last.new_tokens < 2048 and "stopped" in pg.state.value
+    assert (
+        pg.last.finish_reason == "stopped"
+        and 0 < pg.last.new_tokens < 2048
+        and "stopped" in pg.state.value
+    )
 
 
 def test_errors_show_inline_and_the_widget_recovers(fake):
@@ -64,7 +77,9 @@ def test_errors_show_inline_and_the_widget_recovers(fake):
     pg.set_model(m)
     pg.prompt.value, pg.max_new_tokens.value = "word " * 30, 8
     pg.generate(wait=True)
-    assert pg.errors.error.__class__.__name__ == "PromptTooLong" and "Traceback" not in pg.errors.value
+    assert (
+        pg.errors.error.__class__.__name__ == "PromptTooLong" and "Traceback" not in pg.errors.value
+    )
     assert pg.generate_button.disabled is False
     pg.prompt.value = "Hi"
     pg.generate(wait=True)
@@ -78,4 +93,7 @@ def test_a_remote_engine_shows_no_memory_figure(fake):
     pg = Playground(fake("fake-remote"), monitor=False)
     pg.generate(wait=True)
     assert pg.errors.message == "" and pg.last.peak_memory_bytes is None
-    assert "not measured (remote engine)" in pg.stats.value and pg.history[0]["peak_memory_bytes"] is None
+    assert (
+        "not measured (remote engine)" in pg.stats.value
+        and pg.history[0]["peak_memory_bytes"] is None
+    )

@@ -1,4 +1,5 @@
 """Figure builders in llamalab.plots: the numbers drawn are the library's numbers (no torch needed)."""
+
 from __future__ import annotations
 
 import math
@@ -10,8 +11,16 @@ from hypothesis import strategies as st
 
 import llamalab
 from llamalab.core.metrics import metric
-from llamalab.plots import (PARTS, apply_samples, arena_figure, breakdown_figure, gpu_lines, monitor_figure, resync,
-                            update_figure)
+from llamalab.plots import (
+    PARTS,
+    apply_samples,
+    arena_figure,
+    breakdown_figure,
+    gpu_lines,
+    monitor_figure,
+    resync,
+    update_figure,
+)
 from llamalab.plots import compare as compare_plots
 
 MODELS = ["smollm2-135m", "llama-3.1-8b", "mixtral-8x7b", "llama-3.1-70b"]
@@ -23,13 +32,18 @@ def _bar_total(fig, i=0) -> float:
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(model=st.sampled_from(MODELS), scheme=st.sampled_from(SCHEMES), context=st.integers(1, 131072),
-       batch=st.integers(1, 64), mode=st.sampled_from(["inference", "lora", "qlora", "full"]))
+@given(
+    model=st.sampled_from(MODELS),
+    scheme=st.sampled_from(SCHEMES),
+    context=st.integers(1, 131072),
+    batch=st.integers(1, 64),
+    mode=st.sampled_from(["inference", "lora", "qlora", "full"]),
+)
 def test_stacked_bar_sums_to_estimate_total(model, scheme, context, batch, mode):
     try:
         est = llamalab.estimate(model, scheme, context, batch, mode)
     except llamalab.InvalidSetting:
-        return   # e.g. full fine-tuning of a quantized scheme: the library refuses, nothing to draw
+        return  # e.g. full fine-tuning of a quantized scheme: the library refuses, nothing to draw
     fig = breakdown_figure([est])
     assert math.isclose(_bar_total(fig), est.total_bytes / 1e9, rel_tol=1e-9)
     for part, trace in zip(PARTS, fig.data):
@@ -40,10 +54,18 @@ def test_stacked_bar_sums_to_estimate_total(model, scheme, context, batch, mode)
 def test_several_estimates_give_one_bar_each_and_zero_parts_leave_the_legend():
     ests = [llamalab.estimate("llama-3.1-8b", s, 8192) for s in ("bf16", "int8", "gptq-4bit")]
     fig = breakdown_figure(ests)
-    assert list(fig.data[0].x) == ["llama-3.1-8b · bf16", "llama-3.1-8b · int8", "llama-3.1-8b · gptq-4bit"]
-    assert [round(_bar_total(fig, i), 6) for i in range(3)] == [round(e.total_bytes / 1e9, 6) for e in ests]
+    assert list(fig.data[0].x) == [
+        "llama-3.1-8b · bf16",
+        "llama-3.1-8b · int8",
+        "llama-3.1-8b · gptq-4bit",
+    ]
+    assert [round(_bar_total(fig, i), 6) for i in range(3)] == [
+        round(e.total_bytes / 1e9, 6) for e in ests
+    ]
     visible = {t.name: t.visible for t in fig.data if t.type == "bar"}
-    assert visible["weights"] is True and visible["gradients"] == "legendonly"   # inference has no gradients
+    assert (
+        visible["weights"] is True and visible["gradients"] == "legendonly"
+    )  # inference has no gradients
 
 
 def test_one_line_per_distinct_gpu_memory_size():
@@ -55,13 +77,15 @@ def test_one_line_per_distinct_gpu_memory_size():
     assert len(fig.layout.shapes) == len(sizes)
     assert sorted(s.y0 for s in fig.layout.shapes) == sizes
     h100 = next(label for gb, label in lines if gb == 80)
-    assert "H100" in h100 and "A100 80GB" in h100         # same memory → one shared line
+    assert "H100" in h100 and "A100 80GB" in h100  # same memory → one shared line
 
 
 def test_monitor_figure_separates_runs_and_shows_cuda_only_when_present():
-    recs = [{"t": 0.25, "rss_bytes": 500e6, "tokens_per_s": 0.0, "run": 0},
-            {"t": 0.50, "rss_bytes": 600e6, "tokens_per_s": 40.0, "run": 0},
-            {"t": 3.00, "rss_bytes": 610e6, "tokens_per_s": 38.0, "run": 1}]
+    recs = [
+        {"t": 0.25, "rss_bytes": 500e6, "tokens_per_s": 0.0, "run": 0},
+        {"t": 0.50, "rss_bytes": 600e6, "tokens_per_s": 40.0, "run": 0},
+        {"t": 3.00, "rss_bytes": 610e6, "tokens_per_s": 38.0, "run": 1},
+    ]
     fig = monitor_figure(recs)
     rss, alloc, reserved, tps = fig.data
     assert list(rss.x) == [0.25, 0.5, None, 3.0] and list(rss.y) == [500.0, 600.0, None, 610.0]
@@ -76,40 +100,67 @@ def test_monitor_figure_takes_real_monitor_samples():
         sum(range(200_000))
         llamalab.core.memory.count_tokens(5)
         import time
+
         time.sleep(0.1)
     fig = monitor_figure(mon.to_records())
     assert len(fig.data[0].x) == len(mon.samples) >= 2
-    assert all(y > 10 for y in fig.data[0].y)                  # RSS of a Python process is > 10 MB
-    assert sum(fig.data[3].y) > 0                              # the 5 counted tokens show as a rate
+    assert all(y > 10 for y in fig.data[0].y)  # RSS of a Python process is > 10 MB
+    assert sum(fig.data[3].y) > 0  # the 5 counted tokens show as a rate
 
 
 def test_arena_figure_draws_medians_and_leaves_failures_out():
-    recs = [{"scheme": "bf16", "ttft_s": 0.1, "decode_tokens_per_s": 40, "peak_memory_bytes": 7e8},
-            {"scheme": "bf16", "ttft_s": 0.3, "decode_tokens_per_s": 20, "peak_memory_bytes": 8e8},
-            {"scheme": "bf16", "ttft_s": 0.2, "decode_tokens_per_s": 30, "peak_memory_bytes": 9e8},
-            {"scheme": "nf4", "error": "cannot run"},
-            {"scheme": "int8", "ttft_s": 0.5, "decode_tokens_per_s": 10, "peak_memory_bytes": 5e8}]
+    recs = [
+        {"scheme": "bf16", "ttft_s": 0.1, "decode_tokens_per_s": 40, "peak_memory_bytes": 7e8},
+        {"scheme": "bf16", "ttft_s": 0.3, "decode_tokens_per_s": 20, "peak_memory_bytes": 8e8},
+        {"scheme": "bf16", "ttft_s": 0.2, "decode_tokens_per_s": 30, "peak_memory_bytes": 9e8},
+        {"scheme": "nf4", "error": "cannot run"},
+        {"scheme": "int8", "ttft_s": 0.5, "decode_tokens_per_s": 10, "peak_memory_bytes": 5e8},
+    ]
     fig = arena_figure(recs)
     assert len(fig.data) == 3 and list(fig.data[0].x) == ["bf16", "int8"]
-    assert list(fig.data[0].y) == pytest.approx([200.0, 500.0])          # median TTFT, drawn in ms
+    assert list(fig.data[0].y) == pytest.approx([200.0, 500.0])  # median TTFT, drawn in ms
     assert list(fig.data[1].y) == [30, 10]
     titles = [a.text for a in fig.layout.annotations]
-    assert [metric(k).label for k in ("ttft_s", "decode_tokens_per_s", "peak_memory_bytes")] == titles[:3]
+    assert [
+        metric(k).label for k in ("ttft_s", "decode_tokens_per_s", "peak_memory_bytes")
+    ] == titles[:3]
     with_quality = arena_figure([dict(r, perplexity=12.5) for r in recs])
-    assert len(with_quality.data) == 4 and "perplexity per token" in [a.text for a in with_quality.layout.annotations]
+    assert len(with_quality.data) == 4 and "perplexity per token" in [
+        a.text for a in with_quality.layout.annotations
+    ]
 
 
 def test_comparison_figures_take_titles_and_scales_from_the_metrics_vocabulary():
     import pandas as pd
-    df = pd.DataFrame([{"model": "m", "scheme": s, "engine": "transformers", "weights_memory_bytes": w,
-                        "decode_tokens_per_s": d, "perplexity": p, "kl_vs_reference": k}
-                       for s, w, d, p, k in (("bf16", 270e6, 20, 16.8, 0.0), ("int8", 160e6, 10, 17.0, 0.01))])
+
+    df = pd.DataFrame(
+        [
+            {
+                "model": "m",
+                "scheme": s,
+                "engine": "transformers",
+                "weights_memory_bytes": w,
+                "decode_tokens_per_s": d,
+                "perplexity": p,
+                "kl_vs_reference": k,
+            }
+            for s, w, d, p, k in (("bf16", 270e6, 20, 16.8, 0.0), ("int8", 160e6, 10, 17.0, 0.01))
+        ]
+    )
     bars = compare_plots.bars(df, "weights_memory_bytes")
-    assert bars.layout.yaxis.title.text == "weights in memory (MB)" and list(bars.data[0].y) == [270, 160]
+    assert bars.layout.yaxis.title.text == "weights in memory (MB)" and list(bars.data[0].y) == [
+        270,
+        160,
+    ]
     t = compare_plots.tradeoff(df)
-    assert (t.layout.xaxis.title.text, t.layout.yaxis.title.text) == ("weights in memory (MB)", "decode tokens/s")
-    assert [a.text for a in compare_plots.overview(df).layout.annotations][:2] == ["weights in memory (MB)",
-                                                                                "decode tokens/s"]
+    assert (t.layout.xaxis.title.text, t.layout.yaxis.title.text) == (
+        "weights in memory (MB)",
+        "decode tokens/s",
+    )
+    assert [a.text for a in compare_plots.overview(df).layout.annotations][:2] == [
+        "weights in memory (MB)",
+        "decode tokens/s",
+    ]
     names = [tr.name for tr in monitor_figure([]).data]
     assert names == ["process RSS", "CUDA allocated", "CUDA reserved", "tokens/s"]
 
@@ -120,9 +171,13 @@ def test_update_figure_restyles_or_replaces_traces_and_resyncs():
     update_figure(fw, breakdown_figure([est], title="70b"))
     assert _bar_total(fw) == pytest.approx(est.total_bytes / 1e9)
     assert fw.layout.title.text == "70b"
-    assert fw._widget_data == fw._data                          # views opened later see the new bars
-    update_figure(fw, arena_figure([{"scheme": "bf16", "ttft_s": 0.1, "decode_tokens_per_s": 1,
-                                     "peak_memory_bytes": 1}]))
+    assert fw._widget_data == fw._data  # views opened later see the new bars
+    update_figure(
+        fw,
+        arena_figure(
+            [{"scheme": "bf16", "ttft_s": 0.1, "decode_tokens_per_s": 1, "peak_memory_bytes": 1}]
+        ),
+    )
     assert [t.type for t in fw.data] == ["bar"] * 3 and fw._widget_data == fw._data
 
 
@@ -132,7 +187,7 @@ def test_resync_fixes_the_stale_widget_state_plotly_leaves_behind():
     fw = go.FigureWidget(monitor_figure([]))
     with fw.batch_update():
         apply_samples(fw, [{"t": 1.0, "rss_bytes": 1e9, "tokens_per_s": 3.0}])
-    assert fw._widget_data[0].get("x", []) in ([], ())       # stale: plotly only sent a delta
+    assert fw._widget_data[0].get("x", []) in ([], ())  # stale: plotly only sent a delta
     resync(fw)
     assert fw._widget_data[0]["x"] == [1.0] and fw._widget_layout == fw._layout_obj._props
-    resync(go.Figure())                                        # a plain figure is left alone
+    resync(go.Figure())  # a plain figure is left alone

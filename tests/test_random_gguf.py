@@ -1,5 +1,6 @@
 """llamalab.runtime.random_gguf: a llama GGUF with random weights that llama.cpp loads and runs, labelled as
 random weights in its metadata, its size what the shape says."""
+
 import pytest
 
 from llamalab.core.errors import InvalidSetting
@@ -23,7 +24,9 @@ def test_bad_shapes_are_refused_with_what_to_choose():
 def test_tensor_shapes_follow_grouped_query_attention():
     s = _tensor_shapes(TINY, vocab=1000)
     assert s["blk.1.attn_k.weight"] == (32, 64) and s["blk.0.attn_q.weight"] == (64, 64)
-    assert s["blk.0.ffn_down.weight"] == (64, 128) and "output.weight" not in s      # tied to token_embd
+    assert (
+        s["blk.0.ffn_down.weight"] == (64, 128) and "output.weight" not in s
+    )  # tied to token_embd
     assert len(s) == 1 + 2 * 9 + 1
 
 
@@ -33,13 +36,17 @@ def test_llama_cpp_loads_it_and_it_says_random_weights(tmp_path):
     import numpy as np
 
     import llamalab
+
     path = random_gguf(TINY, tmp_path / "tiny.gguf")
-    assert random_gguf(TINY, path) == path                                    # made once, then reused
+    assert random_gguf(TINY, path) == path  # made once, then reused
     r = gguf.GGUFReader(path)
     assert r.fields[LABEL_KEY].contents() is True
     assert "random weights" in r.fields["general.name"].contents()
     assert "RANDOM WEIGHTS" in r.fields["general.description"].contents()
-    assert r.fields["llama.block_count"].contents() == 2 and r.fields["llama.attention.head_count_kv"].contents() == 2
+    assert (
+        r.fields["llama.block_count"].contents() == 2
+        and r.fields["llama.attention.head_count_kv"].contents() == 2
+    )
     vocab = r.fields["llama.vocab_size"].contents()
     params = sum(int(np.prod(s)) for s in _tensor_shapes(TINY, vocab).values())
     assert sum(int(t.n_elements) for t in r.tensors) == params
@@ -47,6 +54,8 @@ def test_llama_cpp_loads_it_and_it_says_random_weights(tmp_path):
     try:
         g = m.generate("Once upon a time", max_new_tokens=8, min_new_tokens=8)
         assert g.new_tokens == 8 and g.decode_tokens_per_s > 0
-        assert m.weights_memory_bytes == pytest.approx(sum(int(t.n_bytes) for t in r.tensors), rel=0.05)
+        assert m.weights_memory_bytes == pytest.approx(
+            sum(int(t.n_bytes) for t in r.tensors), rel=0.05
+        )
     finally:
         m.unload()

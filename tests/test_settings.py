@@ -1,4 +1,5 @@
 """Settings dataclasses carry their help text; the helpers show it and refuse unknown names."""
+
 from dataclasses import dataclass
 
 import pytest

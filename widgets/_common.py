@@ -5,6 +5,7 @@ button only works that way: clicks are not handled while a cell is busy). The ta
 work itself runs on the kit's one torch thread (llamalab/core/torch_thread.py), so a widget decodes as fast
 as a cell. A widget's Stop is its task's `stop()`.
 """
+
 from __future__ import annotations
 
 import functools
@@ -12,7 +13,7 @@ import html
 import logging
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import ipywidgets as w
 
@@ -21,9 +22,15 @@ from llamalab.core import tasks
 
 log = logging.getLogger("llamalab.widgets")
 
-_BOX = ("<div class='llamalab-{kind}' style='border-left:4px solid {colour};background:{bg};"
-        "padding:6px 10px;margin:4px 0;white-space:normal'>{body}</div>")
-_STYLE = {"error": ("#d62728", "#fdecea"), "warning": ("#ff7f0e", "#fff4e5"), "info": ("#1f77b4", "#e8f1fa")}
+_BOX = (
+    "<div class='llamalab-{kind}' style='border-left:4px solid {colour};background:{bg};"
+    "padding:6px 10px;margin:4px 0;white-space:normal'>{body}</div>"
+)
+_STYLE = {
+    "error": ("#d62728", "#fdecea"),
+    "warning": ("#ff7f0e", "#fff4e5"),
+    "info": ("#1f77b4", "#e8f1fa"),
+}
 
 
 def message_html(message: str, fix: str = "", kind: str = "error") -> str:
@@ -37,9 +44,11 @@ def explain(exc: BaseException) -> tuple[str, str]:
     """(message, fix) for any exception: the library's own words, else one line and where to look."""
     if isinstance(exc, LlamalabError):
         return exc.message, exc.fix
-    return (f"Unexpected {type(exc).__name__}: {exc}".strip(),
-            "This is not one of llamalab's known errors; the full traceback is in the kernel log. "
-            "The widget still works: change a setting and try again.")
+    return (
+        f"Unexpected {type(exc).__name__}: {exc}".strip(),
+        "This is not one of llamalab's known errors; the full traceback is in the kernel log. "
+        "The widget still works: change a setting and try again.",
+    )
 
 
 class ErrorBox(w.HTML):
@@ -63,14 +72,17 @@ class ErrorBox(w.HTML):
 
 def guarded(errors: ErrorBox) -> Callable:
     """Decorator for event handlers: an exception shows in `errors` instead of escaping as a traceback."""
+
     def wrap(fn):
         @functools.wraps(fn)
         def inner(*args, **kwargs):
             try:
                 return fn(*args, **kwargs)
-            except Exception as e:   # noqa: BLE001 - every error must land in the box
+            except Exception as e:
                 errors.show(e)
+
         return inner
+
     return wrap
 
 
@@ -84,8 +96,12 @@ def launch(widget, wait: bool = False) -> None:
         widget.wait()
 
 
-def background(widget, work: Callable[[Task], None], done: Callable[[], None] | None = None,
-               label: str = "widget") -> Task:
+def background(
+    widget,
+    work: Callable[[Task], None],
+    done: Callable[[], None] | None = None,
+    label: str = "widget",
+) -> Task:
     """Run `work(task)` as a thread Task: its error shows in `widget.errors`; `done()` runs after, whatever
     happened (on the task's thread)."""
 
@@ -147,19 +163,33 @@ def mb(n: float) -> str:
     return f"{n / 1e6:.0f} MB"
 
 
-def html_table(rows: list[dict], columns: dict[str, Callable | None], headers: dict[str, str] | None = None,
-               cls: str = "llamalab-table") -> str:
+def html_table(
+    rows: list[dict],
+    columns: dict[str, Callable | None],
+    headers: dict[str, str] | None = None,
+    cls: str = "llamalab-table",
+) -> str:
     """A small HTML table: `columns` maps a row key to a formatter (None = str); `headers` renames keys."""
     names = headers or {}
-    head = "".join(f"<th style='text-align:left;padding:2px 8px'>{html.escape(names.get(k, k))}</th>"
-                   for k in columns)
-    body = "".join("<tr>" + "".join(
-        f"<td style='padding:2px 8px'>{html.escape((f or str)(r[k]) if r.get(k) is not None else '')}</td>"
-        for k, f in columns.items()) + "</tr>" for r in rows)
+    head = "".join(
+        f"<th style='text-align:left;padding:2px 8px'>{html.escape(names.get(k, k))}</th>"
+        for k in columns
+    )
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f"<td style='padding:2px 8px'>{html.escape((f or str)(r[k]) if r.get(k) is not None else '')}</td>"
+            for k, f in columns.items()
+        )
+        + "</tr>"
+        for r in rows
+    )
     return f"<table class='{cls}'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def pre(text: str, cls: str = "llamalab-text") -> str:
     """Generated text as preformatted, wrapped, HTML-escaped."""
-    return (f"<pre class='{cls}' style='white-space:pre-wrap;margin:0;font-size:13px;min-height:1.5em'>"
-            f"{html.escape(text)}</pre>")
+    return (
+        f"<pre class='{cls}' style='white-space:pre-wrap;margin:0;font-size:13px;min-height:1.5em'>"
+        f"{html.escape(text)}</pre>"
+    )

@@ -6,9 +6,10 @@ each scheme's column, bars and a table from the finished rows, failures inline. 
 which the sweep sees as its stop event. With `quality=True` each scheme also gets perplexity per token on
 `quality_tokens` tokens of the bundled held-out text, and KL / top-1 agreement against the first scheme.
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import ipywidgets as w
 import plotly.graph_objects as go
@@ -20,12 +21,27 @@ from llamalab.measure.sweep import Done, Failed, Loaded, Loading, Quality, Row, 
 from llamalab.plots import QUALITY_METRICS, arena_figure, update_figure
 from llamalab.runtime import resolve_device
 
-from ._common import Background, ErrorBox, Throttle, background, html_table, launch, message_html, pre
+from ._common import (
+    Background,
+    ErrorBox,
+    Throttle,
+    background,
+    html_table,
+    launch,
+    message_html,
+    pre,
+)
 from .picker import capability
 
 MAX_PROMPTS = 5
-TABLE = {"load_s": ".2f", "weights_memory_bytes": ".0f", "ttft_s": ".0f", "decode_tokens_per_s": ".1f",
-         "peak_memory_bytes": ".0f", "new_tokens": ".0f"}     # summary column → number format (after scale)
+TABLE = {
+    "load_s": ".2f",
+    "weights_memory_bytes": ".0f",
+    "ttft_s": ".0f",
+    "decode_tokens_per_s": ".1f",
+    "peak_memory_bytes": ".0f",
+    "new_tokens": ".0f",
+}  # summary column → number format (after scale)
 
 
 class Arena(Background, w.VBox):
@@ -33,28 +49,55 @@ class Arena(Background, w.VBox):
     or one with `error` for a scheme that failed. `settings` (a SweepSettings; its fields as keywords too)
     says what to measure; `load` replaces `llamalab.load` (a served model, a test's fake engine)."""
 
-    def __init__(self, model: str = "default", schemes=("bf16", "fp16", "int8"),
-                 prompt: str = "What is the capital of France? Answer in one sentence.",
-                 settings: SweepSettings | None = None, load: Callable | None = None, **overrides):
+    def __init__(
+        self,
+        model: str = "default",
+        schemes=("bf16", "fp16", "int8"),
+        prompt: str = "What is the capital of France? Answer in one sentence.",
+        settings: SweepSettings | None = None,
+        load: Callable | None = None,
+        **overrides,
+    ):
         self.errors = ErrorBox()
         self.settings = _settings(settings, overrides)
         self.load = load
         self.records: list[dict] = []
-        self.cells: dict[str, tuple[w.HTML, w.HTML, w.HTML]] = {}   # scheme → (header, texts, error)
+        self.cells: dict[str, tuple[w.HTML, w.HTML, w.HTML]] = {}  # scheme → (header, texts, error)
         self.texts: dict[str, list[str]] = {}
         self.unavailable = capability()
-        self.model = w.Dropdown(options=[("SmolLM2 135M Instruct (embedded) · default", "default")]
-                                + [(r.display, r.name) for r in llamalab.models().itertuples()],
-                                value=model, description="Model", layout=w.Layout(width="420px"))
-        self.device = w.ToggleButtons(options=["cpu", "cuda"], value=_device(self.settings.device),
-                                      description="Device", style={"button_width": "70px"})
-        self.schemes = w.SelectMultiple(description="Schemes", rows=6, layout=w.Layout(width="420px"))
-        self.prompts = w.Textarea(value=prompt, description="Prompts", placeholder="one prompt per line",
-                                  layout=w.Layout(width="98%", height="64px"))
-        self.max_new_tokens = w.IntSlider(value=self.settings.max_new_tokens, min=1, max=512,
-                                          description="Max tokens", continuous_update=False)
+        self.model = w.Dropdown(
+            options=[("SmolLM2 135M Instruct (embedded) · default", "default")]
+            + [(r.display, r.name) for r in llamalab.models().itertuples()],
+            value=model,
+            description="Model",
+            layout=w.Layout(width="420px"),
+        )
+        self.device = w.ToggleButtons(
+            options=["cpu", "cuda"],
+            value=_device(self.settings.device),
+            description="Device",
+            style={"button_width": "70px"},
+        )
+        self.schemes = w.SelectMultiple(
+            description="Schemes", rows=6, layout=w.Layout(width="420px")
+        )
+        self.prompts = w.Textarea(
+            value=prompt,
+            description="Prompts",
+            placeholder="one prompt per line",
+            layout=w.Layout(width="98%", height="64px"),
+        )
+        self.max_new_tokens = w.IntSlider(
+            value=self.settings.max_new_tokens,
+            min=1,
+            max=512,
+            description="Max tokens",
+            continuous_update=False,
+        )
         self.run_button = w.Button(description="Run", button_style="primary", icon="play")
-        self.stop_button = w.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
+        self.stop_button = w.Button(
+            description="Stop", button_style="danger", icon="stop", disabled=True
+        )
         self.progress = w.IntProgress(value=0, min=0, max=1, layout=w.Layout(width="300px"))
         self.status = w.HTML()
         self.columns = w.HBox(layout=w.Layout(overflow="auto"))
@@ -64,17 +107,28 @@ class Arena(Background, w.VBox):
         self.device.observe(lambda _: self._fill_schemes(self.schemes.value), "value")
         self.run_button.on_click(lambda _: self.run())
         self.stop_button.on_click(lambda _: self.stop())
-        super().__init__(children=[
-            w.HBox([self.model, self.device]), self.schemes, self.prompts, self.max_new_tokens,
-            w.HBox([self.run_button, self.stop_button, self.progress, self.status]), self.errors,
-            self.columns, self.figure, self.table])
+        super().__init__(
+            children=[
+                w.HBox([self.model, self.device]),
+                self.schemes,
+                self.prompts,
+                self.max_new_tokens,
+                w.HBox([self.run_button, self.stop_button, self.progress, self.status]),
+                self.errors,
+                self.columns,
+                self.figure,
+                self.table,
+            ]
+        )
         self.add_class("llamalab-arena")
 
     def _fill_schemes(self, keep) -> None:
         """All schemes, those that cannot run on the device marked; `keep` (names or aliases) stays chosen."""
         dev = self.device.value
-        self.schemes.options = [(s if (s, dev) not in self.unavailable else f"{s} (not on {dev})", s)
-                                for s in llamalab.catalog.scheme_names()]
+        self.schemes.options = [
+            (s if (s, dev) not in self.unavailable else f"{s} (not on {dev})", s)
+            for s in llamalab.catalog.scheme_names()
+        ]
         self.schemes.value = tuple(dict.fromkeys(llamalab.scheme(s).name for s in keep))
 
     # ---------------------------------------------------------------- actions
@@ -86,18 +140,31 @@ class Arena(Background, w.VBox):
     def _start(self) -> None:
         prompts = [p.strip() for p in self.prompts.value.splitlines() if p.strip()]
         if not prompts or not self.schemes.value:
-            raise llamalab.InvalidSetting("Nothing to run.", "Choose at least one scheme and write a prompt.")
+            raise llamalab.InvalidSetting(
+                "Nothing to run.", "Choose at least one scheme and write a prompt."
+            )
         if len(prompts) > MAX_PROMPTS:
-            raise llamalab.InvalidSetting(f"{len(prompts)} prompts is more than the arena's {MAX_PROMPTS}.",
-                                          "Keep a small prompt set; use llamalab.compare for larger sweeps.")
+            raise llamalab.InvalidSetting(
+                f"{len(prompts)} prompts is more than the arena's {MAX_PROMPTS}.",
+                "Keep a small prompt set; use llamalab.compare for larger sweeps.",
+            )
         schemes = list(self.schemes.value)
-        s = with_changes(self.settings, max_new_tokens=self.max_new_tokens.value, device=self.device.value,
-                         reference=schemes[0] if self.settings.quality else None)
+        s = with_changes(
+            self.settings,
+            max_new_tokens=self.max_new_tokens.value,
+            device=self.device.value,
+            reference=schemes[0] if self.settings.quality else None,
+        )
         model = self.model.value
         self._prepare(schemes, len(prompts))
-        self.task = background(self, lambda task: self._follow(sweep(model, schemes, prompts, s, load=self.load,
-                                                                       stop_event=task.stop_event)),
-                               self._finish, "arena")
+        self.task = background(
+            self,
+            lambda task: self._follow(
+                sweep(model, schemes, prompts, s, load=self.load, stop_event=task.stop_event)
+            ),
+            self._finish,
+            "arena",
+        )
 
     def stop(self) -> None:
         """End the current generation and skip the schemes still waiting."""
@@ -108,9 +175,12 @@ class Arena(Background, w.VBox):
     def _prepare(self, schemes: list[str], n_prompts: int) -> None:
         self.records, self.texts, self._prompts, self._index = [], {}, n_prompts, 0
         self.cells = {s: (w.HTML(f"<b>{s}</b>"), w.HTML(pre("")), w.HTML()) for s in schemes}
-        self.columns.children = [w.VBox(list(c), layout=w.Layout(width=f"{max(24, 96 // len(self.cells))}%",
-                                                                    margin="0 6px"))
-                                 for c in self.cells.values()]
+        self.columns.children = [
+            w.VBox(
+                list(c), layout=w.Layout(width=f"{max(24, 96 // len(self.cells))}%", margin="0 6px")
+            )
+            for c in self.cells.values()
+        ]
         self.progress.max, self.progress.value = len(schemes) * (1 + n_prompts), 0
         self.progress.bar_style = "info"
         self.run_button.disabled, self.stop_button.disabled = True, False
@@ -120,9 +190,16 @@ class Arena(Background, w.VBox):
 
     def _follow(self, events) -> None:
         """Draw each event of the sweep as it comes (on the task's thread)."""
-        handlers = {Loading: self._on_loading, Loaded: self._on_loaded, Token: self._on_token, Row: self._on_row,
-                    Scoring: self._on_scoring, Quality: self._on_quality, Failed: self._on_failed,
-                    Done: lambda e: None}
+        handlers = {
+            Loading: self._on_loading,
+            Loaded: self._on_loaded,
+            Token: self._on_token,
+            Row: self._on_row,
+            Scoring: self._on_scoring,
+            Quality: self._on_quality,
+            Failed: self._on_failed,
+            Done: lambda e: None,
+        }
         for event in events:
             handlers[type(event)](event)
 
@@ -133,10 +210,14 @@ class Arena(Background, w.VBox):
     def _on_loaded(self, e: Loaded) -> None:
         head, body, _ = self._cell(e.scheme)
         self.texts[e.scheme] = []
-        self._show_text = Throttle(lambda _: setattr(body, "value", pre("\n\n".join(self.texts[e.scheme]))), 0.1)
+        self._show_text = Throttle(
+            lambda _: setattr(body, "value", pre("\n\n".join(self.texts[e.scheme]))), 0.1
+        )
         mb, s = e.facts.get("weights_memory_bytes"), e.facts.get("load_s")
-        head.value = (f"<b>{e.scheme}</b> · {metric('weights_memory_bytes').label} "
-                      f"{metric('weights_memory_bytes').show(mb or 0):.0f} · {metric('load_s').label} {s or 0:.1f}")
+        head.value = (
+            f"<b>{e.scheme}</b> · {metric('weights_memory_bytes').label} "
+            f"{metric('weights_memory_bytes').show(mb or 0):.0f} · {metric('load_s').label} {s or 0:.1f}"
+        )
         self.progress.value += 1
 
     def _on_token(self, e: Token) -> None:
@@ -152,7 +233,7 @@ class Arena(Background, w.VBox):
         n = sum(1 for r in self.records if r.get("scheme") == e.scheme and not r.get("error"))
         while len(texts) < n:
             texts.append("")
-        texts[n - 1] = e.record.get("text", "")            # the final text of the n-th prompt
+        texts[n - 1] = e.record.get("text", "")  # the final text of the n-th prompt
         self._show_text.flush()
         self._cell(e.scheme)[1].value = pre("\n\n".join(texts))
         self.status.value = f"{e.scheme}: prompt {n}/{self._prompts}"
@@ -173,7 +254,9 @@ class Arena(Background, w.VBox):
         self._redraw()
 
     def _cell(self, scheme: str) -> tuple[w.HTML, w.HTML, w.HTML]:
-        if scheme not in self.cells:         # an alias given in code: the sweep names the scheme by its name
+        if (
+            scheme not in self.cells
+        ):  # an alias given in code: the sweep names the scheme by its name
             scheme = llamalab.scheme(scheme).name
         return self.cells[scheme]
 
@@ -181,8 +264,11 @@ class Arena(Background, w.VBox):
 
     def _redraw(self) -> None:
         update_figure(self.figure, arena_figure(self.records))
-        self.table.value = html_table(self._table_rows(), self._table_columns(),
-                                      {k: metric(k).label for k in (*TABLE, *QUALITY_METRICS)})
+        self.table.value = html_table(
+            self._table_rows(),
+            self._table_columns(),
+            {k: metric(k).label for k in (*TABLE, *QUALITY_METRICS)},
+        )
 
     @property
     def summary(self):
@@ -192,12 +278,20 @@ class Arena(Background, w.VBox):
 
     def _summary_rows(self) -> list[dict]:
         """The summary's rows as dicts, with None where nothing was measured."""
-        return [{k: (None if v != v else v) for k, v in row.items()} for row in self.summary.to_dict("records")]
+        return [
+            {k: (None if v != v else v) for k, v in row.items()}
+            for row in self.summary.to_dict("records")
+        ]
 
     def _table_rows(self) -> list[dict]:
         rows = []
         for r in self._summary_rows():
-            rows.append({k: (metric(k).show(v) if v is not None and k in TABLE else v) for k, v in r.items()})
+            rows.append(
+                {
+                    k: (metric(k).show(v) if v is not None and k in TABLE else v)
+                    for k, v in r.items()
+                }
+            )
         return rows
 
     def _table_columns(self) -> dict:

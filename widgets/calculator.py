@@ -2,6 +2,7 @@
 stacked bar against every GPU in the hardware table, plus the answers of `llamalab.sizing()` for the chosen
 GPU (fits, how many, longest context, best scheme). Pure arithmetic from `llamalab.estimate`: instant, no torch.
 """
+
 from __future__ import annotations
 
 import ipywidgets as w
@@ -22,31 +23,72 @@ GPUS = [llamalab.gpu(name) for name in llamalab.catalog.gpu_names()]
 class MemoryCalculator(w.VBox):
     """Every change recomputes at once; `self.last_sizing` is the Sizing behind the bar and the answers."""
 
-    def __init__(self, model: str = "llama-3.1-8b", scheme: str = "bf16", context: int = 4096, batch: int = 1,
-                 mode: str = "inference", gpu: str = "h100-80gb"):
+    def __init__(
+        self,
+        model: str = "llama-3.1-8b",
+        scheme: str = "bf16",
+        context: int = 4096,
+        batch: int = 1,
+        mode: str = "inference",
+        gpu: str = "h100-80gb",
+    ):
         self.errors = ErrorBox()
         self.last_sizing = None
         cat = llamalab.models()
-        self.model = w.Dropdown(options=[(f"{r.display} ({r.params / 1e9:.1f}B)", r.name) for r in cat.itertuples()]
-                                + [("Custom size…", CUSTOM)], value=model, description="Model",
-                                layout=w.Layout(width="420px"))
-        self.params_b = w.BoundedFloatText(value=7.0, min=0.01, max=10_000, step=0.5, description="Params (B)",
-                                           layout=w.Layout(width="200px", display="none"))
-        self.scheme = w.Dropdown(options=llamalab.catalog.scheme_names(), value=scheme, description="Scheme")
-        self.context = w.BoundedIntText(value=context, min=1, max=1_048_576, step=1024, description="Context")
+        self.model = w.Dropdown(
+            options=[(f"{r.display} ({r.params / 1e9:.1f}B)", r.name) for r in cat.itertuples()]
+            + [("Custom size…", CUSTOM)],
+            value=model,
+            description="Model",
+            layout=w.Layout(width="420px"),
+        )
+        self.params_b = w.BoundedFloatText(
+            value=7.0,
+            min=0.01,
+            max=10_000,
+            step=0.5,
+            description="Params (B)",
+            layout=w.Layout(width="200px", display="none"),
+        )
+        self.scheme = w.Dropdown(
+            options=llamalab.catalog.scheme_names(), value=scheme, description="Scheme"
+        )
+        self.context = w.BoundedIntText(
+            value=context, min=1, max=1_048_576, step=1024, description="Context"
+        )
         self.batch = w.BoundedIntText(value=batch, min=1, max=4096, description="Batch")
-        self.mode = w.ToggleButtons(options=list(MODES), value=mode, description="Mode",
-                                    style={"button_width": "90px"})
-        self.gpu = w.Dropdown(options=[(g.display, g.name) for g in GPUS] + [(THIS, "this")], value=gpu,
-                              description="GPU")
+        self.mode = w.ToggleButtons(
+            options=list(MODES), value=mode, description="Mode", style={"button_width": "90px"}
+        )
+        self.gpu = w.Dropdown(
+            options=[(g.display, g.name) for g in GPUS] + [(THIS, "this")],
+            value=gpu,
+            description="GPU",
+        )
         self.answers = w.HTML()
         self.figure = go.FigureWidget(breakdown_figure([], GPUS))
         recompute = guarded(self.errors)(self.recompute)
-        for c in (self.model, self.params_b, self.scheme, self.context, self.batch, self.mode, self.gpu):
+        for c in (
+            self.model,
+            self.params_b,
+            self.scheme,
+            self.context,
+            self.batch,
+            self.mode,
+            self.gpu,
+        ):
             c.observe(recompute, "value")
-        super().__init__(children=[
-            w.HBox([self.model, self.params_b]), w.HBox([self.scheme, self.gpu]),
-            w.HBox([self.context, self.batch]), self.mode, self.errors, self.answers, self.figure])
+        super().__init__(
+            children=[
+                w.HBox([self.model, self.params_b]),
+                w.HBox([self.scheme, self.gpu]),
+                w.HBox([self.context, self.batch]),
+                self.mode,
+                self.errors,
+                self.answers,
+                self.figure,
+            ]
+        )
         self.add_class("llamalab-calculator")
         recompute()
 
@@ -67,7 +109,14 @@ class MemoryCalculator(w.VBox):
         self.errors.clear()
         self.params_b.layout.display = None if self.model.value == CUSTOM else "none"
         c = self.card
-        p = sizing(c, self.scheme.value, self.gpu.value, self.context.value, self.batch.value, self.mode.value)
+        p = sizing(
+            c,
+            self.scheme.value,
+            self.gpu.value,
+            self.context.value,
+            self.batch.value,
+            self.mode.value,
+        )
         self.last_sizing = p
         est = p.estimate
         fig = breakdown_figure([est], GPUS, title=f"{c.display} · {est.scheme} · {est.mode}")
@@ -75,15 +124,24 @@ class MemoryCalculator(w.VBox):
         self.answers.value = self._answers(c, p)
 
     def _answers(self, c, p) -> str:
-        est, name, n, longest, best = p.estimate, self.gpu.label, p.devices_needed, p.max_context, p.best_scheme
+        est, name, n, longest, best = (
+            p.estimate,
+            self.gpu.label,
+            p.devices_needed,
+            p.max_context,
+            p.best_scheme,
+        )
         fits_on = [llamalab.gpu(g).display for g in p.fits_on]
         lines = [
             f"<b>Total {gb(est.total_bytes)}</b> ({' + '.join(f'{k} {gb(v)}' for k, v in est.breakdown.items() if v)})",
             f"Fits on one: {', '.join(fits_on) if fits_on else 'no single GPU in the table'}",
-            f"On <b>{name}</b>: needs <b>{n}</b> of them" + (" (split evenly, weights sharded)" if n > 1 else ""),
+            f"On <b>{name}</b>: needs <b>{n}</b> of them"
+            + (" (split evenly, weights sharded)" if n > 1 else ""),
             f"Longest context that fits on {name} with {est.scheme}: <b class='llamalab-max-context'>"
-            f"{longest:,} tokens</b>" + (f" (model limit {c.context:,})" if longest == c.context else ""),
+            f"{longest:,} tokens</b>"
+            + (f" (model limit {c.context:,})" if longest == c.context else ""),
             f"Best scheme for {name} at context {self.context.value:,}: <b class='llamalab-best-scheme'>"
             f"{best or 'none fits'}</b>",
-            *(f"<i>{note}</i>" for note in est.notes)]
+            *(f"<i>{note}</i>" for note in est.notes),
+        ]
         return "<div class='llamalab-answers'>" + "<br>".join(lines) + "</div>"

@@ -7,6 +7,7 @@ re-syncs the full figure state when stopped, so a reload or a Voilà view shows 
     with live:
         loaded.generate("Tell me a story", max_new_tokens=200)
 """
+
 from __future__ import annotations
 
 import threading
@@ -24,8 +25,15 @@ class LiveMonitor(w.VBox):
     """A live memory/speed plot. `start()`/`stop()` (or `with live:`) may be called repeatedly: each run
     continues the time axis and is drawn as its own line segment."""
 
-    def __init__(self, interval: float = 0.25, max_hz: float = 4.0, max_points: int = 7200, live_points: int = 600,
-                 title: str = "Memory and speed", height: int = 300):
+    def __init__(
+        self,
+        interval: float = 0.25,
+        max_hz: float = 4.0,
+        max_points: int = 7200,
+        live_points: int = 600,
+        title: str = "Memory and speed",
+        height: int = 300,
+    ):
         self.interval, self.min_push_s, self.max_points = interval, 1.0 / max_hz, max_points
         self.live_points = live_points
         self.records: list[dict] = []
@@ -42,7 +50,7 @@ class LiveMonitor(w.VBox):
     def running(self) -> bool:
         return self.monitor is not None and self.monitor.running
 
-    def start(self) -> "LiveMonitor":
+    def start(self) -> LiveMonitor:
         """Start sampling (no-op if running)."""
         if self.running:
             return self
@@ -52,7 +60,7 @@ class LiveMonitor(w.VBox):
         self.monitor = Monitor(interval=self.interval, on_sample=self._on_sample).start()
         return self
 
-    def stop(self) -> "LiveMonitor":
+    def stop(self) -> LiveMonitor:
         """Stop sampling, draw the last samples and re-sync the full figure state."""
         if self.monitor is not None:
             self.monitor.stop()
@@ -65,7 +73,7 @@ class LiveMonitor(w.VBox):
             self.records, self._run, self._t0 = [], -1, None
         self.push(final=True)
 
-    def __enter__(self) -> "LiveMonitor":
+    def __enter__(self) -> LiveMonitor:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -110,6 +118,8 @@ def _summary(records: list[dict], running: bool) -> str:
     fastest = max(r["tokens_per_s"] for r in records)
     state = "sampling" if running else "stopped"
     now = f"now {last['tokens_per_s']:.1f}, " if running else ""
-    return (f"<span class='llamalab-monitor-summary'>{state} · {len(records)} samples · {rss.label} "
-            f"{rss.show(last['rss_bytes']):.0f} (peak {rss.show(peak):.0f}) · {label('tokens_per_s')} {now}"
-            f"peak {fastest:.1f}</span>")
+    return (
+        f"<span class='llamalab-monitor-summary'>{state} · {len(records)} samples · {rss.label} "
+        f"{rss.show(last['rss_bytes']):.0f} (peak {rss.show(peak):.0f}) · {label('tokens_per_s')} {now}"
+        f"peak {fastest:.1f}</span>"
+    )

@@ -4,10 +4,11 @@ Combinations the capability table (`llamalab.capabilities()`) says cannot run he
 reason and fix. Loading runs as a background Task; afterwards the picker shows load time and the
 measured weights in memory next to the estimate, and exposes the `LoadedModel` as `picker.loaded`.
 """
+
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import ipywidgets as w
 
@@ -16,7 +17,17 @@ from llamalab import LoadedModel
 from llamalab.runtime import check_scheme, resolve_device
 from llamalab.runtime.files.source import is_cached
 
-from ._common import Background, ErrorBox, background, gb, guarded, html_table, launch, mb, message_html
+from ._common import (
+    Background,
+    ErrorBox,
+    background,
+    gb,
+    guarded,
+    html_table,
+    launch,
+    mb,
+    message_html,
+)
 
 DEFAULT_LABEL = "SmolLM2 135M Instruct (embedded)"
 
@@ -26,7 +37,12 @@ def model_options() -> list[tuple[str, str]]:
     opts = [(f"✓ {DEFAULT_LABEL} · default", "default")]
     for row in llamalab.models().itertuples():
         cached = is_cached(llamalab.card(row.name))
-        opts.append((f"{'✓' if cached else '·'} {row.display}{'' if cached else ' (not downloaded)'}", row.name))
+        opts.append(
+            (
+                f"{'✓' if cached else '·'} {row.display}{'' if cached else ' (not downloaded)'}",
+                row.name,
+            )
+        )
     return opts
 
 
@@ -39,24 +55,48 @@ def capability() -> dict[tuple[str, str], str]:
 class ModelPicker(Background, w.VBox):
     """Model, scheme, device → live estimate and fit; Load → `self.loaded` (a LoadedModel)."""
 
-    def __init__(self, model: str = "default", scheme: str = "bf16", device: str = "auto", context: int = 2048):
+    def __init__(
+        self,
+        model: str = "default",
+        scheme: str = "bf16",
+        device: str = "auto",
+        context: int = 2048,
+    ):
         self.errors = ErrorBox()
         self.availability_text = ""
         self.unavailable = capability()
         self.loaded: LoadedModel | None = None
         self._listeners: list[Callable[[LoadedModel], None]] = []
-        self.model = w.Dropdown(options=model_options(), value=model, description="Model",
-                                layout=w.Layout(width="460px"))
-        self.device = w.ToggleButtons(options=["cpu", "cuda"], value=resolve_device(device).split(":")[0],
-                                      description="Device", style={"button_width": "70px"})
+        self.model = w.Dropdown(
+            options=model_options(),
+            value=model,
+            description="Model",
+            layout=w.Layout(width="460px"),
+        )
+        self.device = w.ToggleButtons(
+            options=["cpu", "cuda"],
+            value=resolve_device(device).split(":")[0],
+            description="Device",
+            style={"button_width": "70px"},
+        )
         self.scheme = w.Dropdown(description="Scheme", layout=w.Layout(width="460px"))
-        self.context = w.BoundedIntText(value=context, min=1, max=1_048_576, step=256, description="Context",
-                                        layout=w.Layout(width="220px"))
-        self.force = w.Checkbox(value=False, description="force (skip the memory check)", indent=False)
+        self.context = w.BoundedIntText(
+            value=context,
+            min=1,
+            max=1_048_576,
+            step=256,
+            description="Context",
+            layout=w.Layout(width="220px"),
+        )
+        self.force = w.Checkbox(
+            value=False, description="force (skip the memory check)", indent=False
+        )
         self.availability = w.HTML()
         self.estimate_html = w.HTML()
         self.load_button = w.Button(description="Load", button_style="primary", icon="download")
-        self.progress = w.FloatProgress(value=0, min=0, max=1, layout=w.Layout(width="300px", visibility="hidden"))
+        self.progress = w.FloatProgress(
+            value=0, min=0, max=1, layout=w.Layout(width="300px", visibility="hidden")
+        )
         self.status = w.HTML()
         self.result_html = w.HTML()
         self._fill_schemes(scheme)
@@ -65,10 +105,18 @@ class ModelPicker(Background, w.VBox):
             c.observe(on_change, "value")
         self.device.observe(guarded(self.errors)(self._on_device), "value")
         self.load_button.on_click(lambda _: self.load())
-        super().__init__(children=[
-            self.model, w.HBox([self.scheme, self.device]), w.HBox([self.context, self.force]), self.availability,
-            self.estimate_html, w.HBox([self.load_button, self.progress, self.status]), self.result_html,
-            self.errors])
+        super().__init__(
+            children=[
+                self.model,
+                w.HBox([self.scheme, self.device]),
+                w.HBox([self.context, self.force]),
+                self.availability,
+                self.estimate_html,
+                w.HBox([self.load_button, self.progress, self.status]),
+                self.result_html,
+                self.errors,
+            ]
+        )
         self.add_class("llamalab-picker")
         on_change()
 
@@ -77,8 +125,10 @@ class ModelPicker(Background, w.VBox):
     def _fill_schemes(self, keep: str | None = None) -> None:
         """Scheme options for the chosen device; the ones that cannot run here say so in their label."""
         dev = self.device.value
-        opts = [(s if (s, dev) not in self.unavailable else f"{s} — not available on {dev}", s)
-                for s in llamalab.catalog.scheme_names()]
+        opts = [
+            (s if (s, dev) not in self.unavailable else f"{s} — not available on {dev}", s)
+            for s in llamalab.catalog.scheme_names()
+        ]
         current = keep or self.scheme.value
         self.scheme.options = opts
         self.scheme.value = current if current in {v for _, v in opts} else opts[0][1]
@@ -102,7 +152,9 @@ class ModelPicker(Background, w.VBox):
         budget = llamalab.hardware().budget_bytes(self.device.value)
         self.estimate_html.value = _estimate_html(est, budget, self.device.value)
         self.load_button.disabled = blocked or self.busy
-        self.load_button.tooltip = self.availability_text or "Load this model in a background thread"
+        self.load_button.tooltip = (
+            self.availability_text or "Load this model in a background thread"
+        )
 
     def _check_runnable(self) -> bool:
         """Show the library's SchemeUnavailable/BackendMissing message for this choice; True if blocked."""
@@ -120,7 +172,9 @@ class ModelPicker(Background, w.VBox):
     @property
     def estimate(self):
         """The library's estimate for the current choice (the one shown)."""
-        return llamalab.estimate(self.model.value, self.scheme.value, self.context.value, device=self.device.value)
+        return llamalab.estimate(
+            self.model.value, self.scheme.value, self.context.value, device=self.device.value
+        )
 
     # ---------------------------------------------------------------- loading
 
@@ -133,12 +187,20 @@ class ModelPicker(Background, w.VBox):
         launch(self, wait)
 
     def _start(self) -> None:
-        args = (self.model.value, self.scheme.value, self.device.value, self.context.value, self.force.value)
+        args = (
+            self.model.value,
+            self.scheme.value,
+            self.device.value,
+            self.context.value,
+            self.force.value,
+        )
         self._set_busy(True)
-        self.task = background(self, lambda task: self._load(*args), lambda: self._set_busy(False), "load")
+        self.task = background(
+            self, lambda task: self._load(*args), lambda: self._set_busy(False), "load"
+        )
 
     def _load(self, model, scheme, device, context, force) -> None:
-        if self.loaded is not None:       # free the old model first: two big models may not fit together
+        if self.loaded is not None:  # free the old model first: two big models may not fit together
             old, self.loaded = self.loaded, None
             old.stop()
             old.unload()
@@ -163,6 +225,7 @@ class ModelPicker(Background, w.VBox):
             grown = max(now - base[0], 0)
             self.progress.value = min(0.95, max(0.02, grown / max(weights, 1)))
             self.status.value = f"loading… {time.perf_counter() - t0:.1f} s · +{mb(grown)} so far"
+
         return report
 
     def _set_busy(self, busy: bool) -> None:
@@ -186,17 +249,27 @@ def _estimate_html(est, budget: int, device: str) -> str:
         rows.append({"part": "load peak", "size": gb(est.load_peak_bytes)})
     fits = est.fits(budget)
     where = "this machine's available RAM" if device == "cpu" else "free GPU memory"
-    verdict = (f"<span class='llamalab-fit' data-fits='{str(fits).lower()}'>"
-               f"{'✓ fits' if fits else '✗ does not fit'}: needs {gb(est.peak_bytes)}, "
-               f"{where} is {gb(budget)}</span>")
-    return (f"<div class='llamalab-estimate'>Estimate for context {est.context} "
-            f"({est.scheme}, {device}):{html_table(rows, {'part': None, 'size': None})}{verdict}</div>")
+    verdict = (
+        f"<span class='llamalab-fit' data-fits='{str(fits).lower()}'>"
+        f"{'✓ fits' if fits else '✗ does not fit'}: needs {gb(est.peak_bytes)}, "
+        f"{where} is {gb(budget)}</span>"
+    )
+    return (
+        f"<div class='llamalab-estimate'>Estimate for context {est.context} "
+        f"({est.scheme}, {device}):{html_table(rows, {'part': None, 'size': None})}{verdict}</div>"
+    )
 
 
 def _result_html(m: LoadedModel) -> str:
     d = m.to_dict()
-    row = {"load time": f"{m.load_s:.2f} s", "estimated weights": gb(d["estimated_weights_bytes"]),
-           "weights in memory (measured)": gb(m.weights_memory_bytes), "error": f"{m.estimate_error_pct:+.1f} %",
-           m.load_memory_kind: mb(m.load_memory_delta_bytes),
-           "peak while loading": f"{mb(m.load_peak_bytes)} (est. {mb(d['estimated_load_peak_bytes'])})"}
-    return "<div class='llamalab-load-result'>" + html_table([row], {k: None for k in row}) + "</div>"
+    row = {
+        "load time": f"{m.load_s:.2f} s",
+        "estimated weights": gb(d["estimated_weights_bytes"]),
+        "weights in memory (measured)": gb(m.weights_memory_bytes),
+        "error": f"{m.estimate_error_pct:+.1f} %",
+        m.load_memory_kind: mb(m.load_memory_delta_bytes),
+        "peak while loading": f"{mb(m.load_peak_bytes)} (est. {mb(d['estimated_load_peak_bytes'])})",
+    }
+    return (
+        "<div class='llamalab-load-result'>" + html_table([row], {k: None for k in row}) + "</div>"
+    )

@@ -6,6 +6,7 @@ decodes tokens. Stop ends the generation after the current token. After each cal
 token, decode tokens/s, tokens and peak memory — all measured by the library's `Generation`, labelled by
 the metrics vocabulary — and keeps a small history table.
 """
+
 from __future__ import annotations
 
 import ipywidgets as w
@@ -16,8 +17,20 @@ from ._common import Background, ErrorBox, Throttle, background, guarded, html_t
 from .monitor import LiveMonitor
 from .picker import ModelPicker
 
-COLUMNS = ("model", "scheme", "new_tokens", "ttft_s", "decode_tokens_per_s", "peak_memory_bytes", "finish_reason")
-FORMATS = {"ttft_s": "{:.0f}", "decode_tokens_per_s": "{:.1f}", "peak_memory_bytes": "{:.0f}"}  # after scale
+COLUMNS = (
+    "model",
+    "scheme",
+    "new_tokens",
+    "ttft_s",
+    "decode_tokens_per_s",
+    "peak_memory_bytes",
+    "finish_reason",
+)
+FORMATS = {
+    "ttft_s": "{:.0f}",
+    "decode_tokens_per_s": "{:.1f}",
+    "peak_memory_bytes": "{:.0f}",
+}  # after scale
 HISTORY_COLUMNS = {"#": None, "prompt": None, **dict.fromkeys(COLUMNS)}
 HISTORY_HEADERS = {k: metric(k).label for k in COLUMNS}
 DEFAULTS = Sampling()
@@ -29,43 +42,98 @@ class Playground(Background, w.VBox):
     `source` is a LoadedModel (local, or `llamalab.connect(...)` to a server), a ModelPicker (its current
     model is used at each Generate) or None (then call `set_model`)."""
 
-    def __init__(self, source: LoadedModel | ModelPicker | None = None, monitor: bool = True,
-                 prompt: str = "Explain in two sentences what a large language model is.",
-                 max_new_tokens: int = DEFAULTS.max_new_tokens, history_size: int = 10):
+    def __init__(
+        self,
+        source: LoadedModel | ModelPicker | None = None,
+        monitor: bool = True,
+        prompt: str = "Explain in two sentences what a large language model is.",
+        max_new_tokens: int = DEFAULTS.max_new_tokens,
+        history_size: int = 10,
+    ):
         self.source, self.history_size = source, history_size
         self.errors = ErrorBox()
         self.last: Generation | None = None
         self.history: list[dict] = []
         self.text = ""
-        self.mode = w.ToggleButtons(options=["chat", "plain"], value="chat", description="Mode",
-                                    style={"button_width": "70px"})
-        self.system = w.Textarea(value="You are a concise, helpful assistant.", description="System",
-                                 layout=w.Layout(width="98%", height="48px"))
-        self.prompt = w.Textarea(value=prompt, description="Prompt", layout=w.Layout(width="98%", height="72px"))
+        self.mode = w.ToggleButtons(
+            options=["chat", "plain"],
+            value="chat",
+            description="Mode",
+            style={"button_width": "70px"},
+        )
+        self.system = w.Textarea(
+            value="You are a concise, helpful assistant.",
+            description="System",
+            layout=w.Layout(width="98%", height="48px"),
+        )
+        self.prompt = w.Textarea(
+            value=prompt, description="Prompt", layout=w.Layout(width="98%", height="72px")
+        )
         wide = {"description_width": "90px"}
-        self.max_new_tokens = w.IntSlider(value=max_new_tokens, min=1, max=2048, description="Max tokens",
-                                          continuous_update=False, style=wide)
-        self.temperature = w.FloatSlider(value=DEFAULTS.temperature, min=0.0, max=2.0, step=0.05,
-                                         description="Temperature", continuous_update=False, style=wide)
-        self.top_p = w.FloatSlider(value=DEFAULTS.top_p, min=0.05, max=1.0, step=0.05, description="Top-p",
-                                   continuous_update=False, style=wide)
-        self.ignore_eos = w.Checkbox(value=False, description="ignore end of sequence (always run to max tokens)",
-                                     indent=False, layout=w.Layout(width="auto"))
+        self.max_new_tokens = w.IntSlider(
+            value=max_new_tokens,
+            min=1,
+            max=2048,
+            description="Max tokens",
+            continuous_update=False,
+            style=wide,
+        )
+        self.temperature = w.FloatSlider(
+            value=DEFAULTS.temperature,
+            min=0.0,
+            max=2.0,
+            step=0.05,
+            description="Temperature",
+            continuous_update=False,
+            style=wide,
+        )
+        self.top_p = w.FloatSlider(
+            value=DEFAULTS.top_p,
+            min=0.05,
+            max=1.0,
+            step=0.05,
+            description="Top-p",
+            continuous_update=False,
+            style=wide,
+        )
+        self.ignore_eos = w.Checkbox(
+            value=False,
+            description="ignore end of sequence (always run to max tokens)",
+            indent=False,
+            layout=w.Layout(width="auto"),
+        )
         self.generate_button = w.Button(description="Generate", button_style="primary", icon="play")
-        self.stop_button = w.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
+        self.stop_button = w.Button(
+            description="Stop", button_style="danger", icon="stop", disabled=True
+        )
         self.state = w.HTML(value="<span class='llamalab-state'>idle</span>")
         self.output = w.HTML(value=pre(""))
         self.stats = w.HTML()
         self.history_html = w.HTML()
-        self.live = LiveMonitor(title="Memory and speed during generation", height=260) if monitor else None
-        self.mode.observe(lambda ch: setattr(self.system.layout, "display", None if ch.new == "chat" else "none"),
-                          "value")
+        self.live = (
+            LiveMonitor(title="Memory and speed during generation", height=260) if monitor else None
+        )
+        self.mode.observe(
+            lambda ch: setattr(self.system.layout, "display", None if ch.new == "chat" else "none"),
+            "value",
+        )
         self.generate_button.on_click(lambda _: self.generate())
         self.stop_button.on_click(guarded(self.errors)(lambda _: self.stop()))
-        super().__init__(children=[
-            self.mode, self.system, self.prompt, w.HBox([self.max_new_tokens, self.ignore_eos]),
-            w.HBox([self.temperature, self.top_p]), w.HBox([self.generate_button, self.stop_button, self.state]),
-            self.errors, self.output, self.stats, *([self.live] if self.live else []), self.history_html])
+        super().__init__(
+            children=[
+                self.mode,
+                self.system,
+                self.prompt,
+                w.HBox([self.max_new_tokens, self.ignore_eos]),
+                w.HBox([self.temperature, self.top_p]),
+                w.HBox([self.generate_button, self.stop_button, self.state]),
+                self.errors,
+                self.output,
+                self.stats,
+                *([self.live] if self.live else []),
+                self.history_html,
+            ]
+        )
         self.add_class("llamalab-playground")
 
     # ---------------------------------------------------------------- model
@@ -77,8 +145,11 @@ class Playground(Background, w.VBox):
     def loaded(self) -> LoadedModel:
         m = self.source.loaded if isinstance(self.source, ModelPicker) else self.source
         if m is None or not m.is_loaded:
-            raise InvalidSetting("No model is loaded.", "Press Load in the model picker first, or pass a "
-                                 "LoadedModel: Playground(llamalab.load()).")
+            raise InvalidSetting(
+                "No model is loaded.",
+                "Press Load in the model picker first, or pass a "
+                "LoadedModel: Playground(llamalab.load()).",
+            )
         return m
 
     # ---------------------------------------------------------------- actions
@@ -91,7 +162,9 @@ class Playground(Background, w.VBox):
         loaded, kwargs = self.loaded, self._kwargs()
         self.text = ""
         self._set_busy(True)
-        self.task = background(self, lambda task: self._run(task, loaded, kwargs), self._finish, "generate")
+        self.task = background(
+            self, lambda task: self._run(task, loaded, kwargs), self._finish, "generate"
+        )
 
     def stop(self) -> None:
         """What the Stop button does: end the generation after the current token."""
@@ -102,10 +175,18 @@ class Playground(Background, w.VBox):
     def _kwargs(self) -> dict:
         n = self.max_new_tokens.value
         chat = self.mode.value == "chat"
-        sampling = Sampling(max_new_tokens=n, temperature=self.temperature.value, top_p=self.top_p.value,
-                            min_new_tokens=n if self.ignore_eos.value else 0)
-        return dict(prompt_or_messages=self.prompt.value, sampling=sampling, chat=chat,
-                    system=self.system.value.strip() or None if chat else None)
+        sampling = Sampling(
+            max_new_tokens=n,
+            temperature=self.temperature.value,
+            top_p=self.top_p.value,
+            min_new_tokens=n if self.ignore_eos.value else 0,
+        )
+        return dict(
+            prompt_or_messages=self.prompt.value,
+            sampling=sampling,
+            chat=chat,
+            system=self.system.value.strip() or None if chat else None,
+        )
 
     def _run(self, task: Task, loaded: LoadedModel, kwargs: dict) -> None:
         show = Throttle(lambda text: setattr(self.output, "value", pre(text)), interval=0.05)
@@ -129,16 +210,27 @@ class Playground(Background, w.VBox):
 
     def _record(self, gen: Generation, prompt: str) -> None:
         self.stats.value = _stats_html(gen)
-        shown = {k: FORMATS[k].format(metric(k).show(v)) if k in FORMATS and v is not None else v
-                 for k, v in gen.to_dict().items()}
-        row = {**shown, "#": len(self.history) + 1, "prompt": prompt[:40] + ("…" if len(prompt) > 40 else "")}
+        shown = {
+            k: FORMATS[k].format(metric(k).show(v)) if k in FORMATS and v is not None else v
+            for k, v in gen.to_dict().items()
+        }
+        row = {
+            **shown,
+            "#": len(self.history) + 1,
+            "prompt": prompt[:40] + ("…" if len(prompt) > 40 else ""),
+        }
         self.history.append(row)
-        self.history_html.value = html_table(self.history[-self.history_size:][::-1], HISTORY_COLUMNS,
-                                              HISTORY_HEADERS)
+        self.history_html.value = html_table(
+            self.history[-self.history_size :][::-1], HISTORY_COLUMNS, HISTORY_HEADERS
+        )
 
     def _finish(self) -> None:
         self._set_busy(False)
-        reason = self.last.finish_reason if self.last is not None and self.errors.error is None else "idle"
+        reason = (
+            self.last.finish_reason
+            if self.last is not None and self.errors.error is None
+            else "idle"
+        )
         self.state.value = f"<span class='llamalab-state'>{reason}</span>"
 
     def _set_busy(self, busy: bool) -> None:
@@ -152,7 +244,9 @@ class Playground(Background, w.VBox):
 
 def _stats_html(g: Generation) -> str:
     peak = "—" if g.peak_memory_bytes is None else f"{g.peak_memory_bytes / 1e6:.0f} MB"
-    return (f"<div class='llamalab-stats'>TTFT <b>{g.ttft_s * 1e3:.0f} ms</b> · decode "
-            f"<b>{g.decode_tokens_per_s:.1f} tokens/s</b> · <b>{g.new_tokens}</b> tokens "
-            f"(prompt {g.prompt_tokens}) · peak memory <b>{peak}</b> "
-            f"<span title='{g.peak_memory_kind}'>({g.peak_memory_kind})</span> · finish: {g.finish_reason}</div>")
+    return (
+        f"<div class='llamalab-stats'>TTFT <b>{g.ttft_s * 1e3:.0f} ms</b> · decode "
+        f"<b>{g.decode_tokens_per_s:.1f} tokens/s</b> · <b>{g.new_tokens}</b> tokens "
+        f"(prompt {g.prompt_tokens}) · peak memory <b>{peak}</b> "
+        f"<span title='{g.peak_memory_kind}'>({g.peak_memory_kind})</span> · finish: {g.finish_reason}</div>"
+    )

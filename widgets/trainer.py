@@ -3,6 +3,7 @@ Resume, live curves (batched ≤ 4 Hz, re-synced at the end), before/after outpu
 
     panel = TrainerPanel(loaded, data="house-format"); display(panel)
 Everything it does is `llamalab.finetune(...)`, `run.stop()`, `run.resume()`, `loaded.generate(...)`."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -33,7 +34,9 @@ class TrainerPanel(Background, w.VBox):
         self.prompts = prompts or [c[:-1] for c in conversations("house-format-heldout")[:3]]
         self.errors = ErrorBox()
         self.controls = self._controls({"method": "lora", **defaults})
-        self.train_b, self.stop_b, self.resume_b = (w.Button(description=d) for d in ("Train", "Stop", "Resume"))
+        self.train_b, self.stop_b, self.resume_b = (
+            w.Button(description=d) for d in ("Train", "Stop", "Resume")
+        )
         self.stop_b.disabled = self.resume_b.disabled = True
         self.train_b.on_click(guarded(self.errors)(lambda _: self.train()))
         self.stop_b.on_click(guarded(self.errors)(lambda _: self.stop()))
@@ -43,20 +46,38 @@ class TrainerPanel(Background, w.VBox):
         self.outputs = w.HTML()
         self.before: list[str] = []
         data_box = w.HTML(preview(data).to_html(index=False))
-        super().__init__(children=[w.Accordion([data_box], titles=("Data preview",)),
-                                   w.HBox(list(self.controls.values())[:4]), w.HBox(list(self.controls.values())[4:]),
-                                   w.HBox([self.train_b, self.stop_b, self.resume_b]), self.errors, self.figure,
-                                   self.status, self.outputs])
+        super().__init__(
+            children=[
+                w.Accordion([data_box], titles=("Data preview",)),
+                w.HBox(list(self.controls.values())[:4]),
+                w.HBox(list(self.controls.values())[4:]),
+                w.HBox([self.train_b, self.stop_b, self.resume_b]),
+                self.errors,
+                self.figure,
+                self.status,
+                self.outputs,
+            ]
+        )
 
     def _controls(self, defaults: dict) -> dict:
         fields = {f.name: f for f in dataclasses.fields(FinetuneSettings)}
-        out = {"method": w.Dropdown(options=method_names(), value=defaults["method"], description="method",
-                                    tooltip=" · ".join(f"{m}: {method(m).help}" for m in method_names()))}
+        out = {
+            "method": w.Dropdown(
+                options=method_names(),
+                value=defaults["method"],
+                description="method",
+                tooltip=" · ".join(f"{m}: {method(m).help}" for m in method_names()),
+            )
+        }
         for name in SHOWN[1:]:
             f, value = fields[name], defaults.get(name, fields[name].default)
             kind = {int: w.IntText, float: w.FloatText}.get(type(value), w.Text)
-            out[name] = kind(value=value, description=name, tooltip=f.metadata["help"],
-                             layout=w.Layout(width="220px"))
+            out[name] = kind(
+                value=value,
+                description=name,
+                tooltip=f.metadata["help"],
+                layout=w.Layout(width="220px"),
+            )
         return out
 
     def settings(self) -> dict:
@@ -71,7 +92,9 @@ class TrainerPanel(Background, w.VBox):
 
         def job(task):
             self.before = [self.loaded.generate(p, max_new_tokens=24).text for p in self.prompts]
-            self.run = finetune(self.loaded, self.data, self.controls["method"].value, **self.settings())
+            self.run = finetune(
+                self.loaded, self.data, self.controls["method"].value, **self.settings()
+            )
             self._follow()
 
         self._busy(True)
@@ -122,8 +145,10 @@ class TrainerPanel(Background, w.VBox):
             return "<i>idle</i>"
         h = r.history
         loss = f" · loss {h.loss.iloc[-1]:.3f}" if len(h) else ""
-        return (f"{r.status} · step {r.step}/{r.total_steps}{loss} · trainable {r.trainable_params:,} of "
-                f"{r.total_params:,}")
+        return (
+            f"{r.status} · step {r.step}/{r.total_steps}{loss} · trainable {r.trainable_params:,} of "
+            f"{r.total_params:,}"
+        )
 
     def _finished(self) -> None:
         self.push(final=True)
@@ -140,7 +165,11 @@ class TrainerPanel(Background, w.VBox):
 
 def _side_by_side(prompts, before, after) -> str:
     cell = "<td style='white-space:pre-wrap;vertical-align:top;padding:4px'>{}</td>"
-    rows = "".join("<tr>" + "".join(cell.format(html.escape(x)) for x in (p[-1]["content"], b, a)) + "</tr>"
-                   for p, b, a in zip(prompts, before, after))
-    return ("<table class='llamalab-before-after'><tr><th>prompt</th><th>before</th><th>after</th></tr>"
-            f"{rows}</table>")
+    rows = "".join(
+        "<tr>" + "".join(cell.format(html.escape(x)) for x in (p[-1]["content"], b, a)) + "</tr>"
+        for p, b, a in zip(prompts, before, after)
+    )
+    return (
+        "<table class='llamalab-before-after'><tr><th>prompt</th><th>before</th><th>after</th></tr>"
+        f"{rows}</table>"
+    )

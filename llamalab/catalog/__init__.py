@@ -4,23 +4,43 @@ Adding a model, scheme or GPU is a data edit; this module only gives the data a 
 (`models()`, `schemes()`, `gpus()`) are DataFrames, one row per entry; lookups (`card()`, `scheme()`,
 `gpu()`) return the typed object; `*_names()` list the names. Pure Python (no torch).
 """
+
 from __future__ import annotations
 
 import json
 import os
 import tomllib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from functools import cache
 from pathlib import Path
-from typing import Callable
 
 from ..core.errors import InvalidSetting, UnknownHardware, UnknownModel, UnknownScheme
 from ..core.hardware import GPU
 from .architecture import config_fields, count_params, linear_shapes
 
-__all__ = ["ModelCard", "Scheme", "GPU", "card", "card_from_config", "card_from_gguf", "scheme", "schemes",
-           "scheme_names", "register_scheme", "gpu", "gpus", "gpu_names", "models", "model_names", "read",
-           "count_params", "linear_shapes", "GGUF_FILE_TYPES", "SHORT_NAMES"]
+__all__ = [
+    "GGUF_FILE_TYPES",
+    "GPU",
+    "SHORT_NAMES",
+    "ModelCard",
+    "Scheme",
+    "card",
+    "card_from_config",
+    "card_from_gguf",
+    "count_params",
+    "gpu",
+    "gpu_names",
+    "gpus",
+    "linear_shapes",
+    "model_names",
+    "models",
+    "read",
+    "register_scheme",
+    "scheme",
+    "scheme_names",
+    "schemes",
+]
 
 HERE = Path(__file__).parent
 
@@ -28,6 +48,7 @@ HERE = Path(__file__).parent
 @dataclass(frozen=True)
 class ModelCard:
     """Architecture and provenance of one model (numbers from its published config.json)."""
+
     name: str
     display: str
     family: str
@@ -55,9 +76,11 @@ class ModelCard:
     chat: bool = False
     aliases: tuple[str, ...] = ()
     source: str = ""
-    variant: str = "base"   # "instruct" when asked for by an instruct name or id
-    local_path: str = ""    # set for cards read from a local folder
-    gguf_type: str = ""     # weight type of the model's own GGUF file (a .gguf card, the embedded model)
+    variant: str = "base"  # "instruct" when asked for by an instruct name or id
+    local_path: str = ""  # set for cards read from a local folder
+    gguf_type: str = (
+        ""  # weight type of the model's own GGUF file (a .gguf card, the embedded model)
+    )
 
     @property
     def is_moe(self) -> bool:
@@ -66,7 +89,11 @@ class ModelCard:
     @property
     def repo(self) -> str:
         """The Hub repo to load: the instruct one when that variant was asked for."""
-        return self.hub_id_instruct if self.variant == "instruct" and self.hub_id_instruct else self.hub_id
+        return (
+            self.hub_id_instruct
+            if self.variant == "instruct" and self.hub_id_instruct
+            else self.hub_id
+        )
 
     @property
     def embedding_params(self) -> int:
@@ -82,6 +109,7 @@ class ModelCard:
 @dataclass(frozen=True)
 class Scheme:
     """How a weight is stored: bits, grouping and the backend that runs it on each device."""
+
     name: str
     family: str
     bits: float
@@ -93,9 +121,11 @@ class Scheme:
     rank: int = 0
     kv_bytes: int = 2
     embeddings: str = "keep"
-    quantized_at: str = "none"   # "none" (float, cast at load), "load" (quantized while loading), "file"
-    made_by: str = ""            # the quantize() method that makes its checkpoints ("gptq", "awq")
-    dtype: str = ""              # a float scheme's torch dtype name
+    quantized_at: str = (
+        "none"  # "none" (float, cast at load), "load" (quantized while loading), "file"
+    )
+    made_by: str = ""  # the quantize() method that makes its checkpoints ("gptq", "awq")
+    dtype: str = ""  # a float scheme's torch dtype name
     vllm_quantization: str = ""  # vLLM's --quantization for it, where it has one
     aliases: tuple[str, ...] = ()
     devices: dict = field(default_factory=dict, hash=False, compare=False)
@@ -162,9 +192,11 @@ def card(name: str | os.PathLike | ModelCard) -> ModelCard:
     if isinstance(name, ModelCard):
         return name
     if not isinstance(name, (str, os.PathLike)) or not str(name).strip():
-        raise InvalidSetting(f"model={name!r} is not a model name.",
-                             "Pass a catalog name such as 'llama-3.1-8b', a Hub id, a local folder or a .gguf file; "
-                             "`llamalab.models()` lists the catalog.")
+        raise InvalidSetting(
+            f"model={name!r} is not a model name.",
+            "Pass a catalog name such as 'llama-3.1-8b', a Hub id, a local folder or a .gguf file; "
+            "`llamalab.models()` lists the catalog.",
+        )
     key = str(name).strip().lower()
     if key in _index():
         c = _cards()[_index()[key]]
@@ -185,7 +217,7 @@ def _local(name) -> Path | None:
         path = Path(name).expanduser()
         if path.joinpath("config.json").is_file() or (path.suffix == ".gguf" and path.is_file()):
             return path
-    except (OSError, RuntimeError):     # a name too long for a path, or ~user that does not exist
+    except (OSError, RuntimeError):  # a name too long for a path, or ~user that does not exist
         pass
     return None
 
@@ -201,47 +233,90 @@ def card_from_config(folder: Path) -> ModelCard:
         cfg = json.loads((folder / "config.json").read_text())
         fields = config_fields(cfg)
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
-        raise InvalidSetting(f"{folder / 'config.json'} is not a readable model config ({type(e).__name__}: {e}).",
-                             "Point at a Hugging Face checkpoint folder whose config.json names hidden_size, "
-                             "num_attention_heads, num_hidden_layers and vocab_size.") from None
-    c = ModelCard(name=folder.name, display=folder.name, family=cfg.get("model_type", "local"), **fields,
-                  chat=(folder / "chat_template.jinja").exists() or "chat_template" in _tokenizer_config(folder),
-                  local_path=str(folder), source=f"config.json in {folder}", params=0, active_params=0)
+        raise InvalidSetting(
+            f"{folder / 'config.json'} is not a readable model config ({type(e).__name__}: {e}).",
+            "Point at a Hugging Face checkpoint folder whose config.json names hidden_size, "
+            "num_attention_heads, num_hidden_layers and vocab_size.",
+        ) from None
+    c = ModelCard(
+        name=folder.name,
+        display=folder.name,
+        family=cfg.get("model_type", "local"),
+        **fields,
+        chat=(folder / "chat_template.jinja").exists()
+        or "chat_template" in _tokenizer_config(folder),
+        local_path=str(folder),
+        source=f"config.json in {folder}",
+        params=0,
+        active_params=0,
+    )
     return replace(c, params=count_params(c), active_params=count_params(c, active=True))
 
 
 def card_from_gguf(path: Path) -> ModelCard:
     """A card for a local .gguf file, read from its metadata; params are its tensors' element count."""
     from gguf import GGUFReader
+
     try:
         r = GGUFReader(path)
     except (OSError, ValueError) as e:
-        raise InvalidSetting(f"{path} is not a readable GGUF file ({e}).",
-                             "Pass a .gguf written by llama.cpp (or llamalab.convert_gguf).") from None
-    meta = lambda key, default=None: r.fields[key].contents() if key in r.fields else default  # noqa: E731
+        raise InvalidSetting(
+            f"{path} is not a readable GGUF file ({e}).",
+            "Pass a .gguf written by llama.cpp (or llamalab.convert_gguf).",
+        ) from None
+    meta = lambda key, default=None: r.fields[key].contents() if key in r.fields else default
     arch = meta("general.architecture")
-    a = lambda key, default=None: meta(f"{arch}.{key}", default)  # noqa: E731
+    a = lambda key, default=None: meta(f"{arch}.{key}", default)
     hidden, heads = a("embedding_length"), a("attention.head_count")
     params = sum(int(t.n_elements) for t in r.tensors)
     vocab = a("vocab_size") or len(r.fields["tokenizer.ggml.tokens"].data)
     c = ModelCard(
-        name=path.stem, display=meta("general.name", path.stem), family=arch, layers=a("block_count"),
-        hidden=hidden, intermediate=a("feed_forward_length", 4 * hidden), heads=heads,
-        kv_heads=a("attention.head_count_kv", heads), head_dim=a("attention.key_length", hidden // heads),
-        vocab=vocab, context=a("context_length", 2048),
+        name=path.stem,
+        display=meta("general.name", path.stem),
+        family=arch,
+        layers=a("block_count"),
+        hidden=hidden,
+        intermediate=a("feed_forward_length", 4 * hidden),
+        heads=heads,
+        kv_heads=a("attention.head_count_kv", heads),
+        head_dim=a("attention.key_length", hidden // heads),
+        vocab=vocab,
+        context=a("context_length", 2048),
         tied_embeddings=not any(t.name == "output.weight" for t in r.tensors),
-        experts=a("expert_count", 0), experts_active=a("expert_used_count", 0),
-        chat="tokenizer.chat_template" in r.fields, local_path=str(path), source=f"GGUF metadata of {path}",
-        params=params, active_params=params, gguf_type=_gguf_type(meta("general.file_type")))
+        experts=a("expert_count", 0),
+        experts_active=a("expert_used_count", 0),
+        chat="tokenizer.chat_template" in r.fields,
+        local_path=str(path),
+        source=f"GGUF metadata of {path}",
+        params=params,
+        active_params=params,
+        gguf_type=_gguf_type(meta("general.file_type")),
+    )
     if c.is_moe:
         c = replace(c, active_params=params * count_params(c, active=True) // count_params(c))
     return c
 
 
 # llama.cpp's general.file_type (enum llama_ftype) → the catalog's scheme names.
-GGUF_FILE_TYPES = {0: "f32", 1: "f16", 2: "q4_0", 3: "q4_1", 7: "q8_0", 8: "q5_0", 9: "q5_1", 10: "q2_k",
-                   11: "q3_k_s", 12: "q3_k_m", 13: "q3_k_l", 14: "q4_k_s", 15: "q4_k_m", 16: "q5_k_s",
-                   17: "q5_k_m", 18: "q6_k", 32: "bf16"}
+GGUF_FILE_TYPES = {
+    0: "f32",
+    1: "f16",
+    2: "q4_0",
+    3: "q4_1",
+    7: "q8_0",
+    8: "q5_0",
+    9: "q5_1",
+    10: "q2_k",
+    11: "q3_k_s",
+    12: "q3_k_m",
+    13: "q3_k_l",
+    14: "q4_k_s",
+    15: "q4_k_m",
+    16: "q5_k_s",
+    17: "q5_k_m",
+    18: "q6_k",
+    32: "bf16",
+}
 
 
 def _gguf_type(raw) -> str:
@@ -264,8 +339,12 @@ def _schemes() -> dict[str, Scheme]:
 
 
 # Short names a learner types; the aliases in schemes.toml say what each means.
-SHORT_NAMES = {"gptq": "gptq-4bit", "awq": "awq-4bit", "gguf": "the weight type of the model's own GGUF file",
-               "gguf-q4_k_m": "q4_k_m (gguf-<type> names any GGUF type)"}
+SHORT_NAMES = {
+    "gptq": "gptq-4bit",
+    "awq": "awq-4bit",
+    "gguf": "the weight type of the model's own GGUF file",
+    "gguf-q4_k_m": "q4_k_m (gguf-<type> names any GGUF type)",
+}
 
 
 def scheme(name: str | Scheme, model: str | os.PathLike | ModelCard | None = None) -> Scheme:
@@ -274,14 +353,19 @@ def scheme(name: str | Scheme, model: str | os.PathLike | ModelCard | None = Non
     if isinstance(name, Scheme):
         return name
     if not isinstance(name, str):
-        raise InvalidSetting(f"scheme={name!r} is not a scheme name.",
-                             f"Pass one of: {', '.join(_schemes())} (short names: {', '.join(SHORT_NAMES)}).")
+        raise InvalidSetting(
+            f"scheme={name!r} is not a scheme name.",
+            f"Pass one of: {', '.join(_schemes())} (short names: {', '.join(SHORT_NAMES)}).",
+        )
     key = name.strip().lower()
     if key == "gguf":
         return _own_gguf(model)
-    for known in (_schemes, _all_schemes):       # plugins are looked for only when the catalog has no such name
+    for known in (
+        _schemes,
+        _all_schemes,
+    ):  # plugins are looked for only when the catalog has no such name
         for s in known().values():
-            if key == s.name or key in s.aliases or key == f"gguf-{s.name}" and s.is_gguf:
+            if key == s.name or key in s.aliases or (key == f"gguf-{s.name}" and s.is_gguf):
                 return s
     raise UnknownScheme(name, list(_all_schemes()), SHORT_NAMES)
 
@@ -290,9 +374,12 @@ def _own_gguf(model) -> Scheme:
     c = card(model) if model is not None else None
     if c is None or not c.gguf_type:
         what = f"{c.name} has none" if c else "no model was given"
-        raise InvalidSetting(f"scheme='gguf' means the weight type of the model's own GGUF file, and {what}.",
-                             "Name a GGUF type instead: " + ", ".join(n for n, s in _schemes().items() if s.is_gguf)
-                             + "; or load a .gguf file (or model='default', a Q4_1 GGUF) with scheme='gguf'.")
+        raise InvalidSetting(
+            f"scheme='gguf' means the weight type of the model's own GGUF file, and {what}.",
+            "Name a GGUF type instead: "
+            + ", ".join(n for n, s in _schemes().items() if s.is_gguf)
+            + "; or load a .gguf file (or model='default', a Q4_1 GGUF) with scheme='gguf'.",
+        )
     return scheme(c.gguf_type)
 
 
@@ -331,19 +418,37 @@ def schemes():
     """Every scheme (schemes.toml's, then plugin schemes) as a DataFrame: name, family, bits, bits per weight,
     rank, where it is quantized, help."""
     import pandas as pd
-    return pd.DataFrame([{"name": s.name, "family": s.family, "bits": s.bits,
-                          "bits_per_weight": round(s.bits_per_weight(), 3), "rank": s.rank,
-                          "quantized_at": s.quantized_at, "aliases": ", ".join(s.aliases), "help": s.help}
-                         for s in _all_schemes().values()])
+
+    return pd.DataFrame(
+        [
+            {
+                "name": s.name,
+                "family": s.family,
+                "bits": s.bits,
+                "bits_per_weight": round(s.bits_per_weight(), 3),
+                "rank": s.rank,
+                "quantized_at": s.quantized_at,
+                "aliases": ", ".join(s.aliases),
+                "help": s.help,
+            }
+            for s in _all_schemes().values()
+        ]
+    )
 
 
 @cache
 def _gpus() -> dict[str, GPU]:
     out = {}
     for g in read("hardware.toml")["gpu"]:
-        out[g["name"]] = GPU(name=g["name"], display=g["display"], memory_bytes=int(g["memory_gb"] * 1e9),
-                                bandwidth_bytes_s=g["bandwidth_gb_s"] * 1e9, kind="gpu",
-                                bf16_tflops=g.get("bf16_tflops", 0.0), source=g.get("source", ""))
+        out[g["name"]] = GPU(
+            name=g["name"],
+            display=g["display"],
+            memory_bytes=int(g["memory_gb"] * 1e9),
+            bandwidth_bytes_s=g["bandwidth_gb_s"] * 1e9,
+            kind="gpu",
+            bf16_tflops=g.get("bf16_tflops", 0.0),
+            source=g.get("source", ""),
+        )
     return out
 
 
@@ -355,13 +460,16 @@ def gpu_names() -> list[str]:
 def gpus():
     """The catalog's GPUs as a DataFrame: name, display, memory, bandwidth, BF16 TFLOPS, source."""
     import pandas as pd
+
     return pd.DataFrame([asdict(g) for g in _gpus().values()])
 
 
 def gpu(name: str) -> GPU:
     """A catalog GPU by name ('h100-80gb') or display name ('H100 80GB')."""
     if not isinstance(name, str):
-        raise InvalidSetting(f"gpu={name!r} is not a GPU name.", f"Pass one of: {', '.join(_gpus())}.")
+        raise InvalidSetting(
+            f"gpu={name!r} is not a GPU name.", f"Pass one of: {', '.join(_gpus())}."
+        )
     key = name.strip().lower().replace(" ", "-")
     for g in _gpus().values():
         if key in (g.name, g.display.lower().replace(" ", "-")):
@@ -377,6 +485,7 @@ def model_names() -> list[str]:
 def models():
     """The catalog as a pandas DataFrame, one row per model."""
     import pandas as pd
+
     rows = []
     for c in _cards().values():
         d = c.to_dict()

@@ -44,8 +44,10 @@ def method_names() -> list[str]:
 def method(name: str) -> Method:
     """The method called `name` ('lora', 'qlora', 'full', 'dora'); InvalidSetting lists them otherwise."""
     if name not in _methods():
-        raise InvalidSetting(f"method={name!r} is not a fine-tuning method.",
-                             f"Use one of: {', '.join(map(repr, _methods()))}.")
+        raise InvalidSetting(
+            f"method={name!r} is not a fine-tuning method.",
+            f"Use one of: {', '.join(map(repr, _methods()))}.",
+        )
     return _methods()[name]
 
 
@@ -54,7 +56,9 @@ def _cells() -> list[dict]:
 
 
 def _row(method_name: str, scheme_name: str) -> dict | None:
-    return next((c for c in _cells() if c["method"] == method_name and scheme_name in c["schemes"]), None)
+    return next(
+        (c for c in _cells() if c["method"] == method_name and scheme_name in c["schemes"]), None
+    )
 
 
 def cell(method_name: str, scheme_name: str, device: str) -> tuple[bool, str]:
@@ -87,8 +91,12 @@ def check(method_name: str, scheme_name: str, device: str) -> None:
         return
     where = [d for d in DEVICES if cell(method_name, scheme_name, d)[0]]
     runs = f"; it runs on {' and '.join(where).upper()}" if where else ""
-    raise SchemeUnavailable(scheme_name, device.split(":")[0], f"{method_name} training over {scheme_name}: "
-                            f"{reason}{runs}", method(method_name).base)
+    raise SchemeUnavailable(
+        scheme_name,
+        device.split(":")[0],
+        f"{method_name} training over {scheme_name}: {reason}{runs}",
+        method(method_name).base,
+    )
 
 
 def table():
@@ -100,14 +108,24 @@ def table():
         for s in c["schemes"]:
             for dev in DEVICES:
                 ok, reason = cell(c["method"], s, dev)
-                rows.append({"method": c["method"], "scheme": s, "device": dev, "available": ok, "reason": reason,
-                             "help": c.get("help") or method(c["method"]).help})
+                rows.append(
+                    {
+                        "method": c["method"],
+                        "scheme": s,
+                        "device": dev,
+                        "available": ok,
+                        "reason": reason,
+                        "help": c.get("help") or method(c["method"]).help,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
 def _why_not(method_name: str, scheme_name: str) -> str:
     bases = sorted({s for c in _cells() if c["method"] == method_name for s in c["schemes"]})
     if scheme(scheme_name).is_gguf:
-        return (f"{scheme_name} is a llama.cpp GGUF format, which torch cannot train; fine-tune a float or nf4 "
-                f"base and export the result to GGUF")
+        return (
+            f"{scheme_name} is a llama.cpp GGUF format, which torch cannot train; fine-tune a float or nf4 "
+            f"base and export the result to GGUF"
+        )
     return f"the kit trains {method_name} over {', '.join(bases)} only"

@@ -3,6 +3,7 @@
 Every error carries `.message` (what happened) and `.fix` (the next step), so a widget can
 show both inline and a learner never has to read a traceback.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -21,18 +22,25 @@ class UnknownModel(LlamalabError, LookupError):
         self.name = name
         self.matches = difflib.get_close_matches(name.lower(), known, n=3, cutoff=0.5)
         hint = f"Did you mean {', '.join(self.matches)}? " if self.matches else ""
-        super().__init__(f"Unknown model {name!r}.",
-                         f"{hint}`llamalab.models()` lists the catalog; a local folder with a config.json works too.")
+        super().__init__(
+            f"Unknown model {name!r}.",
+            f"{hint}`llamalab.models()` lists the catalog; a local folder with a config.json works too.",
+        )
 
 
 class UnknownScheme(LlamalabError, ValueError):
     def __init__(self, name: str, known: list[str], short: dict[str, str] | None = None):
         self.name = name
-        self.matches = difflib.get_close_matches(name.lower(), [*known, *(short or {})], n=3, cutoff=0.4)
+        self.matches = difflib.get_close_matches(
+            name.lower(), [*known, *(short or {})], n=3, cutoff=0.4
+        )
         hint = f"Did you mean {', '.join(self.matches)}? " if self.matches else ""
         names = "; ".join(f"{k} = {v}" for k, v in (short or {}).items())
-        super().__init__(f"Unknown scheme {name!r}.",
-                         f"{hint}Known schemes: {', '.join(known)}." + (f" Short names: {names}." if names else ""))
+        super().__init__(
+            f"Unknown scheme {name!r}.",
+            f"{hint}Known schemes: {', '.join(known)}."
+            + (f" Short names: {names}." if names else ""),
+        )
 
 
 class UnknownHardware(LlamalabError, LookupError):
@@ -48,8 +56,17 @@ class InvalidSetting(LlamalabError, ValueError):
 
 class SchemeUnavailable(LlamalabError):
     def __init__(self, scheme: str, device: str, reason: str, alternative: str | None = None):
-        self.scheme, self.device, self.reason, self.alternative = scheme, device, reason, alternative
-        fix = f"Try scheme={alternative!r} on {device}." if alternative else "Pick another scheme or device."
+        self.scheme, self.device, self.reason, self.alternative = (
+            scheme,
+            device,
+            reason,
+            alternative,
+        )
+        fix = (
+            f"Try scheme={alternative!r} on {device}."
+            if alternative
+            else "Pick another scheme or device."
+        )
         super().__init__(f"Scheme {scheme!r} cannot run on {device}: {reason}", fix)
 
 
@@ -64,23 +81,33 @@ class BackendMissing(LlamalabError, ImportError):
 
     def __init__(self, package: str, install: str, why: str = ""):
         self.package, self.install = package, install
-        super().__init__(f"The {package} package is not installed{': ' + why if why else ''}.",
-                         f"Install it with: {install}")
+        super().__init__(
+            f"The {package} package is not installed{': ' + why if why else ''}.",
+            f"Install it with: {install}",
+        )
 
 
 class NotEnoughMemory(LlamalabError, MemoryError):
     def __init__(self, needed: int, available: int, where: str, suggestion: str | None = None):
-        self.needed, self.available, self.where, self.suggestion = needed, available, where, suggestion
+        self.needed, self.available, self.where, self.suggestion = (
+            needed,
+            available,
+            where,
+            suggestion,
+        )
         fix = f"Scheme {suggestion!r} is estimated to fit. " if suggestion else ""
         super().__init__(
             f"Estimated {needed / 1e9:.2f} GB needed but only {available / 1e9:.2f} GB available on {where}.",
-            fix + "Use a smaller scheme or context, free memory, or pass force=True to try anyway.")
+            fix + "Use a smaller scheme or context, free memory, or pass force=True to try anyway.",
+        )
 
 
 class ModelNotCached(LlamalabError):
     def __init__(self, model: str, how: str):
         self.model = model
-        super().__init__(f"Model {model!r} is not in the local cache and this session is offline.", how)
+        super().__init__(
+            f"Model {model!r} is not in the local cache and this session is offline.", how
+        )
 
 
 class PromptTooLong(LlamalabError, ValueError):
@@ -89,7 +116,8 @@ class PromptTooLong(LlamalabError, ValueError):
         super().__init__(
             f"Prompt is {prompt_tokens} tokens; with max_new_tokens={max_new_tokens} that exceeds the "
             f"model's context of {limit} tokens.",
-            f"Shorten the prompt to at most {max(limit - max_new_tokens, 0)} tokens or lower max_new_tokens.")
+            f"Shorten the prompt to at most {max(limit - max_new_tokens, 0)} tokens or lower max_new_tokens.",
+        )
 
 
 class TaskFailed(LlamalabError):

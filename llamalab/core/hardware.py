@@ -1,5 +1,6 @@
 """What a machine has: `GPU` (a card's memory and bandwidth, the type the catalog's GPU table uses too)
 and `Hardware`, this machine read now (CPU, RAM, CUDA devices)."""
+
 from __future__ import annotations
 
 import glob
@@ -30,6 +31,7 @@ class GPU:
 @dataclass(frozen=True)
 class Hardware:
     """This machine: CPU, RAM (total and available now) and any CUDA GPUs."""
+
     cpu: str
     cores: int
     ram_bytes: int
@@ -47,8 +49,10 @@ class Hardware:
         if device.startswith("cuda") and self.gpus:
             idx = device.partition(":")[2]
             if idx and not (idx.isdecimal() and int(idx) < len(self.gpus)):
-                raise InvalidSetting(f"device={device!r}: this machine has {len(self.gpus)} CUDA device(s).",
-                                     f"Use 'cuda' or 'cuda:N' with N below {len(self.gpus)}.")
+                raise InvalidSetting(
+                    f"device={device!r}: this machine has {len(self.gpus)} CUDA device(s).",
+                    f"Use 'cuda' or 'cuda:N' with N below {len(self.gpus)}.",
+                )
             return self.cuda_free_bytes[int(idx or 0)]
         return self.ram_available_bytes
 
@@ -58,10 +62,14 @@ class Hardware:
         return d
 
     def __str__(self) -> str:
-        lines = [f"CPU: {self.cpu} ({self.cores} cores)",
-                 f"RAM: {self.ram_bytes / 2**30:.1f} GiB total, {self.ram_available_bytes / 2**30:.1f} GiB available"]
-        lines += [f"GPU {i}: {g.display}, {g.memory_bytes / 2**30:.1f} GiB ({f / 2**30:.1f} GiB free)"
-                  for i, (g, f) in enumerate(zip(self.gpus, self.cuda_free_bytes))]
+        lines = [
+            f"CPU: {self.cpu} ({self.cores} cores)",
+            f"RAM: {self.ram_bytes / 2**30:.1f} GiB total, {self.ram_available_bytes / 2**30:.1f} GiB available",
+        ]
+        lines += [
+            f"GPU {i}: {g.display}, {g.memory_bytes / 2**30:.1f} GiB ({f / 2**30:.1f} GiB free)"
+            for i, (g, f) in enumerate(zip(self.gpus, self.cuda_free_bytes))
+        ]
         return "\n".join(lines if self.gpus else lines + ["GPU: none (CUDA not available)"])
 
 
@@ -105,5 +113,11 @@ def default_device() -> str:
 def hardware() -> Hardware:
     vm = psutil.virtual_memory()
     gpus, free = cuda_devices()
-    return Hardware(cpu=cpu_name(), cores=os.cpu_count() or 1, ram_bytes=vm.total,
-                    ram_available_bytes=vm.available, gpus=gpus, cuda_free_bytes=free)
+    return Hardware(
+        cpu=cpu_name(),
+        cores=os.cpu_count() or 1,
+        ram_bytes=vm.total,
+        ram_available_bytes=vm.available,
+        gpus=gpus,
+        cuda_free_bytes=free,
+    )

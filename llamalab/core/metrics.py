@@ -4,6 +4,7 @@ Every record the kit writes (`Generation.to_dict()`, `LoadedModel.to_dict()`, `c
 monitor samples, load-test rows) uses these keys; tables, plots and widget headers read their labels from
 here, so a number is called the same everywhere a learner meets it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,11 +15,11 @@ TEXT = "text"  # the unit of a column that holds words, not a number
 @dataclass(frozen=True)
 class Metric:
     key: str
-    label: str          # short, for axis titles and table headers
-    unit: str           # "s", "bytes", "tokens/s", "tokens", "nats/token", "" (a ratio or a count), TEXT
+    label: str  # short, for axis titles and table headers
+    unit: str  # "s", "bytes", "tokens/s", "tokens", "nats/token", "" (a ratio or a count), TEXT
     help: str
     scale: float = 1.0  # value × scale is what `label` shows (bytes → MB, s → ms)
-    group: str = ""     # the record it belongs to: "generation", "load", "quality", ... ("" = several)
+    group: str = ""  # the record it belongs to: "generation", "load", "quality", ... ("" = several)
 
     def show(self, value) -> float:
         return value * self.scale
@@ -32,111 +33,395 @@ def _group(name: str, *metrics: Metric) -> tuple[Metric, ...]:
     return tuple(Metric(m.key, m.label, m.unit, m.help, m.scale, name) for m in metrics)
 
 
-_METRICS = _group("generation",
-    Metric("text", "text", TEXT, "The generated text."),
-    Metric("prompt_tokens", "prompt tokens", "tokens", "Tokens in the prompt after the chat template."),
-    Metric("new_tokens", "new tokens", "tokens", "Tokens generated (an end-of-sequence token included)."),
-    Metric("ttft_s", "TTFT (ms)", "s", "Time to first token: the call until the first new token "
-           "(chat template, tokenization, prefill, network for a remote engine).", 1e3),
-    Metric("prefill_s", "prefill (ms)", "s", "Engine start until the first new token: the prompt's forward "
-           "pass and the first sampling step.", 1e3),
-    Metric("decode_tokens_per_s", "decode tokens/s", "tokens/s",
-           "New tokens after the first, divided by the time between the first and the last token."),
-    Metric("total_s", "total (s)", "s", "The whole call, from the prompt to the last token."),
-    Metric("peak_memory_bytes", "peak memory (MB)", "bytes", "Peak memory while generating; "
-           "`peak_memory_kind` says what it counts (process RSS, CUDA allocated, or absent for a remote "
-           "engine).", 1e-6),
-    Metric("peak_memory_kind", "peak memory counts", TEXT, "What `peak_memory_bytes` counts (llamalab.core.memory)."),
-    Metric("finish_reason", "finish", TEXT, "Why it ended: stop (end of sequence), length (max_new_tokens) or "
-           "stopped (asked to, or a deadline)."),
-) + _group("load",
-    Metric("backend", "backend", TEXT, "The backend module that loaded the weights (llamalab/runtime/backends)."),
-    Metric("engine", "engine", TEXT, "The engine that runs them: transformers, llama.cpp, openai-compatible, ollama."),
-    Metric("device", "device", TEXT, "cpu, cuda, cuda:N, or remote."),
-    Metric("load_s", "load (s)", "s", "Seconds to load the weights (and quantize them, for int8/nf4)."),
-    Metric("weights_memory_bytes", "weights in memory (MB)", "bytes",
-           "Bytes of the weights and buffers as they sit in memory, counted tensor by tensor.", 1e-6),
-    Metric("weights_disk_bytes", "weights on disk (MB)", "bytes",
-           "Bytes of the weight files the model was loaded from.", 1e-6),
-    Metric("load_memory_delta_bytes", "memory after load (MB)", "bytes", "How much memory the load left "
-           "allocated; `load_memory_kind` says what it counts (process RSS or CUDA allocated).", 1e-6),
-    Metric("load_peak_bytes", "load peak (MB)", "bytes",
-           "Peak growth of the same measure during the load (quantize-on-load passes a bf16 copy).", 1e-6),
-    Metric("estimated_weights_bytes", "estimated weights (MB)", "bytes",
-           "The estimator's weight bytes for this model and scheme (llamalab.estimate).", 1e-6),
-    Metric("estimate_error_pct", "estimate error (%)", "%",
-           "(estimated − measured weights) ÷ measured weights × 100."),
-    Metric("load_memory_kind", "load memory counts", TEXT, "What the load's memory figures count."),
-    Metric("quantized_at", "quantized at", TEXT, "none (a dtype cast at load), load (quantized while loading) or "
-           "file (the file holds the stored format): catalog/schemes.toml."),
-    Metric("path", "path", TEXT, "The weights' folder or file, or a server's URL."),
-) + _group("quality",
-    Metric("perplexity", "perplexity per token", "", "exp(mean negative log-likelihood per token) on the "
-           "held-out text (`ppl_text`); lower is better."),
-    Metric("kl_vs_reference", "KL vs reference (nats/token)", "nats/token",
-           "Mean KL(reference ‖ this scheme) of next-token distributions on the same positions."),
-    Metric("top1_vs_reference", "top-1 agreement", "", "Share of positions where this scheme and the "
-           "reference pick the same most likely token."),
-    Metric("ppl_text", "perplexity text", TEXT, "The held-out text perplexity and KL were scored on."),
-    Metric("ppl_tokens", "tokens scored", "tokens", "Target tokens scored for perplexity and KL."),
-    Metric("ppl_window", "scoring window", "tokens", "Tokens per scored window (each target scored once)."),
-    Metric("ppl_stride", "scoring stride", "tokens", "Tokens between scored windows' starts."),
-    Metric("reference", "KL reference", TEXT, "The scheme KL and top-1 agreement compare against."),
-    Metric("quality_s", "quality (s)", "s", "Seconds spent scoring perplexity and KL."),
-    Metric("quality_error", "quality error", TEXT, "Why the quality columns are empty (e.g. an engine without "
-           "logits)."),
-) + _group("sample",
-    Metric("rss_bytes", "process RSS (MB)", "bytes", "This process's resident memory.", 1e-6),
-    Metric("cuda_allocated_bytes", "CUDA allocated (MB)", "bytes", "Bytes torch's CUDA allocator holds for live tensors (torch.cuda.memory_allocated).", 1e-6),
-    Metric("cuda_reserved_bytes", "CUDA reserved (MB)", "bytes", "Bytes torch's CUDA allocator has reserved from the driver (torch.cuda.memory_reserved).", 1e-6),
-    Metric("peak_rss_bytes", "peak process RSS (MB)", "bytes", "The highest resident memory of one process: "
-           "a Monitor's highest sample, or the kernel's high-water mark (VmHWM) of a worker process.", 1e-6),
-    Metric("tokens_per_s", "tokens/s", "tokens/s",
-           "Tokens reported in the last sampling interval ÷ its length (any engine, any phase)."),
-) + _group("training",
-    Metric("step", "step", "", "Optimizer steps done (one step = batch × grad_accum examples)."),
-    Metric("loss", "training loss", "nats/token", "Mean cross-entropy on the assistant's tokens of this step's batch."),
-    Metric("eval_loss", "eval loss", "nats/token", "Mean cross-entropy on the held-out split's assistant tokens."),
-    Metric("learning_rate", "learning rate", "", "AdamW's learning rate used by this step (after warm-up/schedule)."),
-    Metric("grad_norm", "gradient norm", "", "L2 norm of the trainable parameters' gradient before clipping."),
-    Metric("elapsed_s", "elapsed (s)", "s", "Seconds since the run started (a resumed run continues the count)."),
-    Metric("step_s", "seconds per step", "s", "Wall time of one optimizer step (forward, backward, update)."),
-    Metric("trainable_params", "trainable parameters", "", "Parameters the optimizer updates (adapters, or all)."),
-    Metric("total_params", "total parameters", "", "All parameters of the model being trained, adapters included."),
-    Metric("peak_train_bytes", "training peak (MB)", "bytes", "Peak process RSS during training minus the RSS "
-           "before it, plus the weights (CUDA: max allocated): what the run itself needed.", 1e-6),
-    Metric("estimated_train_bytes", "estimated training (MB)", "bytes", "The estimator's weights + gradients + "
-           "optimizer + activations for this run (llamalab.estimate(mode=...)), without the runtime.", 1e-6),
-    Metric("train_estimate_error_pct", "training estimate error (%)", "%",
-           "(estimated − measured training peak) ÷ measured × 100."),
-    Metric("compliance_pct", "format compliance (%)", "%", "Share of held-out replies in the dataset's house "
-           "format (llamalab.finetune.score)."),
-    Metric("exact_pct", "exact answers (%)", "%", "Share of held-out replies whose answer matches exactly."),
-) + _group("load test",
-    Metric("e2e_s", "E2E latency (s)", "s", "End-to-end latency: send until the last streamed chunk."),
-    Metric("tpot_s", "TPOT (ms)", "s", "Time per output token after the first: (E2E − TTFT) / (output tokens − 1).",
-           1e3),
-    Metric("itl_s", "ITL (ms)", "s", "Inter-token latency: each gap between streamed chunks, pooled per level.", 1e3),
-    Metric("output_tokens", "output tokens", "tokens", "Tokens the server reports it generated for the request."),
-    Metric("request_throughput", "requests/s", "requests/s", "Completed requests ÷ the level's duration (first "
-           "send → last completion)."),
-    Metric("output_throughput", "output tokens/s", "tokens/s",
-           "Output tokens of completed requests ÷ the level's duration: the server's aggregate speed."),
-    Metric("error_rate", "error rate", "", "Failed requests ÷ requests sent."),
-    Metric("goodput", "goodput (requests/s)", "requests/s",
-           "Completed requests meeting every SLO set (TTFT, TPOT, E2E) ÷ the level's duration."),
-    Metric("server_rss_peak_bytes", "server peak RSS (MB)", "bytes",
-           "The model server process's highest resident memory, sampled every 0.25 s during the level.", 1e-6),
-    Metric("server_output_throughput", "server output tokens/s", "tokens/s",
-           "llama.cpp's own count of generated tokens (/metrics) over the level ÷ its duration."),
-    Metric("client_cpu_share", "client CPU (cores)", "", "CPU seconds the load-testing process used ÷ wall "
-           "seconds: above ~0.8 the client, not the server, may be the bottleneck."),
-) + _group("",
-    Metric("model", "model", TEXT, "The model's catalog name, or the id its server serves it under."),
-    Metric("scheme", "scheme", TEXT, "How the weights are stored (catalog/schemes.toml)."),
-    Metric("run", "run", "", "Which repeat of the prompts (0-based)."),
-    Metric("prompt", "prompt", TEXT, "The prompt (a string, or the last chat message)."),
-    Metric("error", "error", TEXT, "Why a row holds no measurement: the message and what to do."),
+_METRICS = (
+    _group(
+        "generation",
+        Metric("text", "text", TEXT, "The generated text."),
+        Metric(
+            "prompt_tokens",
+            "prompt tokens",
+            "tokens",
+            "Tokens in the prompt after the chat template.",
+        ),
+        Metric(
+            "new_tokens",
+            "new tokens",
+            "tokens",
+            "Tokens generated (an end-of-sequence token included).",
+        ),
+        Metric(
+            "ttft_s",
+            "TTFT (ms)",
+            "s",
+            "Time to first token: the call until the first new token "
+            "(chat template, tokenization, prefill, network for a remote engine).",
+            1e3,
+        ),
+        Metric(
+            "prefill_s",
+            "prefill (ms)",
+            "s",
+            "Engine start until the first new token: the prompt's forward "
+            "pass and the first sampling step.",
+            1e3,
+        ),
+        Metric(
+            "decode_tokens_per_s",
+            "decode tokens/s",
+            "tokens/s",
+            "New tokens after the first, divided by the time between the first and the last token.",
+        ),
+        Metric("total_s", "total (s)", "s", "The whole call, from the prompt to the last token."),
+        Metric(
+            "peak_memory_bytes",
+            "peak memory (MB)",
+            "bytes",
+            "Peak memory while generating; "
+            "`peak_memory_kind` says what it counts (process RSS, CUDA allocated, or absent for a remote "
+            "engine).",
+            1e-6,
+        ),
+        Metric(
+            "peak_memory_kind",
+            "peak memory counts",
+            TEXT,
+            "What `peak_memory_bytes` counts (llamalab.core.memory).",
+        ),
+        Metric(
+            "finish_reason",
+            "finish",
+            TEXT,
+            "Why it ended: stop (end of sequence), length (max_new_tokens) or "
+            "stopped (asked to, or a deadline).",
+        ),
+    )
+    + _group(
+        "load",
+        Metric(
+            "backend",
+            "backend",
+            TEXT,
+            "The backend module that loaded the weights (llamalab/runtime/backends).",
+        ),
+        Metric(
+            "engine",
+            "engine",
+            TEXT,
+            "The engine that runs them: transformers, llama.cpp, openai-compatible, ollama.",
+        ),
+        Metric("device", "device", TEXT, "cpu, cuda, cuda:N, or remote."),
+        Metric(
+            "load_s",
+            "load (s)",
+            "s",
+            "Seconds to load the weights (and quantize them, for int8/nf4).",
+        ),
+        Metric(
+            "weights_memory_bytes",
+            "weights in memory (MB)",
+            "bytes",
+            "Bytes of the weights and buffers as they sit in memory, counted tensor by tensor.",
+            1e-6,
+        ),
+        Metric(
+            "weights_disk_bytes",
+            "weights on disk (MB)",
+            "bytes",
+            "Bytes of the weight files the model was loaded from.",
+            1e-6,
+        ),
+        Metric(
+            "load_memory_delta_bytes",
+            "memory after load (MB)",
+            "bytes",
+            "How much memory the load left "
+            "allocated; `load_memory_kind` says what it counts (process RSS or CUDA allocated).",
+            1e-6,
+        ),
+        Metric(
+            "load_peak_bytes",
+            "load peak (MB)",
+            "bytes",
+            "Peak growth of the same measure during the load (quantize-on-load passes a bf16 copy).",
+            1e-6,
+        ),
+        Metric(
+            "estimated_weights_bytes",
+            "estimated weights (MB)",
+            "bytes",
+            "The estimator's weight bytes for this model and scheme (llamalab.estimate).",
+            1e-6,
+        ),
+        Metric(
+            "estimate_error_pct",
+            "estimate error (%)",
+            "%",
+            "(estimated − measured weights) ÷ measured weights × 100.",
+        ),
+        Metric(
+            "load_memory_kind", "load memory counts", TEXT, "What the load's memory figures count."
+        ),
+        Metric(
+            "quantized_at",
+            "quantized at",
+            TEXT,
+            "none (a dtype cast at load), load (quantized while loading) or "
+            "file (the file holds the stored format): catalog/schemes.toml.",
+        ),
+        Metric("path", "path", TEXT, "The weights' folder or file, or a server's URL."),
+    )
+    + _group(
+        "quality",
+        Metric(
+            "perplexity",
+            "perplexity per token",
+            "",
+            "exp(mean negative log-likelihood per token) on the "
+            "held-out text (`ppl_text`); lower is better.",
+        ),
+        Metric(
+            "kl_vs_reference",
+            "KL vs reference (nats/token)",
+            "nats/token",
+            "Mean KL(reference ‖ this scheme) of next-token distributions on the same positions.",
+        ),
+        Metric(
+            "top1_vs_reference",
+            "top-1 agreement",
+            "",
+            "Share of positions where this scheme and the "
+            "reference pick the same most likely token.",
+        ),
+        Metric(
+            "ppl_text",
+            "perplexity text",
+            TEXT,
+            "The held-out text perplexity and KL were scored on.",
+        ),
+        Metric(
+            "ppl_tokens", "tokens scored", "tokens", "Target tokens scored for perplexity and KL."
+        ),
+        Metric(
+            "ppl_window",
+            "scoring window",
+            "tokens",
+            "Tokens per scored window (each target scored once).",
+        ),
+        Metric("ppl_stride", "scoring stride", "tokens", "Tokens between scored windows' starts."),
+        Metric(
+            "reference", "KL reference", TEXT, "The scheme KL and top-1 agreement compare against."
+        ),
+        Metric("quality_s", "quality (s)", "s", "Seconds spent scoring perplexity and KL."),
+        Metric(
+            "quality_error",
+            "quality error",
+            TEXT,
+            "Why the quality columns are empty (e.g. an engine without logits).",
+        ),
+    )
+    + _group(
+        "sample",
+        Metric("rss_bytes", "process RSS (MB)", "bytes", "This process's resident memory.", 1e-6),
+        Metric(
+            "cuda_allocated_bytes",
+            "CUDA allocated (MB)",
+            "bytes",
+            "Bytes torch's CUDA allocator holds for live tensors (torch.cuda.memory_allocated).",
+            1e-6,
+        ),
+        Metric(
+            "cuda_reserved_bytes",
+            "CUDA reserved (MB)",
+            "bytes",
+            "Bytes torch's CUDA allocator has reserved from the driver (torch.cuda.memory_reserved).",
+            1e-6,
+        ),
+        Metric(
+            "peak_rss_bytes",
+            "peak process RSS (MB)",
+            "bytes",
+            "The highest resident memory of one process: "
+            "a Monitor's highest sample, or the kernel's high-water mark (VmHWM) of a worker process.",
+            1e-6,
+        ),
+        Metric(
+            "tokens_per_s",
+            "tokens/s",
+            "tokens/s",
+            "Tokens reported in the last sampling interval ÷ its length (any engine, any phase).",
+        ),
+    )
+    + _group(
+        "training",
+        Metric(
+            "step", "step", "", "Optimizer steps done (one step = batch × grad_accum examples)."
+        ),
+        Metric(
+            "loss",
+            "training loss",
+            "nats/token",
+            "Mean cross-entropy on the assistant's tokens of this step's batch.",
+        ),
+        Metric(
+            "eval_loss",
+            "eval loss",
+            "nats/token",
+            "Mean cross-entropy on the held-out split's assistant tokens.",
+        ),
+        Metric(
+            "learning_rate",
+            "learning rate",
+            "",
+            "AdamW's learning rate used by this step (after warm-up/schedule).",
+        ),
+        Metric(
+            "grad_norm",
+            "gradient norm",
+            "",
+            "L2 norm of the trainable parameters' gradient before clipping.",
+        ),
+        Metric(
+            "elapsed_s",
+            "elapsed (s)",
+            "s",
+            "Seconds since the run started (a resumed run continues the count).",
+        ),
+        Metric(
+            "step_s",
+            "seconds per step",
+            "s",
+            "Wall time of one optimizer step (forward, backward, update).",
+        ),
+        Metric(
+            "trainable_params",
+            "trainable parameters",
+            "",
+            "Parameters the optimizer updates (adapters, or all).",
+        ),
+        Metric(
+            "total_params",
+            "total parameters",
+            "",
+            "All parameters of the model being trained, adapters included.",
+        ),
+        Metric(
+            "peak_train_bytes",
+            "training peak (MB)",
+            "bytes",
+            "Peak process RSS during training minus the RSS "
+            "before it, plus the weights (CUDA: max allocated): what the run itself needed.",
+            1e-6,
+        ),
+        Metric(
+            "estimated_train_bytes",
+            "estimated training (MB)",
+            "bytes",
+            "The estimator's weights + gradients + "
+            "optimizer + activations for this run (llamalab.estimate(mode=...)), without the runtime.",
+            1e-6,
+        ),
+        Metric(
+            "train_estimate_error_pct",
+            "training estimate error (%)",
+            "%",
+            "(estimated − measured training peak) ÷ measured × 100.",
+        ),
+        Metric(
+            "compliance_pct",
+            "format compliance (%)",
+            "%",
+            "Share of held-out replies in the dataset's house format (llamalab.finetune.score).",
+        ),
+        Metric(
+            "exact_pct",
+            "exact answers (%)",
+            "%",
+            "Share of held-out replies whose answer matches exactly.",
+        ),
+    )
+    + _group(
+        "load test",
+        Metric(
+            "e2e_s",
+            "E2E latency (s)",
+            "s",
+            "End-to-end latency: send until the last streamed chunk.",
+        ),
+        Metric(
+            "tpot_s",
+            "TPOT (ms)",
+            "s",
+            "Time per output token after the first: (E2E − TTFT) / (output tokens − 1).",
+            1e3,
+        ),
+        Metric(
+            "itl_s",
+            "ITL (ms)",
+            "s",
+            "Inter-token latency: each gap between streamed chunks, pooled per level.",
+            1e3,
+        ),
+        Metric(
+            "output_tokens",
+            "output tokens",
+            "tokens",
+            "Tokens the server reports it generated for the request.",
+        ),
+        Metric(
+            "request_throughput",
+            "requests/s",
+            "requests/s",
+            "Completed requests ÷ the level's duration (first send → last completion).",
+        ),
+        Metric(
+            "output_throughput",
+            "output tokens/s",
+            "tokens/s",
+            "Output tokens of completed requests ÷ the level's duration: the server's aggregate speed.",
+        ),
+        Metric("error_rate", "error rate", "", "Failed requests ÷ requests sent."),
+        Metric(
+            "goodput",
+            "goodput (requests/s)",
+            "requests/s",
+            "Completed requests meeting every SLO set (TTFT, TPOT, E2E) ÷ the level's duration.",
+        ),
+        Metric(
+            "server_rss_peak_bytes",
+            "server peak RSS (MB)",
+            "bytes",
+            "The model server process's highest resident memory, sampled every 0.25 s during the level.",
+            1e-6,
+        ),
+        Metric(
+            "server_output_throughput",
+            "server output tokens/s",
+            "tokens/s",
+            "llama.cpp's own count of generated tokens (/metrics) over the level ÷ its duration.",
+        ),
+        Metric(
+            "client_cpu_share",
+            "client CPU (cores)",
+            "",
+            "CPU seconds the load-testing process used ÷ wall "
+            "seconds: above ~0.8 the client, not the server, may be the bottleneck.",
+        ),
+    )
+    + _group(
+        "",
+        Metric(
+            "model",
+            "model",
+            TEXT,
+            "The model's catalog name, or the id its server serves it under.",
+        ),
+        Metric("scheme", "scheme", TEXT, "How the weights are stored (catalog/schemes.toml)."),
+        Metric("run", "run", "", "Which repeat of the prompts (0-based)."),
+        Metric("prompt", "prompt", TEXT, "The prompt (a string, or the last chat message)."),
+        Metric(
+            "error", "error", TEXT, "Why a row holds no measurement: the message and what to do."
+        ),
+    )
 )
 
 METRICS: dict[str, Metric] = {m.key: m for m in _METRICS}

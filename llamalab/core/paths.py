@@ -1,13 +1,14 @@
 """Where the kit keeps what it makes (LLAMALAB_CACHE), and the one way it writes there:
 build in a temporary sibling, then rename, so a reader sees nothing or the complete result."""
+
 from __future__ import annotations
 
 import os
 import shutil
 import tempfile
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
 
 
 def cache_dir() -> Path:
@@ -19,7 +20,9 @@ def cache_dir() -> Path:
 
 
 @contextmanager
-def atomic_dir(target: Path, done: Callable[[Path], bool] | None = None, replace: bool = False) -> Iterator[Path]:
+def atomic_dir(
+    target: Path, done: Callable[[Path], bool] | None = None, replace: bool = False
+) -> Iterator[Path]:
     """Yield an empty temp folder beside `target`; on success rename it to `target`.
 
     A concurrent writer that got there first is fine when `done(target)` says its result is complete

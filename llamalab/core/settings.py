@@ -9,6 +9,7 @@ the widgets show the same words:
     describe(QuantizeSettings)             # every field: name, default, help
     with_changes(QuantizeSettings(), group_size=64)   # unknown names raise InvalidSetting
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,13 +19,23 @@ from typing import Any
 
 from .errors import InvalidSetting
 
-__all__ = ["setting", "help_of", "describe", "names", "with_changes", "add_arguments", "from_arguments"]
+__all__ = [
+    "add_arguments",
+    "describe",
+    "from_arguments",
+    "help_of",
+    "names",
+    "setting",
+    "with_changes",
+]
 
 
 def setting(default: Any, help: str, **metadata) -> Any:
     """A dataclass field with its help text (and any other metadata, e.g. which methods use it)."""
     if isinstance(default, (list, dict, set)):
-        return dataclasses.field(default_factory=lambda: type(default)(default), metadata={"help": help, **metadata})
+        return dataclasses.field(
+            default_factory=lambda: type(default)(default), metadata={"help": help, **metadata}
+        )
     return dataclasses.field(default=default, metadata={"help": help, **metadata})
 
 
@@ -60,8 +71,9 @@ def with_changes(base, **changes):
 def _unknown(cls, name: str) -> InvalidSetting:
     close = difflib.get_close_matches(name, names(cls), n=2)
     hint = f"Did you mean {' or '.join(close)}? " if close else ""
-    return InvalidSetting(f"Unknown setting {name!r} for {cls.__name__}.",
-                          f"{hint}Known: {', '.join(names(cls))}.")
+    return InvalidSetting(
+        f"Unknown setting {name!r} for {cls.__name__}.", f"{hint}Known: {', '.join(names(cls))}."
+    )
 
 
 def add_arguments(parser, cls) -> None:
@@ -71,13 +83,27 @@ def add_arguments(parser, cls) -> None:
         kind = str(f.type)
         help_text = f.metadata.get("help", "").replace("%", "%%")
         if "bool" in kind:
-            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None,
-                                help=help_text)
+            parser.add_argument(
+                flag,
+                dest=f.name,
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=help_text,
+            )
         else:
-            parser.add_argument(flag, dest=f.name, default=None, help=help_text,
-                                type=int if "int" in kind else float if "float" in kind else str)
+            parser.add_argument(
+                flag,
+                dest=f.name,
+                default=None,
+                help=help_text,
+                type=int if "int" in kind else float if "float" in kind else str,
+            )
 
 
 def from_arguments(cls, namespace) -> dict:
     """The fields of `cls` that were given on the command line (the rest keep their defaults)."""
-    return {name: getattr(namespace, name) for name in names(cls) if getattr(namespace, name, None) is not None}
+    return {
+        name: getattr(namespace, name)
+        for name in names(cls)
+        if getattr(namespace, name, None) is not None
+    }

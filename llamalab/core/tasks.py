@@ -31,8 +31,8 @@ import tempfile
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from . import errors
 from .errors import InvalidSetting, LlamalabError, TaskFailed, TaskStopped
@@ -44,8 +44,19 @@ OUTPUT_ENV = "LLAMALAB_TASK_OUTPUT"
 RUN_FUNCTION = "import sys; from llamalab.core.tasks import _run_function; sys.exit(_run_function(*sys.argv[1:]))"
 EVENT_MARK = '{"event"'
 
-__all__ = ["Task", "start_thread", "start_process", "running", "on_exit", "progress", "emit", "done", "output_dir",
-           "AnyOf", "Deadline"]
+__all__ = [
+    "AnyOf",
+    "Deadline",
+    "Task",
+    "done",
+    "emit",
+    "on_exit",
+    "output_dir",
+    "progress",
+    "running",
+    "start_process",
+    "start_thread",
+]
 
 _live: set[Task] = set()
 _live_lock = threading.Lock()
@@ -54,8 +65,15 @@ _live_lock = threading.Lock()
 class Task:
     """Long work and what it has said so far. Made by `start_thread()` or `start_process()`."""
 
-    def __init__(self, label: str, kind: str, tail_lines: int = 40, show_progress: bool = False,
-                 on_event: Callable[[dict], None] | None = None, on_end: Callable[[Task], None] | None = None):
+    def __init__(
+        self,
+        label: str,
+        kind: str,
+        tail_lines: int = 40,
+        show_progress: bool = False,
+        on_event: Callable[[dict], None] | None = None,
+        on_end: Callable[[Task], None] | None = None,
+    ):
         self.label, self.kind = label, kind
         self.state = "starting"
         self.events: list[dict] = []
@@ -65,7 +83,9 @@ class Task:
         self.error: BaseException | None = None
         self.pid: int | None = None
         self.stop_event = threading.Event()
-        self.workdir = Path(tempfile.mkdtemp(prefix="llamalab-task-"))  # a process's cwd, and the log
+        self.workdir = Path(
+            tempfile.mkdtemp(prefix="llamalab-task-")
+        )  # a process's cwd, and the log
         self.log_path = self.workdir / "task.log"
         self._tail: deque[str] = deque(maxlen=tail_lines)
         self._listeners = [on_event] if on_event else []
@@ -161,7 +181,7 @@ class Task:
         for fn in list(self._listeners):
             try:
                 fn(event)
-            except Exception as e:  # noqa: BLE001 - a listener's bug must not end the task
+            except Exception as e:
                 self.log(f"on_event listener raised {type(e).__name__}: {e}")
 
     def _update_bar(self, event: dict) -> None:
@@ -185,8 +205,9 @@ class Task:
             self.state, self.error = "failed", error
         elif self.stop_event.is_set():
             self.state = "stopped"
-            self.error = error or TaskStopped(f"{self.label} was stopped.", "Start it again to redo the work.",
-                                              self.tail())
+            self.error = error or TaskStopped(
+                f"{self.label} was stopped.", "Start it again to redo the work.", self.tail()
+            )
         else:
             self.state = "done"
         if self._bar is not None:
@@ -197,11 +218,16 @@ class Task:
             shutil.rmtree(self.workdir, ignore_errors=True)
         with _live_lock:
             _live.discard(self)
-        if self._on_end is not None:  # before waiters wake: a widget's wait() returns with its view updated
+        if (
+            self._on_end is not None
+        ):  # before waiters wake: a widget's wait() returns with its view updated
             try:
                 self._on_end(self)
-            except Exception as e:  # noqa: BLE001 - reported, never raised into the task's thread
-                print(f"llamalab: on_end of {self.label} raised {type(e).__name__}: {e}", file=sys.stderr)
+            except Exception as e:
+                print(
+                    f"llamalab: on_end of {self.label} raised {type(e).__name__}: {e}",
+                    file=sys.stderr,
+                )
         self._ended.set()
 
     def _signal(self, sig: int) -> None:
@@ -217,20 +243,28 @@ class Task:
 # ---------------------------------------------------------------- thread tasks
 
 
-def start_thread(work: Callable, *args, label: str = "", on_event: Callable[[dict], None] | None = None,
-                 on_end: Callable[[Task], None] | None = None, progress: bool = False,
-                 tail_lines: int = 40) -> Task:
+def start_thread(
+    work: Callable,
+    *args,
+    label: str = "",
+    on_event: Callable[[dict], None] | None = None,
+    on_end: Callable[[Task], None] | None = None,
+    progress: bool = False,
+    tail_lines: int = 40,
+) -> Task:
     """Run `work(task, *args)` in a daemon thread; its return value is the result. The work reports with
     `task.emit()` / `task.progress()` / `task.log()` and checks `task.stopping` between steps; work that
     returns after `stop()` was asked ends "stopped" (its return value is still kept in `task.result`)."""
-    task = Task(label or getattr(work, "__name__", "task"), "thread", tail_lines, progress, on_event, on_end)
+    task = Task(
+        label or getattr(work, "__name__", "task"), "thread", tail_lines, progress, on_event, on_end
+    )
 
     def run() -> None:
         task._started()
         error = None
         try:
             task.result = work(task, *args)
-        except BaseException as e:  # noqa: BLE001 - handed to wait()
+        except BaseException as e:
             error = e
         task._end(error)
 
@@ -241,11 +275,21 @@ def start_thread(work: Callable, *args, label: str = "", on_event: Callable[[dic
 # ---------------------------------------------------------------- process tasks, parent side
 
 
-def start_process(target: str, *args, kwargs: dict | None = None, output: str | Path | None = None,
-                  replace: bool = False, env: dict | None = None, cwd: str | Path | None = None, label: str = "",
-                  tail_lines: int = 40, progress: bool = False, on_event: Callable[[dict], None] | None = None,
-                  on_end: Callable[[Task], None] | None = None,
-                  finish: Callable[[Path, Task], None] | None = None) -> Task:
+def start_process(
+    target: str,
+    *args,
+    kwargs: dict | None = None,
+    output: str | Path | None = None,
+    replace: bool = False,
+    env: dict | None = None,
+    cwd: str | Path | None = None,
+    label: str = "",
+    tail_lines: int = 40,
+    progress: bool = False,
+    on_event: Callable[[dict], None] | None = None,
+    on_end: Callable[[Task], None] | None = None,
+    finish: Callable[[Path, Task], None] | None = None,
+) -> Task:
     """Start `python -m target *args`, or the function `target="module:function"` with `kwargs`.
 
     output: the folder the worker fills (via `output_dir()`); it appears only if the task succeeds
@@ -254,15 +298,31 @@ def start_process(target: str, *args, kwargs: dict | None = None, output: str | 
     progress: a tqdm bar from the worker's progress events; on_event(event) for widgets (on the task's
       reader thread); tail_lines: how many log lines `tail()` and errors keep.
     """
-    if not isinstance(target, str) or not target.replace(":", ".").replace("_", "").replace(".", "").isalnum():
-        raise InvalidSetting(f"target={target!r} is not a module or 'module:function'.",
-                             "Pass e.g. 'llamalab.quantization.worker:quantize_checkpoint'.")
+    if (
+        not isinstance(target, str)
+        or not target.replace(":", ".").replace("_", "").replace(".", "").isalnum()
+    ):
+        raise InvalidSetting(
+            f"target={target!r} is not a module or 'module:function'.",
+            "Pass e.g. 'llamalab.quantization.worker:quantize_checkpoint'.",
+        )
     if kwargs and ":" not in target:
-        raise InvalidSetting(f"kwargs go to a function target; {target!r} is a module.",
-                             "Pass args for a module, or target='module:function' with kwargs.")
+        raise InvalidSetting(
+            f"kwargs go to a function target; {target!r} is a module.",
+            "Pass args for a module, or target='module:function' with kwargs.",
+        )
     task = Task(label or target, "process", tail_lines, progress, on_event, on_end)
-    runner = _ProcessRunner(task, target, args, kwargs, Path(output).resolve() if output is not None else None,
-                            replace, env, Path(cwd) if cwd is not None else None, finish)
+    runner = _ProcessRunner(
+        task,
+        target,
+        args,
+        kwargs,
+        Path(output).resolve() if output is not None else None,
+        replace,
+        env,
+        Path(cwd) if cwd is not None else None,
+        finish,
+    )
     return runner.start()
 
 
@@ -271,12 +331,20 @@ class _ProcessRunner:
 
     def __init__(self, task: Task, target, args, kwargs, output, replace, env, cwd, finish):
         self.task, self.target, self.args, self.kwargs = task, target, args, kwargs
-        self.output, self.replace, self.env, self.cwd, self.finish = output, replace, env, cwd, finish
+        self.output, self.replace, self.env, self.cwd, self.finish = (
+            output,
+            replace,
+            env,
+            cwd,
+            finish,
+        )
         self.proc: subprocess.Popen | None = None
         self.spawned = threading.Event()
 
     def start(self) -> Task:
-        threading.Thread(target=self.supervise, name=f"llamalab-task {self.task.label}", daemon=True).start()
+        threading.Thread(
+            target=self.supervise, name=f"llamalab-task {self.task.label}", daemon=True
+        ).start()
         self.spawned.wait()
         if self.task.pid is None:  # could not even spawn: report it at once
             self.task.wait()
@@ -292,7 +360,7 @@ class _ProcessRunner:
                     self.run(tmp.resolve())
                     if self.finish:
                         self.finish(tmp, self.task)
-        except BaseException as e:  # noqa: BLE001 - handed to wait()
+        except BaseException as e:
             error = e
         finally:
             self.close()
@@ -322,9 +390,17 @@ class _ProcessRunner:
         else:
             cmd = [sys.executable, "-m", self.target, *map(str, self.args)]
         pipe = subprocess.PIPE  # stdin stays open and unused: a worker ends when it closes
-        self.proc = subprocess.Popen(cmd, stdin=pipe, stdout=pipe, stderr=pipe, text=True, errors="replace",
-                                     env=env, cwd=self.cwd or self.task.workdir,
-                                     start_new_session=True)  # its own process group: stop() reaches children
+        self.proc = subprocess.Popen(
+            cmd,
+            stdin=pipe,
+            stdout=pipe,
+            stderr=pipe,
+            text=True,
+            errors="replace",
+            env=env,
+            cwd=self.cwd or self.task.workdir,
+            start_new_session=True,
+        )  # its own process group: stop() reaches children
         self.task.pid = self.proc.pid
 
     def pump_stderr(self) -> None:
@@ -348,19 +424,26 @@ class _ProcessRunner:
     def raise_if_failed(self, rc: int) -> None:
         task = self.task
         if task.stop_event.is_set():
-            raise TaskStopped(f"{task.label} was stopped.", "Start it again to redo the work.", task.tail())
+            raise TaskStopped(
+                f"{task.label} was stopped.", "Start it again to redo the work.", task.tail()
+            )
         error = next((e for e in reversed(task.events) if e.get("event") == "error"), None)
         if error is not None:
             raise _worker_error(error, task.tail())
         if rc != 0 or task.result is None:
             why = f"exit code {rc}" if rc != 0 else "no result reported"
-            raise TaskFailed(f"{task.label} failed ({why}). Last lines of its log:\n{task.tail(15)}",
-                             f"Full log: {task.log_path}", task.tail())
+            raise TaskFailed(
+                f"{task.label} failed ({why}). Last lines of its log:\n{task.tail(15)}",
+                f"Full log: {task.log_path}",
+                task.tail(),
+            )
 
     def close(self) -> None:
         proc = self.proc
         if proc is not None and (self.task.stop_event.is_set() or proc.poll() is None):
-            self.task._signal(signal.SIGKILL)  # stragglers of a stopped group, or the supervisor failed
+            self.task._signal(
+                signal.SIGKILL
+            )  # stragglers of a stopped group, or the supervisor failed
             proc.wait()
         for stream in (proc.stdin, proc.stdout, proc.stderr) if proc else ():
             stream.close()
@@ -370,7 +453,11 @@ def _worker_error(event: dict, tail: str) -> LlamalabError:
     """The kit's error the worker raised, rebuilt when it takes (message, fix), else TaskFailed."""
     cls = getattr(errors, str(event.get("kind", "")), None)
     message, fix = event.get("message", ""), event.get("fix", "")
-    if isinstance(cls, type) and issubclass(cls, LlamalabError) and cls.__init__ is LlamalabError.__init__:
+    if (
+        isinstance(cls, type)
+        and issubclass(cls, LlamalabError)
+        and cls.__init__ is LlamalabError.__init__
+    ):
         return cls(message, fix)
     return TaskFailed(message, fix, tail)
 

@@ -6,12 +6,14 @@ OpenMP threads than cores and a small model decodes about a third slower (benchm
 So torch work is submitted to one persistent daemon thread, whichever thread calls (a cell, a
 widget's worker, a test); the caller waits, streams and can stop, and the kernel stays free.
 """
+
 from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 T = TypeVar("T")
 THREAD_NAME = "llamalab-torch"
@@ -54,7 +56,7 @@ def wait(future: Future, on_interrupt: Callable[[], None] | None = None):
         on_interrupt()
         try:
             future.result()
-        except Exception:   # noqa: BLE001 - the interrupt is what the caller must see
+        except Exception:
             pass
         raise
 
@@ -69,7 +71,7 @@ def _ensure_thread() -> None:
 
 def _serve() -> None:
     while True:
-        _run_one(*_jobs.get())          # in a helper: no reference to the last job outlives it
+        _run_one(*_jobs.get())  # in a helper: no reference to the last job outlives it
 
 
 def _run_one(future: Future, fn, args, kwargs) -> None:
@@ -77,7 +79,7 @@ def _run_one(future: Future, fn, args, kwargs) -> None:
         return
     try:
         result = fn(*args, **kwargs)
-    except BaseException as e:   # noqa: BLE001 - handed to the waiting caller
+    except BaseException as e:
         future.set_exception(e)
     else:
         future.set_result(result)

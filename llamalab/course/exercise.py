@@ -1,7 +1,8 @@
 """Automatic checks for the course's exercises: `check(answer, expected)` says right or wrong, and why.
 
-    check(my_answer, measured_value, rel=0.1, why="decode speed is bandwidth ÷ bytes per token")
+check(my_answer, measured_value, rel=0.1, why="decode speed is bandwidth ÷ bytes per token")
 """
+
 from __future__ import annotations
 
 import math
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Checked:
     """One checked answer; shows as a line in a notebook and is truthy when right."""
+
     right: bool
     message: str
 
@@ -28,13 +30,18 @@ class Checked:
 def check(answer, expected, *, rel: float = 0.0, abs: float = 0.0, why: str = "") -> Checked:
     """Compare a learner's answer with the expected value (numbers within rel/abs tolerance, else ==)."""
     if answer is None or answer is ...:
-        return Checked(False, "✗ not answered yet: replace the placeholder with your answer and run the cell.")
+        return Checked(
+            False, "✗ not answered yet: replace the placeholder with your answer and run the cell."
+        )
     ok = _close(answer, expected, rel, abs) if _is_number(expected) else answer == expected
     if ok:
         return Checked(True, f"✓ right: {answer!r}" + (f" — {why}" if why else ""))
     tol = f" (within {rel:.0%})" if rel else (f" (±{abs})" if abs else "")
-    return Checked(False, f"✗ not quite: you answered {answer!r}, expected {expected!r}{tol}"
-                   + (f". Hint: {why}" if why else "."))
+    return Checked(
+        False,
+        f"✗ not quite: you answered {answer!r}, expected {expected!r}{tol}"
+        + (f". Hint: {why}" if why else "."),
+    )
 
 
 def _is_number(x) -> bool:

@@ -17,8 +17,10 @@ def notebooks_dir() -> Path:
     for folder in (PACKAGED, CHECKOUT):
         if (folder / "00_quickstart.ipynb").is_file():
             return folder
-    raise LlamalabError("The course notebooks are not installed with this copy of llamalab.",
-                        "Reinstall llamalab (pip install llamalab) or run from a clone of its repository.")
+    raise LlamalabError(
+        "The course notebooks are not installed with this copy of llamalab.",
+        "Reinstall llamalab (pip install llamalab) or run from a clone of its repository.",
+    )
 
 
 def dashboards_dir() -> Path:

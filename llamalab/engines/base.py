@@ -6,8 +6,8 @@ capabilities an engine declares by inheriting them (`Scores`, `Adapters`, `Concu
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from ..core import validate
 from ..core.errors import InvalidSetting, LlamalabError
@@ -20,20 +20,32 @@ ROLES = ("system", "user", "assistant")
 class Sampling:
     """How a generation picks its tokens; `generate()` takes these as keywords or as `sampling=`."""
 
-    max_new_tokens: int = setting(128, "New tokens to generate at most (an end-of-sequence token ends earlier).")
-    temperature: float = setting(0.0, "0: greedy, always the most likely token (deterministic); higher: more varied.")
-    top_p: float = setting(1.0, "Sample only from the smallest set of tokens whose probabilities add up to top_p "
-                                "(1: off).")
+    max_new_tokens: int = setting(
+        128, "New tokens to generate at most (an end-of-sequence token ends earlier)."
+    )
+    temperature: float = setting(
+        0.0, "0: greedy, always the most likely token (deterministic); higher: more varied."
+    )
+    top_p: float = setting(
+        1.0,
+        "Sample only from the smallest set of tokens whose probabilities add up to top_p (1: off).",
+    )
     top_k: int = setting(0, "Sample only from the top_k most likely tokens (0: off).")
-    min_new_tokens: int = setting(0, "Ignore end-of-sequence until this many tokens are out (= max_new_tokens: "
-                                     "always exactly that many, for comparable speeds).")
+    min_new_tokens: int = setting(
+        0,
+        "Ignore end-of-sequence until this many tokens are out (= max_new_tokens: "
+        "always exactly that many, for comparable speeds).",
+    )
     seed: int | None = setting(None, "Random seed for sampling (None: not reseeded).")
 
     def __post_init__(self):
         n = validate.integer("max_new_tokens", self.max_new_tokens, lo=1)
         validate.number("temperature", self.temperature, lo=0.0)
         if validate.number("top_p", self.top_p, hi=1.0) <= 0:
-            raise InvalidSetting(f"top_p={self.top_p} is out of range.", "Pass a number above 0 and at most 1 (1 = off).")
+            raise InvalidSetting(
+                f"top_p={self.top_p} is out of range.",
+                "Pass a number above 0 and at most 1 (1 = off).",
+            )
         validate.integer("top_k", self.top_k, lo=0)
         validate.integer("min_new_tokens", self.min_new_tokens, lo=0, hi=n)
         if self.seed is not None:
@@ -79,8 +91,13 @@ class Engine:
     def decode(self, ids: list[int]) -> str:
         raise NotImplementedError
 
-    def generate(self, prompt_ids, sampling: Sampling, on_token: Callable[[int | str], None],
-                 should_stop: Callable[[], bool]) -> Usage | None:
+    def generate(
+        self,
+        prompt_ids,
+        sampling: Sampling,
+        on_token: Callable[[int | str], None],
+        should_stop: Callable[[], bool],
+    ) -> Usage | None:
         raise NotImplementedError
 
     def weights_bytes(self) -> int | None:
@@ -136,8 +153,10 @@ def require(engine: Engine, capability: type, what: str, fix: str = ""):
     """`engine` if it declares `capability`, else a LlamalabError saying it cannot `what`."""
     if isinstance(engine, capability):
         return engine
-    raise LlamalabError(f"The {engine.name} engine cannot {what}.",
-                        fix or "Load the model with a transformers or llama.cpp backend (llamalab.load).")
+    raise LlamalabError(
+        f"The {engine.name} engine cannot {what}.",
+        fix or "Load the model with a transformers or llama.cpp backend (llamalab.load).",
+    )
 
 
 # ---------------------------------------------------------------- prompts
@@ -145,7 +164,11 @@ def require(engine: Engine, capability: type, what: str, fix: str = ""):
 
 def to_messages(prompt, system: str | None) -> list[dict]:
     """A string becomes one user turn; a list of {"role", "content"} dicts is used as is."""
-    messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else [dict(m) for m in prompt]
+    messages = (
+        [{"role": "user", "content": prompt}]
+        if isinstance(prompt, str)
+        else [dict(m) for m in prompt]
+    )
     if system and not (messages and messages[0].get("role") == "system"):
         messages.insert(0, {"role": "system", "content": system})
     return messages
@@ -161,12 +184,21 @@ def check_prompt(prompt, system, chat) -> None:
         validate.text("prompt", prompt)
         return
     if not isinstance(prompt, (list, tuple)) or not prompt:
-        raise InvalidSetting(f"prompt={_short(prompt)} is neither text nor a list of chat messages.",
-                             'Pass a string, or [{"role": "user", "content": "..."}].')
+        raise InvalidSetting(
+            f"prompt={_short(prompt)} is neither text nor a list of chat messages.",
+            'Pass a string, or [{"role": "user", "content": "..."}].',
+        )
     for i, m in enumerate(prompt):
-        if not isinstance(m, dict) or set(m) - {"role", "content"} or "role" not in m or "content" not in m:
-            raise InvalidSetting(f"prompt[{i}]={_short(m)} is not a chat message.",
-                                 'Each message is a dict {"role": ..., "content": ...} and nothing else.')
+        if (
+            not isinstance(m, dict)
+            or set(m) - {"role", "content"}
+            or "role" not in m
+            or "content" not in m
+        ):
+            raise InvalidSetting(
+                f"prompt[{i}]={_short(m)} is not a chat message.",
+                'Each message is a dict {"role": ..., "content": ...} and nothing else.',
+            )
         validate.choice(f"prompt[{i}]['role']", m["role"], ROLES)
         validate.text(f"prompt[{i}]['content']", m["content"], empty=True)
 
@@ -182,9 +214,12 @@ def hf_encode(tokenizer, prompt, system: str | None = None, chat: bool | None = 
     has_template = bool(getattr(tokenizer, "chat_template", None))
     if chat if chat is not None else has_template:
         if not has_template:
-            raise InvalidSetting("This model has no chat template.", "Pass a plain string with chat=False.")
-        enc = tokenizer.apply_chat_template(to_messages(prompt, system), add_generation_prompt=True,
-                                            return_dict=True)
+            raise InvalidSetting(
+                "This model has no chat template.", "Pass a plain string with chat=False."
+            )
+        enc = tokenizer.apply_chat_template(
+            to_messages(prompt, system), add_generation_prompt=True, return_dict=True
+        )
         return list(enc["input_ids"])
     text = prompt if isinstance(prompt, str) else "\n".join(m["content"] for m in prompt)
     return list(tokenizer(text)["input_ids"])

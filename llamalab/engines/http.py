@@ -34,8 +34,10 @@ class UnknownServedModel(EndpointError):
         self.model, self.served = model, served
         close = difflib.get_close_matches(model, served, n=3, cutoff=0.3)
         hint = f"Did you mean {', '.join(close)}? " if close else ""
-        super().__init__(f"The server at {url} does not serve a model called {model!r}.",
-                         f"{hint}It serves: {', '.join(served) or '(none listed)'}.")
+        super().__init__(
+            f"The server at {url} does not serve a model called {model!r}.",
+            f"{hint}It serves: {', '.join(served) or '(none listed)'}.",
+        )
 
 
 @dataclass(frozen=True)
@@ -53,15 +55,19 @@ def httpx():
     try:
         import httpx
     except ImportError:
-        raise BackendMissing("httpx", install_extra("deploy"), "the model-server client needs it") from None
+        raise BackendMissing(
+            "httpx", install_extra("deploy"), "the model-server client needs it"
+        ) from None
     return httpx
 
 
 def check_url(base_url: str) -> str:
     url = str(base_url).strip().rstrip("/")
     if not url.startswith(("http://", "https://")):
-        raise InvalidSetting(f"base_url={base_url!r} is not an http(s) URL.",
-                             "Pass e.g. 'http://127.0.0.1:8080' (llama.cpp) or 'http://localhost:11434' (Ollama).")
+        raise InvalidSetting(
+            f"base_url={base_url!r} is not an http(s) URL.",
+            "Pass e.g. 'http://127.0.0.1:8080' (llama.cpp) or 'http://localhost:11434' (Ollama).",
+        )
     return url
 
 
@@ -74,13 +80,25 @@ class HttpEngine(Engine, Concurrent):
     streams_text = True
     CHAT_PATH = ""
 
-    def __init__(self, base_url: str, model: str, api_key_env: str | None = None, timeout: float = 60.0,
-                 context_length: int = 0):
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key_env: str | None = None,
+        timeout: float = 60.0,
+        context_length: int = 0,
+    ):
         if api_key_env is not None and not os.environ.get(api_key_env):
-            raise EndpointAuthError(f"The environment variable {api_key_env} (the API key) is not set.",
-                                    f"Set it before starting Jupyter (export {api_key_env}=...), or in the notebook "
-                                    f"with os.environ[{api_key_env!r}] = getpass.getpass().")
-        self.base, self.model_id, self.api_key_env = self.api_base(check_url(base_url)), model, api_key_env
+            raise EndpointAuthError(
+                f"The environment variable {api_key_env} (the API key) is not set.",
+                f"Set it before starting Jupyter (export {api_key_env}=...), or in the notebook "
+                f"with os.environ[{api_key_env!r}] = getpass.getpass().",
+            )
+        self.base, self.model_id, self.api_key_env = (
+            self.api_base(check_url(base_url)),
+            model,
+            api_key_env,
+        )
         self.timeout = float(timeout)
         self.context_length = context_length or 1 << 30  # the server enforces its own context
         self.last_timings = ServerTimings()
@@ -122,8 +140,11 @@ class HttpEngine(Engine, Concurrent):
         client reusing it gets "server disconnected"."""
         h = httpx()
         t = self.timeout if timeout is None else timeout
-        return h.Client(timeout=h.Timeout(t, connect=min(t, 10.0)), headers=self.headers(),
-                        limits=h.Limits(max_keepalive_connections=0))
+        return h.Client(
+            timeout=h.Timeout(t, connect=min(t, 10.0)),
+            headers=self.headers(),
+            limits=h.Limits(max_keepalive_connections=0),
+        )
 
     def get_json(self, path: str):
         with self.client(min(self.timeout, 10.0)) as c, self.errors():
@@ -144,16 +165,21 @@ class HttpEngine(Engine, Concurrent):
         try:
             yield
         except h.ConnectError as e:
-            raise EndpointUnreachable(f"Cannot connect to {self.base}: {e}.",
-                                      "Check the URL and port and that the server is running (with "
-                                      "llamalab.serve(), use server.url).") from None
+            raise EndpointUnreachable(
+                f"Cannot connect to {self.base}: {e}.",
+                "Check the URL and port and that the server is running (with "
+                "llamalab.serve(), use server.url).",
+            ) from None
         except h.TimeoutException:
-            raise EndpointTimeout(f"{self.base} did not answer within {self.timeout:g} s.",
-                                  "Raise timeout=, lower max_new_tokens, or check that the server is not "
-                                  "overloaded.") from None
+            raise EndpointTimeout(
+                f"{self.base} did not answer within {self.timeout:g} s.",
+                "Raise timeout=, lower max_new_tokens, or check that the server is not overloaded.",
+            ) from None
         except h.TransportError as e:
-            raise EndpointError(f"The connection to {self.base} failed: {e!r}.",
-                                "The server may have stopped; check its log (server.tail()).") from None
+            raise EndpointError(
+                f"The connection to {self.base} failed: {e!r}.",
+                "The server may have stopped; check its log (server.tail()).",
+            ) from None
 
     # ---- Engine ----------------------------------------------------------------------------------
     def encode(self, prompt, system=None, chat=None):
@@ -164,8 +190,13 @@ class HttpEngine(Engine, Concurrent):
 
     def generate(self, messages, sampling: Sampling, on_token, should_stop) -> Usage:
         usage, pieces = Usage(), 0
-        with self.client() as c, self.errors(), \
-                c.stream("POST", self.base + self.CHAT_PATH, json=self.request_body(messages, sampling)) as r:
+        with (
+            self.client() as c,
+            self.errors(),
+            c.stream(
+                "POST", self.base + self.CHAT_PATH, json=self.request_body(messages, sampling)
+            ) as r,
+        ):
             check_status(r, self.base, self.api_key_env)
             for line in r.iter_lines():
                 event = self.parse_line(line)
@@ -178,7 +209,9 @@ class HttpEngine(Engine, Concurrent):
                 self.last_timings = event.get("timings") or self.last_timings
                 if event.get("done") or should_stop():
                     break
-        return Usage(usage.prompt_tokens, usage.new_tokens if usage.new_tokens is not None else pieces)
+        return Usage(
+            usage.prompt_tokens, usage.new_tokens if usage.new_tokens is not None else pieces
+        )
 
 
 def check_status(r, url: str, api_key_env: str | None) -> None:
@@ -188,14 +221,23 @@ def check_status(r, url: str, api_key_env: str | None) -> None:
     try:
         r.read()
         detail = r.text[:300]
-    except Exception:  # noqa: BLE001 - the status says enough
+    except Exception:
         detail = ""
     if r.status_code in (401, 403):
-        how = (f"Check the key in the environment variable {api_key_env}." if api_key_env else
-               "This server needs an API key: pass api_key_env='NAME_OF_THE_VARIABLE' holding it.")
-        raise EndpointAuthError(f"{url} refused the request ({r.status_code}: missing or wrong API key).", how)
+        how = (
+            f"Check the key in the environment variable {api_key_env}."
+            if api_key_env
+            else "This server needs an API key: pass api_key_env='NAME_OF_THE_VARIABLE' holding it."
+        )
+        raise EndpointAuthError(
+            f"{url} refused the request ({r.status_code}: missing or wrong API key).", how
+        )
     if r.status_code == 404:
-        raise EndpointError(f"{r.request.url} was not found (404) — not an OpenAI-compatible API at this URL, "
-                            f"or an unknown model. {detail}",
-                            "Check base_url (servers answer under /v1) and the model id (served_models()).")
-    raise EndpointError(f"{url} answered {r.status_code}: {detail}", "Check the request and the server's log.")
+        raise EndpointError(
+            f"{r.request.url} was not found (404) — not an OpenAI-compatible API at this URL, "
+            f"or an unknown model. {detail}",
+            "Check base_url (servers answer under /v1) and the model id (served_models()).",
+        )
+    raise EndpointError(
+        f"{url} answered {r.status_code}: {detail}", "Check the request and the server's log."
+    )

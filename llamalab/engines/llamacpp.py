@@ -4,6 +4,7 @@ Same Engine protocol as the transformers engine. Prompts are encoded with the Hu
 the same model and fed to llama.cpp as token ids, so every engine sees identical prompts; the loop around
 `Llama.generate` only counts tokens and checks for stop (benchmarks/engines.py measures its cost).
 """
+
 from __future__ import annotations
 
 import os
@@ -15,7 +16,7 @@ from ..core.tasks import on_exit
 from .base import Engine, Sampling, Scores, hf_encode, hf_tokenize
 
 DEFAULT_CONTEXT = 2048
-_live: "weakref.WeakSet[LlamaCppEngine]" = weakref.WeakSet()
+_live: weakref.WeakSet[LlamaCppEngine] = weakref.WeakSet()
 
 
 @on_exit
@@ -43,14 +44,27 @@ class LlamaCppEngine(Engine, Scores):
 
     name = "llama.cpp"
 
-    def __init__(self, path: str, tokenizer, n_threads: int | None = None, n_ctx: int = DEFAULT_CONTEXT,
-                 n_gpu_layers: int = 0):
+    def __init__(
+        self,
+        path: str,
+        tokenizer,
+        n_threads: int | None = None,
+        n_ctx: int = DEFAULT_CONTEXT,
+        n_gpu_layers: int = 0,
+    ):
         from llama_cpp import Llama
+
         self.path, self.tokenizer = str(path), tokenizer
         self.n_threads = n_threads or default_threads()
         self.n_gpu_layers = n_gpu_layers
-        self.llm = Llama(self.path, n_ctx=n_ctx, n_threads=self.n_threads, n_threads_batch=self.n_threads,
-                         n_gpu_layers=n_gpu_layers, verbose=False)
+        self.llm = Llama(
+            self.path,
+            n_ctx=n_ctx,
+            n_threads=self.n_threads,
+            n_threads_batch=self.n_threads,
+            n_gpu_layers=n_gpu_layers,
+            verbose=False,
+        )
         self.context_length = self.llm.n_ctx()
         self.file_type = file_type(self.llm)
         self.eos = {self.llm.token_eos()} | _hf_eos(tokenizer)
@@ -74,12 +88,19 @@ class LlamaCppEngine(Engine, Scores):
         llm, eos = self.llm, self.eos
         if sampling.seed is not None:
             llm.set_seed(sampling.seed)
-        llm.reset()     # no prompt-prefix reuse between calls: every call pays its prefill, as in transformers
+        llm.reset()  # no prompt-prefix reuse between calls: every call pays its prefill, as in transformers
         greedy = sampling.greedy
         n, limit, floor = 0, sampling.max_new_tokens, sampling.min_new_tokens
-        for token in llm.generate(prompt_ids, temp=0.0 if greedy else sampling.temperature,
-                                  top_k=0 if greedy else sampling.top_k, top_p=1.0 if greedy else sampling.top_p,
-                                  min_p=0.0, typical_p=1.0, repeat_penalty=1.0, reset=True):
+        for token in llm.generate(
+            prompt_ids,
+            temp=0.0 if greedy else sampling.temperature,
+            top_k=0 if greedy else sampling.top_k,
+            top_p=1.0 if greedy else sampling.top_p,
+            min_p=0.0,
+            typical_p=1.0,
+            repeat_penalty=1.0,
+            reset=True,
+        ):
             n += 1
             on_token(token)
             if n >= limit or (token in eos and n > floor) or should_stop():
@@ -89,17 +110,27 @@ class LlamaCppEngine(Engine, Scores):
         """Logits (float32 numpy, [len(ids), vocab]) for every position, from a second context
         created with logits_all=True (the generation context keeps only the last row, which is faster)."""
         if len(ids) > self.context_length:
-            raise InvalidSetting(f"{len(ids)} tokens exceed this GGUF context of {self.context_length}.",
-                                 "Score shorter windows (perplexity(window=...)).")
+            raise InvalidSetting(
+                f"{len(ids)} tokens exceed this GGUF context of {self.context_length}.",
+                "Score shorter windows (perplexity(window=...)).",
+            )
         if self._scorer is None or self._scorer.n_ctx() < len(ids):
             from llama_cpp import Llama
+
             if self._scorer is not None:
                 self._scorer.close()
             # logits_all needs an n_batch-row output; the compute buffer scales with n_ubatch (kept small).
-            self._scorer = Llama(self.path, n_ctx=max(len(ids), 512), n_batch=max(len(ids), 512),
-                                 n_ubatch=128, n_threads=self.n_threads,
-                                 n_threads_batch=self.n_threads, n_gpu_layers=self.n_gpu_layers,
-                                 logits_all=True, verbose=False)
+            self._scorer = Llama(
+                self.path,
+                n_ctx=max(len(ids), 512),
+                n_batch=max(len(ids), 512),
+                n_ubatch=128,
+                n_threads=self.n_threads,
+                n_threads_batch=self.n_threads,
+                n_gpu_layers=self.n_gpu_layers,
+                logits_all=True,
+                verbose=False,
+            )
         s = self._scorer
         s.reset()
         s.eval(list(ids))
@@ -107,6 +138,7 @@ class LlamaCppEngine(Engine, Scores):
 
     def weights_bytes(self) -> int:
         import llama_cpp
+
         return int(llama_cpp.llama_model_size(self.llm.model))
 
     def unload(self) -> None:

@@ -43,14 +43,20 @@ def parse_ollama_line(line: str) -> dict | None:
         return None
     chunk = json.loads(line)
     if "error" in chunk:
-        raise EndpointError(f"Ollama reported an error: {chunk['error']}", "Check `ollama list` and the model name.")
+        raise EndpointError(
+            f"Ollama reported an error: {chunk['error']}", "Check `ollama list` and the model name."
+        )
     out: dict = {"text": (chunk.get("message") or {}).get("content") or chunk.get("response") or ""}
     if chunk.get("done"):
         out["done"] = True
         out["usage"] = Usage(chunk.get("prompt_eval_count"), chunk.get("eval_count"))
-        out["timings"] = ServerTimings(chunk.get("prompt_eval_count"), chunk.get("eval_count"),
-                                       _ns(chunk.get("prompt_eval_duration")), _ns(chunk.get("eval_duration")),
-                                       _ns(chunk.get("total_duration")))
+        out["timings"] = ServerTimings(
+            chunk.get("prompt_eval_count"),
+            chunk.get("eval_count"),
+            _ns(chunk.get("prompt_eval_duration")),
+            _ns(chunk.get("eval_duration")),
+            _ns(chunk.get("total_duration")),
+        )
     return out
 
 

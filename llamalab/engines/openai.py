@@ -19,11 +19,19 @@ class OpenAIEngine(HttpEngine):
         return url if url.endswith("/v1") else url + "/v1"
 
     def request_body(self, messages, s: Sampling) -> dict:
-        body = {"model": self.model_id, "messages": messages, "max_tokens": s.max_new_tokens,
-                "temperature": s.temperature, "top_p": s.top_p, "stream": True,
-                "stream_options": {"include_usage": True}}
+        body = {
+            "model": self.model_id,
+            "messages": messages,
+            "max_tokens": s.max_new_tokens,
+            "temperature": s.temperature,
+            "top_p": s.top_p,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
         if s.top_k:
-            body["top_k"] = s.top_k  # llama.cpp, vLLM and TGI accept it; OpenAI ignores unknown keys
+            body["top_k"] = (
+                s.top_k
+            )  # llama.cpp, vLLM and TGI accept it; OpenAI ignores unknown keys
         if s.seed is not None:
             body["seed"] = s.seed
         if s.min_new_tokens and s.min_new_tokens >= s.max_new_tokens:
@@ -51,7 +59,9 @@ def parse_sse_line(line: str) -> dict | None:
         return {"done": True}
     chunk = json.loads(data)
     if "error" in chunk:
-        raise EndpointError(f"The server reported an error mid-stream: {chunk['error']}", "Check the server's log.")
+        raise EndpointError(
+            f"The server reported an error mid-stream: {chunk['error']}", "Check the server's log."
+        )
     out: dict = {}
     for choice in chunk.get("choices") or []:
         out["text"] = out.get("text", "") + ((choice.get("delta") or {}).get("content") or "")
@@ -60,8 +70,12 @@ def parse_sse_line(line: str) -> dict | None:
         out["usage"] = Usage(u.get("prompt_tokens"), u.get("completion_tokens"))
     if chunk.get("timings"):  # llama.cpp's own
         t = chunk["timings"]
-        out["timings"] = ServerTimings(t.get("prompt_n"), t.get("predicted_n"), _ms(t.get("prompt_ms")),
-                                       _ms(t.get("predicted_ms")))
+        out["timings"] = ServerTimings(
+            t.get("prompt_n"),
+            t.get("predicted_n"),
+            _ms(t.get("prompt_ms")),
+            _ms(t.get("predicted_ms")),
+        )
     return out
 
 

@@ -24,9 +24,13 @@ class HFEngine(Engine, Scores, Adapters):
 
     def __init__(self, model, tokenizer):
         self.model, self.tokenizer = model, tokenizer
-        self.peft_model = None  # the peft wrapper while adapters are attached (training runs through it)
+        self.peft_model = (
+            None  # the peft wrapper while adapters are attached (training runs through it)
+        )
         cfg = model.config
-        self.context_length = getattr(cfg, "max_position_embeddings", None) or tokenizer.model_max_length
+        self.context_length = (
+            getattr(cfg, "max_position_embeddings", None) or tokenizer.model_max_length
+        )
 
     @property
     def is_chat(self) -> bool:
@@ -47,15 +51,21 @@ class HFEngine(Engine, Scores, Adapters):
 
         class Stop(StoppingCriteria):
             def __call__(self, input_ids, scores, **kw):
-                return torch.full((input_ids.shape[0],), should_stop(), dtype=torch.bool, device=input_ids.device)
+                return torch.full(
+                    (input_ids.shape[0],), should_stop(), dtype=torch.bool, device=input_ids.device
+                )
 
         if sampling.seed is not None:
             torch.manual_seed(sampling.seed)
         ids = torch.tensor([prompt_ids], device=self.model.device)  # [1, prompt]
         with torch.inference_mode():
-            self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
-                                generation_config=self._config(sampling),
-                                streamer=_TokenStreamer(on_token), stopping_criteria=StoppingCriteriaList([Stop()]))
+            self.model.generate(
+                input_ids=ids,
+                attention_mask=torch.ones_like(ids),
+                generation_config=self._config(sampling),
+                streamer=_TokenStreamer(on_token),
+                stopping_criteria=StoppingCriteriaList([Stop()]),
+            )
 
     def logits(self, ids: list[int]):
         """Next-token logits at every position: float32 numpy [len(ids), vocab], computed on the torch thread."""
@@ -68,10 +78,18 @@ class HFEngine(Engine, Scores, Adapters):
             raise LlamalabError("This model was unloaded.", "Load it again with llamalab.load().")
         with torch.inference_mode():
             x = torch.tensor([ids], device=self.model.device)  # [1, n]
-            return self.model(input_ids=x, attention_mask=torch.ones_like(x)).logits[0].float().cpu().numpy()
+            return (
+                self.model(input_ids=x, attention_mask=torch.ones_like(x))
+                .logits[0]
+                .float()
+                .cpu()
+                .numpy()
+            )
 
     def _config(self, s: Sampling):
-        gc = self.model.generation_config.__class__.from_dict(self.model.generation_config.to_dict())
+        gc = self.model.generation_config.__class__.from_dict(
+            self.model.generation_config.to_dict()
+        )
         gc.max_new_tokens, gc.min_new_tokens = s.max_new_tokens, s.min_new_tokens or None
         gc.do_sample = not s.greedy
         gc.temperature = s.temperature if gc.do_sample else None
@@ -104,7 +122,9 @@ class HFEngine(Engine, Scores, Adapters):
         if self.peft_model is None:
             self.peft_model = PeftModel.from_pretrained(self.model, folder, adapter_name=name)
         elif name in self.peft_model.peft_config:
-            raise InvalidSetting(f"An adapter called {name!r} is already loaded.", "Pick another name.")
+            raise InvalidSetting(
+                f"An adapter called {name!r} is already loaded.", "Pick another name."
+            )
         else:
             self.peft_model.load_adapter(folder, adapter_name=name)
         self.model.eval()
@@ -114,8 +134,10 @@ class HFEngine(Engine, Scores, Adapters):
         from peft import get_peft_model
 
         if self.peft_model is not None or getattr(self.model, "peft_config", None):
-            raise InvalidSetting("This model already carries adapters.",
-                                 "Load the base again (llamalab.load) or remove its adapters first.")
+            raise InvalidSetting(
+                "This model already carries adapters.",
+                "Load the base again (llamalab.load) or remove its adapters first.",
+            )
         self.peft_model = get_peft_model(self.model, config)
         return self.peft_model
 
@@ -127,7 +149,9 @@ class HFEngine(Engine, Scores, Adapters):
     def use_adapter(self, name: str) -> None:
         names, _ = self.adapter_names()
         if name not in names:
-            raise InvalidSetting(f"No adapter {name!r} on this model.", f"Loaded: {', '.join(names) or 'none'}.")
+            raise InvalidSetting(
+                f"No adapter {name!r} on this model.", f"Loaded: {', '.join(names) or 'none'}."
+            )
         torch_thread.run(self.peft_model.set_adapter, name)
         self.model.eval()
 

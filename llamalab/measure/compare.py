@@ -7,19 +7,29 @@ measured (so one missing backend never hides the others).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from ..core.settings import with_changes
 from .sweep import COLUMNS, SweepSettings, collect, sweep
 
 DEFAULT_SCHEMES = ("fp32", "bf16", "fp16", "int8", "nf4", "gptq", "awq", "f16", "q8_0", "q4_1")
-DEFAULT_PROMPTS = ("What is the capital of France?",
-                   "Explain what quantization does to a neural network in three sentences.")
+DEFAULT_PROMPTS = (
+    "What is the capital of France?",
+    "Explain what quantization does to a neural network in three sentences.",
+)
 COMPARE_DEFAULTS = SweepSettings(quality=True, reference="bf16")
 
 
-def compare(model="default", schemes=DEFAULT_SCHEMES, prompts=DEFAULT_PROMPTS, settings: SweepSettings | None = None,
-            *, on_event: Callable | None = None, load: Callable | None = None, **overrides):
+def compare(
+    model="default",
+    schemes=DEFAULT_SCHEMES,
+    prompts=DEFAULT_PROMPTS,
+    settings: SweepSettings | None = None,
+    *,
+    on_event: Callable | None = None,
+    load: Callable | None = None,
+    **overrides,
+):
     """A pandas DataFrame with one row per (model, scheme, run, prompt); `model` is a name or a list.
 
     `settings` (a SweepSettings; default: quality scored, KL against bf16) and/or its fields as keywords.
@@ -29,7 +39,9 @@ def compare(model="default", schemes=DEFAULT_SCHEMES, prompts=DEFAULT_PROMPTS, s
     """
     import pandas as pd
 
-    events = sweep(model, schemes, prompts, with_changes(settings or COMPARE_DEFAULTS, **overrides), load=load)
+    events = sweep(
+        model, schemes, prompts, with_changes(settings or COMPARE_DEFAULTS, **overrides), load=load
+    )
     if on_event is not None:
         events = _tap(events, on_event)
     return pd.DataFrame(collect(events), columns=list(COLUMNS))

@@ -7,6 +7,7 @@ target goes unscored), and each target token (all but the first) is scored exact
 engine that declares `Scores` (transformers and llama.cpp); any other raises a clear error. The scoring runs
 on the one torch thread, like every torch op of the kit.
 """
+
 from __future__ import annotations
 
 import math
@@ -21,28 +22,33 @@ from ..core.errors import InvalidSetting
 from ..engines.base import Scores, require
 
 DEFAULT_TOKENS, DEFAULT_WINDOW = 2048, 512
-CANNOT_SCORE = ("give per-position logits, so perplexity and KL cannot be measured for it",
-                "Score a model loaded with a transformers or llama.cpp backend (llamalab.load).")
+CANNOT_SCORE = (
+    "give per-position logits, so perplexity and KL cannot be measured for it",
+    "Score a model loaded with a transformers or llama.cpp backend (llamalab.load).",
+)
 
 
 @dataclass(frozen=True)
 class Perplexity:
     """exp(mean negative log-likelihood per token) of `tokens` target tokens of `text`."""
+
     value: float
-    nll_per_token: float        # nats
-    tokens: int                 # target tokens scored
-    text: str                   # which text (name) and its source
+    nll_per_token: float  # nats
+    tokens: int  # target tokens scored
+    text: str  # which text (name) and its source
     source: str
-    window: int                 # tokens per scored window
-    stride: int                 # tokens between window starts
+    window: int  # tokens per scored window
+    stride: int  # tokens between window starts
     model: str = ""
     scheme: str = ""
     per: str = "token"
 
     @property
     def label(self) -> str:
-        return (f"perplexity per token = {self.value:.3f} on {self.text} ({self.tokens} tokens scored; "
-                f"window {self.window}, stride {self.stride})")
+        return (
+            f"perplexity per token = {self.value:.3f} on {self.text} ({self.tokens} tokens scored; "
+            f"window {self.window}, stride {self.stride})"
+        )
 
     def __str__(self) -> str:
         return f"{self.model} {self.scheme}: {self.label}"
@@ -54,8 +60,9 @@ class Perplexity:
 @dataclass(frozen=True)
 class Divergence:
     """How far a model's next-token distributions are from a reference's on the same positions."""
-    kl_mean: float              # mean over positions of KL(reference ‖ model), nats
-    top1_agreement: float       # share of positions where both pick the same most likely token
+
+    kl_mean: float  # mean over positions of KL(reference ‖ model), nats
+    top1_agreement: float  # share of positions where both pick the same most likely token
     tokens: int
     text: str
     window: int
@@ -66,9 +73,11 @@ class Divergence:
 
     @property
     def label(self) -> str:
-        return (f"KL({self.reference} ‖ {self.scheme}) = {self.kl_mean:.4f} nats/token, top-1 agreement "
-                f"{self.top1_agreement:.1%} on {self.text} ({self.tokens} tokens; window {self.window}, "
-                f"stride {self.stride})")
+        return (
+            f"KL({self.reference} ‖ {self.scheme}) = {self.kl_mean:.4f} nats/token, top-1 agreement "
+            f"{self.top1_agreement:.1%} on {self.text} ({self.tokens} tokens; window {self.window}, "
+            f"stride {self.stride})"
+        )
 
     def __str__(self) -> str:
         return self.label
@@ -79,16 +88,18 @@ class Divergence:
 
 @dataclass(frozen=True)
 class Window:
-    start: int                  # first token of the window in the text's ids
-    first_target: int           # index inside the window of the first position that is scored
+    start: int  # first token of the window in the text's ids
+    first_target: int  # index inside the window of the first position that is scored
 
 
 def windows(n: int, window: int, stride: int) -> list[Window]:
     """Windows of `window` tokens every `stride` tokens; each target (ids[1:]) scored exactly once."""
     if window < 2 or not 1 <= stride <= window:
-        raise InvalidSetting(f"window={window}, stride={stride}: need window ≥ 2 and 1 ≤ stride ≤ window.",
-                             "Use e.g. window=512, stride=512 (no overlap) or stride=256 (more context per token).")
-    out, scored_to = [], 1          # targets [1, scored_to) already scored
+        raise InvalidSetting(
+            f"window={window}, stride={stride}: need window ≥ 2 and 1 ≤ stride ≤ window.",
+            "Use e.g. window=512, stride=512 (no overlap) or stride=256 (more context per token).",
+        )
+    out, scored_to = [], 1  # targets [1, scored_to) already scored
     start = 0
     while scored_to < n:
         end = min(start + window, n)
@@ -96,12 +107,13 @@ def windows(n: int, window: int, stride: int) -> list[Window]:
         scored_to = end
         if end == n:
             break
-        start = min(start + stride, scored_to - 1)   # ≥ 1 token of context before the next target
+        start = min(start + stride, scored_to - 1)  # ≥ 1 token of context before the next target
     return out
 
 
 def _text(text):
     from ..data import texts
+
     if text is None:
         t = texts.heldout()
         return t.name, t.source, t.text
@@ -131,18 +143,26 @@ def _scored(loaded, ids, window, stride):
     import torch
 
     for w in windows(len(ids), window, stride):
-        chunk = ids[w.start:w.start + window]
-        lp = log_probs(loaded, chunk)[w.first_target - 1: len(chunk) - 1]
-        yield torch.tensor(chunk[w.first_target:]), lp
+        chunk = ids[w.start : w.start + window]
+        lp = log_probs(loaded, chunk)[w.first_target - 1 : len(chunk) - 1]
+        yield torch.tensor(chunk[w.first_target :]), lp
 
 
-def perplexity(loaded, text=None, *, tokens: int = DEFAULT_TOKENS, window: int = DEFAULT_WINDOW,
-               stride: int | None = None) -> Perplexity:
+def perplexity(
+    loaded,
+    text=None,
+    *,
+    tokens: int = DEFAULT_TOKENS,
+    window: int = DEFAULT_WINDOW,
+    stride: int | None = None,
+) -> Perplexity:
     """Per-token perplexity of `loaded` on `text` (default: the bundled held-out KJV Luke 1–4),
     first `tokens` tokens, windows of `window` tokens every `stride` (default = window, no overlap)."""
     name, source, body = _text(text)
     stride = stride or window
-    return torch_thread.run(_perplexity, loaded, _token_ids(loaded, body, tokens), name, source, window, stride)
+    return torch_thread.run(
+        _perplexity, loaded, _token_ids(loaded, body, tokens), name, source, window, stride
+    )
 
 
 def _perplexity(loaded, ids, name, source, window, stride, on_window=None) -> Perplexity:
@@ -153,15 +173,24 @@ def _perplexity(loaded, ids, name, source, window, stride, on_window=None) -> Pe
             on_window(i, lp)
         nll -= lp.gather(1, targets[:, None]).sum().item()
         n += len(targets)
-    return Perplexity(math.exp(nll / n), nll / n, n, name, source, window, stride, loaded.name, loaded.scheme_name)
+    return Perplexity(
+        math.exp(nll / n), nll / n, n, name, source, window, stride, loaded.name, loaded.scheme_name
+    )
 
 
 class Reference:
     """A reference model's log-probs on a text, kept on disk (one .npy per window) so comparing many
     schemes needs neither the reference model nor its ~400 MB of log-probs in memory."""
 
-    def __init__(self, loaded, text=None, *, tokens: int = DEFAULT_TOKENS, window: int = DEFAULT_WINDOW,
-                 stride: int | None = None):
+    def __init__(
+        self,
+        loaded,
+        text=None,
+        *,
+        tokens: int = DEFAULT_TOKENS,
+        window: int = DEFAULT_WINDOW,
+        stride: int | None = None,
+    ):
         import numpy as np
 
         self.text_name, self.source, self.body = _text(text)
@@ -170,20 +199,36 @@ class Reference:
         self.ids = _token_ids(loaded, self.body, tokens)
         self.dir = Path(tempfile.mkdtemp(prefix="llamalab-reference-"))
         self._cleanup = weakref.finalize(self, shutil.rmtree, self.dir, True)
-        self.perplexity = torch_thread.run(_perplexity, loaded, self.ids, self.text_name, self.source, window,
-                                           self.stride, on_window=lambda i, lp: np.save(self.dir / f"{i}.npy", lp.numpy()))
+        self.perplexity = torch_thread.run(
+            _perplexity,
+            loaded,
+            self.ids,
+            self.text_name,
+            self.source,
+            window,
+            self.stride,
+            on_window=lambda i, lp: np.save(self.dir / f"{i}.npy", lp.numpy()),
+        )
 
     def window_log_probs(self, i: int):
         import numpy as np
         import torch
+
         return torch.from_numpy(np.load(self.dir / f"{i}.npy"))
 
     def close(self) -> None:
         self._cleanup()
 
 
-def divergence(loaded, reference, text=None, *, tokens: int = DEFAULT_TOKENS, window: int = DEFAULT_WINDOW,
-               stride: int | None = None) -> Divergence:
+def divergence(
+    loaded,
+    reference,
+    text=None,
+    *,
+    tokens: int = DEFAULT_TOKENS,
+    window: int = DEFAULT_WINDOW,
+    stride: int | None = None,
+) -> Divergence:
     """Mean KL(reference ‖ loaded) of next-token distributions and top-1 agreement, position by position.
     `reference` is another LoadedModel (same tokenizer) or a `Reference` computed beforehand."""
     if isinstance(reference, Reference):
@@ -196,15 +241,21 @@ def divergence(loaded, reference, text=None, *, tokens: int = DEFAULT_TOKENS, wi
         ids = _token_ids(reference, body, tokens)
         ref_scheme = reference.scheme_name
         ref_windows = _scored(reference, ids, window, stride)
-        ref_lp = lambda i: next(ref_windows)[1]   # noqa: E731  (windows come in order)
+        ref_lp = lambda i: next(ref_windows)[1]
     if _token_ids(loaded, body, len(ids)) != ids:
-        raise InvalidSetting("The model and the reference tokenize the text differently.",
-                             "Compare models that share a tokenizer.")
+        raise InvalidSetting(
+            "The model and the reference tokenize the text differently.",
+            "Compare models that share a tokenizer.",
+        )
     kl, agree, n = torch_thread.run(_divergence, loaded, ids, window, stride, ref_lp)
-    return Divergence(kl / n, agree / n, n, name, window, stride, loaded.name, loaded.scheme_name, ref_scheme)
+    return Divergence(
+        kl / n, agree / n, n, name, window, stride, loaded.name, loaded.scheme_name, ref_scheme
+    )
 
 
-ROWS_PER_CHUNK = 64     # 64 × a 49K vocabulary × 4 bytes = 12.6 MB per temporary instead of 100 MB for 512 rows
+ROWS_PER_CHUNK = (
+    64  # 64 × a 49K vocabulary × 4 bytes = 12.6 MB per temporary instead of 100 MB for 512 rows
+)
 
 
 def _divergence(loaded, ids, window, stride, ref_lp) -> tuple[float, int, int]:
@@ -213,12 +264,13 @@ def _divergence(loaded, ids, window, stride, ref_lp) -> tuple[float, int, int]:
     for i, (targets, lp) in enumerate(_scored(loaded, ids, window, stride)):
         r = ref_lp(i)
         if r.shape != lp.shape:
-            raise InvalidSetting(f"Vocabulary sizes differ ({r.shape[-1]} vs {lp.shape[-1]}).",
-                                 "Compare models that share a tokenizer.")
-        for a in range(0, len(lp), ROWS_PER_CHUNK):     # [rows, vocab] temporaries stay small
-            rr, ll = r[a:a + ROWS_PER_CHUNK], lp[a:a + ROWS_PER_CHUNK]
+            raise InvalidSetting(
+                f"Vocabulary sizes differ ({r.shape[-1]} vs {lp.shape[-1]}).",
+                "Compare models that share a tokenizer.",
+            )
+        for a in range(0, len(lp), ROWS_PER_CHUNK):  # [rows, vocab] temporaries stay small
+            rr, ll = r[a : a + ROWS_PER_CHUNK], lp[a : a + ROWS_PER_CHUNK]
             kl += (rr.exp() * (rr - ll)).sum().item()
             agree += (rr.argmax(-1) == ll.argmax(-1)).sum().item()
         n += len(targets)
     return kl, agree, n
-

@@ -7,6 +7,7 @@ Labelled as random weights in their metadata (`general.name`, `general.descripti
 the embedded model's (from its F16 GGUF); tensors are written one at a time, so memory stays near the
 largest tensor (the token embedding) whatever the file size.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,6 +26,7 @@ KEPT_GENERAL = ("general.file_type", "general.quantization_version", "general.al
 @dataclass(frozen=True)
 class RandomShape:
     """The shape of a llama model: width, depth, MLP width, attention heads and grouped KV heads."""
+
     hidden: int
     layers: int
     ffn: int
@@ -35,8 +37,10 @@ class RandomShape:
         if min(self.hidden, self.layers, self.ffn, self.heads, self.kv_heads) < 1:
             raise InvalidSetting(f"{self}: every size must be a positive integer")
         if self.hidden % self.heads or self.heads % self.kv_heads:
-            raise InvalidSetting(f"{self}: hidden must divide by heads, and heads by kv_heads (choose e.g. "
-                                 f"hidden=960, heads=15, kv_heads=5)")
+            raise InvalidSetting(
+                f"{self}: hidden must divide by heads, and heads by kv_heads (choose e.g. "
+                f"hidden=960, heads=15, kv_heads=5)"
+            )
 
     @property
     def file_name(self) -> str:
@@ -64,9 +68,12 @@ def random_gguf(shape: RandomShape, path: str | Path | None = None, seed: int = 
         w.write_kv_data_to_file()
         w.write_ti_data_to_file()
         rng = np.random.default_rng(seed)
-        for s in shapes.values():             # norms 1, matrices N(0, 0.02): finite logits, nonsense text
-            w.write_tensor_data(np.ones(s, np.float32) if len(s) == 1
-                                else (rng.standard_normal(s, np.float32) * 0.02).astype(np.float16))
+        for s in shapes.values():  # norms 1, matrices N(0, 0.02): finite logits, nonsense text
+            w.write_tensor_data(
+                np.ones(s, np.float32)
+                if len(s) == 1
+                else (rng.standard_normal(s, np.float32) * 0.02).astype(np.float16)
+            )
         w.close()
     Path(str(path) + SIDECAR).write_text(json.dumps({"tokenizer": str(embedded.ensure_model())}))
     return path
@@ -75,20 +82,31 @@ def random_gguf(shape: RandomShape, path: str | Path | None = None, seed: int = 
 def _copy_metadata(src, w, shape: RandomShape) -> None:
     """The embedded model's tokenizer and llama keys, with this shape's sizes and the random-weights label."""
     import gguf
-    arch = {"llama.block_count": shape.layers, "llama.embedding_length": shape.hidden,
-            "llama.feed_forward_length": shape.ffn, "llama.attention.head_count": shape.heads,
-            "llama.attention.head_count_kv": shape.kv_heads, "llama.rope.dimension_count": shape.hidden // shape.heads}
+
+    arch = {
+        "llama.block_count": shape.layers,
+        "llama.embedding_length": shape.hidden,
+        "llama.feed_forward_length": shape.ffn,
+        "llama.attention.head_count": shape.heads,
+        "llama.attention.head_count_kv": shape.kv_heads,
+        "llama.rope.dimension_count": shape.hidden // shape.heads,
+    }
     for key, f in src.fields.items():
-        if key.startswith("GGUF.") or key == "general.architecture" or \
-                (key.startswith("general.") and key not in KEPT_GENERAL):
+        if (
+            key.startswith("GGUF.")
+            or key == "general.architecture"
+            or (key.startswith("general.") and key not in KEPT_GENERAL)
+        ):
             continue
         if key in ("llama.attention.key_length", "llama.attention.value_length"):
-            continue                           # derived from hidden / heads when absent
+            continue  # derived from hidden / heads when absent
         sub = f.types[-1] if f.types[0] == gguf.GGUFValueType.ARRAY else None
         w.add_key_value(key, arch.get(key, f.contents()), f.types[0], sub)
     w.add_name(f"random weights, llama h{shape.hidden} l{shape.layers}")
-    w.add_description("RANDOM WEIGHTS (llamalab.random_gguf): a real llama shape for speed "
-                      "measurements; the text it writes is nonsense")
+    w.add_description(
+        "RANDOM WEIGHTS (llamalab.random_gguf): a real llama shape for speed "
+        "measurements; the text it writes is nonsense"
+    )
     w.add_bool(LABEL_KEY, True)
 
 
@@ -97,10 +115,18 @@ def _tensor_shapes(shape: RandomShape, vocab: int) -> dict[str, tuple[int, ...]]
     h, kv = shape.hidden, shape.hidden // shape.heads * shape.kv_heads
     shapes = {"token_embd.weight": (vocab, h)}
     for i in range(shape.layers):
-        shapes.update({f"blk.{i}.attn_norm.weight": (h,), f"blk.{i}.ffn_norm.weight": (h,),
-                       f"blk.{i}.attn_q.weight": (h, h), f"blk.{i}.attn_k.weight": (kv, h),
-                       f"blk.{i}.attn_v.weight": (kv, h), f"blk.{i}.attn_output.weight": (h, h),
-                       f"blk.{i}.ffn_gate.weight": (shape.ffn, h), f"blk.{i}.ffn_up.weight": (shape.ffn, h),
-                       f"blk.{i}.ffn_down.weight": (h, shape.ffn)})
+        shapes.update(
+            {
+                f"blk.{i}.attn_norm.weight": (h,),
+                f"blk.{i}.ffn_norm.weight": (h,),
+                f"blk.{i}.attn_q.weight": (h, h),
+                f"blk.{i}.attn_k.weight": (kv, h),
+                f"blk.{i}.attn_v.weight": (kv, h),
+                f"blk.{i}.attn_output.weight": (h, h),
+                f"blk.{i}.ffn_gate.weight": (shape.ffn, h),
+                f"blk.{i}.ffn_up.weight": (shape.ffn, h),
+                f"blk.{i}.ffn_down.weight": (h, shape.ffn),
+            }
+        )
     shapes["output_norm.weight"] = (h,)
     return shapes

@@ -10,14 +10,15 @@ Rows carry the columns of the metrics vocabulary (llamalab/core/metrics.py; see 
 producer of `Row` events feeds the same consumers, `collect()` and `summarize()` included. What to measure
 is one `SweepSettings`, shared by `compare()` and the Arena.
 """
+
 from __future__ import annotations
 
 import gc
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 from .. import catalog
 from ..core import validate
@@ -25,8 +26,21 @@ from ..core.errors import InvalidSetting, LlamalabError, ModelNotCached
 from ..core.metrics import METRICS, columns
 from ..core.settings import setting, with_changes
 
-GENERATION_COLUMNS, LOAD_COLUMNS, QUALITY_COLUMNS = columns("generation"), columns("load"), columns("quality")
-COLUMNS = ("model", "scheme", "run", "prompt", *GENERATION_COLUMNS, *LOAD_COLUMNS, *QUALITY_COLUMNS, "error")
+GENERATION_COLUMNS, LOAD_COLUMNS, QUALITY_COLUMNS = (
+    columns("generation"),
+    columns("load"),
+    columns("quality"),
+)
+COLUMNS = (
+    "model",
+    "scheme",
+    "run",
+    "prompt",
+    *GENERATION_COLUMNS,
+    *LOAD_COLUMNS,
+    *QUALITY_COLUMNS,
+    "error",
+)
 WEIGHT_FILES = ("*.safetensors", "*.bin", "*.gguf")
 
 
@@ -35,16 +49,26 @@ class SweepSettings:
     """What a sweep measures per scheme: `sweep()`, `compare()` and the Arena take it (or its fields)."""
 
     max_new_tokens: int = setting(64, "New tokens per generation.")
-    fixed_length: bool = setting(True, "Generate exactly max_new_tokens (end of sequence ignored), so speeds compare.")
+    fixed_length: bool = setting(
+        True, "Generate exactly max_new_tokens (end of sequence ignored), so speeds compare."
+    )
     repeats: int = setting(1, "How many times every prompt is timed.")
-    warmup: int = setting(4, "New tokens of one untimed generation after each load (0: none): first calls are slow.")
-    quality: bool = setting(False, "Also score perplexity on the bundled held-out text (and KL with a reference).")
-    reference: str | None = setting(None, "The scheme KL and top-1 agreement compare against (computed once per "
-                                          "model; None: no KL).")
+    warmup: int = setting(
+        4, "New tokens of one untimed generation after each load (0: none): first calls are slow."
+    )
+    quality: bool = setting(
+        False, "Also score perplexity on the bundled held-out text (and KL with a reference)."
+    )
+    reference: str | None = setting(
+        None,
+        "The scheme KL and top-1 agreement compare against (computed once per model; None: no KL).",
+    )
     quality_tokens: int = setting(1024, "Tokens of the held-out text scored for quality.")
     quality_window: int = setting(512, "Tokens per scored window.")
     device: str = setting("auto", "Where each scheme runs: 'auto', 'cpu', 'cuda' or 'cuda:N'.")
-    quantize_missing: bool = setting(True, "Make a GPTQ/AWQ checkpoint first (cached) when none exists yet.")
+    quantize_missing: bool = setting(
+        True, "Make a GPTQ/AWQ checkpoint first (cached) when none exists yet."
+    )
 
     def __post_init__(self):
         validate.integer("max_new_tokens", self.max_new_tokens, lo=1)
@@ -62,9 +86,11 @@ class SweepSettings:
 
 # ---------------------------------------------------------------- events
 
+
 @dataclass(frozen=True)
 class Loading:
     """A scheme starts loading; `index` of `count` schemes in this sweep (for progress bars)."""
+
     model: str
     scheme: str
     index: int = 0
@@ -74,6 +100,7 @@ class Loading:
 @dataclass(frozen=True)
 class Loaded:
     """A scheme is in memory; `facts` are its load columns (load_s, weights_memory_bytes, …)."""
+
     model: str
     scheme: str
     facts: dict = field(default_factory=dict)
@@ -82,6 +109,7 @@ class Loaded:
 @dataclass(frozen=True)
 class Token:
     """A piece of generated text as it streams (several tokens may come as one piece)."""
+
     model: str
     scheme: str
     prompt_index: int
@@ -92,6 +120,7 @@ class Token:
 @dataclass(frozen=True)
 class Row:
     """One finished generation (or request): a dict with the columns of COLUMNS."""
+
     record: dict
 
     @property
@@ -106,6 +135,7 @@ class Row:
 @dataclass(frozen=True)
 class Scoring:
     """Quality scoring (perplexity, KL) starts for a scheme."""
+
     model: str
     scheme: str
 
@@ -113,6 +143,7 @@ class Scoring:
 @dataclass(frozen=True)
 class Quality:
     """Quality columns for every row of (model, scheme); `quality_error` says why they are empty."""
+
     model: str
     scheme: str
     scores: dict
@@ -121,6 +152,7 @@ class Quality:
 @dataclass(frozen=True)
 class Failed:
     """A scheme (or the quality reference) could not be measured; the sweep goes on."""
+
     model: str
     scheme: str
     message: str
@@ -130,6 +162,7 @@ class Failed:
 @dataclass(frozen=True)
 class Done:
     """The sweep ended: all done, or `stopped` by the stop event."""
+
     stopped: bool = False
 
 
@@ -138,8 +171,17 @@ Event = Loading | Loaded | Token | Row | Scoring | Quality | Failed | Done
 
 # ---------------------------------------------------------------- the sweep
 
-def sweep(models, schemes, prompts, settings: SweepSettings | None = None, *,
-          stop_event: threading.Event | None = None, load: Callable | None = None, **overrides) -> Iterator[Event]:
+
+def sweep(
+    models,
+    schemes,
+    prompts,
+    settings: SweepSettings | None = None,
+    *,
+    stop_event: threading.Event | None = None,
+    load: Callable | None = None,
+    **overrides,
+) -> Iterator[Event]:
     """An iterator of events while measuring every scheme of every model on every prompt.
     `settings` (a SweepSettings) and/or its fields as keywords say what to measure; they are checked here,
     before anything loads. `stop_event` ends the generation in progress and skips the rest. `load`:
@@ -147,7 +189,9 @@ def sweep(models, schemes, prompts, settings: SweepSettings | None = None, *,
     `quantize_missing`): a served model, a test's fake engine."""
     s = with_changes(settings or SweepSettings(), **overrides)
     run = _Run(s, stop_event or threading.Event(), load or _default_loader(s.quantize_missing))
-    return _events(_names("models", models), _names("schemes", schemes), _names("prompts", prompts), run)
+    return _events(
+        _names("models", models), _names("schemes", schemes), _names("prompts", prompts), run
+    )
 
 
 def _events(models, schemes, prompts, run: _Run):
@@ -184,11 +228,15 @@ def _names(name: str, value) -> list[str]:
     if isinstance(value, str) and name != "prompts":
         value = [value]
     if isinstance(value, str) or not isinstance(value, (list, tuple)) or not value:
-        raise InvalidSetting(f"{name}={value!r} is not a non-empty list of strings.",
-                              f"Pass {name} as a list, e.g. {name}=[{'…'!r}].")
+        raise InvalidSetting(
+            f"{name}={value!r} is not a non-empty list of strings.",
+            f"Pass {name} as a list, e.g. {name}=[{'…'!r}].",
+        )
     out = []
     for i, v in enumerate(value):
-        if name != "prompts" and isinstance(getattr(v, "name", None), str):    # a ModelCard or a Scheme
+        if name != "prompts" and isinstance(
+            getattr(v, "name", None), str
+        ):  # a ModelCard or a Scheme
             v = v.name
         out.append(validate.text(f"{name}[{i}]", v))
     return out
@@ -214,16 +262,17 @@ def _default_loader(quantize_missing: bool) -> Callable:
 def _reference(model: str, scheme: str, run: _Run):
     """Load the reference scheme, keep its log-probs on disk, unload it. None (and a Failed event) if it fails."""
     from .quality import Reference
+
     yield Loading(model, scheme)
     try:
         m = run.load(model, scheme, device=run.settings.device)
-    except Exception as e:       # noqa: BLE001  (one failure must not end the sweep)
+    except Exception as e:
         yield _failed(model, f"{scheme} (reference)", e)
         return None
     try:
         yield Scoring(model, scheme)
         return Reference(m, tokens=run.settings.quality_tokens, window=run.settings.quality_window)
-    except Exception as e:       # noqa: BLE001
+    except Exception as e:
         yield _failed(model, f"{scheme} (reference)", e)
         return None
     finally:
@@ -236,7 +285,7 @@ def _scheme(model, scheme, index, count, prompts, run: _Run, ref, own_ref: bool)
     yield Loading(model, scheme, index, count)
     try:
         m = run.load(model, scheme, device=s.device)
-    except Exception as e:       # noqa: BLE001
+    except Exception as e:
         yield _failed(model, scheme, e)
         return None
     made = None
@@ -252,8 +301,12 @@ def _scheme(model, scheme, index, count, prompts, run: _Run, ref, own_ref: bool)
                 if run.stop.is_set():
                     return None
                 g = None
-                for piece in m.stream(prompt, max_new_tokens=s.max_new_tokens, stop_event=run.stop,
-                                      min_new_tokens=s.max_new_tokens if s.fixed_length else 0):
+                for piece in m.stream(
+                    prompt,
+                    max_new_tokens=s.max_new_tokens,
+                    stop_event=run.stop,
+                    min_new_tokens=s.max_new_tokens if s.fixed_length else 0,
+                ):
                     if isinstance(piece, str):
                         yield Token(model, name, j, piece, repeat)
                     else:
@@ -264,7 +317,7 @@ def _scheme(model, scheme, index, count, prompts, run: _Run, ref, own_ref: bool)
             made, scores = _score(m, ref, own_ref, s)
             yield Quality(model, name, scores)
         return made
-    except Exception as e:       # noqa: BLE001
+    except Exception as e:
         yield _failed(model, scheme, e)
         return made
     finally:
@@ -280,8 +333,10 @@ def load_facts(m) -> dict:
     """The load columns of a LoadedModel: its `to_dict()`, the weight files' size, where it was quantized."""
     d = m.to_dict()
     facts = {k: d[k] for k in LOAD_COLUMNS if k in d}
-    facts.update(quantized_at=m.scheme.quantized_at if m.scheme else None,
-                 weights_disk_bytes=disk_bytes(m.path) if m.path and not m.engine.remote else None)
+    facts.update(
+        quantized_at=m.scheme.quantized_at if m.scheme else None,
+        weights_disk_bytes=disk_bytes(m.path) if m.path and not m.engine.remote else None,
+    )
     return facts
 
 
@@ -289,6 +344,7 @@ def _score(m, ref, own_ref: bool, s: SweepSettings):
     """(Reference made from this scheme or None, quality columns). A model that cannot be scored (e.g. an
     engine without logits) gets its reason in `quality_error` and empty quality columns."""
     from .quality import Reference, divergence, perplexity
+
     t0 = time.perf_counter()
     made, out = None, {}
     try:
@@ -299,19 +355,35 @@ def _score(m, ref, own_ref: bool, s: SweepSettings):
         elif ref is not None:
             d = divergence(m, ref)
             p = perplexity(m, tokens=len(ref.ids), window=ref.window, stride=ref.stride)
-            out = {"kl_vs_reference": d.kl_mean, "top1_vs_reference": d.top1_agreement, "reference": d.reference}
+            out = {
+                "kl_vs_reference": d.kl_mean,
+                "top1_vs_reference": d.top1_agreement,
+                "reference": d.reference,
+            }
         else:
             p = perplexity(m, tokens=s.quality_tokens, window=s.quality_window)
     except LlamalabError as e:
         return None, {**dict.fromkeys(QUALITY_COLUMNS), "quality_error": e.message}
-    return made, {**out, "perplexity": p.value, "ppl_text": p.text, "ppl_tokens": p.tokens,
-                  "ppl_window": p.window, "ppl_stride": p.stride, "quality_s": time.perf_counter() - t0}
+    return made, {
+        **out,
+        "perplexity": p.value,
+        "ppl_text": p.text,
+        "ppl_tokens": p.tokens,
+        "ppl_window": p.window,
+        "ppl_stride": p.stride,
+        "quality_s": time.perf_counter() - t0,
+    }
 
 
 def _failed(model: str, scheme: str, e: BaseException) -> Failed:
     if isinstance(e, LlamalabError):
         return Failed(model, scheme, e.message, e.fix)
-    return Failed(model, scheme, f"Unexpected {type(e).__name__}: {e}", "This is not one of llamalab's known errors.")
+    return Failed(
+        model,
+        scheme,
+        f"Unexpected {type(e).__name__}: {e}",
+        "This is not one of llamalab's known errors.",
+    )
 
 
 def _unload(m) -> None:
@@ -329,6 +401,7 @@ def disk_bytes(path: str) -> int:
 
 # ---------------------------------------------------------------- consumers
 
+
 def add(records: list[dict], event) -> None:
     """Fold one event into `records`: a Row appends its record, Quality fills the quality columns of its
     (model, scheme) rows, Failed appends an error row. Other events change nothing."""
@@ -336,11 +409,20 @@ def add(records: list[dict], event) -> None:
         records.append(dict(event.record))
     elif isinstance(event, Quality):
         for r in records:
-            if r.get("model") == event.model and r.get("scheme") == event.scheme and not r.get("error"):
+            if (
+                r.get("model") == event.model
+                and r.get("scheme") == event.scheme
+                and not r.get("error")
+            ):
                 r.update(event.scores)
     elif isinstance(event, Failed):
-        records.append({"model": event.model, "scheme": event.scheme,
-                        "error": f"{event.message}\n→ {event.fix}" if event.fix else event.message})
+        records.append(
+            {
+                "model": event.model,
+                "scheme": event.scheme,
+                "error": f"{event.message}\n→ {event.fix}" if event.fix else event.message,
+            }
+        )
 
 
 def collect(events) -> list[dict]:
@@ -360,6 +442,7 @@ def summarize(records):
     """One row per (model, scheme), in first-seen order: medians over prompts and runs of every measured
     column, `runs` (generations measured) and the first error, if any. Takes records or a DataFrame."""
     import pandas as pd
+
     df = records if isinstance(records, pd.DataFrame) else pd.DataFrame(list(records))
     for key in ("model", "scheme", "new_tokens", "error"):
         if key not in df:

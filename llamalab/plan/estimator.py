@@ -3,6 +3,7 @@
 Pure Python (no torch). Every figure is a breakdown of named byte counts so a learner can see
 where the memory goes; the assumptions behind each term live in catalog/assumptions.toml.
 """
+
 from __future__ import annotations
 
 import math
@@ -15,8 +16,8 @@ from ..core.errors import InvalidSetting, LlamalabError
 from ..core.hardware import Hardware, default_device, hardware
 
 MODES = ("inference", "full", "lora", "qlora")
-GGUF_Q6_K_BPW = 210 * 8 / 256     # ggml blocks: Q6_K stores 256 weights in 210 bytes,
-GGUF_Q8_0_BPW = 34 * 8 / 32       # Q8_0 32 weights in 34 bytes
+GGUF_Q6_K_BPW = 210 * 8 / 256  # ggml blocks: Q6_K stores 256 weights in 210 bytes,
+GGUF_Q8_0_BPW = 34 * 8 / 32  # Q8_0 32 weights in 34 bytes
 KV_DTYPES = {"fp32": 4, "bf16": 2, "fp16": 2, "fp8": 1, "int8": 1, "q8_0": 1.0625, "q4_0": 0.5625}
 
 
@@ -28,6 +29,7 @@ def assumptions() -> dict:
 @dataclass(frozen=True)
 class Estimate:
     """Bytes a model needs under one scheme/context/batch/mode, as a named breakdown."""
+
     model: str
     scheme: str
     context: int
@@ -37,7 +39,9 @@ class Estimate:
     device: str
     breakdown: dict = field(hash=False)
     notes: tuple[str, ...] = ()
-    load_transient_bytes: int = 0   # the unquantized copy a quantize-while-loading backend reads first
+    load_transient_bytes: int = (
+        0  # the unquantized copy a quantize-while-loading backend reads first
+    )
 
     @property
     def total_bytes(self) -> int:
@@ -62,14 +66,19 @@ class Estimate:
         return max(1, math.ceil(self.peak_bytes / budget_bytes(gpu)))
 
     def to_dict(self) -> dict:
-        d = {k: getattr(self, k) for k in ("model", "scheme", "context", "batch", "mode", "kv_dtype", "device")}
+        d = {
+            k: getattr(self, k)
+            for k in ("model", "scheme", "context", "batch", "mode", "kv_dtype", "device")
+        }
         d.update({f"{k}_bytes": v for k, v in self.breakdown.items()})
         d["total_bytes"] = self.total_bytes
         d["load_peak_bytes"] = self.load_peak_bytes
         return d
 
     def __str__(self) -> str:
-        rows = [f"{self.model} · {self.scheme} · {self.mode} · context {self.context} · batch {self.batch}"]
+        rows = [
+            f"{self.model} · {self.scheme} · {self.mode} · context {self.context} · batch {self.batch}"
+        ]
         rows += [f"  {k:<12}{v / 1e9:>10.3f} GB" for k, v in self.breakdown.items()]
         rows.append(f"  {'total':<12}{self.total_bytes / 1e9:>10.3f} GB")
         if self.load_transient_bytes:
@@ -82,23 +91,35 @@ class Estimate:
         cells += row.format("<b>total</b>", self.total_bytes / 1e9)
         if self.load_transient_bytes:
             cells += row.format("load peak", self.load_peak_bytes / 1e9)
-        return (f"<b>{self.model} · {self.scheme} · {self.mode}</b> (context {self.context}, batch {self.batch})"
-                f"<table>{cells}</table>")
+        return (
+            f"<b>{self.model} · {self.scheme} · {self.mode}</b> (context {self.context}, batch {self.batch})"
+            f"<table>{cells}</table>"
+        )
 
 
 # ---------------------------------------------------------------- arithmetic pieces
 
-LORA_PRESETS = {"guide": ("q_proj", "v_proj")}     # the guide's LoraConfig; "all-linear" = every linear
+LORA_PRESETS = {
+    "guide": ("q_proj", "v_proj")
+}  # the guide's LoraConfig; "all-linear" = every linear
 
 
 def named_linears(c: ModelCard) -> dict[str, tuple[int, int, int]]:
     """Every linear by its Llama-family module name: (in, out, count in the whole model), lm_head excluded."""
     q, kv, n = c.heads * c.head_dim, c.kv_heads * c.head_dim, c.layers
     mlp = n * (c.experts if c.is_moe else 1)
-    out = {"q_proj": (c.hidden, q, n), "k_proj": (c.hidden, kv, n), "v_proj": (c.hidden, kv, n), "o_proj": (q, c.hidden, n)}
+    out = {
+        "q_proj": (c.hidden, q, n),
+        "k_proj": (c.hidden, kv, n),
+        "v_proj": (c.hidden, kv, n),
+        "o_proj": (q, c.hidden, n),
+    }
     if c.mlp == "gated":
         out["gate_proj"] = (c.hidden, c.intermediate, mlp)
-    return out | {"up_proj": (c.hidden, c.intermediate, mlp), "down_proj": (c.intermediate, c.hidden, mlp)}
+    return out | {
+        "up_proj": (c.hidden, c.intermediate, mlp),
+        "down_proj": (c.intermediate, c.hidden, mlp),
+    }
 
 
 def lora_targets(c: ModelCard, target_modules="all-linear") -> list[tuple[int, int, int]]:
@@ -107,17 +128,25 @@ def lora_targets(c: ModelCard, target_modules="all-linear") -> list[tuple[int, i
     linears = named_linears(c)
     if target_modules is None or target_modules == "all-linear":
         return list(linears.values())
-    names = LORA_PRESETS.get(target_modules, target_modules) if isinstance(target_modules, str) else target_modules
+    names = (
+        LORA_PRESETS.get(target_modules, target_modules)
+        if isinstance(target_modules, str)
+        else target_modules
+    )
     if isinstance(names, str):
         names = names.split(",")
     if not isinstance(names, (list, tuple)) or not all(isinstance(x, str) for x in names):
-        raise InvalidSetting(f"target_modules={target_modules!r} is not a preset or a list of module names.",
-                             "Use 'guide', 'all-linear' or e.g. 'q_proj,v_proj'.")
+        raise InvalidSetting(
+            f"target_modules={target_modules!r} is not a preset or a list of module names.",
+            "Use 'guide', 'all-linear' or e.g. 'q_proj,v_proj'.",
+        )
     names = {x.strip().rsplit(".", 1)[-1] for x in names if x.strip()}
     unknown = sorted(names - set(linears))
     if unknown or not names:
-        raise InvalidSetting(f"target_modules: {', '.join(unknown) or 'no name'} is not a linear of {c.name}.",
-                             f"Use 'guide', 'all-linear' or names among {', '.join(linears)}.")
+        raise InvalidSetting(
+            f"target_modules: {', '.join(unknown) or 'no name'} is not a linear of {c.name}.",
+            f"Use 'guide', 'all-linear' or names among {', '.join(linears)}.",
+        )
     return [linears[x] for x in linears if x in names]
 
 
@@ -138,13 +167,18 @@ def weight_bytes(c: ModelCard, s: Scheme, group_size: int | None = None) -> dict
         # or as Q8_0 when its rows are not a multiple of Q6_K's 256-weight block
         out = c.vocab * c.hidden
         out_bpw = GGUF_Q6_K_BPW if c.hidden % 256 == 0 else GGUF_Q8_0_BPW
-        return {"quantized": int((c.params - out) * s.bits_per_weight(c.hidden) / 8), "output": int(out * out_bpw / 8)}
+        return {
+            "quantized": int((c.params - out) * s.bits_per_weight(c.hidden) / 8),
+            "output": int(out * out_bpw / 8),
+        }
     kept = c.embedding_params + (2 * c.layers + 1) * c.hidden
     quantized = c.params - kept
     bpw = s.bits_per_weight(c.hidden, group_size)
-    return {"quantized": int(quantized * s.bits / 8),
-            "scales": int(quantized * (bpw - s.bits) / 8),
-            "kept_16bit": kept * 2}
+    return {
+        "quantized": int(quantized * s.bits / 8),
+        "scales": int(quantized * (bpw - s.bits) / 8),
+        "kept_16bit": kept * 2,
+    }
 
 
 def _kquant_falls_back(c: ModelCard, s: Scheme) -> bool:
@@ -158,8 +192,11 @@ def _kquant_fallback_bytes(c: ModelCard, s: Scheme) -> dict[str, int]:
     out = c.vocab * c.hidden
     fallback = sum(i * o * n for i, o, n in linear_shapes(c) if i % 256) + c.embedding_params - out
     rest = c.params - out - fallback
-    return {"quantized": int(rest * s.effective_bpw / 8), "fallback": int(fallback * s.fallback_bpw / 8),
-            "output": int(out * GGUF_Q8_0_BPW / 8)}
+    return {
+        "quantized": int(rest * s.effective_bpw / 8),
+        "fallback": int(fallback * s.fallback_bpw / 8),
+        "output": int(out * GGUF_Q8_0_BPW / 8),
+    }
 
 
 def kv_cache_bytes(c: ModelCard, context: int, batch: int = 1, kv_bytes: float = 2) -> int:
@@ -174,7 +211,9 @@ def _activation_bytes(c: ModelCard, tokens: int, act_bytes: int) -> int:
     return int(tokens * per_token * act_bytes)
 
 
-def _train_activation_bytes(c: ModelCard, tokens: int, checkpointing: bool, act_bytes: int = 2) -> int:
+def _train_activation_bytes(
+    c: ModelCard, tokens: int, checkpointing: bool, act_bytes: int = 2
+) -> int:
     """What backward keeps: per layer the 16-bit figure scaled to the activation dtype (fp32 keeps twice as
     much), or only each layer's input plus one recomputed layer with checkpointing; plus the loss's logits."""
     a, t = assumptions()["activations"], assumptions()["training"]
@@ -187,10 +226,21 @@ def _train_activation_bytes(c: ModelCard, tokens: int, checkpointing: bool, act_
 
 # ---------------------------------------------------------------- the estimate
 
-def estimate(model="default", scheme: str | Scheme = "bf16", context: int = 4096, batch: int = 1,
-             mode: str = "inference", kv_dtype: str | None = None, *, device: str = "auto",
-             group_size: int | None = None, lora_rank: int | None = None,
-             gradient_checkpointing: bool = True, target_modules="all-linear") -> Estimate:
+
+def estimate(
+    model="default",
+    scheme: str | Scheme = "bf16",
+    context: int = 4096,
+    batch: int = 1,
+    mode: str = "inference",
+    kv_dtype: str | None = None,
+    *,
+    device: str = "auto",
+    group_size: int | None = None,
+    lora_rank: int | None = None,
+    gradient_checkpointing: bool = True,
+    target_modules="all-linear",
+) -> Estimate:
     """Memory needed to run (`inference`) or train (`full`, `lora`, `qlora`) a model.
 
     `context` is prompt + generated tokens (inference) or the sequence length (training: the longest
@@ -203,14 +253,16 @@ def estimate(model="default", scheme: str | Scheme = "bf16", context: int = 4096
     s = cat.scheme(scheme, c)
     device = _device(device)
     _check(context, batch, mode, kv_dtype, device, group_size, lora_rank, gradient_checkpointing)
-    lora_targets(c, target_modules)      # a bad name raises here, whatever the mode
+    lora_targets(c, target_modules)  # a bad name raises here, whatever the mode
     notes: list[str] = []
     if mode == "qlora" and s.name != "nf4":
         notes.append(f"QLoRA keeps the frozen base in nf4, not {s.name}: estimated as nf4.")
         s = cat.scheme("nf4")
     if mode == "full" and not s.is_float:
-        raise InvalidSetting(f"Full fine-tuning needs fp32/bf16/fp16 weights, not {s.name}.",
-                             "Use mode='qlora' (4-bit base + adapters) or mode='lora' with a float scheme.")
+        raise InvalidSetting(
+            f"Full fine-tuning needs fp32/bf16/fp16 weights, not {s.name}.",
+            "Use mode='qlora' (4-bit base + adapters) or mode='lora' with a float scheme.",
+        )
     kv_name = kv_dtype or ("fp32" if s.kv_bytes == 4 else "fp16")
     act_bytes = 4 if s.name == "fp32" else 2
     rt = assumptions()["runtime"]
@@ -219,37 +271,62 @@ def estimate(model="default", scheme: str | Scheme = "bf16", context: int = 4096
     if mode == "inference":
         b["kv_cache"] = kv_cache_bytes(c, context, batch, KV_DTYPES[kv_name])
         b["activations"] = _activation_bytes(c, batch * context, act_bytes) + batch * c.vocab * 4
-        notes.append("Activations assume the whole prompt is prefilled in one pass (transformers); "
-                     "engines with chunked prefill (vLLM, llama.cpp) need less.")
+        notes.append(
+            "Activations assume the whole prompt is prefilled in one pass (transformers); "
+            "engines with chunked prefill (vLLM, llama.cpp) need less."
+        )
     else:
         b["kv_cache"] = 0
-        b["activations"] = _train_activation_bytes(c, batch * context, gradient_checkpointing, act_bytes)
+        b["activations"] = _train_activation_bytes(
+            c, batch * context, gradient_checkpointing, act_bytes
+        )
         if mode != "full":
-            b["activations"] += _lora_input_bytes(c, batch * context, gradient_checkpointing, target_modules,
-                                                  cast=s.is_float and s.bits == 16)
+            b["activations"] += _lora_input_bytes(
+                c,
+                batch * context,
+                gradient_checkpointing,
+                target_modules,
+                cast=s.is_float and s.bits == 16,
+            )
         b.update(_training_bytes(c, s, mode, lora_rank, target_modules))
-        b["cpu_slack"] = _cpu_slack(c, s, mode, lora_rank, target_modules, b["activations"]) if device == "cpu" else 0
+        b["cpu_slack"] = (
+            _cpu_slack(c, s, mode, lora_rank, target_modules, b["activations"])
+            if device == "cpu"
+            else 0
+        )
     b["overhead"] = int(rt["cuda_bytes"] if device.startswith("cuda") else rt["cpu_bytes"])
     if c.is_moe:
-        notes.append(f"MoE: all {c.experts} experts stay resident; {c.experts_active} run per token.")
+        notes.append(
+            f"MoE: all {c.experts} experts stay resident; {c.experts_active} run per token."
+        )
     if c.sliding_window:
-        notes.append(f"Sliding window {c.sliding_window} on some layers is ignored: KV cache is an upper bound.")
+        notes.append(
+            f"Sliding window {c.sliding_window} on some layers is ignored: KV cache is an upper bound."
+        )
     if _kquant_falls_back(c, s):
-        notes.append(f"{s.name} packs 256 weights per block; {c.name}'s hidden size {c.hidden} is not a multiple "
-                     f"of 256, so llama.cpp stores most tensors in a {s.fallback_bpw:g}-bit fallback type.")
+        notes.append(
+            f"{s.name} packs 256 weights per block; {c.name}'s hidden size {c.hidden} is not a multiple "
+            f"of 256, so llama.cpp stores most tensors in a {s.fallback_bpw:g}-bit fallback type."
+        )
     est = Estimate(c.name, s.name, context, batch, mode, kv_name, device, b, tuple(notes))
     source = s.loads_from(device)
     if not source:
         return est
     transient = sum(weight_bytes(c, cat.scheme(source)).values())
     est = replace(est, load_transient_bytes=transient)
-    return replace(est, notes=est.notes + (
-        f"{s.name} on {device} quantizes while loading: the {source} weights pass through memory first: load "
-        f"peak at least {est.load_peak_bytes / 1e9:.2f} GB (on CPU the allocator's slack can add as much again).",))
+    return replace(
+        est,
+        notes=est.notes
+        + (
+            f"{s.name} on {device} quantizes while loading: the {source} weights pass through memory first: load "
+            f"peak at least {est.load_peak_bytes / 1e9:.2f} GB (on CPU the allocator's slack can add as much again).",
+        ),
+    )
 
 
-def _lora_input_bytes(c: ModelCard, tokens: int, checkpointing: bool, target_modules="all-linear",
-                      cast: bool = False) -> int:
+def _lora_input_bytes(
+    c: ModelCard, tokens: int, checkpointing: bool, target_modules="all-linear", cast: bool = False
+) -> int:
     """What each adapted linear adds for backward, per input element: peft's dropout output of the input (in
     the adapter's fp32), its mask and what the adapter path holds; over a bf16/fp16 base (`cast`), also the
     input's cast to fp32."""
@@ -260,7 +337,9 @@ def _lora_input_bytes(c: ModelCard, tokens: int, checkpointing: bool, target_mod
     return int(tokens * layers * per_token_layer * per_element)
 
 
-def _cpu_slack(c: ModelCard, s: Scheme, mode: str, rank: int | None, target_modules, activations: int) -> int:
+def _cpu_slack(
+    c: ModelCard, s: Scheme, mode: str, rank: int | None, target_modules, activations: int
+) -> int:
     """What a CPU run's peak RSS holds beyond live tensors (measured; the allocator keeps freed blocks): at the
     optimizer step about one more fp32 copy of the trained weights, counted where it exceeds the activations
     (freed by then); with QLoRA also about one 16-bit copy of the linears bitsandbytes dequantizes per matmul;
@@ -269,25 +348,35 @@ def _cpu_slack(c: ModelCard, s: Scheme, mode: str, rank: int | None, target_modu
     trained = c.params if mode == "full" else lora_params(c, rank or t["lora_rank"], target_modules)
     step = max(0, int(trained * t["cpu_step_bytes_per_param"]) - activations)
     if mode == "qlora":
-        return step + int(sum(i * o * n for i, o, n in linear_shapes(c)) * t["cpu_qlora_dequant_bytes_per_weight"])
+        return step + int(
+            sum(i * o * n for i, o, n in linear_shapes(c)) * t["cpu_qlora_dequant_bytes_per_weight"]
+        )
     if mode == "lora" and s.is_float and s.bits == 16:
         return step + int(c.params * t["cpu_lora_16bit_base_bytes_per_param"])
     return step
 
 
-def _training_bytes(c: ModelCard, s: Scheme, mode: str, rank: int | None, target_modules="all-linear") -> dict[str, int]:
+def _training_bytes(
+    c: ModelCard, s: Scheme, mode: str, rank: int | None, target_modules="all-linear"
+) -> dict[str, int]:
     t = assumptions()["training"]
     if mode == "full":
         wbytes = s.bits / 8
         master = c.params * t["master_weight_bytes"] if s.bits == 16 else 0
-        return {"gradients": int(c.params * wbytes), "optimizer": int(c.params * t["adam_state_bytes"] + master),
-                "adapters": 0}
+        return {
+            "gradients": int(c.params * wbytes),
+            "optimizer": int(c.params * t["adam_state_bytes"] + master),
+            "adapters": 0,
+        }
     n = lora_params(c, rank or t["lora_rank"], target_modules)
-    return {"adapters": n * t["adapter_bytes"], "gradients": n * t["adapter_bytes"],
-            "optimizer": n * t["adam_state_bytes"]}
+    return {
+        "adapters": n * t["adapter_bytes"],
+        "gradients": n * t["adapter_bytes"],
+        "optimizer": n * t["adam_state_bytes"],
+    }
 
 
-MAX_TOKENS = 1 << 24    # 16M tokens: far beyond any model's context, small enough to stay arithmetic
+MAX_TOKENS = 1 << 24  # 16M tokens: far beyond any model's context, small enough to stay arithmetic
 
 
 def _check(context, batch, mode, kv_dtype, device, group_size, lora_rank, checkpointing) -> None:
@@ -309,7 +398,9 @@ def _check_device(device) -> None:
     validate.text("device", device)
     kind, _, index = device.partition(":")
     if kind not in ("cpu", "cuda") or (index and (kind != "cuda" or not index.isdecimal())):
-        raise InvalidSetting(f"device={device!r} is not a device.", "Use 'auto', 'cpu', 'cuda' or 'cuda:N'.")
+        raise InvalidSetting(
+            f"device={device!r} is not a device.", "Use 'auto', 'cpu', 'cuda' or 'cuda:N'."
+        )
 
 
 def _device(device) -> str:
@@ -330,6 +421,7 @@ def device_for(gpu, device: str = "auto") -> str:
 # ---------------------------------------------------------------- budgets and reverse questions
 
 THIS = ("this", "here", "local")
+
 
 def budget_bytes(gpu) -> int:
     """Bytes available on `gpu`: bytes, a catalog GPU name ('h100-80gb', '2x a100-80gb'), a GPU,
@@ -353,8 +445,8 @@ def max_context(model="default", scheme="bf16", gpu="this", batch: int = 1, **kw
     """Longest context whose estimate fits on `gpu` (0 if not even one token fits)."""
     budget, c = budget_bytes(gpu), card(model)
     kw["device"] = device_for(gpu, kw.get("device", "auto"))
-    estimate(c, scheme, 1, batch, **kw)          # bad settings raise here, not as "0 fits"
-    fits = lambda n: estimate(c, scheme, n, batch, **kw).peak_bytes <= budget  # noqa: E731
+    estimate(c, scheme, 1, batch, **kw)  # bad settings raise here, not as "0 fits"
+    fits = lambda n: estimate(c, scheme, n, batch, **kw).peak_bytes <= budget
     if not fits(1):
         return 0
     lo, hi = 1, c.context
@@ -366,16 +458,27 @@ def max_context(model="default", scheme="bf16", gpu="this", batch: int = 1, **kw
     return lo
 
 
-def best_scheme(model="default", gpu="this", context: int = 4096, batch: int = 1,
-                mode: str = "inference", candidates=None, **kw) -> str | None:
+def best_scheme(
+    model="default",
+    gpu="this",
+    context: int = 4096,
+    batch: int = 1,
+    mode: str = "inference",
+    candidates=None,
+    **kw,
+) -> str | None:
     """The highest-fidelity scheme (lowest rank) whose estimate fits on `gpu`; None if none does."""
     c = card(model)
     kw["device"] = device_for(gpu, kw.get("device", "auto"))
-    if candidates is not None and (isinstance(candidates, str) or not hasattr(candidates, "__iter__")):
-        raise InvalidSetting(f"candidates={candidates!r} is not a list of schemes.",
-                             "Pass e.g. candidates=['bf16', 'int8'], or leave it out for every scheme.")
+    if candidates is not None and (
+        isinstance(candidates, str) or not hasattr(candidates, "__iter__")
+    ):
+        raise InvalidSetting(
+            f"candidates={candidates!r} is not a list of schemes.",
+            "Pass e.g. candidates=['bf16', 'int8'], or leave it out for every scheme.",
+        )
     pool = [cat.scheme(x, c) for x in candidates or cat.scheme_names()]
-    estimate(c, "bf16", context, batch, mode, **kw)     # bad settings raise here, not as "none fits"
+    estimate(c, "bf16", context, batch, mode, **kw)  # bad settings raise here, not as "none fits"
     if mode == "full":
         pool = [s for s in pool if s.is_float]
     budget = budget_bytes(gpu)
@@ -385,7 +488,9 @@ def best_scheme(model="default", gpu="this", context: int = 4096, batch: int = 1
     return None
 
 
-def roofline(model="default", scheme="bf16", gpu="h100-80gb", context: int = 4096, batch: int = 1) -> dict:
+def roofline(
+    model="default", scheme="bf16", gpu="h100-80gb", context: int = 4096, batch: int = 1
+) -> dict:
     """Upper bound on decode speed when memory bandwidth is the limit:
     every step reads the active weights once plus each sequence's KV cache."""
     c = card(model)
@@ -394,19 +499,40 @@ def roofline(model="default", scheme="bf16", gpu="h100-80gb", context: int = 409
     validate.integer("batch", batch, 1, MAX_TOKENS)
     dev = gpu if isinstance(gpu, GPU) else cat.gpu(gpu)
     if not dev.bandwidth_bytes_s:
-        raise LlamalabError(f"No memory bandwidth known for {dev.name}.", "Pass a catalog GPU name.")
+        raise LlamalabError(
+            f"No memory bandwidth known for {dev.name}.", "Pass a catalog GPU name."
+        )
     weights = sum(weight_bytes(c, s).values()) * (c.active_params / c.params if c.is_moe else 1)
     kv = kv_cache_bytes(c, context, batch, s.kv_bytes)
     step_s = (weights + kv) / dev.bandwidth_bytes_s
-    return {"model": c.name, "scheme": s.name, "gpu": dev.name, "bytes_per_step": int(weights + kv),
-            "tokens_per_s_per_sequence": 1 / step_s, "tokens_per_s_total": batch / step_s}
+    return {
+        "model": c.name,
+        "scheme": s.name,
+        "gpu": dev.name,
+        "bytes_per_step": int(weights + kv),
+        "tokens_per_s_per_sequence": 1 / step_s,
+        "tokens_per_s_total": batch / step_s,
+    }
 
 
-def requirements_table(models=("llama-3.1-8b", "llama-3.1-70b", "llama-3.1-405b", "mistral-7b", "mixtral-8x7b",
-                               "mixtral-8x22b", "qwen2.5-72b", "gemma-2-27b", "phi-3-mini"),
-                       schemes=("fp16", "int8", "gptq-4bit"), context: int = 4096):
+def requirements_table(
+    models=(
+        "llama-3.1-8b",
+        "llama-3.1-70b",
+        "llama-3.1-405b",
+        "mistral-7b",
+        "mixtral-8x7b",
+        "mixtral-8x22b",
+        "qwen2.5-72b",
+        "gemma-2-27b",
+        "phi-3-mini",
+    ),
+    schemes=("fp16", "int8", "gptq-4bit"),
+    context: int = 4096,
+):
     """The hardware-requirements table, computed: weights and total per scheme, and the smallest fit."""
     import pandas as pd
+
     models, schemes = _names("models", models), _names("schemes", schemes)
     ordered = sorted(map(cat.gpu, cat.gpu_names()), key=lambda g: g.memory_bytes)
     rows = []
@@ -414,9 +540,16 @@ def requirements_table(models=("llama-3.1-8b", "llama-3.1-70b", "llama-3.1-405b"
         for s in schemes:
             e = estimate(m, s, context, device="cuda")
             single = next((g.name for g in ordered if e.fits(g)), None)
-            rows.append({"model": m, "scheme": s, "weights_gb": e.breakdown["weights"] / 1e9,
-                         "total_gb": e.total_bytes / 1e9, "smallest_single_gpu": single or "none",
-                         "h100_80gb_needed": e.devices_needed("h100-80gb")})
+            rows.append(
+                {
+                    "model": m,
+                    "scheme": s,
+                    "weights_gb": e.breakdown["weights"] / 1e9,
+                    "total_gb": e.total_bytes / 1e9,
+                    "smallest_single_gpu": single or "none",
+                    "h100_80gb_needed": e.devices_needed("h100-80gb"),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -425,5 +558,8 @@ def _names(arg: str, value) -> list:
     if isinstance(value, (str, ModelCard, Scheme)):
         return [value]
     if not isinstance(value, (list, tuple)) or not value:
-        raise InvalidSetting(f"{arg}={value!r} is not a list of names.", f"Pass a non-empty list, e.g. {arg}=['bf16'].")
+        raise InvalidSetting(
+            f"{arg}={value!r} is not a list of names.",
+            f"Pass a non-empty list, e.g. {arg}=['bf16'].",
+        )
     return list(value)

@@ -23,19 +23,39 @@ class Sizing:
     fits_on: tuple[str, ...]  # catalog GPUs that hold it alone
 
     def to_dict(self) -> dict:
-        return {**self.estimate.to_dict(), "gpu": self.gpu, "fits": self.fits, "devices_needed": self.devices_needed,
-                "max_context": self.max_context, "best_scheme": self.best_scheme, "fits_on": list(self.fits_on)}
+        return {
+            **self.estimate.to_dict(),
+            "gpu": self.gpu,
+            "fits": self.fits,
+            "devices_needed": self.devices_needed,
+            "max_context": self.max_context,
+            "best_scheme": self.best_scheme,
+            "fits_on": list(self.fits_on),
+        }
 
 
-def sizing(model="default", scheme="bf16", gpu="this", context: int = 4096, batch: int = 1,
-           mode: str = "inference", device: str = "auto", **kw) -> Sizing:
+def sizing(
+    model="default",
+    scheme="bf16",
+    gpu="this",
+    context: int = 4096,
+    batch: int = 1,
+    mode: str = "inference",
+    device: str = "auto",
+    **kw,
+) -> Sizing:
     """Estimate `model` and answer the reverse questions for `gpu`: does it fit, how many are needed, the
     longest context, the best scheme. `device` (whose runtime overhead is counted) follows `gpu`: CUDA for a
     catalog GPU, this machine's kind for gpu='this'."""
     device = device_for(gpu, device)
     c = card(model)
     e = estimate(c, scheme, context, batch, mode, device=device, **kw)
-    return Sizing(estimate=e, gpu=str(gpu), fits=e.fits(gpu), devices_needed=e.devices_needed(gpu),
-                  max_context=max_context(c, e.scheme, gpu, batch, mode=mode, device=device, **kw),
-                  best_scheme=best_scheme(c, gpu, context, batch, mode, device=device, **kw),
-                  fits_on=tuple(g for g in catalog.gpu_names() if e.fits(catalog.gpu(g))))
+    return Sizing(
+        estimate=e,
+        gpu=str(gpu),
+        fits=e.fits(gpu),
+        devices_needed=e.devices_needed(gpu),
+        max_context=max_context(c, e.scheme, gpu, batch, mode=mode, device=device, **kw),
+        best_scheme=best_scheme(c, gpu, context, batch, mode, device=device, **kw),
+        fits_on=tuple(g for g in catalog.gpu_names() if e.fits(catalog.gpu(g))),
+    )

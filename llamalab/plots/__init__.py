@@ -3,6 +3,7 @@
 The same builder serves a static figure in a notebook and a live `go.FigureWidget(fig)` in a widget.
 No ipywidgets here: `resync` only touches plotly's own widget attributes.
 """
+
 from __future__ import annotations
 
 from copy import deepcopy
@@ -11,8 +12,18 @@ from .arena import ARENA_METRICS, QUALITY_METRICS, arena_figure
 from .estimate import PARTS, breakdown_figure, gpu_lines
 from .monitor import apply_samples, monitor_figure
 
-__all__ = ["ARENA_METRICS", "PARTS", "QUALITY_METRICS", "apply_samples", "arena_figure", "breakdown_figure",
-           "gpu_lines", "monitor_figure", "resync", "update_figure"]
+__all__ = [
+    "ARENA_METRICS",
+    "PARTS",
+    "QUALITY_METRICS",
+    "apply_samples",
+    "arena_figure",
+    "breakdown_figure",
+    "gpu_lines",
+    "monitor_figure",
+    "resync",
+    "update_figure",
+]
 
 
 def update_figure(target, source) -> None:

@@ -1,12 +1,21 @@
 """Stacked bars of an estimate's memory breakdown, with a line for each GPU memory size."""
+
 from __future__ import annotations
 
 import plotly.graph_objects as go
 
 GB = 1e9
 # Breakdown parts in stacking order (bottom first), with their colours.
-PARTS = {"weights": "#4C78A8", "kv_cache": "#F58518", "activations": "#54A24B", "overhead": "#B0B0B0",
-         "gradients": "#E45756", "optimizer": "#9D755D", "adapters": "#EECA3B", "cpu_slack": "#BAB0AC"}
+PARTS = {
+    "weights": "#4C78A8",
+    "kv_cache": "#F58518",
+    "activations": "#54A24B",
+    "overhead": "#B0B0B0",
+    "gradients": "#E45756",
+    "optimizer": "#9D755D",
+    "adapters": "#EECA3B",
+    "cpu_slack": "#BAB0AC",
+}
 
 
 def _record(e) -> dict:
@@ -22,27 +31,58 @@ def gpu_lines(gpus) -> list[tuple[float, str]]:
     items = gpus.values() if isinstance(gpus, dict) else gpus
     for g in items:
         name, size = (g.display, g.memory_bytes) if hasattr(g, "memory_bytes") else g
-        by_size.setdefault(round(size / GB, 1), []).append(name.replace("NVIDIA ", "").replace("GeForce ", ""))
+        by_size.setdefault(round(size / GB, 1), []).append(
+            name.replace("NVIDIA ", "").replace("GeForce ", "")
+        )
     return [(gb, f"{gb:g} GB: {', '.join(names)}") for gb, names in sorted(by_size.items())]
 
 
-def breakdown_figure(estimates, gpus=(), title: str = "Memory needed", height: int = 420) -> go.Figure:
+def breakdown_figure(
+    estimates, gpus=(), title: str = "Memory needed", height: int = 420
+) -> go.Figure:
     """One stacked bar (GB) per estimate; `gpus` (dict/list of GPU or (name, bytes)) draws dashed lines."""
     records = [_record(e) for e in estimates]
     labels = [r["label"] for r in records]
     fig = go.Figure()
     for part, colour in PARTS.items():
         ys = [r.get(f"{part}_bytes", 0) / GB for r in records]
-        fig.add_bar(name=part, x=labels, y=ys, marker_color=colour, visible=any(ys) or "legendonly",
-                    hovertemplate=f"{part}: %{{y:.3f}} GB<extra></extra>")
+        fig.add_bar(
+            name=part,
+            x=labels,
+            y=ys,
+            marker_color=colour,
+            visible=any(ys) or "legendonly",
+            hovertemplate=f"{part}: %{{y:.3f}} GB<extra></extra>",
+        )
     totals = [r["total_bytes"] / GB for r in records]
-    fig.add_scatter(name="total", x=labels, y=totals, mode="text", text=[f"{t:.2f} GB" for t in totals],
-                    textposition="top center", showlegend=False, hoverinfo="skip")
+    fig.add_scatter(
+        name="total",
+        x=labels,
+        y=totals,
+        mode="text",
+        text=[f"{t:.2f} GB" for t in totals],
+        textposition="top center",
+        showlegend=False,
+        hoverinfo="skip",
+    )
     for gb, label in gpu_lines(gpus):
-        fig.add_hline(y=gb, line_dash="dash", line_width=1, line_color="#666",
-                      annotation_text=label, annotation_position="top left", annotation_font_size=10)
+        fig.add_hline(
+            y=gb,
+            line_dash="dash",
+            line_width=1,
+            line_color="#666",
+            annotation_text=label,
+            annotation_position="top left",
+            annotation_font_size=10,
+        )
     top = max([*totals, *(gb for gb, _ in gpu_lines(gpus))], default=1.0)
-    fig.update_layout(title=title, barmode="stack", height=height, yaxis_title="GB (10⁹ bytes)",
-                      yaxis_range=[0, top * 1.15], margin=dict(l=50, r=20, t=40, b=40),
-                      legend=dict(orientation="h", y=-0.15))
+    fig.update_layout(
+        title=title,
+        barmode="stack",
+        height=height,
+        yaxis_title="GB (10⁹ bytes)",
+        yaxis_range=[0, top * 1.15],
+        margin=dict(l=50, r=20, t=40, b=40),
+        legend=dict(orientation="h", y=-0.15),
+    )
     return fig

@@ -11,16 +11,18 @@ its large temporary tensors. Two supported changes bring the embedded model unde
     and perplexity / KL / top-1 did not change measurably (benchmarks/results/quantize*.json).
 Pass samples=32 for the larger calibration set (about 1.5–2× longer).
 """
+
 from __future__ import annotations
 
 BITS = (4,)
 DEFAULTS = {"samples": 8, "seq_len": 256, "batch_size": 4, "options": {}}
 # The gptqmodel config fields a learner may set: QuantizeSettings fields marked with this method.
-OUT_MULTIPLE = 64     # the clip search processes output channels in batches of 64 (or 256)
+OUT_MULTIPLE = 64  # the clip search processes output channels in batches of 64 (or 256)
 
 
 def config(bits: int, group_size: int, options: dict):
     from gptqmodel import AWQConfig
+
     return AWQConfig(bits=bits, group_size=group_size, **options)
 
 
@@ -28,5 +30,6 @@ def quantize_kwargs(device: str) -> dict:
     """AWQ's default packer needs CUDA ("AWQ: CUDA is not available."); the torch one runs on CPU."""
     if device == "cpu":
         from gptqmodel import BACKEND
+
         return {"backend": BACKEND.AWQ_TORCH}
     return {}

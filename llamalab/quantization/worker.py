@@ -4,6 +4,7 @@ Run apart from the notebook kernel so gptqmodel's imports, its ~1 GB peak and al
 (set in the environment before torch starts) stay out of the learner's process. Progress goes to
 stdout as the task's JSON lines (one per decoder layer); gptqmodel's own log to the task's log.
 """
+
 from __future__ import annotations
 
 import resource
@@ -19,6 +20,7 @@ from ..runtime.loader import resolve_device
 def decoder_layers(model):
     """The ModuleList of decoder layers (the longest ModuleList of the model)."""
     import torch
+
     lists = [m for m in model.modules() if isinstance(m, torch.nn.ModuleList)]
     return max(lists, key=len)
 
@@ -33,7 +35,9 @@ def track_progress(model) -> None:
             if i not in seen:
                 seen.add(i)
                 tasks.progress(i + 1, len(layers), f"layer {i + 1}/{len(layers)}")
+
         return pre
+
     for i, layer in enumerate(layers):
         layer.register_forward_pre_hook(hook(i))
 
@@ -42,10 +46,12 @@ def calibration_rows(tok, text: str, samples: int, seq_len: int) -> list[dict]:
     """`samples` consecutive rows of exactly `seq_len` tokens cut from the text."""
     ids = tok(text, add_special_tokens=False)["input_ids"]
     if len(ids) < samples * seq_len:
-        raise InvalidSetting(f"The calibration text has {len(ids)} tokens; samples × seq_len = "
-                             f"{samples} × {seq_len} = {samples * seq_len} are needed.",
-                             "Pass more calibration text, or lower samples / seq_len.")
-    rows = [ids[i * seq_len:(i + 1) * seq_len] for i in range(samples)]
+        raise InvalidSetting(
+            f"The calibration text has {len(ids)} tokens; samples × seq_len = "
+            f"{samples} × {seq_len} = {samples * seq_len} are needed.",
+            "Pass more calibration text, or lower samples / seq_len.",
+        )
+    rows = [ids[i * seq_len : (i + 1) * seq_len] for i in range(samples)]
     return [{"input_ids": r, "attention_mask": [1] * len(r)} for r in rows]
 
 
@@ -56,6 +62,7 @@ def quantize_checkpoint(source: str, settings: dict, text: str, device: str) -> 
     from transformers import AutoTokenizer
 
     from . import awq, gptq
+
     s = settings
     method = {"awq": awq, "gptq": gptq}[s["method"]]
     device = resolve_device(device)
@@ -75,6 +82,14 @@ def quantize_checkpoint(source: str, settings: dict, text: str, device: str) -> 
     for extra in ("generation_config.json", "chat_template.jinja"):
         if (Path(source) / extra).is_file() and not (out / extra).is_file():
             shutil.copy(Path(source) / extra, out / extra)
-    ru = resource.getrusage(resource.RUSAGE_SELF)      # page faults and kernel time show the allocator's cost
-    return {"quantize_seconds": seconds, "total_seconds": time.perf_counter() - t0, "user_cpu_s": ru.ru_utime,
-            "system_cpu_s": ru.ru_stime, "minor_page_faults": ru.ru_minflt, "peak_rss_bytes": memory.peak_bytes()}
+    ru = resource.getrusage(
+        resource.RUSAGE_SELF
+    )  # page faults and kernel time show the allocator's cost
+    return {
+        "quantize_seconds": seconds,
+        "total_seconds": time.perf_counter() - t0,
+        "user_cpu_s": ru.ru_utime,
+        "system_cpu_s": ru.ru_stime,
+        "minor_page_faults": ru.ru_minflt,
+        "peak_rss_bytes": memory.peak_bytes(),
+    }

@@ -7,5 +7,16 @@ from .loaded import Generation, LoadedModel
 from .loader import capabilities, check_scheme, load, resolve_device, runs
 from .remote import ServedProcess, connect, served_models
 
-__all__ = ["Generation", "LoadedModel", "ServedProcess", "capabilities", "check_scheme", "connect", "load",
-           "register_backend", "resolve_device", "runs", "served_models"]
+__all__ = [
+    "Generation",
+    "LoadedModel",
+    "ServedProcess",
+    "capabilities",
+    "check_scheme",
+    "connect",
+    "load",
+    "register_backend",
+    "resolve_device",
+    "runs",
+    "served_models",
+]

@@ -6,15 +6,15 @@ import queue
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Iterator
 
 from ..catalog import ModelCard, Scheme
 from ..core import memory, torch_thread
-from ..core.tasks import AnyOf
 from ..core.errors import InvalidSetting, LlamalabError, PromptTooLong
 from ..core.settings import with_changes
+from ..core.tasks import AnyOf
 from ..engines.base import Concurrent, Engine, Sampling, Usage, check_prompt
 from ..plan.estimator import Estimate
 
@@ -25,18 +25,24 @@ class Generation:
 
     text: str
     new_tokens: int  # new tokens generated (an end-of-sequence token included)
-    prompt_tokens: int | None  # None only for a remote engine that neither tokenizes nor reports usage
+    prompt_tokens: (
+        int | None
+    )  # None only for a remote engine that neither tokenizes nor reports usage
     ttft_s: float  # call → first new token (chat template + tokenization + prefill)
     prefill_s: float  # engine start → first new token (the prompt's forward pass + sampling)
     decode_tokens_per_s: float  # (new_tokens − 1) / (last token time − first token time)
     total_s: float
     peak_memory_bytes: int | None  # None for a remote engine (memory.REMOTE)
     peak_memory_kind: str
-    finish_reason: str  # "stop" (end of sequence), "length" (max_new_tokens) or "stopped" (user, deadline)
+    finish_reason: (
+        str  # "stop" (end of sequence), "length" (max_new_tokens) or "stopped" (user, deadline)
+    )
     model: str = ""
     scheme: str = ""
     token_ids: tuple[int, ...] = field(default=(), repr=False)
-    token_times: tuple[float, ...] = field(default=(), repr=False)  # each token's arrival, s after the call
+    token_times: tuple[float, ...] = field(
+        default=(), repr=False
+    )  # each token's arrival, s after the call
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -54,16 +60,22 @@ class LoadedModel:
     scheme: Scheme | None
     device: str  # "cpu", "cuda", "cuda:N", or "remote"
     load_s: float
-    weights_memory_bytes: int | None  # measured bytes of weights and buffers in memory (None: remote)
+    weights_memory_bytes: (
+        int | None
+    )  # measured bytes of weights and buffers in memory (None: remote)
     load_memory_delta_bytes: int | None  # RSS (CPU) or CUDA-allocated (GPU) growth during the load
     load_memory_kind: str
     estimate: Estimate | None
-    load_peak_bytes: int | None = 0  # peak growth of the same measure while loading (quantize-on-load copies)
+    load_peak_bytes: int | None = (
+        0  # peak growth of the same measure while loading (quantize-on-load copies)
+    )
     path: str = ""  # the weights' folder or file, or a server's URL
     backend: str = ""
     adapter: str = ""  # the peft adapter folder attached at load ('' when none)
     served_name: str = ""  # the id a server serves the model under (remote models)
-    _calls: set = field(default_factory=set, init=False, repr=False)  # stop events of calls in progress
+    _calls: set = field(
+        default_factory=set, init=False, repr=False
+    )  # stop events of calls in progress
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _owner: int | None = field(default=None, init=False, repr=False)
     _unloaded: bool = field(default=False, init=False, repr=False)
@@ -88,32 +100,55 @@ class LoadedModel:
         """Estimated weight bytes vs measured weights in memory, in percent of the measured value."""
         if not self.weights_memory_bytes or self.estimate is None:
             return None
-        return 100.0 * (self.estimate.breakdown["weights"] - self.weights_memory_bytes) / self.weights_memory_bytes
+        return (
+            100.0
+            * (self.estimate.breakdown["weights"] - self.weights_memory_bytes)
+            / self.weights_memory_bytes
+        )
 
     def to_dict(self) -> dict:
         e = self.estimate
-        return {"model": self.name, "scheme": self.scheme_name, "device": self.device, "backend": self.backend,
-                "engine": self.engine.name, "load_s": self.load_s, "weights_memory_bytes": self.weights_memory_bytes,
-                "estimated_weights_bytes": e.breakdown["weights"] if e else None,
-                "estimate_error_pct": self.estimate_error_pct, "load_memory_delta_bytes": self.load_memory_delta_bytes,
-                "load_memory_kind": self.load_memory_kind, "load_peak_bytes": self.load_peak_bytes,
-                "estimated_load_peak_bytes": e.load_peak_bytes - e.breakdown["overhead"] if e else None,
-                "path": self.path}
+        return {
+            "model": self.name,
+            "scheme": self.scheme_name,
+            "device": self.device,
+            "backend": self.backend,
+            "engine": self.engine.name,
+            "load_s": self.load_s,
+            "weights_memory_bytes": self.weights_memory_bytes,
+            "estimated_weights_bytes": e.breakdown["weights"] if e else None,
+            "estimate_error_pct": self.estimate_error_pct,
+            "load_memory_delta_bytes": self.load_memory_delta_bytes,
+            "load_memory_kind": self.load_memory_kind,
+            "load_peak_bytes": self.load_peak_bytes,
+            "estimated_load_peak_bytes": e.load_peak_bytes - e.breakdown["overhead"] if e else None,
+            "path": self.path,
+        }
 
     def stop(self) -> None:
         """End every generation in progress (from any thread) after its current token."""
         for event in list(self._calls):
             event.set()
 
-    def generate(self, prompt, sampling: Sampling | None = None, *, system: str | None = None,
-                 chat: bool | None = None, stop_event: threading.Event | None = None,
-                 on_text: Callable[[str], None] | None = None, **sampling_fields) -> Generation:
+    def generate(
+        self,
+        prompt,
+        sampling: Sampling | None = None,
+        *,
+        system: str | None = None,
+        chat: bool | None = None,
+        stop_event: threading.Event | None = None,
+        on_text: Callable[[str], None] | None = None,
+        **sampling_fields,
+    ) -> Generation:
         """Generate from a string or chat messages. `sampling` (a Sampling) and/or its fields as keywords
         (`max_new_tokens=64, temperature=0.7`) say how. `on_text` gets each new piece of text as it comes, on
         this thread (the torch thread only decodes tokens). `stop_event` (set from any thread) ends it after
         the current token. Ctrl-C while waiting stops it, then raises KeyboardInterrupt."""
         if on_text is not None and not callable(on_text):
-            raise InvalidSetting(f"on_text={on_text!r} is not callable.", "Pass a function taking a str, or None.")
+            raise InvalidSetting(
+                f"on_text={on_text!r} is not callable.", "Pass a function taking a str, or None."
+            )
         kwargs = dict(system=system, chat=chat, stop_event=stop_event, **sampling_fields)
         if on_text is not None and self._on_torch_thread():
             for item in self.stream(prompt, sampling, **kwargs):
@@ -129,7 +164,9 @@ class LoadedModel:
             text.flush()
         return generation
 
-    def stream(self, prompt, sampling: Sampling | None = None, **kwargs) -> Iterator[str | Generation]:
+    def stream(
+        self, prompt, sampling: Sampling | None = None, **kwargs
+    ) -> Iterator[str | Generation]:
         """Yield text pieces as they are generated, then the finished Generation. Tokens are turned into
         text here, on the consumer's thread. Closing the iterator early (or `stop()`) ends the generation."""
         tokens: queue.SimpleQueue = queue.SimpleQueue()
@@ -159,15 +196,21 @@ class LoadedModel:
         already on the torch thread (a callback that generates) the job runs inline instead."""
         return self.engine.uses_torch_thread and not torch_thread.is_torch_thread()
 
-    def _prepare(self, prompt, sampling=None, system=None, chat=None, stop_event=None, sink=None, **fields):
+    def _prepare(
+        self, prompt, sampling=None, system=None, chat=None, stop_event=None, sink=None, **fields
+    ):
         """Check the arguments, encode the prompt here (the caller's thread), and return the job to run."""
         if sampling is not None and not isinstance(sampling, Sampling):
-            raise InvalidSetting(f"sampling must be a Sampling, not {type(sampling).__name__}.",
-                                 "Pass sampling=llamalab.Sampling(...) or its fields as keywords.")
+            raise InvalidSetting(
+                f"sampling must be a Sampling, not {type(sampling).__name__}.",
+                "Pass sampling=llamalab.Sampling(...) or its fields as keywords.",
+            )
         sampling = with_changes(sampling or Sampling(), **fields)
         check_prompt(prompt, system, chat)
         if stop_event is not None and not isinstance(stop_event, threading.Event):
-            raise InvalidSetting(f"stop_event={stop_event!r} is not a threading.Event.", "Pass threading.Event().")
+            raise InvalidSetting(
+                f"stop_event={stop_event!r} is not a threading.Event.", "Pass threading.Event()."
+            )
         if not self.is_loaded:
             raise LlamalabError("This model was unloaded.", "Load it again with llamalab.load().")
         t_call = time.perf_counter()
@@ -185,8 +228,10 @@ class LoadedModel:
             if isinstance(self.engine, Concurrent):
                 return self._run(ids, n_prompt, sampling, stop, sink, t_call)
             if self._owner == threading.get_ident():
-                raise LlamalabError("generate() was called from inside this model's own generation (a callback).",
-                                    "Collect the text in the callback and generate again after the call returns.")
+                raise LlamalabError(
+                    "generate() was called from inside this model's own generation (a callback).",
+                    "Collect the text in the callback and generate again after the call returns.",
+                )
             with self._lock:  # one generation at a time per local model
                 self._owner = threading.get_ident()
                 try:
@@ -214,17 +259,32 @@ class LoadedModel:
             usage = self.engine.generate(ids, sampling, on_token, stop.is_set) or Usage()
         t_end = time.perf_counter()
         n = usage.new_tokens if usage.new_tokens is not None else len(times)
-        decode = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
-        reason = "stopped" if stop.is_set() and n < sampling.max_new_tokens else (
-            "length" if n >= sampling.max_new_tokens else "stop")
+        decode = (
+            (len(times) - 1) / (times[-1] - times[0])
+            if len(times) > 1 and times[-1] > times[0]
+            else 0.0
+        )
+        reason = (
+            "stopped"
+            if stop.is_set() and n < sampling.max_new_tokens
+            else ("length" if n >= sampling.max_new_tokens else "stop")
+        )
         return Generation(
-            text=text.text(), new_tokens=n,
+            text=text.text(),
+            new_tokens=n,
             prompt_tokens=usage.prompt_tokens if usage.prompt_tokens is not None else n_prompt,
             ttft_s=(times[0] - t_call) if times else float("nan"),
             prefill_s=(times[0] - t_start) if times else float("nan"),
-            decode_tokens_per_s=decode, total_s=t_end - t_call, peak_memory_bytes=peak.bytes,
-            peak_memory_kind=peak.kind, finish_reason=reason, model=self.name, scheme=self.scheme_name,
-            token_ids=tuple(text.ids), token_times=tuple(t - t_call for t in times))
+            decode_tokens_per_s=decode,
+            total_s=t_end - t_call,
+            peak_memory_bytes=peak.bytes,
+            peak_memory_kind=peak.kind,
+            finish_reason=reason,
+            model=self.name,
+            scheme=self.scheme_name,
+            token_ids=tuple(text.ids),
+            token_times=tuple(t - t_call for t in times),
+        )
 
     def unload(self) -> None:
         """Drop the weights and give the memory back (CUDA cache emptied too)."""
@@ -242,9 +302,15 @@ class LoadedModel:
             torch.cuda.empty_cache()
 
     def __repr__(self) -> str:
-        weights = "remote" if self.weights_memory_bytes is None else f"{self.weights_memory_bytes / 1e6:.1f} MB"
-        return (f"LoadedModel({self.name}, scheme={self.scheme_name}, device={self.device}, "
-                f"engine={self.engine.name}, weights={weights}, load={self.load_s:.1f} s)")
+        weights = (
+            "remote"
+            if self.weights_memory_bytes is None
+            else f"{self.weights_memory_bytes / 1e6:.1f} MB"
+        )
+        return (
+            f"LoadedModel({self.name}, scheme={self.scheme_name}, device={self.device}, "
+            f"engine={self.engine.name}, weights={weights}, load={self.load_s:.1f} s)"
+        )
 
 
 def _are_token_ids(ids) -> bool:
@@ -258,7 +324,7 @@ def _in_thread(job) -> Future:
     def work():
         try:
             future.set_result(job())
-        except BaseException as e:  # noqa: BLE001 - re-raised in the consumer's thread
+        except BaseException as e:
             future.set_exception(e)
 
     threading.Thread(target=work, name="llamalab-stream", daemon=True).start()
@@ -273,7 +339,7 @@ def _drain(pieces: list[str]) -> Iterator[str]:
 def _quietly(fn, *args) -> None:
     try:
         fn(*args)
-    except Exception:  # noqa: BLE001 - the generation's own error is raised by whoever reads its result
+    except Exception:
         pass
 
 
@@ -282,7 +348,7 @@ def _done(job) -> Future:
     future: Future = Future()
     try:
         future.set_result(job())
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         future.set_exception(e)
     return future
 

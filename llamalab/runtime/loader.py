@@ -1,4 +1,5 @@
 """Loading models: pick the backend for (scheme, device), check the estimate fits, load, measure."""
+
 from __future__ import annotations
 
 import json
@@ -28,10 +29,13 @@ def resolve_device(device: str = "auto") -> str:
     validate.text("device", device)
     if device == "auto":
         import torch
+
         return "cuda" if torch.cuda.is_available() else "cpu"
     kind, _, index = device.partition(":")
     if kind not in DEVICES or (index and (kind != "cuda" or not index.isdigit())):
-        raise InvalidSetting(f"Unknown device {device!r}.", "Use 'auto', 'cpu', 'cuda' or 'cuda:N'.")
+        raise InvalidSetting(
+            f"Unknown device {device!r}.", "Use 'auto', 'cpu', 'cuda' or 'cuda:N'."
+        )
     return device
 
 
@@ -40,7 +44,9 @@ def check_scheme(s: Scheme, device: str) -> None:
     kind = device.split(":")[0]
     cell = s.devices.get(kind, {})
     if not cell.get("backend"):
-        raise SchemeUnavailable(s.name, kind, cell.get("reason", "not supported"), _alternative(s, kind))
+        raise SchemeUnavailable(
+            s.name, kind, cell.get("reason", "not supported"), _alternative(s, kind)
+        )
     mod = backends.module(cell["backend"])
     for package, install in mod.REQUIRES.get(kind, ()):
         backends.require(package, install, f"{s.name} on {kind} needs it")
@@ -51,7 +57,11 @@ def check_scheme(s: Scheme, device: str) -> None:
 
 def _alternative(s: Scheme, device: str) -> str | None:
     """The closest scheme (by fidelity rank) that does run on this device here."""
-    runnable = [x for x in map(catalog.scheme, catalog.scheme_names()) if x.name != s.name and runs(x, device)]
+    runnable = [
+        x
+        for x in map(catalog.scheme, catalog.scheme_names())
+        if x.name != s.name and runs(x, device)
+    ]
     runnable.sort(key=lambda x: (abs(x.rank - s.rank), -x.rank))
     return runnable[0].name if runnable else None
 
@@ -62,9 +72,16 @@ def runs(s: Scheme, device: str) -> bool:
     return bool(backend) and backends.availability(backend, device)[0]
 
 
-def load(model: str | ModelCard = "default", scheme: str | Scheme = "bf16", device: str = "auto",
-         force: bool = False, trust_remote_code: bool = False, context: int | None = None,
-         adapter=None, **options) -> LoadedModel:
+def load(
+    model: str | ModelCard = "default",
+    scheme: str | Scheme = "bf16",
+    device: str = "auto",
+    force: bool = False,
+    trust_remote_code: bool = False,
+    context: int | None = None,
+    adapter=None,
+    **options,
+) -> LoadedModel:
     """Load `model` under `scheme` on `device` and measure the load.
 
     `context`: the tokens it must hold (prompt + reply): the estimate is checked for it (default: the model's
@@ -87,11 +104,22 @@ def load(model: str | ModelCard = "default", scheme: str | Scheme = "bf16", devi
         _check_memory(c, s, est, device, ctx)
     name = s.backend_for(device)
     options = {**options, "context": context} if context is not None else options
-    return torch_thread.run(_load, model, c, s, device, est, name, trust_remote_code, options, adapter)
+    return torch_thread.run(
+        _load, model, c, s, device, est, name, trust_remote_code, options, adapter
+    )
 
 
-def _load(model, c: ModelCard, s: Scheme, device: str, est, name: str, trust_remote_code: bool,
-          options: dict, adapter=None) -> LoadedModel:
+def _load(
+    model,
+    c: ModelCard,
+    s: Scheme,
+    device: str,
+    est,
+    name: str,
+    trust_remote_code: bool,
+    options: dict,
+    adapter=None,
+) -> LoadedModel:
     """Find (or convert) the files, load them with the backend and measure: on the torch thread."""
     _quiet_known_noise()
     mod = backends.module(name)
@@ -106,23 +134,41 @@ def _load(model, c: ModelCard, s: Scheme, device: str, est, name: str, trust_rem
         if adapter is not None:
             attach_adapter(engine, adapter, path)
         seconds = time.perf_counter() - t0
-    remote = engine.remote  # a backend may serve a model from elsewhere: nothing of it is in this process
-    return LoadedModel(engine=engine, card=c, scheme=s, device=device, load_s=seconds,
-                       weights_memory_bytes=engine.weights_bytes(), load_memory_delta_bytes=None if remote else mem.bytes,
-                       load_memory_kind=memory.REMOTE if remote else mem.kind,
-                       load_peak_bytes=None if remote else mem.peak_bytes, estimate=est, path=str(path), backend=name,
-                       adapter=str(adapter or ""))
+    remote = (
+        engine.remote
+    )  # a backend may serve a model from elsewhere: nothing of it is in this process
+    return LoadedModel(
+        engine=engine,
+        card=c,
+        scheme=s,
+        device=device,
+        load_s=seconds,
+        weights_memory_bytes=engine.weights_bytes(),
+        load_memory_delta_bytes=None if remote else mem.bytes,
+        load_memory_kind=memory.REMOTE if remote else mem.kind,
+        load_peak_bytes=None if remote else mem.peak_bytes,
+        estimate=est,
+        path=str(path),
+        backend=name,
+        adapter=str(adapter or ""),
+    )
 
 
 def attach_adapter(engine, adapter, base_path, name: str = "default") -> None:
     """Inject a saved peft adapter into the engine's model in place (generation is unchanged); warn when
     the adapter was trained on other base weights (its llamalab_finetune.json keeps their fingerprint)."""
     folder = Path(adapter)
-    require(engine, Adapters, "take a peft adapter",
-            "Load a transformers scheme (fp32/bf16/fp16, nf4, gptq) to attach an adapter.")
+    require(
+        engine,
+        Adapters,
+        "take a peft adapter",
+        "Load a transformers scheme (fp32/bf16/fp16, nf4, gptq) to attach an adapter.",
+    )
     if not (folder / "adapter_config.json").is_file():
-        raise InvalidSetting(f"{folder} holds no peft adapter (adapter_config.json).",
-                             "Pass the folder a fine-tuning run saved (run.adapter_dir).")
+        raise InvalidSetting(
+            f"{folder} holds no peft adapter (adapter_config.json).",
+            "Pass the folder a fine-tuning run saved (run.adapter_dir).",
+        )
     manifest = folder / "llamalab_finetune.json"
     if manifest.is_file():
         trained_on = json.loads(manifest.read_text()).get("base_fingerprint")
@@ -131,8 +177,10 @@ def attach_adapter(engine, adapter, base_path, name: str = "default") -> None:
         except OSError:
             here = None
         if trained_on and here and trained_on != here:
-            warnings.warn(f"The adapter in {folder} was trained on {trained_on}, not on these weights ({here}).",
-                          stacklevel=3)
+            warnings.warn(
+                f"The adapter in {folder} was trained on {trained_on}, not on these weights ({here}).",
+                stacklevel=3,
+            )
     engine.attach_adapter(str(folder), name)
 
 
@@ -151,10 +199,16 @@ def _check_memory(c: ModelCard, s: Scheme, est, device: str, ctx: int) -> None:
     # On CPU the Python runtime is already resident (in this process), so it is not needed again.
     needed = est.peak_bytes - (est.breakdown["overhead"] if device == "cpu" else 0)
     if needed > available:
-        fits = best_scheme(c, available + (est.breakdown["overhead"] if device == "cpu" else 0), ctx,
-                           candidates=[n for n in catalog.scheme_names() if runs(catalog.scheme(n), device)],
-                           device=device)
-        raise NotEnoughMemory(needed, available, "this machine's RAM" if device == "cpu" else device, fits)
+        fits = best_scheme(
+            c,
+            available + (est.breakdown["overhead"] if device == "cpu" else 0),
+            ctx,
+            candidates=[n for n in catalog.scheme_names() if runs(catalog.scheme(n), device)],
+            device=device,
+        )
+        raise NotEnoughMemory(
+            needed, available, "this machine's RAM" if device == "cpu" else device, fits
+        )
 
 
 def capabilities():
@@ -170,12 +224,29 @@ def capabilities():
             try:
                 if backend:
                     check_scheme(s, dev)
-                ok, reason = (True, "") if backend else (False, s.devices.get(dev, {}).get("reason", "not supported"))
+                ok, reason = (
+                    (True, "")
+                    if backend
+                    else (False, s.devices.get(dev, {}).get("reason", "not supported"))
+                )
             except LlamalabError as e:
                 ok, reason = False, getattr(e, "reason", e.message)
-            methods, why = trains(s.name, dev) if ok else ([], f"the scheme does not run here: {reason}")
-            rows.append({"scheme": s.name, "device": dev, "family": s.family, "bits": s.bits,
-                         "bits_per_weight": round(s.bits_per_weight(), 3), "backend": backend,
-                         "available": ok, "reason": reason, "trains": ", ".join(methods),
-                         "trains_reason": why, "help": s.help})
+            methods, why = (
+                trains(s.name, dev) if ok else ([], f"the scheme does not run here: {reason}")
+            )
+            rows.append(
+                {
+                    "scheme": s.name,
+                    "device": dev,
+                    "family": s.family,
+                    "bits": s.bits,
+                    "bits_per_weight": round(s.bits_per_weight(), 3),
+                    "backend": backend,
+                    "available": ok,
+                    "reason": reason,
+                    "trains": ", ".join(methods),
+                    "trains_reason": why,
+                    "help": s.help,
+                }
+            )
     return pd.DataFrame(rows)

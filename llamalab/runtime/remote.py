@@ -34,8 +34,17 @@ class ServedProcess:
         raise NotImplementedError
 
 
-def connect(base_url: str, model: str, api_key_env: str | None = None, *, api: str = "openai", card=None,
-            scheme: str | None = None, timeout: float = 60.0, check: bool = True) -> LoadedModel:
+def connect(
+    base_url: str,
+    model: str,
+    api_key_env: str | None = None,
+    *,
+    api: str = "openai",
+    card=None,
+    scheme: str | None = None,
+    timeout: float = 60.0,
+    check: bool = True,
+) -> LoadedModel:
     """A served model you generate from like a local one: `generate()`, `stream()`, the Playground, the Arena.
 
     base_url: the server (…/v1 is added for OpenAI-compatible servers; Ollama: its root). model: the id the
@@ -51,10 +60,21 @@ def connect(base_url: str, model: str, api_key_env: str | None = None, *, api: s
     engine = APIS[api](base_url, model, api_key_env, timeout, c.context if c else 0)
     if check:
         engine.check_model()
-    return LoadedModel(engine=engine, card=c, scheme=catalog.scheme(scheme) if scheme else None, device="remote",
-                       load_s=time.perf_counter() - t0, weights_memory_bytes=None, load_memory_delta_bytes=None,
-                       load_memory_kind=memory.REMOTE, estimate=None, load_peak_bytes=None, path=engine.base,
-                       backend=api, served_name=model)
+    return LoadedModel(
+        engine=engine,
+        card=c,
+        scheme=catalog.scheme(scheme) if scheme else None,
+        device="remote",
+        load_s=time.perf_counter() - t0,
+        weights_memory_bytes=None,
+        load_memory_delta_bytes=None,
+        load_memory_kind=memory.REMOTE,
+        estimate=None,
+        load_peak_bytes=None,
+        path=engine.base,
+        backend=api,
+        served_name=model,
+    )
 
 
 def _card(model: str, card) -> ModelCard | None:
@@ -67,8 +87,9 @@ def _card(model: str, card) -> ModelCard | None:
         return None
 
 
-def served_models(base_url: str, api_key_env: str | None = None, *, api: str = "openai",
-                  timeout: float = 10.0) -> list[str]:
+def served_models(
+    base_url: str, api_key_env: str | None = None, *, api: str = "openai", timeout: float = 10.0
+) -> list[str]:
     """The model ids a server lists (GET /v1/models, or Ollama's /api/tags)."""
     validate.choice("api", api, APIS)
     return APIS[api](base_url, "", api_key_env, timeout).served_models()

@@ -5,6 +5,7 @@ process Task.
 
 It serves until its stdin closes (the parent ended, even by a kill) or it gets SIGTERM.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,6 +17,7 @@ def main() -> int:
     cfg = json.loads(os.environ.pop("LLAMALAB_SERVER_CONFIG"))
     key = os.environ.pop("LLAMALAB_SERVER_KEY", "")
     import xllamacpp
+
     p = xllamacpp.CommonParams()
     p.model.path = cfg["gguf"]
     p.model_alias = {cfg["alias"]}
@@ -28,9 +30,11 @@ def main() -> int:
     p.cpuparams.n_threads = p.cpuparams_batch.n_threads = cfg["threads"]
     if key:
         p.api_keys = [key]
-    server = xllamacpp.Server(p)    # listens from here on; the HTTP loop runs on llama.cpp's own threads
+    server = xllamacpp.Server(
+        p
+    )  # listens from here on; the HTTP loop runs on llama.cpp's own threads
     print(json.dumps({"event": "listening", "address": str(server.listening_address)}), flush=True)
-    sys.stdin.read()                # blocks until the parent closes the pipe or dies
+    sys.stdin.read()  # blocks until the parent closes the pipe or dies
     return 0
 
 

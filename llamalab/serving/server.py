@@ -38,13 +38,22 @@ class ServerFailed(TaskFailed):
 class ServeSettings:
     """How `serve()` runs llama.cpp's server (the API key is passed on its own, never kept in settings)."""
 
-    scheme: str = setting("q4_k_m", "The GGUF type to serve a catalog model under (made with llama.cpp's tools "
-                                    "if missing); ignored for a .gguf file.")
+    scheme: str = setting(
+        "q4_k_m",
+        "The GGUF type to serve a catalog model under (made with llama.cpp's tools "
+        "if missing); ignored for a .gguf file.",
+    )
     parallel: int = setting(4, "Slots: requests the server decodes together (continuous batching).")
     context: int = setting(2048, "Tokens each slot holds (prompt + reply).")
-    threads: int | None = setting(None, "CPU threads for llama.cpp (None: every core this process may use).")
-    model_id: str | None = setting(None, "The id clients send as `model` (None: the catalog name or the file's).")
-    start_timeout: float = setting(120.0, "Seconds to wait for /health to answer ok before giving up.")
+    threads: int | None = setting(
+        None, "CPU threads for llama.cpp (None: every core this process may use)."
+    )
+    model_id: str | None = setting(
+        None, "The id clients send as `model` (None: the catalog name or the file's)."
+    )
+    start_timeout: float = setting(
+        120.0, "Seconds to wait for /health to answer ok before giving up."
+    )
 
     def __post_init__(self):
         validate.text("scheme", self.scheme)
@@ -102,8 +111,13 @@ class Server(ServedProcess):
     def connect(self) -> LoadedModel:
         """The served model, as a LoadedModel (the key is read from `key_env` at each request)."""
         if self._model is None:
-            self._model = connect(self.url, self.model_id, api_key_env=self.key_env, card=self.card or None,
-                                  scheme=self.scheme or None)
+            self._model = connect(
+                self.url,
+                self.model_id,
+                api_key_env=self.key_env,
+                card=self.card or None,
+                scheme=self.scheme or None,
+            )
         return self._model
 
     def rss_bytes(self) -> int | None:
@@ -114,7 +128,9 @@ class Server(ServedProcess):
         """llama.cpp's Prometheus counters and gauges (GET /metrics), as {name: value}."""
         import httpx
 
-        r = httpx.get(self.url + "/metrics", headers={"Authorization": f"Bearer {self.api_key}"}, timeout=5)
+        r = httpx.get(
+            self.url + "/metrics", headers={"Authorization": f"Bearer {self.api_key}"}, timeout=5
+        )
         r.raise_for_status()
         return parse_prometheus(r.text)
 
@@ -134,8 +150,13 @@ class Server(ServedProcess):
         self.stop()
 
 
-def serve(model_or_gguf="default", settings: ServeSettings | None = None, *, api_key: str | None = None,
-          **overrides) -> Server:
+def serve(
+    model_or_gguf="default",
+    settings: ServeSettings | None = None,
+    *,
+    api_key: str | None = None,
+    **overrides,
+) -> Server:
     """Start llama.cpp's server for a GGUF (a .gguf path, or a model name whose `scheme` GGUF is made if
     missing) on 127.0.0.1 at a free port, with an API key, and wait until /health says ok. `settings` (a
     ServeSettings) and/or its fields as keywords. Use it as a context manager (`with serve(...) as server:`):
@@ -148,14 +169,33 @@ def serve(model_or_gguf="default", settings: ServeSettings | None = None, *, api
     key = api_key if api_key is not None else secrets.token_urlsafe(24)
     port = free_port()
     key_env = f"LLAMALAB_SERVER_KEY_{port}"
-    config = {"gguf": str(gguf), "alias": alias, "port": port, "parallel": s.parallel, "context": s.context,
-              "threads": threads}
+    config = {
+        "gguf": str(gguf),
+        "alias": alias,
+        "port": port,
+        "parallel": s.parallel,
+        "context": s.context,
+        "threads": threads,
+    }
     t0 = time.perf_counter()
-    task = tasks.start_process("llamalab.serving._server_main", label=f"llama.cpp server :{port}", tail_lines=200,
-                               env={"LLAMALAB_SERVER_CONFIG": json.dumps(config), "LLAMALAB_SERVER_KEY": key})
+    task = tasks.start_process(
+        "llamalab.serving._server_main",
+        label=f"llama.cpp server :{port}",
+        tail_lines=200,
+        env={"LLAMALAB_SERVER_CONFIG": json.dumps(config), "LLAMALAB_SERVER_KEY": key},
+    )
     os.environ[key_env] = key
-    server = Server(url=f"http://127.0.0.1:{port}", model_id=alias, gguf=str(gguf), settings=s, threads=threads,
-                    task=task, key_env=key_env, card=card or "", scheme=scheme)
+    server = Server(
+        url=f"http://127.0.0.1:{port}",
+        model_id=alias,
+        gguf=str(gguf),
+        settings=s,
+        threads=threads,
+        task=task,
+        key_env=key_env,
+        card=card or "",
+        scheme=scheme,
+    )
     try:
         wait_healthy(server, s.start_timeout)
     except BaseException:  # not healthy, or Ctrl-C while waiting: leave nothing running
@@ -170,12 +210,16 @@ def gguf_for(model_or_gguf, scheme: str) -> tuple[str, str | None, str]:
     path = Path(str(model_or_gguf)).expanduser()
     if str(model_or_gguf).endswith(".gguf"):
         if not path.is_file():
-            raise InvalidSetting(f"{path} does not exist.", "Pass an existing .gguf file or a model name.")
+            raise InvalidSetting(
+                f"{path} does not exist.", "Pass an existing .gguf file or a model name."
+            )
         return str(path), None, catalog.card(path).gguf_type
     c, s = catalog.card(model_or_gguf), catalog.scheme(scheme, model_or_gguf)
     if not s.is_gguf:
-        raise InvalidSetting(f"scheme={scheme!r} is not a GGUF type; llama.cpp serves GGUF files.",
-                             "Use q4_k_m, q8_0, f16 (…) or export first with llamalab.export_gguf().")
+        raise InvalidSetting(
+            f"scheme={scheme!r} is not a GGUF type; llama.cpp serves GGUF files.",
+            "Use q4_k_m, q8_0, f16 (…) or export first with llamalab.export_gguf().",
+        )
     found = resolve(model_or_gguf, c, s)
     if isinstance(found, NeedsConversion):
         from ..runtime.files.gguf import convert
@@ -189,15 +233,19 @@ def wait_healthy(server: Server, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not server.alive:
-            raise ServerFailed("The server process ended before it became healthy.",
-                               "Read its log (log_tail): a bad GGUF, its port taken, or out of memory.",
-                               log_tail=server.tail())
+            raise ServerFailed(
+                "The server process ended before it became healthy.",
+                "Read its log (log_tail): a bad GGUF, its port taken, or out of memory.",
+                log_tail=server.tail(),
+            )
         if _healthy(server):
             return
         server.task.stop_event.wait(0.2)
-    raise ServerFailed(f"The server at {server.url} was not healthy within {timeout:g} s.",
-                       "Raise start_timeout= (a big model takes a while to load) or read the log.",
-                       log_tail=server.tail())
+    raise ServerFailed(
+        f"The server at {server.url} was not healthy within {timeout:g} s.",
+        "Raise start_timeout= (a big model takes a while to load) or read the log.",
+        log_tail=server.tail(),
+    )
 
 
 def _healthy(server: Server) -> bool:
@@ -232,4 +280,6 @@ def _require_xllamacpp() -> None:
     import importlib.util
 
     if importlib.util.find_spec("xllamacpp") is None:
-        raise BackendMissing("xllamacpp", install_extra("deploy"), "it runs llama.cpp's native server")
+        raise BackendMissing(
+            "xllamacpp", install_extra("deploy"), "it runs llama.cpp's native server"
+        )

@@ -13,7 +13,9 @@ from ..runtime.loaded import LoadedModel
 from ..runtime.loader import attach_adapter
 from .run import ADAPTER, MANIFEST
 
-NO_ADAPTERS = "Load a transformers scheme (fp32/bf16/fp16, nf4, gptq): its engine takes peft adapters."
+NO_ADAPTERS = (
+    "Load a transformers scheme (fp32/bf16/fp16, nf4, gptq): its engine takes peft adapters."
+)
 
 
 def list_adapters(root=None):
@@ -22,26 +24,41 @@ def list_adapters(root=None):
 
     root = Path(root) if root is not None else cache_dir() / "finetune"
     rows = []
-    for manifest in sorted(root.glob(f"*/{ADAPTER}/{MANIFEST}")) + sorted(root.glob(f"{ADAPTER}/{MANIFEST}")):
+    for manifest in sorted(root.glob(f"*/{ADAPTER}/{MANIFEST}")) + sorted(
+        root.glob(f"{ADAPTER}/{MANIFEST}")
+    ):
         m = json.loads(manifest.read_text())
-        rows.append({"adapter_dir": str(manifest.parent), "method": m["method"], "base_model": m["base_model"],
-                     "base_scheme": m["base_scheme"], "steps": m["steps"], "r": m["settings"]["r"],
-                     "target_modules": m["settings"]["target_modules"], "final_loss": m["final_loss"],
-                     "saved_at": m["saved_at"]})
+        rows.append(
+            {
+                "adapter_dir": str(manifest.parent),
+                "method": m["method"],
+                "base_model": m["base_model"],
+                "base_scheme": m["base_scheme"],
+                "steps": m["steps"],
+                "r": m["settings"]["r"],
+                "target_modules": m["settings"]["target_modules"],
+                "final_loss": m["final_loss"],
+                "saved_at": m["saved_at"],
+            }
+        )
     df = pd.DataFrame(rows)
     return df.sort_values("saved_at", ascending=False, ignore_index=True) if rows else df
 
 
 def adapters(loaded: LoadedModel) -> dict:
     """{"names": [...], "active": name or None} of the adapters on `loaded`."""
-    names, active = require(loaded.engine, Adapters, "take peft adapters", NO_ADAPTERS).adapter_names()
+    names, active = require(
+        loaded.engine, Adapters, "take peft adapters", NO_ADAPTERS
+    ).adapter_names()
     return {"names": names, "active": active}
 
 
 def add_adapter(loaded: LoadedModel, folder, name: str) -> None:
     """Load another saved adapter onto the same base under `name` (the first one becomes active)."""
     if not (Path(folder) / "adapter_config.json").is_file():
-        raise InvalidSetting(f"{folder} holds no peft adapter.", "Pass a folder a run saved (run.adapter_dir).")
+        raise InvalidSetting(
+            f"{folder} holds no peft adapter.", "Pass a folder a run saved (run.adapter_dir)."
+        )
     attach_adapter(loaded.engine, folder, loaded.path, name)
 
 

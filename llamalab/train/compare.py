@@ -1,6 +1,7 @@
 """The guide's claims, measured on one machine: full vs LoRA (guide preset) vs LoRA (all-linear) vs QLoRA on
 the same data and steps budget — trainable parameters, peak memory measured vs estimated, seconds per step,
 task score before → after, and forgetting (perplexity on the held-out general text before → after)."""
+
 from __future__ import annotations
 
 from ..catalog import training
@@ -17,10 +18,21 @@ VARIANTS = {
 }
 
 
-def finetune_compare(model="default", data="house-format", variants=("lora (guide: q,v)", "lora (all-linear)"),
-                     steps: int = 30, heldout="house-format-heldout", n_heldout: int = 20, ppl_tokens: int = 512,
-                     max_new_tokens: int = 24, memory_budget: int | None = None, schemes: dict | None = None,
-                     device: str = "auto", on_row=None, **settings):
+def finetune_compare(
+    model="default",
+    data="house-format",
+    variants=("lora (guide: q,v)", "lora (all-linear)"),
+    steps: int = 30,
+    heldout="house-format-heldout",
+    n_heldout: int = 20,
+    ppl_tokens: int = 512,
+    max_new_tokens: int = 24,
+    memory_budget: int | None = None,
+    schemes: dict | None = None,
+    device: str = "auto",
+    on_row=None,
+    **settings,
+):
     """One row per variant (names of VARIANTS): each trains a fresh copy of `model` for `steps` steps.
     A variant whose estimate does not fit (or that cannot train here) gets its reason instead of numbers.
     schemes: the base scheme per method, e.g. {"lora": "bf16"} (default: each method's base, fp32 or nf4).
@@ -35,7 +47,16 @@ def finetune_compare(model="default", data="house-format", variants=("lora (guid
         m = training.method(VARIANTS[name]["method"])
         kw = {"lr": m.lr, **settings, **VARIANTS[name], "steps": steps, "device": device}
         kw["scheme"] = (schemes or {}).get(m.name, m.base)
-        row = _one(model, data, name, kw, (heldout, n_heldout, max_new_tokens), ppl_tokens, memory_budget, before)
+        row = _one(
+            model,
+            data,
+            name,
+            kw,
+            (heldout, n_heldout, max_new_tokens),
+            ppl_tokens,
+            memory_budget,
+            before,
+        )
         rows.append(row)
         if on_row:
             on_row(row)
@@ -67,11 +88,21 @@ def row(name: str, run, before: tuple[float, float], after, perplexity_after: fl
     """The table's row for a finished run (e.g. one started by hand or from the TrainerPanel, to sit beside
     finetune_compare's rows): `before` is (compliance %, perplexity) of its base, `after` its Score."""
     s = run.to_dict()
-    return {"variant": name, "status": run.status, "scheme": run.model.scheme_name,
-            "trainable_params": run.trainable_params,
-            "trainable_pct": 100 * run.trainable_params / run.total_params, "step_s": s["step_s"],
-            "peak_train_bytes": s["peak_train_bytes"], "estimated_train_bytes": s["estimated_train_bytes"],
-            "train_estimate_error_pct": s["train_estimate_error_pct"],
-            "compliance_before_pct": before[0], "compliance_after_pct": after.compliance,
-            "exact_after_pct": after.exact, "perplexity_before": before[1], "perplexity_after": perplexity_after,
-            "final_loss": s["final_loss"], "reason": ""}
+    return {
+        "variant": name,
+        "status": run.status,
+        "scheme": run.model.scheme_name,
+        "trainable_params": run.trainable_params,
+        "trainable_pct": 100 * run.trainable_params / run.total_params,
+        "step_s": s["step_s"],
+        "peak_train_bytes": s["peak_train_bytes"],
+        "estimated_train_bytes": s["estimated_train_bytes"],
+        "train_estimate_error_pct": s["train_estimate_error_pct"],
+        "compliance_before_pct": before[0],
+        "compliance_after_pct": after.compliance,
+        "exact_after_pct": after.exact,
+        "perplexity_before": before[1],
+        "perplexity_after": perplexity_after,
+        "final_loss": s["final_loss"],
+        "reason": "",
+    }

@@ -1,5 +1,6 @@
 """Training data: chat conversations from a list, JSONL, a DataFrame or a `datasets.Dataset`, checked
 row by row, then tokenized with the model's chat template with the loss on the assistant's tokens only."""
+
 from __future__ import annotations
 
 import json
@@ -10,14 +11,17 @@ from ..core.errors import InvalidSetting
 from ..data import HERE
 
 ROLES = ("system", "user", "assistant")
-IGNORE = -100           # labels with this value add nothing to the loss (torch's cross-entropy default)
-BUNDLED = {"house-format": "finetune_house_format_train.jsonl",
-           "house-format-heldout": "finetune_house_format_heldout.jsonl"}
+IGNORE = -100  # labels with this value add nothing to the loss (torch's cross-entropy default)
+BUNDLED = {
+    "house-format": "finetune_house_format_train.jsonl",
+    "house-format-heldout": "finetune_house_format_heldout.jsonl",
+}
 
 
 @dataclass(frozen=True)
 class Example:
     """One tokenized conversation: ids, labels (IGNORE outside the assistant's replies) and its row number."""
+
     input_ids: tuple[int, ...]
     labels: tuple[int, ...]
     row: int
@@ -46,23 +50,28 @@ def conversations(data) -> list[list[dict]]:
 def _rows(data) -> list:
     if isinstance(data, (str, Path)):
         return _jsonl(bundled(data) if str(data) in BUNDLED else Path(data))
-    if hasattr(data, "to_dict") and hasattr(data, "columns"):        # pandas DataFrame
+    if hasattr(data, "to_dict") and hasattr(data, "columns"):  # pandas DataFrame
         return data.to_dict("records")
-    if hasattr(data, "column_names") and hasattr(data, "__getitem__"):   # datasets.Dataset
+    if hasattr(data, "column_names") and hasattr(data, "__getitem__"):  # datasets.Dataset
         return [data[i] for i in range(len(data))]
     if isinstance(data, (list, tuple)):
         if data and isinstance(data[0], dict) and "role" in data[0]:
-            return [data]                           # one conversation passed bare
+            return [data]  # one conversation passed bare
         return list(data)
-    raise InvalidSetting(f"data of type {type(data).__name__} is not training data.",
-                         "Pass chat conversations (a list of message lists), a .jsonl path, a pandas DataFrame or "
-                         "a datasets.Dataset.")
+    raise InvalidSetting(
+        f"data of type {type(data).__name__} is not training data.",
+        "Pass chat conversations (a list of message lists), a .jsonl path, a pandas DataFrame or "
+        "a datasets.Dataset.",
+    )
 
 
 def _jsonl(path: Path) -> list:
     if not path.is_file():
-        raise InvalidSetting(f"{path} is not a file.", "Pass a .jsonl file with one conversation per line, or a "
-                             f"bundled dataset name ({', '.join(BUNDLED)}).")
+        raise InvalidSetting(
+            f"{path} is not a file.",
+            "Pass a .jsonl file with one conversation per line, or a "
+            f"bundled dataset name ({', '.join(BUNDLED)}).",
+        )
     rows = []
     for i, line in enumerate(path.read_text().splitlines()):
         if not line.strip():
@@ -70,8 +79,10 @@ def _jsonl(path: Path) -> list:
         try:
             rows.append(json.loads(line))
         except ValueError as e:
-            raise InvalidSetting(f"Row {len(rows)} (line {i + 1} of {path.name}) is not JSON: {e}.",
-                                 'Each line is one JSON object such as {"messages": [...]}.') from None
+            raise InvalidSetting(
+                f"Row {len(rows)} (line {i + 1} of {path.name}) is not JSON: {e}.",
+                'Each line is one JSON object such as {"messages": [...]}.',
+            ) from None
     return rows
 
 
@@ -81,38 +92,56 @@ def _messages(row, i: int) -> list[dict]:
         msgs = row["messages"]
     elif isinstance(row, dict) and {"prompt", "response"} <= set(row):
         msgs = ([{"role": "system", "content": row["system"]}] if row.get("system") else []) + [
-            {"role": "user", "content": row["prompt"]}, {"role": "assistant", "content": row["response"]}]
+            {"role": "user", "content": row["prompt"]},
+            {"role": "assistant", "content": row["response"]},
+        ]
     elif isinstance(row, (list, tuple)):
         msgs = row
     else:
         cols = sorted(row) if isinstance(row, dict) else type(row).__name__
-        raise InvalidSetting(f"Row {i} has no conversation (columns: {cols}).",
-                             "Give each row a 'messages' list, or 'prompt' and 'response' columns.")
+        raise InvalidSetting(
+            f"Row {i} has no conversation (columns: {cols}).",
+            "Give each row a 'messages' list, or 'prompt' and 'response' columns.",
+        )
     msgs = list(msgs) if not isinstance(msgs, str) and hasattr(msgs, "__iter__") else msgs
     if not isinstance(msgs, list) or not msgs:
-        raise InvalidSetting(f"Row {i} is empty.", "Each row needs at least a user and an assistant message.")
+        raise InvalidSetting(
+            f"Row {i} is empty.", "Each row needs at least a user and an assistant message."
+        )
     for j, m in enumerate(msgs):
         _check_message(m, i, j)
     if not any(m["role"] == "assistant" for m in msgs):
-        raise InvalidSetting(f"Row {i} has no assistant message: nothing to learn from.",
-                             "Add the reply the model should give as {'role': 'assistant', 'content': ...}.")
+        raise InvalidSetting(
+            f"Row {i} has no assistant message: nothing to learn from.",
+            "Add the reply the model should give as {'role': 'assistant', 'content': ...}.",
+        )
     return [{"role": m["role"], "content": m["content"]} for m in msgs]
 
 
 def _check_message(m, i: int, j: int) -> None:
     if not isinstance(m, dict) or "role" not in m or "content" not in m:
-        raise InvalidSetting(f"Row {i}, message {j} is missing its role or content: {str(m)[:80]}.",
-                             'Each message is {"role": "user" | "assistant" | "system", "content": "..."}.')
+        raise InvalidSetting(
+            f"Row {i}, message {j} is missing its role or content: {str(m)[:80]}.",
+            'Each message is {"role": "user" | "assistant" | "system", "content": "..."}.',
+        )
     if m["role"] not in ROLES:
-        raise InvalidSetting(f"Row {i}, message {j} has role {m['role']!r}.", f"Use one of {', '.join(ROLES)}.")
+        raise InvalidSetting(
+            f"Row {i}, message {j} has role {m['role']!r}.", f"Use one of {', '.join(ROLES)}."
+        )
     if not isinstance(m["content"], str) or not m["content"].strip():
-        raise InvalidSetting(f"Row {i}, message {j} ({m['role']}) has empty content.",
-                             "Remove the row or give the message some text.")
+        raise InvalidSetting(
+            f"Row {i}, message {j} ({m['role']}) has empty content.",
+            "Remove the row or give the message some text.",
+        )
 
 
-def tokenize(tokenizer, convs: list[list[dict]], max_length: int, first_row: int = 0) -> list[Example]:
+def tokenize(
+    tokenizer, convs: list[list[dict]], max_length: int, first_row: int = 0
+) -> list[Example]:
     """Chat template applied; labels are the assistant's tokens (their end-of-turn token included)."""
-    return [_tokenize_one(tokenizer, msgs, max_length, first_row + i) for i, msgs in enumerate(convs)]
+    return [
+        _tokenize_one(tokenizer, msgs, max_length, first_row + i) for i, msgs in enumerate(convs)
+    ]
 
 
 def _tokenize_one(tok, msgs, max_length, row) -> Example:
@@ -122,40 +151,60 @@ def _tokenize_one(tok, msgs, max_length, row) -> Example:
         if m["role"] != "assistant":
             continue
         start = len(_ids(tok, msgs[:k], generation_prompt=True))
-        end = len(_ids(tok, msgs[:k + 1], generation_prompt=False))
+        end = len(_ids(tok, msgs[: k + 1], generation_prompt=False))
         labels[start:end] = ids[start:end]
     if len(ids) > max_length:
-        raise InvalidSetting(f"Row {row} is {len(ids)} tokens after the chat template, longer than "
-                             f"max_length={max_length}.", "Shorten or drop the row, or raise max_length.")
+        raise InvalidSetting(
+            f"Row {row} is {len(ids)} tokens after the chat template, longer than "
+            f"max_length={max_length}.",
+            "Shorten or drop the row, or raise max_length.",
+        )
     if all(x == IGNORE for x in labels):
-        raise InvalidSetting(f"Row {row}: the chat template left no assistant tokens to learn from.",
-                             "Check that the tokenizer's chat template renders assistant messages.")
+        raise InvalidSetting(
+            f"Row {row}: the chat template left no assistant tokens to learn from.",
+            "Check that the tokenizer's chat template renders assistant messages.",
+        )
     return Example(tuple(ids), tuple(labels), row)
 
 
 def _ids(tok, msgs, generation_prompt: bool) -> list[int]:
     if getattr(tok, "chat_template", None):
-        text = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=generation_prompt)
+        text = tok.apply_chat_template(
+            msgs, tokenize=False, add_generation_prompt=generation_prompt
+        )
         return tok(text, add_special_tokens=False)["input_ids"]
-    text = "".join(f"{m['content']}\n" for m in msgs)        # a base model without a template: plain turns
+    text = "".join(
+        f"{m['content']}\n" for m in msgs
+    )  # a base model without a template: plain turns
     return tok(text, add_special_tokens=False)["input_ids"]
 
 
-def split(examples: list[Example], fraction: float, seed: int) -> tuple[list[Example], list[Example]]:
+def split(
+    examples: list[Example], fraction: float, seed: int
+) -> tuple[list[Example], list[Example]]:
     """(train, eval): a seeded shuffle, `fraction` of the rows held out (none when fraction is 0)."""
     import random
+
     order = list(examples)
     random.Random(seed).shuffle(order)
     n = int(round(len(order) * fraction)) if fraction else 0
     if n and len(order) - n < 1:
-        raise InvalidSetting("Too few rows to hold some out for eval loss.", "Pass more rows, or eval_fraction=0.")
+        raise InvalidSetting(
+            "Too few rows to hold some out for eval loss.", "Pass more rows, or eval_fraction=0."
+        )
     return order[n:], order[:n]
 
 
 def preview(data, n: int = 5):
     """The first `n` conversations as a DataFrame (user / assistant text), for a quick look."""
     import pandas as pd
+
     rows = []
     for i, msgs in enumerate(conversations(data)[:n]):
-        rows.append({"row": i, **{r: " | ".join(m["content"] for m in msgs if m["role"] == r) for r in ROLES}})
+        rows.append(
+            {
+                "row": i,
+                **{r: " | ".join(m["content"] for m in msgs if m["role"] == r) for r in ROLES},
+            }
+        )
     return pd.DataFrame(rows)

@@ -10,13 +10,16 @@ while a run trains (or a merge is made and checked), packing is off, so an eval 
 again. peft's merge dequantizes a layer's weight too, and gets garbage from a packed one (the merge check
 measured KL 25 nats/token before this).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
 
 from ..core.errors import LlamalabError
 
-FLAG = "support_avx512bf16_for_cpu"          # bitsandbytes' Linear4bit: pack for the CPU kernel in eval mode
+FLAG = (
+    "support_avx512bf16_for_cpu"  # bitsandbytes' Linear4bit: pack for the CPU kernel in eval mode
+)
 
 
 def layers(model) -> list[tuple[str, object]]:
@@ -51,18 +54,25 @@ def _quantize_again(packed: list[tuple[str, object]], checkpoint: str | None) ->
     import bitsandbytes.functional as F
     import torch
     from safetensors import safe_open
+
     where = _weight_files(checkpoint)
     for name, mod in packed:
         key = _checkpoint_key(name)
         if key not in where:
-            raise LlamalabError(f"Cannot restore the 4-bit layer {name} for training: {key} is not in {checkpoint}.",
-                                "Load the model again and start training before generating with it.")
+            raise LlamalabError(
+                f"Cannot restore the 4-bit layer {name} for training: {key} is not in {checkpoint}.",
+                "Load the model again and start training before generating with it.",
+            )
         with safe_open(str(where[key]), "pt") as h:
             original = h.get_tensor(key)
         p = mod.weight
-        q, state = F.quantize_4bit(original.to(torch.bfloat16).contiguous(), blocksize=p.blocksize,
-                                   compress_statistics=p.compress_statistics, quant_type=p.quant_type,
-                                   quant_storage=p.quant_storage)
+        q, state = F.quantize_4bit(
+            original.to(torch.bfloat16).contiguous(),
+            blocksize=p.blocksize,
+            compress_statistics=p.compress_statistics,
+            quant_type=p.quant_type,
+            quant_storage=p.quant_storage,
+        )
         p.data, p.quant_state = q, state
         if getattr(mod, "quant_state", None) is not None:
             mod.quant_state = state
@@ -77,10 +87,13 @@ def _checkpoint_key(module_name: str) -> str:
 def _weight_files(checkpoint: str | None) -> dict[str, Path]:
     """Tensor name → the safetensors file that holds it."""
     from safetensors import safe_open
+
     files = sorted(Path(checkpoint).glob("*.safetensors")) if checkpoint else []
     if not files:
-        raise LlamalabError(f"Cannot restore 4-bit layers for training: no safetensors checkpoint at {checkpoint}.",
-                            "Load the model again and start training before generating with it.")
+        raise LlamalabError(
+            f"Cannot restore 4-bit layers for training: no safetensors checkpoint at {checkpoint}.",
+            "Load the model again and start training before generating with it.",
+        )
     where = {}
     for f in files:
         with safe_open(str(f), "pt") as h:

@@ -127,9 +127,13 @@ class FinetuneRun:
     def resume(self, steps: int | None = None) -> FinetuneRun:
         """Continue a stopped run from its checkpoint on disk (optionally to a new total of `steps`)."""
         if self.task is not None and self.task.running:
-            raise LlamalabError("This run is still going.", "Call stop() and wait() before resume().")
+            raise LlamalabError(
+                "This run is still going.", "Call stop() and wait() before resume()."
+            )
         if not (self.checkpoint_dir / "trainer_state.pt").is_file():
-            raise LlamalabError(f"No checkpoint in {self.checkpoint_dir}.", "Only a stopped run can resume.")
+            raise LlamalabError(
+                f"No checkpoint in {self.checkpoint_dir}.", "Only a stopped run can resume."
+            )
         if steps is not None:
             self.total_steps = steps
         self.restore()
@@ -145,14 +149,22 @@ class FinetuneRun:
     def to_dict(self) -> dict:
         """The run's facts in one record (the metrics vocabulary's names)."""
         h = self._records
-        return {"method": self.method.name, "model": self.model.name, "scheme": self.model.scheme_name,
-                "trainable_params": self.trainable_params, "total_params": self.total_params,
-                "steps": self.step, "final_loss": h[-1]["loss"] if h else None,
-                "final_eval_loss": _last(h, "eval_loss"),
-                "step_s": _median([r["step_s"] for r in h]),
-                "tokens_per_s": _median([r["tokens_per_s"] for r in h]),
-                "peak_train_bytes": self.measured_peak_bytes, "estimated_train_bytes": self.estimated_bytes,
-                "train_estimate_error_pct": self.estimate_error_pct, "status": self.status}
+        return {
+            "method": self.method.name,
+            "model": self.model.name,
+            "scheme": self.model.scheme_name,
+            "trainable_params": self.trainable_params,
+            "total_params": self.total_params,
+            "steps": self.step,
+            "final_loss": h[-1]["loss"] if h else None,
+            "final_eval_loss": _last(h, "eval_loss"),
+            "step_s": _median([r["step_s"] for r in h]),
+            "tokens_per_s": _median([r["tokens_per_s"] for r in h]),
+            "peak_train_bytes": self.measured_peak_bytes,
+            "estimated_train_bytes": self.estimated_bytes,
+            "train_estimate_error_pct": self.estimate_error_pct,
+            "status": self.status,
+        }
 
     def merge(self, **kwargs):
         """Merge the adapter into the base and check the result (see llamalab.merge)."""
@@ -162,9 +174,11 @@ class FinetuneRun:
 
     def __repr__(self) -> str:
         loss = f", loss {self._records[-1]['loss']:.3f}" if self._records else ""
-        return (f"FinetuneRun({self.method.name} on {self.model.name}/{self.model.scheme_name}, step {self.step}/"
-                f"{self.total_steps}{loss}, {self.status}, trainable {self.trainable_params:,} of "
-                f"{self.total_params:,})")
+        return (
+            f"FinetuneRun({self.method.name} on {self.model.name}/{self.model.scheme_name}, step {self.step}/"
+            f"{self.total_steps}{loss}, {self.status}, trainable {self.trainable_params:,} of "
+            f"{self.total_params:,})"
+        )
 
     # ------------------------------------------------------------------ the task's work
     def start(self) -> None:
@@ -181,7 +195,9 @@ class FinetuneRun:
             while self.step < self.total_steps and not task.stopping:
                 self._one_step(task)
             if task.stopping and self.step < self.total_steps:
-                torch_thread.run(self._trainer.save_checkpoint, self.checkpoint_dir, self.step, self._records)
+                torch_thread.run(
+                    self._trainer.save_checkpoint, self.checkpoint_dir, self.step, self._records
+                )
                 (self.checkpoint_dir / MANIFEST).write_text(json.dumps(self.manifest(), indent=1))
             else:
                 torch_thread.run(self._finish)
@@ -198,8 +214,12 @@ class FinetuneRun:
         s = self.settings
         if s.eval_every and (self.step % s.eval_every == 0 or self.step == self.total_steps):
             rec["eval_loss"] = torch_thread.run(self._trainer.eval_loss)
-        rec = {"step": self.step, **rec, "elapsed_s": self._elapsed_before + time.perf_counter() - self._t_start,
-               **memory.reading(self.model.device)}
+        rec = {
+            "step": self.step,
+            **rec,
+            "elapsed_s": self._elapsed_before + time.perf_counter() - self._t_start,
+            **memory.reading(self.model.device),
+        }
         self._records.append(rec)
         task.emit("step", **rec)
         task.progress(self.step, self.total_steps, f"loss {rec['loss']:.3f}")
@@ -226,13 +246,21 @@ class FinetuneRun:
         (out / MANIFEST).write_text(json.dumps(self.manifest(), indent=1))
 
     def manifest(self) -> dict:
-        return {"kind": "adapter" if self.method.adapters else "full", "method": self.method.name,
-                "base_model": self.model.name, "base_scheme": self.model.scheme_name,
-                "base_path": self.model.path, "base_fingerprint": self.base_fingerprint,
-                "settings": self.settings.to_dict(), "data": self.data_name, "steps": self.step,
-                "trainable_params": self.trainable_params, "total_params": self.total_params,
-                "final_loss": self._records[-1]["loss"] if self._records else None,
-                "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        return {
+            "kind": "adapter" if self.method.adapters else "full",
+            "method": self.method.name,
+            "base_model": self.model.name,
+            "base_scheme": self.model.scheme_name,
+            "base_path": self.model.path,
+            "base_fingerprint": self.base_fingerprint,
+            "settings": self.settings.to_dict(),
+            "data": self.data_name,
+            "steps": self.step,
+            "trainable_params": self.trainable_params,
+            "total_params": self.total_params,
+            "final_loss": self._records[-1]["loss"] if self._records else None,
+            "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
 
 
 def _median(xs):
@@ -246,7 +274,11 @@ def _last(records, key):
 
 
 def default_output(model_name: str, method: str) -> Path:
-    return cache_dir() / "finetune" / f"{model_name}-{method}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    return (
+        cache_dir()
+        / "finetune"
+        / f"{model_name}-{method}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    )
 
 
 def steps_for(settings: FinetuneSettings, train_rows: int) -> int:
@@ -262,9 +294,11 @@ def saved_checkpoint(folder) -> tuple[Path, dict]:
     out = p.parent if p.name == CHECKPOINT else p
     manifest = out / CHECKPOINT / MANIFEST
     if not (out / CHECKPOINT / "trainer_state.pt").is_file() or not manifest.is_file():
-        raise InvalidSetting(f"resume={folder}: no stopped run's checkpoint there.",
-                             "Pass the output folder of a run that was stopped (run.output_dir); a finished "
-                             "run has nothing left to resume: start a new one from its adapter instead.")
+        raise InvalidSetting(
+            f"resume={folder}: no stopped run's checkpoint there.",
+            "Pass the output folder of a run that was stopped (run.output_dir); a finished "
+            "run has nothing left to resume: start a new one from its adapter instead.",
+        )
     return out, json.loads(manifest.read_text())
 
 
@@ -273,5 +307,7 @@ def check_output(output) -> Path | None:
         return None
     p = Path(output)
     if p.exists() and not p.is_dir():
-        raise InvalidSetting(f"output={output} is a file.", "Pass a folder (it is created if missing).")
+        raise InvalidSetting(
+            f"output={output} is a file.", "Pass a folder (it is created if missing)."
+        )
     return p

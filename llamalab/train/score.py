@@ -1,8 +1,9 @@
 """The bundled dataset's deterministic checker: does a reply follow the house format, and is it right?
 
-    ANSWER: <a few words>
-    TOPIC: <geography | arithmetic | language | grammar | colours | animals>
+ANSWER: <a few words>
+TOPIC: <geography | arithmetic | language | grammar | colours | animals>
 """
+
 from __future__ import annotations
 
 import re
@@ -26,6 +27,7 @@ def answer_of(reply: str) -> str | None:
 @dataclass(frozen=True)
 class Score:
     """Share of replies in the house format (`compliance`) and with the expected answer (`exact`), in %."""
+
     compliance: float
     exact: float
     n: int
@@ -39,16 +41,21 @@ def score(replies: list[str], expected: list[str]) -> Score:
     if len(replies) != len(expected) or not replies:
         raise ValueError(f"{len(replies)} replies for {len(expected)} expected answers")
     ok = [complies(r) for r in replies]
-    exact = [a is not None and a.lower() == (answer_of(e) or "").lower()
-             for a, e in zip(map(answer_of, replies), expected)]
+    exact = [
+        a is not None and a.lower() == (answer_of(e) or "").lower()
+        for a, e in zip(map(answer_of, replies), expected)
+    ]
     return Score(100.0 * sum(ok) / len(ok), 100.0 * sum(exact) / len(exact), len(ok))
 
 
-def evaluate(loaded, data="house-format-heldout", n: int | None = None, max_new_tokens: int = 24) -> tuple[Score, list]:
+def evaluate(
+    loaded, data="house-format-heldout", n: int | None = None, max_new_tokens: int = 24
+) -> tuple[Score, list]:
     """Generate greedily for each held-out prompt (the conversation minus its last reply) and score it.
     A reply is cut as soon as it can no longer comply (the score is the same, the base model's rambling is
     not waited for). Returns the score and the rows (prompt, expected, reply)."""
     from .data import conversations
+
     convs = conversations(data)[:n]
     rows = []
     for msgs in convs:
@@ -69,10 +76,14 @@ def could_comply(text: str) -> bool:
 
 def _generate(loaded, prompt, max_new_tokens: int) -> str:
     import threading
+
     stop, seen = threading.Event(), []
 
     def on_text(piece: str) -> None:
         seen.append(piece)
         if not could_comply("".join(seen)):
             stop.set()
-    return loaded.generate(prompt, max_new_tokens=max_new_tokens, stop_event=stop, on_text=on_text).text
+
+    return loaded.generate(
+        prompt, max_new_tokens=max_new_tokens, stop_event=stop, on_text=on_text
+    ).text

@@ -46,7 +46,9 @@ class Trainer:
         epoch, i = divmod(k, per_epoch)
         order = list(range(len(self.train)))
         random.Random(self.settings.seed * 1000 + epoch).shuffle(order)
-        return collate([self.train[j] for j in order[i * b : (i + 1) * b]], self.pad_id, self.model.device)
+        return collate(
+            [self.train[j] for j in order[i * b : (i + 1) * b]], self.pad_id, self.model.device
+        )
 
     def step(self, step: int) -> dict:
         """One optimizer step (grad_accum micro-batches): loss, grad norm, lr, tokens and seconds."""
@@ -61,14 +63,22 @@ class Trainer:
             loss.backward()
             loss_sum += float(loss.detach())
             tokens += int(batch["attention_mask"].sum())
-        norm = torch.nn.utils.clip_grad_norm_(self.params, s.max_grad_norm if s.max_grad_norm > 0 else float("inf"))
+        norm = torch.nn.utils.clip_grad_norm_(
+            self.params, s.max_grad_norm if s.max_grad_norm > 0 else float("inf")
+        )
         lr = self.scheduler.get_last_lr()[0]
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         seconds = time.perf_counter() - t0
-        return {"loss": loss_sum, "learning_rate": lr, "grad_norm": float(norm), "tokens": tokens,
-                "tokens_per_s": tokens / seconds if seconds > 0 else float("nan"), "step_s": seconds}
+        return {
+            "loss": loss_sum,
+            "learning_rate": lr,
+            "grad_norm": float(norm),
+            "tokens": tokens,
+            "tokens_per_s": tokens / seconds if seconds > 0 else float("nan"),
+            "step_s": seconds,
+        }
 
     def eval_loss(self) -> float:
         """Mean loss over the held-out examples (token-weighted), dropout off."""
@@ -91,8 +101,14 @@ class Trainer:
 
         folder.mkdir(parents=True, exist_ok=True)
         self.save_weights(folder)
-        torch.save({"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                    "step": step}, folder / "trainer_state.pt")
+        torch.save(
+            {
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "step": step,
+            },
+            folder / "trainer_state.pt",
+        )
         (folder / "history.json").write_text(json.dumps(history))
 
     def load_checkpoint(self, folder: Path) -> tuple[int, list]:
@@ -116,7 +132,9 @@ class Trainer:
         if self.method.adapters:
             from peft import set_peft_model_state_dict
 
-            set_peft_model_state_dict(self.model, load_file(str(folder / "adapter_model.safetensors")))
+            set_peft_model_state_dict(
+                self.model, load_file(str(folder / "adapter_model.safetensors"))
+            )
             return
         state = {}
         for f in sorted(folder.glob("*.safetensors")):
@@ -138,4 +156,8 @@ def collate(examples, pad_id: int, device) -> dict:
         ids[i, :k] = torch.tensor(e.input_ids)
         labels[i, :k] = torch.tensor(e.labels)
         mask[i, :k] = 1
-    return {"input_ids": ids.to(device), "attention_mask": mask.to(device), "labels": labels.to(device)}
+    return {
+        "input_ids": ids.to(device),
+        "attention_mask": mask.to(device),
+        "labels": labels.to(device),
+    }

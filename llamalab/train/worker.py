@@ -6,17 +6,35 @@ a "step" event (its history row) and a progress event, the run's facts as the ta
 
 The notebook kernel then keeps its own torch thread (and its GIL) free while training runs; the price is the
 subprocess's start (imports + loading the model) and a second copy of the model if the kernel holds one too."""
+
 from __future__ import annotations
 
 from ..core import tasks
 from .start import finetune
 
 
-def train(model: str = "default", data: str = "house-format", method: str = "lora", scheme: str | None = None,
-          device: str = "auto", output: str | None = None, resume: str | None = None, **settings) -> dict:
+def train(
+    model: str = "default",
+    data: str = "house-format",
+    method: str = "lora",
+    scheme: str | None = None,
+    device: str = "auto",
+    output: str | None = None,
+    resume: str | None = None,
+    **settings,
+) -> dict:
     """Run `finetune(...)` here and report it step by step (names as in `finetune`; JSON-able arguments)."""
-    run = finetune(model, data, None if resume else method, scheme=scheme, device=device, output=output,
-                   resume=resume, start=False, **settings)
+    run = finetune(
+        model,
+        data,
+        None if resume else method,
+        scheme=scheme,
+        device=device,
+        output=output,
+        resume=resume,
+        start=False,
+        **settings,
+    )
 
     def report(rec: dict) -> None:  # to the parent, as the subprocess's JSON lines
         tasks.emit("step", **rec)
@@ -25,5 +43,8 @@ def train(model: str = "default", data: str = "house-format", method: str = "lor
     run.on_step(report)
     run.start()
     run.wait()
-    return {"run": run.to_dict(), "output_dir": str(run.output_dir),
-            "adapter_dir": str(run.adapter_dir) if run.adapter_dir else None}
+    return {
+        "run": run.to_dict(),
+        "output_dir": str(run.output_dir),
+        "adapter_dir": str(run.adapter_dir) if run.adapter_dir else None,
+    }

@@ -1,8 +1,9 @@
 """Workshop mode: dashboards for a room, the room's shared results, an offline bundle.
 
-    llamalab workshop room --results /shared/room      # Voilà on 127.0.0.1 with a token
-    llamalab bundle --models default --out /media/usb   # wheelhouse + converted/quantized models
+llamalab workshop room --results /shared/room      # Voilà on 127.0.0.1 with a token
+llamalab bundle --models default --out /media/usb   # wheelhouse + converted/quantized models
 """
+
 from .offline import bundle
 from .room import record, room_dir, room_table
 from .serve import dashboards, voila_command

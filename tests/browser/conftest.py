@@ -8,6 +8,7 @@ SIGTERM (which shuts its kernels down) then SIGKILL, and any kernel it left behi
 check fails the module if any process started here is still alive. Screenshots of failures and timings
 go to test-artifacts/.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,8 +33,16 @@ REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
 VENV_BIN = Path(sys.executable).parent
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 TIMINGS: dict[str, float] = {}
 
 
@@ -49,7 +58,10 @@ def _missing() -> str | None:
     return None
 
 
-RUNS_COURSE = ("test_course.py", "test_lab.py")   # their Run All is the course's execution in a test run
+RUNS_COURSE = (
+    "test_course.py",
+    "test_lab.py",
+)  # their Run All is the course's execution in a test run
 
 
 def _course_runs_first(items) -> None:
@@ -89,7 +101,7 @@ class Lab:
     root: Path
     proc: subprocess.Popen
     log: Path
-    bin: Path = VENV_BIN      # the venv the server and its kernels run from
+    bin: Path = VENV_BIN  # the venv the server and its kernels run from
 
     @property
     def binder(self) -> bool:
@@ -102,6 +114,7 @@ class Lab:
 def _kill(p, grace: float = 10.0) -> None:
     """SIGTERM, wait, then SIGKILL — one process we started (a psutil.Process: its PID, checked against reuse)."""
     import psutil
+
     try:
         p.send_signal(signal.SIGTERM)
         p.wait(grace)
@@ -116,6 +129,7 @@ def _stop_lab(lab: Lab) -> None:
     """SIGTERM lets jupyter_server shut its kernels down (retried once, P8); SIGKILL last; then any
     kernel process it started that is still alive is stopped by its PID."""
     import psutil
+
     kids = psutil.Process(lab.proc.pid).children(recursive=True)
     for _ in range(2):
         lab.proc.terminate()
@@ -132,16 +146,27 @@ def _stop_lab(lab: Lab) -> None:
 
 
 def _lab_env(base: Path, bin_dir: Path) -> dict:
-    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(base / "cfg"), JUPYTER_RUNTIME_DIR=str(base / "rt"),
-               JUPYTERLAB_SETTINGS_DIR=str(base / "settings"), JUPYTERLAB_WORKSPACES_DIR=str(base / "ws"),
-               JUPYTER_DATA_DIR=str(base / "data"), IPYTHONDIR=str(base / "ipython"),
-               PYTHONUNBUFFERED="1", TMPDIR=str(base / "tmp"), HF_HUB_OFFLINE="1",
-               PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}", VIRTUAL_ENV=str(bin_dir.parent))
-    env["LLAMALAB_CACHE"] = str(paths.cache_dir())     # the kernel reuses the tests' converted model
+    env = dict(
+        os.environ,
+        JUPYTER_CONFIG_DIR=str(base / "cfg"),
+        JUPYTER_RUNTIME_DIR=str(base / "rt"),
+        JUPYTERLAB_SETTINGS_DIR=str(base / "settings"),
+        JUPYTERLAB_WORKSPACES_DIR=str(base / "ws"),
+        JUPYTER_DATA_DIR=str(base / "data"),
+        IPYTHONDIR=str(base / "ipython"),
+        PYTHONUNBUFFERED="1",
+        TMPDIR=str(base / "tmp"),
+        HF_HUB_OFFLINE="1",
+        PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+        VIRTUAL_ENV=str(bin_dir.parent),
+    )
+    env["LLAMALAB_CACHE"] = str(paths.cache_dir())  # the kernel reuses the tests' converted model
     (base / "tmp").mkdir(parents=True)
     notif = base / "settings/@jupyterlab/apputils-extension/notification.jupyterlab-settings"
     notif.parent.mkdir(parents=True)
-    notif.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))    # P7: no news toast
+    notif.write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False})
+    )  # P7: no news toast
     # Every cell in the DOM (JupyterLab 4 skips rendering off-screen cells by default), so the tests see
     # all widgets, as a learner scrolling through the notebook would.
     tracker = base / "settings/@jupyterlab/notebook-extension/tracker.jupyterlab-settings"
@@ -156,19 +181,23 @@ def nothing_left_running():
     Chromium; all descend from this pytest process) outlives it. Autouse, so it is set up before the
     lab and the browser and torn down after them. A straggler is killed (by PID) and reported."""
     import psutil
+
     seen: dict[int, psutil.Process] = {}
     yield seen
     left = _still_running(list(seen.values()))
     for proc in left:
         _kill(proc, grace=2)
     TIMINGS["processes_left_after_browser_tests"] = len(left)
-    assert not left, f"still running after the browser tests (now killed): {[_describe(p) for p in left]}"
+    assert not left, (
+        f"still running after the browser tests (now killed): {[_describe(p) for p in left]}"
+    )
 
 
 @pytest.fixture(autouse=True)
 def _record_started_processes(nothing_left_running):
     """After each test, note every descendant of this process (the lab's kernels start mid-test)."""
     import psutil
+
     yield
     for proc in psutil.Process().children(recursive=True):
         nothing_left_running.setdefault(proc.pid, proc)
@@ -177,6 +206,7 @@ def _record_started_processes(nothing_left_running):
 def _still_running(procs: list, wait: float = 5.0) -> list:
     """The processes still alive after up to `wait` s (a zombie has exited; psutil checks PID reuse)."""
     import psutil
+
     deadline = time.time() + wait
     while True:
         alive = []
@@ -194,7 +224,7 @@ def _still_running(procs: list, wait: float = 5.0) -> list:
 def _describe(proc) -> str:
     try:
         return f"{proc.pid} {' '.join(proc.cmdline())[:120]}"
-    except Exception:   # noqa: BLE001 - it may have exited meanwhile
+    except Exception:
         return str(proc.pid)
 
 
@@ -204,6 +234,7 @@ def lab_bin(request) -> Path:
     course's run, which is also Binder's) the Binder venv (tests/binder_venv.py, built once per test run)."""
     if request.node.get_closest_marker("binder"):
         from binder_venv import build
+
         return build() / "bin"
     return VENV_BIN
 
@@ -214,15 +245,26 @@ def lab(lab_bin):
     root = base / "root"
     shutil.copytree(REPO / "notebooks", root, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
     port, token = _free_port(), "llamalab-browser-test"
-    cmd = [str(lab_bin / "jupyter-lab"), "--no-browser", "--allow-root", "--ServerApp.ip=127.0.0.1",
-           f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
-           f"--ServerApp.root_dir={root}", "--LabApp.news_url=None",
-           "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", "--LabApp.extension_manager=readonly",
-           "--LabApp.expose_app_in_browser=True"]                                   # P4: window.jupyterapp
+    cmd = [
+        str(lab_bin / "jupyter-lab"),
+        "--no-browser",
+        "--allow-root",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={root}",
+        "--LabApp.news_url=None",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        "--LabApp.extension_manager=readonly",
+        "--LabApp.expose_app_in_browser=True",
+    ]  # P4: window.jupyterapp
     log = base / "server.log"
     t0 = time.perf_counter()
-    with open(log, "w") as out:                    # the server keeps its own copy of the descriptor
-        proc = subprocess.Popen(cmd, env=_lab_env(base, lab_bin), stdout=out, stderr=subprocess.STDOUT, cwd=root)
+    with open(log, "w") as out:  # the server keeps its own copy of the descriptor
+        proc = subprocess.Popen(
+            cmd, env=_lab_env(base, lab_bin), stdout=out, stderr=subprocess.STDOUT, cwd=root
+        )
     lab = Lab(f"http://127.0.0.1:{port}", token, root, proc, log, lab_bin)
     try:
         _wait_ready(lab)
@@ -265,9 +307,12 @@ def artifacts() -> Path:
 @pytest.fixture(scope="module")
 def browser():
     from playwright.sync_api import sync_playwright
+
     with sync_playwright() as p:
         t0 = time.perf_counter()
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)   # P5: no --user-data-dir
+        b = p.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS
+        )  # P5: no --user-data-dir
         TIMINGS["chromium_launch_s"] = round(time.perf_counter() - t0, 2)
         try:
             yield b
@@ -295,8 +340,10 @@ def pytest_runtest_makereport(item, call):
         errors = item.funcargs["page"].console_errors
         (ARTIFACTS / f"FAILED_{item.name}.console.txt").write_text("\n".join(errors))
         try:
-            item.funcargs["page"].screenshot(path=str(ARTIFACTS / f"FAILED_{item.name}.png"), full_page=True)
-        except Exception as e:   # noqa: BLE001 - a failed screenshot must not hide the test failure
+            item.funcargs["page"].screenshot(
+                path=str(ARTIFACTS / f"FAILED_{item.name}.png"), full_page=True
+            )
+        except Exception as e:
             sys.stderr.write(f"screenshot failed: {e}\n")
 
 

@@ -7,6 +7,7 @@ notebook is executed twice in one test run.
 Checked from the notebook *model* (every code cell ran, no error output) and from the DOM (every widget
 and plotly output rendered: no "Loading widget...", no "Error displaying widget", something drawn).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -87,7 +88,9 @@ def menu(page, top: str, item: str) -> None:
 
 
 def _api(lab, path: str, method: str = "GET"):
-    req = urllib.request.Request(f"{lab.url}{path}", method=method, headers={"Authorization": f"token {lab.token}"})
+    req = urllib.request.Request(
+        f"{lab.url}{path}", method=method, headers={"Authorization": f"token {lab.token}"}
+    )
     with urllib.request.urlopen(req, timeout=30) as r:
         body = r.read()
     return json.loads(body) if body else None
@@ -103,6 +106,7 @@ def session_of(lab, name: str) -> dict:
 def kernel_process(lab, kernel_id: str):
     """The kernel's process: the lab server's child started with kernel-<id>.json as its connection file."""
     import psutil
+
     for p in psutil.Process(lab.proc.pid).children(recursive=True):
         try:
             if any(f"kernel-{kernel_id}.json" in a for a in p.cmdline()):
@@ -117,14 +121,23 @@ class RunAll:
     watchdog killed the kernel); `record` is notebook_run's record with runner "jupyterlab" (saved and
     remembered unless `course` is False)."""
 
-    def __init__(self, lab, page, name: str, timeout: float = 2400, cap: int = CAP_BYTES, course: bool = True):
-        self.lab, self.page, self.name, self.timeout, self.cap, self.course = lab, page, name, timeout, cap, course
+    def __init__(
+        self, lab, page, name: str, timeout: float = 2400, cap: int = CAP_BYTES, course: bool = True
+    ):
+        self.lab, self.page, self.name, self.timeout, self.cap, self.course = (
+            lab,
+            page,
+            name,
+            timeout,
+            cap,
+            course,
+        )
         self.record: dict = {}
 
     def start(self) -> RunAll:
         t0 = time.perf_counter()
         self.page.goto(self.lab.open_url(self.name))
-        kernel_idle(self.page)                       # P4: the indicator says idle before a kernel exists
+        kernel_idle(self.page)  # P4: the indicator says idle before a kernel exists
         self.open_s = time.perf_counter() - t0
         self.session = session_of(self.lab, self.name)
         self.kernel = kernel_process(self.lab, self.session["kernel"]["id"])
@@ -150,12 +163,18 @@ class RunAll:
         errors = [] if self.dog.killed else self.page.evaluate(ERROR_OUTPUTS)
         if not self.dog.killed and state.get("ran") != state.get("code") and not errors:
             errors = [f"Run All did not finish in {self.timeout:.0f} s: {state}"]
-        self.record = {"notebook": self.name, "runner": "jupyterlab", "venv": "binder" if self.lab.binder else "project",
-                       "kernel_python": self.kernel_python,
-                       "peak_rss_bytes": self.dog.peak,
-                       "killed_at_cap": self.dog.killed, "wall_s": wall, "open_to_kernel_idle_s": self.open_s,
-                       "errors": errors}
-        if self.course:                              # not the tests' own probe notebooks
+        self.record = {
+            "notebook": self.name,
+            "runner": "jupyterlab",
+            "venv": "binder" if self.lab.binder else "project",
+            "kernel_python": self.kernel_python,
+            "peak_rss_bytes": self.dog.peak,
+            "killed_at_cap": self.dog.killed,
+            "wall_s": wall,
+            "open_to_kernel_idle_s": self.open_s,
+            "errors": errors,
+        }
+        if self.course:  # not the tests' own probe notebooks
             save("notebooks", [self.record])
             if self.lab.binder:
                 save("binder", [self.record])
@@ -165,14 +184,21 @@ class RunAll:
     def rendered(self, timeout_ms: float = 60_000) -> list[dict]:
         """Every widget/plotly output, once all are drawn (or after `timeout_ms`): [{cell, kind, drawn, loading, error}]."""
         from playwright.sync_api import TimeoutError as PlaywrightTimeout
-        with contextlib.suppress(PlaywrightTimeout):   # the caller asserts on what is there and says what is missing
-            self.page.wait_for_function(f"() => ({RENDERED})().every(o => o.drawn && !o.loading && !o.error)",
-                                        timeout=timeout_ms, polling=250)
+
+        with contextlib.suppress(
+            PlaywrightTimeout
+        ):  # the caller asserts on what is there and says what is missing
+            self.page.wait_for_function(
+                f"() => ({RENDERED})().every(o => o.drawn && !o.loading && !o.error)",
+                timeout=timeout_ms,
+                polling=250,
+            )
         return self.page.evaluate(RENDERED)
 
     def shut_down(self) -> None:
         """The kernel is shut down through the server's API (as closing the notebook would), and is gone."""
         import psutil
+
         try:
             _api(self.lab, f"/api/sessions/{self.session['id']}", method="DELETE")
         finally:

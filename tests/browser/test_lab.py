@@ -5,6 +5,7 @@ reload the page (plots keep their data), provoke errors and read them inline.
 The tests share one page and run in file order, like the steps of a workshop. Timings (not asserted
 except Stop's one second) go to test-artifacts/timings.json.
 """
+
 from __future__ import annotations
 
 import re
@@ -50,12 +51,19 @@ def recorded(page) -> dict:
     return page.evaluate("() => window.__ll")
 
 
-def wait_until_finished(page, button: str, states=("stop", "length", "stopped"), timeout=120_000) -> None:
+def wait_until_finished(
+    page, button: str, states=("stop", "length", "stopped"), timeout=120_000
+) -> None:
     """Wait (on the recorder) until the state reached one of `states` after the last click on `button`."""
-    page.wait_for_function("""([button, states]) => {
+    page.wait_for_function(
+        """([button, states]) => {
         const L = window.__ll, click = L.clicks.filter(c => c[1] === button).at(-1);
         return !!click && L.state.some(([t, s]) => t > click[0] && states.includes(s));
-    }""", arg=[button, list(states)], timeout=timeout, polling=50)
+    }""",
+        arg=[button, list(states)],
+        timeout=timeout,
+        polling=50,
+    )
 
 
 def test_run_all_renders_every_widget_and_the_checks_pass(lab, page, timings, artifacts):
@@ -66,21 +74,29 @@ def test_run_all_renders_every_widget_and_the_checks_pass(lab, page, timings, ar
     expect(page.locator(".llamalab-calculator .js-plotly-plot")).to_be_visible(timeout=120_000)
     timings["kernel_idle_to_first_widget_s"] = round(time.perf_counter() - run.t0, 2)
     record = run.wait()
-    assert not record["killed_at_cap"], f"{NOTEBOOK} passed {run.cap / 2**30:.0f} GiB of RSS (mybinder's cap)"
+    assert not record["killed_at_cap"], (
+        f"{NOTEBOOK} passed {run.cap / 2**30:.0f} GiB of RSS (mybinder's cap)"
+    )
     assert not record["errors"], "\n".join(record["errors"])
     kernel_idle(page)
     for cls in ("calculator", "picker", "playground", "arena"):
         expect(page.locator(f".llamalab-{cls}")).to_have_count(1)
-    expect(page.locator(".llamalab-live-monitor")).to_have_count(2)      # the playground's and the standalone
+    expect(page.locator(".llamalab-live-monitor")).to_have_count(
+        2
+    )  # the playground's and the standalone
     expect(page.locator(".js-plotly-plot")).to_have_count(4, timeout=60_000)
-    expect(page.locator(".llamalab-arena .js-plotly-plot .bars path")).not_to_have_count(0, timeout=60_000)
+    expect(page.locator(".llamalab-arena .js-plotly-plot .bars path")).not_to_have_count(
+        0, timeout=60_000
+    )
     timings["kernel_idle_to_all_widgets_rendered_s"] = round(time.perf_counter() - run.t0, 2)
     assert page.evaluate(ERROR_OUTPUTS) == []
     expect(picker(page)).to_contain_text("loaded smollm2-135m")
     expect(page.locator(".llamalab-calculator .js-plotly-plot .bars path")).not_to_have_count(0)
     for cls in ("calculator", "picker", "playground", "arena"):
         page.locator(f".llamalab-{cls}").screenshot(path=str(artifacts / f"widget_{cls}.png"))
-    page.locator(".llamalab-live-monitor").nth(1).screenshot(path=str(artifacts / "widget_live_monitor.png"))
+    page.locator(".llamalab-live-monitor").nth(1).screenshot(
+        path=str(artifacts / "widget_live_monitor.png")
+    )
 
 
 def test_pick_a_scheme_load_and_watch_the_text_stream(page, timings, artifacts):
@@ -104,24 +120,30 @@ def test_pick_a_scheme_load_and_watch_the_text_stream(page, timings, artifacts):
     first = next(t for t, n in rec["len"] if t > click and n > 0)
     timings["generate_click_to_first_token_visible_s"] = round((first - click) / 1e3, 3)
     expect(pg.locator(".llamalab-stats")).to_contain_text("tokens/s")
-    expect(points).not_to_have_count(before, timeout=30_000)               # new samples were drawn
+    expect(points).not_to_have_count(before, timeout=30_000)  # new samples were drawn
     assert points.count() > before
-    expect(pg.locator(".llamalab-table tbody tr")).to_have_count(2)        # the notebook's call + this one
+    expect(pg.locator(".llamalab-table tbody tr")).to_have_count(
+        2
+    )  # the notebook's call + this one
     pg.screenshot(path=str(artifacts / "playground_after_generate.png"))
 
 
 def test_stop_ends_a_long_generation_within_a_second(page, timings):
     pg = playground(page)
-    pg.locator("input[type=checkbox]").check()                            # ignore end of sequence
-    readout = pg.locator(".widget-readout").first                         # the Max tokens slider's value
+    pg.locator("input[type=checkbox]").check()  # ignore end of sequence
+    readout = pg.locator(".widget-readout").first  # the Max tokens slider's value
     readout.fill("1500")
     readout.press("Enter")
     expect(readout).to_have_text("1500")
     pg.locator("textarea").nth(1).fill("Tell me a very long story about a dragon and a lighthouse.")
     page.evaluate(RECORDER)
     pg.get_by_role("button", name="Generate").click()
-    page.wait_for_function("() => (document.querySelector('.llamalab-playground .llamalab-text')"
-                           "?.innerText || '').length > 150", timeout=120_000, polling=50)
+    page.wait_for_function(
+        "() => (document.querySelector('.llamalab-playground .llamalab-text')"
+        "?.innerText || '').length > 150",
+        timeout=120_000,
+        polling=50,
+    )
     pg.get_by_role("button", name="Stop").click()
     wait_until_finished(page, "Stop", states=("stopped",), timeout=30_000)
     rec = recorded(page)
@@ -132,22 +154,30 @@ def test_stop_ends_a_long_generation_within_a_second(page, timings):
     length = pg.locator(".llamalab-text").inner_text()
     page.wait_for_timeout(1000)
     assert pg.locator(".llamalab-text").inner_text() == length, "text kept growing after Stop"
-    tokens = int(re.search(r"(\d+) tokens \(prompt", pg.locator(".llamalab-stats").inner_text()).group(1))
+    tokens = int(
+        re.search(r"(\d+) tokens \(prompt", pg.locator(".llamalab-stats").inner_text()).group(1)
+    )
     assert 0 < tokens < 1500
-    speed = float(re.search(r"decode ([\d.]+) tokens/s", pg.locator(".llamalab-stats").inner_text()).group(1))
+    speed = float(
+        re.search(r"decode ([\d.]+) tokens/s", pg.locator(".llamalab-stats").inner_text()).group(1)
+    )
     # One second on a quiet machine (a token takes ~25 ms); if the machine is so loaded that decoding
     # crawls, allow three tokens' time on top of the browser round trip.
-    assert latency < max(1.0, 0.5 + 3 / max(speed, 0.1)), f"Stop took {latency:.2f} s at {speed} tokens/s"
+    assert latency < max(1.0, 0.5 + 3 / max(speed, 0.1)), (
+        f"Stop took {latency:.2f} s at {speed} tokens/s"
+    )
     pg.locator("input[type=checkbox]").uncheck()
 
 
 def test_reload_shows_the_plots_real_data(lab, page, artifacts, timings):
     """Pitfall P1: FigureWidgets updated after display must be re-synced, or a reload shows them empty."""
-    live = page.locator(".llamalab-live-monitor").nth(1)                   # the standalone LiveMonitor
+    live = page.locator(".llamalab-live-monitor").nth(1)  # the standalone LiveMonitor
     before = live.locator(".scatterlayer .trace").first.locator("path.point").count()
     assert before > 0
     menu(page, "File", "Save Notebook")
-    page.wait_for_function("() => !window.jupyterapp.shell.currentWidget.context.model.dirty", timeout=30_000)
+    page.wait_for_function(
+        "() => !window.jupyterapp.shell.currentWidget.context.model.dirty", timeout=30_000
+    )
     # On a heavily loaded machine the widget manager sometimes fails to rebuild the models from the kernel
     # ("Error displaying widget: model not found" for every widget; seen in 2 of ~12 runs, both while
     # other heavy jobs shared the 2 cores). A learner would reload again; so do we, once, and record it
@@ -164,20 +194,25 @@ def test_reload_shows_the_plots_real_data(lab, page, artifacts, timings):
                 raise
             (artifacts / "reload_console_errors.txt").write_text("\n".join(page.console_errors))
     timings["reload_attempts"] = attempt
-    expect(live.locator(".scatterlayer .trace").first.locator("path.point")).to_have_count(before, timeout=30_000)
+    expect(live.locator(".scatterlayer .trace").first.locator("path.point")).to_have_count(
+        before, timeout=30_000
+    )
     expect(page.locator(".llamalab-arena .js-plotly-plot .bars path")).not_to_have_count(0)
     page.screenshot(path=str(artifacts / "lab_after_reload.png"), full_page=True)
 
 
 def test_errors_show_inline_with_the_fix_and_the_picker_stays_usable(page, artifacts):
     import llamalab
+
     table = llamalab.capabilities()
     bad = table[~table.available].sort_values("device", key=lambda d: d != "cpu", kind="stable")
     p = picker(page)
     if not bad.empty:
         row = bad.iloc[0]
         p.get_by_role("button", name=row.device, exact=True).click()
-        p.locator("select").nth(1).select_option(label=f"{row.scheme} — not available on {row.device}")
+        p.locator("select").nth(1).select_option(
+            label=f"{row.scheme} — not available on {row.device}"
+        )
         warning = p.locator(".llamalab-warning")
         expect(warning).to_contain_text(f"cannot run on {row.device}")
         expect(warning).to_contain_text("→")
@@ -186,9 +221,13 @@ def test_errors_show_inline_with_the_fix_and_the_picker_stays_usable(page, artif
         p.locator("select").nth(1).select_option(label="bf16")
         expect(warning).to_have_count(0)
     model = p.locator("select").first
-    labels = model.evaluate("s => [...s.options].map(o => o.text.replaceAll('\\u00a0', ' '))")   # ipywidgets: nbsp
+    labels = model.evaluate(
+        "s => [...s.options].map(o => o.text.replaceAll('\\u00a0', ' '))"
+    )  # ipywidgets: nbsp
     offline = [o for o in labels if "(not downloaded)" in o]
-    assert offline, f"every catalog model is cached here: nothing to provoke ModelNotCached with: {labels}"
+    assert offline, (
+        f"every catalog model is cached here: nothing to provoke ModelNotCached with: {labels}"
+    )
     model.select_option(label=offline[0])
     p.get_by_role("button", name="Load").click()
     error = p.locator(".llamalab-error")

@@ -1,4 +1,5 @@
 """The OpenAI-compatible and Ollama engines without a server: URLs, stream parsing, keys, clear errors."""
+
 import pytest
 
 from llamalab import InvalidSetting, connect
@@ -14,7 +15,9 @@ def test_base_url_gets_v1_for_openai_and_the_root_for_ollama():
     assert OllamaEngine("http://localhost:11434/v1", "m").base == "http://localhost:11434"
     with pytest.raises(InvalidSetting, match="not an http"):
         OpenAIEngine("127.0.0.1:8080", "m")
-    assert isinstance(OpenAIEngine("http://x", "m"), Concurrent)    # a server takes concurrent requests
+    assert isinstance(
+        OpenAIEngine("http://x", "m"), Concurrent
+    )  # a server takes concurrent requests
 
 
 def test_sse_lines():
@@ -22,20 +25,33 @@ def test_sse_lines():
     assert parse_sse_line("data: [DONE]") == {"done": True}
     e = parse_sse_line('data: {"choices":[{"delta":{"content":"Par"},"index":0}]}')
     assert e["text"] == "Par"
-    u = parse_sse_line('data: {"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":3},'
-                       '"timings":{"prompt_n":7,"prompt_ms":50.0,"predicted_n":3,"predicted_ms":30.0}}')
-    assert (u["usage"].prompt_tokens, u["usage"].new_tokens) == (7, 3) and u["timings"].decode_s == pytest.approx(0.03)
+    u = parse_sse_line(
+        'data: {"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":3},'
+        '"timings":{"prompt_n":7,"prompt_ms":50.0,"predicted_n":3,"predicted_ms":30.0}}'
+    )
+    assert (u["usage"].prompt_tokens, u["usage"].new_tokens) == (7, 3) and u[
+        "timings"
+    ].decode_s == pytest.approx(0.03)
     with pytest.raises(Exception, match="mid-stream"):
         parse_sse_line('data: {"error": {"message": "boom"}}')
 
 
 def test_ollama_native_lines_with_nanosecond_durations():
-    assert parse_ollama_line('{"message":{"role":"assistant","content":"Hi"},"done":false}')["text"] == "Hi"
-    last = parse_ollama_line('{"message":{"role":"assistant","content":""},"done":true,"total_duration":2000000000,'
-                             '"prompt_eval_count":12,"prompt_eval_duration":100000000,"eval_count":40,'
-                             '"eval_duration":1000000000}')
-    assert last["done"] and last["usage"].new_tokens == 40 and last["timings"].decode_s == pytest.approx(1.0)
-    assert parse_ollama_line('{"response":"x","done":false}')["text"] == "x"      # /api/generate
+    assert (
+        parse_ollama_line('{"message":{"role":"assistant","content":"Hi"},"done":false}')["text"]
+        == "Hi"
+    )
+    last = parse_ollama_line(
+        '{"message":{"role":"assistant","content":""},"done":true,"total_duration":2000000000,'
+        '"prompt_eval_count":12,"prompt_eval_duration":100000000,"eval_count":40,'
+        '"eval_duration":1000000000}'
+    )
+    assert (
+        last["done"]
+        and last["usage"].new_tokens == 40
+        and last["timings"].decode_s == pytest.approx(1.0)
+    )
+    assert parse_ollama_line('{"response":"x","done":false}')["text"] == "x"  # /api/generate
 
 
 def test_key_is_read_from_the_environment_and_never_shown(monkeypatch):

@@ -1,4 +1,5 @@
 """deployment_plan: sizing from the estimate, the vLLM/Docker/Kubernetes/Ollama artefacts, offline validation."""
+
 import pytest
 
 from llamalab import deployment_plan as plan
@@ -15,7 +16,10 @@ def test_70b_awq_fits_one_80gb_gpu_and_16bit_needs_two():
     assert "--quantization awq" in awq.vllm_command and "AWQ" in awq.vllm_command
     bf16 = plan("llama-3.1-70b", "bf16", "h100-80gb", context=8192)
     assert (bf16.tensor_parallel, bf16.nodes) == (2, 1)
-    assert "--tensor-parallel-size 2" in bf16.vllm_command and "--max-model-len 8192" in bf16.vllm_command
+    assert (
+        "--tensor-parallel-size 2" in bf16.vllm_command
+        and "--max-model-len 8192" in bf16.vllm_command
+    )
     assert bf16.per_gpu_bytes <= 80e9 * bf16.gpu_memory_utilization
 
 
@@ -32,13 +36,17 @@ def test_405b_16bit_spans_two_nodes_with_a_leaderworkerset():
 def test_tp_respects_head_divisibility():
     from llamalab import card
     from llamalab.plan.deployment import valid_tp
-    c = card("smollm2-135m")      # 9 heads, 3 KV heads
+
+    c = card("smollm2-135m")  # 9 heads, 3 KV heads
     assert valid_tp(c, 1) and not valid_tp(c, 2) and not valid_tp(c, 4)
 
 
 def test_every_manifest_validates_offline_and_a_broken_one_fails():
-    for args in (("llama-3.1-8b", "bf16", "l4"), ("llama-3.1-70b", "bf16", "h100-80gb"),
-                 ("llama-3.1-405b", "bf16", "h100-80gb")):
+    for args in (
+        ("llama-3.1-8b", "bf16", "l4"),
+        ("llama-3.1-70b", "bf16", "h100-80gb"),
+        ("llama-3.1-405b", "bf16", "h100-80gb"),
+    ):
         p = plan(*args)
         rows = p.validate()
         assert rows and all(r["ok"] for r in rows), rows
@@ -48,11 +56,18 @@ def test_every_manifest_validates_offline_and_a_broken_one_fails():
     dep = next(m for m in p.kubernetes if m.kind == "Deployment")
     ctr = dep["spec"]["template"]["spec"]["containers"][0]
     assert ctr["resources"]["limits"]["nvidia.com/gpu"] == "2"
-    assert any(v.get("emptyDir", {}).get("medium") == "Memory" for v in dep["spec"]["template"]["spec"]["volumes"])
+    assert any(
+        v.get("emptyDir", {}).get("medium") == "Memory"
+        for v in dep["spec"]["template"]["spec"]["volumes"]
+    )
     broken = type(dep)(dep)
     broken["spec"] = {**dep["spec"], "replicas": "two"}
     assert not validate_manifests([broken])[0]["ok"]
-    lws = next(m for m in plan("llama-3.1-405b", "bf16", "h100-80gb").kubernetes if m.kind == "LeaderWorkerSet")
+    lws = next(
+        m
+        for m in plan("llama-3.1-405b", "bf16", "h100-80gb").kubernetes
+        if m.kind == "LeaderWorkerSet"
+    )
     bad = type(lws)(lws)
     bad["spec"] = {"replicas": 1, "leaderWorkerTemplate": {}}
     assert not validate_manifests([bad])[0]["ok"]
@@ -86,7 +101,9 @@ def test_ollama_template_matches_the_models_own_chat_template():
     want = Template(jinja).render(messages=msgs, add_generation_prompt=True)
     assert ollama.render(fmt, msgs, system) == want
     mf = ollama.modelfile("./smol.gguf", jinja, num_ctx=2048)
-    assert mf.startswith("FROM ./smol.gguf") and 'PARAMETER stop "<|im_end|>"' in mf and "SYSTEM" in mf
+    assert (
+        mf.startswith("FROM ./smol.gguf") and 'PARAMETER stop "<|im_end|>"' in mf and "SYSTEM" in mf
+    )
     assert "{{ .Content }}" in mf and "PARAMETER num_ctx 2048" in mf
 
 
@@ -101,6 +118,10 @@ def test_ollama_formats_by_family_and_unknown_is_refused():
 
 def test_providers_are_data_with_sources_and_cost_fields():
     ps = providers()
-    assert {"together", "huggingface", "replicate"} <= set(ps.name) and "output_usd_per_million_tokens" in ps
+    assert {"together", "huggingface", "replicate"} <= set(
+        ps.name
+    ) and "output_usd_per_million_tokens" in ps
     for p in ps.itertuples():
-        assert p.source and p.checked and p.base_url.startswith("https://") and p.api_key_env.isupper()
+        assert (
+            p.source and p.checked and p.base_url.startswith("https://") and p.api_key_env.isupper()
+        )

@@ -1,5 +1,6 @@
 """llamalab.serve() and llamalab.connect() against llama.cpp's real server on loopback: queries,
 reliability (32 concurrent streams, a server killed mid-run) and every failure's clear error."""
+
 import os
 import signal
 import socket
@@ -9,7 +10,6 @@ import psutil
 import pytest
 
 import llamalab
-
 from llamalab import connect, load_test
 from llamalab.core import memory
 from llamalab.engines.http import EndpointAuthError, UnknownServedModel
@@ -24,7 +24,11 @@ def test_serves_on_loopback_with_a_key_and_answers_like_a_model(server):
     conns = psutil.Process(server.pid).net_connections(kind="tcp")
     listening = [c.laddr for c in conns if c.status == psutil.CONN_LISTEN]
     assert listening and all(a.ip == "127.0.0.1" for a in listening)
-    assert server.api_key and server.api_key not in repr(server) and server.api_key not in repr(server.connect())
+    assert (
+        server.api_key
+        and server.api_key not in repr(server)
+        and server.api_key not in repr(server.connect())
+    )
     g = server.connect().generate("What is the capital of France?", max_new_tokens=8)
     assert g.text and g.new_tokens == 8 and g.finish_reason == "length" and g.prompt_tokens > 5
     assert g.ttft_s > 0 and g.decode_tokens_per_s > 0
@@ -33,7 +37,7 @@ def test_serves_on_loopback_with_a_key_and_answers_like_a_model(server):
     assert all(isinstance(p, str) for p in pieces[:-1]) and pieces[-1].text == "".join(pieces[:-1])
     assert server.rss_bytes() > 50e6
     assert server.metrics()["llamacpp:tokens_predicted_total"] >= 12
-    assert any(e["event"] == "listening" for e in server.task.events)    # the server process said so
+    assert any(e["event"] == "listening" for e in server.task.events)  # the server process said so
 
 
 def test_greedy_is_deterministic_across_requests(server):
@@ -53,7 +57,7 @@ def test_32_concurrent_streams_each_complete_or_record_an_error(server):
     assert (rec.loc[rec["ok"], "output_tokens"] == 8).all()
     s = r.summary.iloc[0]
     assert s["completed"] == rec["ok"].sum() and s["output_throughput"] > 0
-    assert s["server_output_tokens"] >= 8 * s["completed"]          # llama.cpp's own counter agrees
+    assert s["server_output_tokens"] >= 8 * s["completed"]  # llama.cpp's own counter agrees
     assert s["ttft_p50_s"] <= s["ttft_p90_s"] <= s["ttft_p99_s"]
     assert server.alive and server.connect().generate("Hi", max_new_tokens=2).new_tokens == 2
 
@@ -82,8 +86,15 @@ def test_a_server_killed_mid_run_shows_as_errors_not_a_crash():
         first = threading.Event()
         killer = threading.Thread(target=lambda: first.wait(60) and os.kill(s.pid, signal.SIGKILL))
         killer.start()
-        r = load_test(s, PROMPTS, concurrency=[4], requests=12, max_new_tokens=64, timeout=30,
-                      on_event=lambda e: first.set())
+        r = load_test(
+            s,
+            PROMPTS,
+            concurrency=[4],
+            requests=12,
+            max_new_tokens=64,
+            timeout=30,
+            on_event=lambda e: first.set(),
+        )
         killer.join()
         assert not s.alive
     rec = r.records
@@ -114,7 +125,11 @@ def test_a_server_that_dies_or_never_becomes_healthy_is_a_clear_error(monkeypatc
     monkeypatch.setattr(server_module, "_healthy", lambda server: False)
     with pytest.raises(ServerFailed, match="not healthy within"):
         serve("default", scheme="q4_k_m", threads=1, start_timeout=2)
-    after = {p.pid for p in psutil.Process().children(recursive=True) if p.status() != psutil.STATUS_ZOMBIE}
+    after = {
+        p.pid
+        for p in psutil.Process().children(recursive=True)
+        if p.status() != psutil.STATUS_ZOMBIE
+    }
     assert after <= before
 
 
@@ -122,13 +137,24 @@ def test_compare_measures_a_served_model_beside_an_in_process_one(server):
     from llamalab import compare, load
 
     def loader(model, scheme, device):
-        if scheme == "served":  # a server that keeps its format to itself: no scheme, no card invented
+        if (
+            scheme == "served"
+        ):  # a server that keeps its format to itself: no scheme, no card invented
             return connect(server.url, server.model_id, api_key_env=server.key_env)
         return load(model, scheme, device=device, n_threads=1)
 
-    df = compare("default", ["q4_k_m", "served"], ["What is the capital of France?"], max_new_tokens=8,
-                 warmup=0, quality=False, load=loader)
+    df = compare(
+        "default",
+        ["q4_k_m", "served"],
+        ["What is the capital of France?"],
+        max_new_tokens=8,
+        warmup=0,
+        quality=False,
+        load=loader,
+    )
     assert list(df["scheme"]) == ["q4_k_m", "served"] and df["error"].isna().all(), df
     served = df[df["engine"] == "openai-compatible"].iloc[0]
     assert served["new_tokens"] == 8 and served["decode_tokens_per_s"] > 0
-    assert served["peak_memory_bytes"] != served["peak_memory_bytes"]  # not measured here: NaN, not 0
+    assert (
+        served["peak_memory_bytes"] != served["peak_memory_bytes"]
+    )  # not measured here: NaN, not 0

@@ -9,6 +9,7 @@ Questions come from small lists written for the kit (capitals, arithmetic, oppos
 colours, animal sounds), so the data is license-clean and the facts are checkable. Deterministic:
 running it again writes the same files (tests/finetune/test_data.py checks that).
 """
+
 from __future__ import annotations
 
 import json
@@ -18,40 +19,132 @@ from pathlib import Path
 DATA = Path(__file__).resolve().parents[2] / "llamalab" / "data"
 
 CAPITALS = {
-    "France": "Paris", "Germany": "Berlin", "Italy": "Rome", "Spain": "Madrid", "Portugal": "Lisbon",
-    "Japan": "Tokyo", "China": "Beijing", "India": "New Delhi", "Canada": "Ottawa", "Mexico": "Mexico City",
-    "Brazil": "Brasilia", "Argentina": "Buenos Aires", "Egypt": "Cairo", "Kenya": "Nairobi", "Norway": "Oslo",
-    "Sweden": "Stockholm", "Finland": "Helsinki", "Poland": "Warsaw", "Greece": "Athens", "Turkey": "Ankara",
-    "Russia": "Moscow", "Australia": "Canberra", "Peru": "Lima", "Chile": "Santiago", "Ireland": "Dublin",
-    "Austria": "Vienna", "Hungary": "Budapest", "Denmark": "Copenhagen", "Thailand": "Bangkok",
-    "Vietnam": "Hanoi", "Cuba": "Havana", "Iran": "Tehran", "Belgium": "Brussels", "Netherlands": "Amsterdam",
-    "Switzerland": "Bern", "Czechia": "Prague", "Morocco": "Rabat", "Nigeria": "Abuja", "Colombia": "Bogota",
+    "France": "Paris",
+    "Germany": "Berlin",
+    "Italy": "Rome",
+    "Spain": "Madrid",
+    "Portugal": "Lisbon",
+    "Japan": "Tokyo",
+    "China": "Beijing",
+    "India": "New Delhi",
+    "Canada": "Ottawa",
+    "Mexico": "Mexico City",
+    "Brazil": "Brasilia",
+    "Argentina": "Buenos Aires",
+    "Egypt": "Cairo",
+    "Kenya": "Nairobi",
+    "Norway": "Oslo",
+    "Sweden": "Stockholm",
+    "Finland": "Helsinki",
+    "Poland": "Warsaw",
+    "Greece": "Athens",
+    "Turkey": "Ankara",
+    "Russia": "Moscow",
+    "Australia": "Canberra",
+    "Peru": "Lima",
+    "Chile": "Santiago",
+    "Ireland": "Dublin",
+    "Austria": "Vienna",
+    "Hungary": "Budapest",
+    "Denmark": "Copenhagen",
+    "Thailand": "Bangkok",
+    "Vietnam": "Hanoi",
+    "Cuba": "Havana",
+    "Iran": "Tehran",
+    "Belgium": "Brussels",
+    "Netherlands": "Amsterdam",
+    "Switzerland": "Bern",
+    "Czechia": "Prague",
+    "Morocco": "Rabat",
+    "Nigeria": "Abuja",
+    "Colombia": "Bogota",
     "South Korea": "Seoul",
 }
 OPPOSITES = {
-    "hot": "cold", "big": "small", "fast": "slow", "up": "down", "light": "dark", "early": "late",
-    "happy": "sad", "open": "closed", "full": "empty", "old": "young", "strong": "weak", "high": "low",
-    "wet": "dry", "loud": "quiet", "rich": "poor", "hard": "soft", "long": "short", "near": "far",
-    "thick": "thin", "clean": "dirty", "heavy": "light", "first": "last", "inside": "outside", "win": "lose",
+    "hot": "cold",
+    "big": "small",
+    "fast": "slow",
+    "up": "down",
+    "light": "dark",
+    "early": "late",
+    "happy": "sad",
+    "open": "closed",
+    "full": "empty",
+    "old": "young",
+    "strong": "weak",
+    "high": "low",
+    "wet": "dry",
+    "loud": "quiet",
+    "rich": "poor",
+    "hard": "soft",
+    "long": "short",
+    "near": "far",
+    "thick": "thin",
+    "clean": "dirty",
+    "heavy": "light",
+    "first": "last",
+    "inside": "outside",
+    "win": "lose",
 }
 PLURALS = {
-    "child": "children", "mouse": "mice", "goose": "geese", "man": "men", "woman": "women", "tooth": "teeth",
-    "foot": "feet", "person": "people", "cactus": "cacti", "knife": "knives", "leaf": "leaves", "wolf": "wolves",
-    "city": "cities", "box": "boxes", "bus": "buses", "baby": "babies", "potato": "potatoes", "fish": "fish",
-    "sheep": "sheep", "ox": "oxen",
+    "child": "children",
+    "mouse": "mice",
+    "goose": "geese",
+    "man": "men",
+    "woman": "women",
+    "tooth": "teeth",
+    "foot": "feet",
+    "person": "people",
+    "cactus": "cacti",
+    "knife": "knives",
+    "leaf": "leaves",
+    "wolf": "wolves",
+    "city": "cities",
+    "box": "boxes",
+    "bus": "buses",
+    "baby": "babies",
+    "potato": "potatoes",
+    "fish": "fish",
+    "sheep": "sheep",
+    "ox": "oxen",
 }
 COLOURS = {
-    "the sky on a clear day": "blue", "grass": "green", "snow": "white", "coal": "black", "a ripe banana": "yellow",
-    "a ripe tomato": "red", "an orange": "orange", "a plum": "purple", "chocolate": "brown", "a flamingo": "pink",
-    "fresh milk": "white", "a lemon": "yellow", "a crow": "black", "a lime": "green",
+    "the sky on a clear day": "blue",
+    "grass": "green",
+    "snow": "white",
+    "coal": "black",
+    "a ripe banana": "yellow",
+    "a ripe tomato": "red",
+    "an orange": "orange",
+    "a plum": "purple",
+    "chocolate": "brown",
+    "a flamingo": "pink",
+    "fresh milk": "white",
+    "a lemon": "yellow",
+    "a crow": "black",
+    "a lime": "green",
 }
 SOUNDS = {
-    "dog": "bark", "cat": "meow", "cow": "moo", "duck": "quack", "sheep": "baa", "lion": "roar",
-    "horse": "neigh", "pig": "oink", "owl": "hoot", "snake": "hiss", "bee": "buzz", "frog": "croak",
+    "dog": "bark",
+    "cat": "meow",
+    "cow": "moo",
+    "duck": "quack",
+    "sheep": "baa",
+    "lion": "roar",
+    "horse": "neigh",
+    "pig": "oink",
+    "owl": "hoot",
+    "snake": "hiss",
+    "bee": "buzz",
+    "frog": "croak",
 }
 
 PHRASINGS = {
-    "geography": ["What is the capital of {}?", "Which city is the capital of {}?", "Name the capital of {}."],
+    "geography": [
+        "What is the capital of {}?",
+        "Which city is the capital of {}?",
+        "Name the capital of {}.",
+    ],
     "arithmetic": ["What is {} plus {}?", "Add {} and {}.", "How much is {} + {}?"],
     "language": ["What is the opposite of '{}'?", "Give the antonym of '{}'."],
     "grammar": ["What is the plural of '{}'?", "How do you say more than one '{}'?"],
@@ -67,8 +160,13 @@ def reply(answer: str, topic: str) -> str:
 def examples(rng: random.Random) -> list[tuple[str, str, str]]:
     """(question, answer, topic) for every fact × a random phrasing, plus sums."""
     out = []
-    for topic, facts in (("geography", CAPITALS), ("language", OPPOSITES), ("grammar", PLURALS),
-                         ("colours", COLOURS), ("animals", SOUNDS)):
+    for topic, facts in (
+        ("geography", CAPITALS),
+        ("language", OPPOSITES),
+        ("grammar", PLURALS),
+        ("colours", COLOURS),
+        ("animals", SOUNDS),
+    ):
         for key, answer in facts.items():
             for phrasing in rng.sample(PHRASINGS[topic], 2):
                 out.append((phrasing.format(key), answer, topic))
@@ -97,8 +195,17 @@ def split(rows, rng: random.Random, heldout: int = 60):
 def write(path: Path, rows) -> None:
     with path.open("w") as f:
         for q, a, t in rows:
-            f.write(json.dumps({"messages": [{"role": "user", "content": q},
-                                             {"role": "assistant", "content": reply(a, t)}]}) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "messages": [
+                            {"role": "user", "content": q},
+                            {"role": "assistant", "content": reply(a, t)},
+                        ]
+                    }
+                )
+                + "\n"
+            )
 
 
 def main(out: Path = DATA) -> tuple[Path, Path]:

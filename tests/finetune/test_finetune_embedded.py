@@ -1,10 +1,10 @@
 """On the embedded SmolLM2-135M: a short LoRA run with its task score before and after; QLoRA over nf4 and
 LoRA over GPTQ really train on this CPU; a GPTQ base refuses to merge with the reason."""
+
 import pytest
 
 import llamalab
-from llamalab import finetune
-from llamalab import evaluate
+from llamalab import evaluate, finetune
 
 pytestmark = pytest.mark.slow
 SHORT = dict(batch=4, max_length=96, eval_every=0, warmup_steps=0, target_modules="all-linear")
@@ -32,7 +32,15 @@ def test_quantized_bases_train_here(method, scheme, tmp_path):
     except llamalab.ModelNotCached as e:
         pytest.skip(f"the {scheme} checkpoint is not cached here: {e.message}")
     try:
-        run = finetune(m, "house-format", method, steps=2, lr=1e-3, output=tmp_path, **{**SHORT, "batch": 2, "max_length": 64}).wait()
+        run = finetune(
+            m,
+            "house-format",
+            method,
+            steps=2,
+            lr=1e-3,
+            output=tmp_path,
+            **{**SHORT, "batch": 2, "max_length": 64},
+        ).wait()
         assert run.status == "done" and len(run.history) == 2 and run.adapter_dir is not None
         assert 0 < run.trainable_params < run.total_params
         if scheme.startswith("gptq"):
@@ -44,10 +52,18 @@ def test_quantized_bases_train_here(method, scheme, tmp_path):
 
 def test_dora_trains_saves_and_reloads(tmp_path):
     import math
+
     m = llamalab.load("default", "fp32", device="cpu")
     try:
-        run = finetune(m, "house-format", "dora", steps=3, lr=2e-3, output=tmp_path,
-                       **{**SHORT, "batch": 2, "max_length": 64, "target_modules": "guide"}).wait()
+        run = finetune(
+            m,
+            "house-format",
+            "dora",
+            steps=3,
+            lr=2e-3,
+            output=tmp_path,
+            **{**SHORT, "batch": 2, "max_length": 64, "target_modules": "guide"},
+        ).wait()
         assert run.status == "done" and all(math.isfinite(x) for x in run.history.loss)
         cfg = (run.adapter_dir / "adapter_config.json").read_text()
         assert '"use_dora": true' in cfg

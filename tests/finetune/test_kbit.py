@@ -1,16 +1,25 @@
 """QLoRA after a generation: bitsandbytes packs 4-bit layers for its CPU inference kernel (no backward pass);
 the run quantizes them again from the checkpoint, bit for bit, and its gradients are those of a fresh base."""
+
 import pytest
 
 import llamalab
 from llamalab import finetune
-from llamalab.train import kbit
 from llamalab.core import torch_thread
+from llamalab.train import kbit
 
 pytestmark = pytest.mark.slow
 PROMPT = [{"role": "user", "content": "Name a planet."}]
-ONE_STEP = dict(steps=1, lr=1e-3, batch=2, max_length=64, eval_every=0, warmup_steps=0, target_modules="all-linear",
-                seed=3)
+ONE_STEP = dict(
+    steps=1,
+    lr=1e-3,
+    batch=2,
+    max_length=64,
+    eval_every=0,
+    warmup_steps=0,
+    target_modules="all-linear",
+    seed=3,
+)
 
 
 @pytest.fixture
@@ -22,15 +31,20 @@ def nf4():
 
 def _dequantized(model) -> dict:
     import bitsandbytes.functional as F
-    return {name: F.dequantize_4bit(mod.weight.data, mod.weight.quant_state).clone()
-            for name, mod in kbit.layers(model)}
+
+    return {
+        name: F.dequantize_4bit(mod.weight.data, mod.weight.quant_state).clone()
+        for name, mod in kbit.layers(model)
+    }
 
 
 def _packs_here(m) -> int:
     m.generate(PROMPT, max_new_tokens=2)
     n = sum(kbit.is_packed(mod) for _, mod in kbit.layers(m.engine.model))
     if n == 0:
-        pytest.skip("bitsandbytes does not pack 4-bit layers on this CPU (no AVX512-BF16): nothing to restore")
+        pytest.skip(
+            "bitsandbytes does not pack 4-bit layers on this CPU (no AVX512-BF16): nothing to restore"
+        )
     return n
 
 
@@ -41,7 +55,7 @@ def test_packed_layers_are_quantized_again_bit_for_bit(nf4):
     assert not any(kbit.is_packed(mod) for _, mod in kbit.layers(nf4.engine.model))
     again = torch_thread.run(_dequantized, nf4.engine.model)
     assert all(again[k].equal(fresh[k]) for k in fresh)
-    nf4.generate(PROMPT, max_new_tokens=2)              # packing stays off until the run ends
+    nf4.generate(PROMPT, max_new_tokens=2)  # packing stays off until the run ends
     assert not any(kbit.is_packed(mod) for _, mod in kbit.layers(nf4.engine.model))
     kbit.release(saved)
     nf4.generate(PROMPT, max_new_tokens=2)
@@ -68,10 +82,17 @@ def test_a_4bit_merge_after_a_generation_dequantizes_real_weights(nf4, tmp_path)
 
     from llamalab.train.data import conversations
     from llamalab.train.merge import merge
+
     _packs_here(nf4)
     finetune(nf4, "house-format", "qlora", output=tmp_path, start=False, **ONE_STEP)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        report = merge(nf4, prompts=[c[:1] for c in conversations("house-format-heldout")[:3]], save=False,
-                       on_fail="warn")
-    assert report.top1_agreement == 1.0 and report.greedy_agreement == 1.0 and report.kl_mean < 0.01, report
+        report = merge(
+            nf4,
+            prompts=[c[:1] for c in conversations("house-format-heldout")[:3]],
+            save=False,
+            on_fail="warn",
+        )
+    assert (
+        report.top1_agreement == 1.0 and report.greedy_agreement == 1.0 and report.kl_mean < 0.01
+    ), report

@@ -1,19 +1,43 @@
 """Safe merge and adapter switching on the tiny Llama: a real merge passes its check, a corrupted one is
 caught and undone, the merged folder loads, several adapters share one base."""
+
 import pytest
 
 import llamalab
-from llamalab import MergeCheckFailed, adapters, add_adapter, finetune, list_adapters, remove_adapters, use_adapter
+from llamalab import (
+    MergeCheckFailed,
+    adapters,
+    add_adapter,
+    finetune,
+    list_adapters,
+    remove_adapters,
+    use_adapter,
+)
 
 pytestmark = pytest.mark.slow
 
-SETTINGS = dict(r=8, alpha=16, lr=2e-2, batch=4, max_length=64, warmup_steps=0, eval_every=0, schedule="constant",
-                target_modules="all-linear", steps=8)
+SETTINGS = dict(
+    r=8,
+    alpha=16,
+    lr=2e-2,
+    batch=4,
+    max_length=64,
+    warmup_steps=0,
+    eval_every=0,
+    schedule="constant",
+    target_modules="all-linear",
+    steps=8,
+)
 
 
 def rows(tag):
-    return [[{"role": "user", "content": f"Code for {w}?"}, {"role": "assistant", "content": f"{tag}-{w}"}]
-            for w in ("red", "green", "blue", "cyan", "pink", "gold", "gray", "teal")]
+    return [
+        [
+            {"role": "user", "content": f"Code for {w}?"},
+            {"role": "assistant", "content": f"{tag}-{w}"},
+        ]
+        for w in ("red", "green", "blue", "cyan", "pink", "gold", "gray", "teal")
+    ]
 
 
 PROMPTS = [r[:1] for r in rows("x")[:3]]
@@ -32,7 +56,12 @@ def test_merge_is_checked_saved_and_loads(tiny_dir, tmp_path):
     run = trained(tiny_dir, tmp_path, "A")
     before = greedy(run.model)
     report = run.merge(prompts=PROMPTS)
-    assert report.passed and report.kl_mean < 1e-4 and report.top1_agreement == 1 and report.greedy_agreement == 1
+    assert (
+        report.passed
+        and report.kl_mean < 1e-4
+        and report.top1_agreement == 1
+        and report.greedy_agreement == 1
+    )
     assert greedy(run.model) == before
     again = llamalab.load(report.merged_dir, "fp32", device="cpu")
     try:

@@ -1,9 +1,10 @@
 """What cannot train here says why and where it can, before any model loads (fast)."""
+
 import pytest
 
-from llamalab.core.errors import NotEnoughMemory, SchemeUnavailable
 from llamalab import finetune
 from llamalab import training_capabilities as table
+from llamalab.core.errors import NotEnoughMemory, SchemeUnavailable
 
 ROWS = [[{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]] * 8
 
@@ -32,14 +33,16 @@ def test_capability_table_is_data_with_reasons():
 
 def test_compare_reports_a_refusal_as_a_row():
     from llamalab import finetune_compare
+
     df = finetune_compare(variants=["full"], memory_budget=1_000_000_000)
     assert df.loc[0, "status"] == "refused" and "does not fit" in df.loc[0, "reason"]
 
 
 def test_settings_carry_help_and_reject_unknown_names():
-    from llamalab.core.errors import InvalidSetting
     from llamalab import FinetuneSettings
+    from llamalab.core.errors import InvalidSetting
     from llamalab.core.settings import help_of
+
     assert "q_proj and v_proj" in help_of(FinetuneSettings, "target_modules")
     with pytest.raises(InvalidSetting, match="Did you mean lr"):
         finetune("default", ROWS, lrr=0.1)
@@ -49,18 +52,29 @@ def test_settings_carry_help_and_reject_unknown_names():
 
 def test_runtime_capabilities_say_what_trains_where():
     from llamalab import capabilities
+
     t = capabilities().set_index(["scheme", "device"])
     assert set(t.loc[("fp32", "cpu"), "trains"].split(", ")) == {"lora", "dora", "full"}
     assert t.loc[("fp32", "cpu"), "trains_reason"] == ""
-    assert t.loc[("q4_k_m", "cpu"), "trains"] == "" and "GGUF" in t.loc[("q4_k_m", "cpu"), "trains_reason"]
+    assert (
+        t.loc[("q4_k_m", "cpu"), "trains"] == ""
+        and "GGUF" in t.loc[("q4_k_m", "cpu"), "trains_reason"]
+    )
     nf4 = t.loc[("nf4", "cpu")]
-    assert nf4["trains"] == "qlora" if nf4["available"] else nf4["trains_reason"].startswith("the scheme does not")
-    for (_, _), row in t[~t.available].iterrows():      # what cannot run here cannot train here, and says why
+    assert (
+        nf4["trains"] == "qlora"
+        if nf4["available"]
+        else nf4["trains_reason"].startswith("the scheme does not")
+    )
+    for (_, _), row in t[
+        ~t.available
+    ].iterrows():  # what cannot run here cannot train here, and says why
         assert row["trains"] == "" and row["reason"] in row["trains_reason"]
 
 
 def test_resume_needs_a_stopped_runs_checkpoint(tmp_path):
     from llamalab.core.errors import InvalidSetting
+
     with pytest.raises(InvalidSetting, match="no stopped run's checkpoint") as e:
         finetune("default", ROWS, resume=tmp_path)
     assert "run.output_dir" in e.value.fix

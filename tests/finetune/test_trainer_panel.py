@@ -1,4 +1,5 @@
 """TrainerPanel on the tiny Llama: Train draws the curves and before/after outputs; Stop then Resume; errors inline."""
+
 import time
 
 import pytest
@@ -6,12 +7,15 @@ import pytest
 pytestmark = pytest.mark.slow
 
 FAST = dict(r=4, alpha=8, lr=2e-2, batch=4, max_length=64, target_modules="all-linear")
-ROWS = [[{"role": "user", "content": f"Code for {w}?"}, {"role": "assistant", "content": f"C-{w}"}]
-        for w in ("red", "green", "blue", "cyan", "pink", "gold", "gray", "teal")]
+ROWS = [
+    [{"role": "user", "content": f"Code for {w}?"}, {"role": "assistant", "content": f"C-{w}"}]
+    for w in ("red", "green", "blue", "cyan", "pink", "gold", "gray", "teal")
+]
 
 
 def test_train_stop_resume_and_outputs(tiny):
     from llamalab.widgets import TrainerPanel
+
     panel = TrainerPanel(tiny, data=ROWS, prompts=[r[:1] for r in ROWS[:2]], steps=300, **FAST)
     assert "learning rate" in panel.controls["lr"].tooltip.lower()
     panel.train_b.click()
@@ -24,13 +28,16 @@ def test_train_stop_resume_and_outputs(tiny):
     panel.resume_b.click()
     assert panel.wait(60)
     assert panel.run.status == "done", panel.errors.message
-    assert list(panel.figure.data[0].x) == list(range(1, panel.run.step + 1))      # re-synced at the end
+    assert list(panel.figure.data[0].x) == list(
+        range(1, panel.run.step + 1)
+    )  # re-synced at the end
     assert "before" in panel.outputs.value and "Code for red?" in panel.outputs.value
     assert panel.pushes <= panel.run.step + 3
 
 
 def test_bad_setting_shows_inline(tiny):
     from llamalab.widgets import TrainerPanel
+
     panel = TrainerPanel(tiny, data=ROWS, prompts=[ROWS[0][:1]], **FAST)
     panel.controls["batch"].value = 0
     panel.train_b.click()

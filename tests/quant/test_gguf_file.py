@@ -1,4 +1,5 @@
 """A bare .gguf file is a model: its card comes from the GGUF metadata, its scheme from its weight type."""
+
 import shutil
 
 import pytest
@@ -17,21 +18,35 @@ def gguf_file(tmp_path_factory):
 
 def test_card_from_metadata_matches_the_catalog(gguf_file):
     c, known = llamalab.card(str(gguf_file)), llamalab.card("smollm2-135m")
-    shape = ("layers", "hidden", "intermediate", "heads", "kv_heads", "head_dim", "vocab", "tied_embeddings")
+    shape = (
+        "layers",
+        "hidden",
+        "intermediate",
+        "heads",
+        "kv_heads",
+        "head_dim",
+        "vocab",
+        "tied_embeddings",
+    )
     assert {k: getattr(c, k) for k in shape} == {k: getattr(known, k) for k in shape}
     assert abs(c.params / known.params - 1) < 0.01 and c.chat and c.name == "smol"
 
 
 def test_wrong_scheme_names_the_right_one(gguf_file):
     with pytest.raises(llamalab.InvalidSetting, match="GGUF file") as e:
-        llamalab.load(str(gguf_file))                   # bf16 by default
+        llamalab.load(str(gguf_file))  # bf16 by default
     assert "q4_1" in e.value.fix
 
 
 def test_loads_answers_and_matches_its_estimate(gguf_file):
     m = llamalab.load(str(gguf_file), "q4_1")
     try:
-        assert "Paris" in m.generate("What is the capital of France? Answer in one sentence.", max_new_tokens=24).text
+        assert (
+            "Paris"
+            in m.generate(
+                "What is the capital of France? Answer in one sentence.", max_new_tokens=24
+            ).text
+        )
         assert abs(m.estimate_error_pct) < 2, m.to_dict()
     finally:
         m.unload()

@@ -1,5 +1,6 @@
 """Perplexity and KL on the embedded model, through transformers and llama.cpp (GGUF), plus its GPTQ/AWQ
 checkpoints (built by the `embedded_quantized` fixture when the cache lacks them, shared with notebook 02)."""
+
 import pytest
 
 import llamalab
@@ -33,7 +34,9 @@ def test_perplexity_is_labelled(fp32):
 def test_fp32_against_itself_is_zero(fp32, reference):
     d = divergence(fp32, reference)
     assert abs(d.kl_mean) < 1e-6 and d.top1_agreement == 1.0
-    assert reference.perplexity.value == pytest.approx(perplexity(fp32, tokens=N, window=256).value, rel=1e-6)
+    assert reference.perplexity.value == pytest.approx(
+        perplexity(fp32, tokens=N, window=256).value, rel=1e-6
+    )
 
 
 def test_orderings_bf16_vs_4bit(reference, fp32):
@@ -65,7 +68,7 @@ def test_gguf_perplexity_and_kl_through_llamacpp(reference):
 
 def test_kquant_made_here_loads_and_its_estimate_knows_the_fallback(reference):
     pytest.importorskip("llama_cpp")
-    q = llamalab.load("default", "q4_k_m")     # converter → F16 → llama_model_quantize, cached
+    q = llamalab.load("default", "q4_k_m")  # converter → F16 → llama_model_quantize, cached
     try:
         assert q.engine.file_type == "q4_k_m"
         # 576-wide rows are not a multiple of 256: most tensors fall back to Q5_0, and the estimate says so
@@ -80,18 +83,21 @@ def test_kquant_made_here_loads_and_its_estimate_knows_the_fallback(reference):
 def test_gguf_scheme_must_match_the_file(tmp_path):
     pytest.importorskip("llama_cpp")
     from llamalab import catalog
-    from llamalab.runtime.files import embedded
     from llamalab.runtime.backends import gguf
+    from llamalab.runtime.files import embedded
+
     with pytest.raises(llamalab.InvalidSetting, match="Q4_1") as e:
         gguf.load(str(embedded.gguf_path()), catalog.scheme("q8_0"), "cpu")
     assert "q4_1" in e.value.fix
 
 
-@pytest.mark.timeout(1800)    # a first run quantizes (AWQ ~4 min on 2 quiet cores, 2–3× that when shared)
+@pytest.mark.timeout(
+    1800
+)  # a first run quantizes (AWQ ~4 min on 2 quiet cores, 2–3× that when shared)
 @pytest.mark.parametrize("method", ["gptq", "awq"])
 def test_embedded_checkpoint_quantized_here_loads(method, embedded_quantized, bf16):
     q = embedded_quantized(method)
-    m = llamalab.load("default", method)          # the resolver finds the kit's own checkpoint in the cache
+    m = llamalab.load("default", method)  # the resolver finds the kit's own checkpoint in the cache
     try:
         assert m.path == q.path
         assert m.weights_memory_bytes < bf16.weights_memory_bytes

@@ -1,4 +1,5 @@
 """Quantize the tiny Llama through the kit (GPTQ 4/8-bit, AWQ 4-bit on CPU) and load it back."""
+
 import json
 import shutil
 import time
@@ -24,17 +25,23 @@ def test_checkpoints_are_smaller_and_say_what_they_are(tiny_quantized, tiny_llam
     for name, q in tiny_quantized.items():
         cfg = json.loads(open(q.path + "/config.json").read())["quantization_config"]
         assert cfg["quant_method"] == name.split("-")[0] and cfg["bits"] == q.settings["bits"]
-        assert cfg["group_size"] == 128      # 256 and 768 are multiples of 128: the default group size
+        assert cfg["group_size"] == 128  # 256 and 768 are multiples of 128: the default group size
         assert q.quantize_seconds > 0 and not q.cached
         # gptqmodel's run logs travel with the checkpoint instead of landing in the user's ./logs
         assert any((Path(q.path) / "gptqmodel-logs").glob(f"{name.split('-')[0]}_log_*.log"))
     # the tied embedding stays 16-bit, so the linears' saving shows only partly in the file
-    assert tiny_quantized["gptq-4bit"].size_bytes() < tiny_quantized["gptq-8bit"].size_bytes() < bf16_bytes
+    assert (
+        tiny_quantized["gptq-4bit"].size_bytes()
+        < tiny_quantized["gptq-8bit"].size_bytes()
+        < bf16_bytes
+    )
 
 
 def test_second_call_is_cached_and_instant(tiny_quantized, tiny_llama):
     t0 = time.perf_counter()
-    again = llamalab.quantize(str(tiny_llama), "gptq", bits=4, samples=8, seq_len=64, progress=False)
+    again = llamalab.quantize(
+        str(tiny_llama), "gptq", bits=4, samples=8, seq_len=64, progress=False
+    )
     assert again.cached and again.path == tiny_quantized["gptq-4bit"].path
     assert time.perf_counter() - t0 < 5
 
@@ -82,8 +89,17 @@ def _rewrite_config(src, dst, qcfg):
 def test_autoawq_style_checkpoint_loads(tiny_quantized, tmp_path):
     """autoawq wrote {quant_method, zero_point, group_size, bits, version} and nothing else."""
     q = tiny_quantized["awq-4bit"]
-    path = _rewrite_config(q.path, tmp_path / "autoawq", {"quant_method": "awq", "zero_point": True,
-                                                           "group_size": 128, "bits": 4, "version": "gemm"})
+    path = _rewrite_config(
+        q.path,
+        tmp_path / "autoawq",
+        {
+            "quant_method": "awq",
+            "zero_point": True,
+            "group_size": 128,
+            "bits": 4,
+            "version": "gemm",
+        },
+    )
     m = llamalab.load(str(path), "awq")
     assert m.generate("In the beginning", max_new_tokens=4, chat=False).new_tokens >= 1
     m.unload()
@@ -92,10 +108,22 @@ def test_autoawq_style_checkpoint_loads(tiny_quantized, tmp_path):
 def test_autogptq_style_checkpoint_loads(tiny_quantized, tmp_path):
     """auto-gptq 0.7 wrote this quantization_config (format gptq v1, desc_act false)."""
     q = tiny_quantized["gptq-4bit"]
-    path = _rewrite_config(q.path, tmp_path / "autogptq", {
-        "bits": 4, "group_size": 128, "damp_percent": 0.01, "desc_act": False, "static_groups": False,
-        "sym": True, "true_sequential": True, "model_name_or_path": None, "model_file_base_name": None,
-        "quant_method": "gptq"})
+    path = _rewrite_config(
+        q.path,
+        tmp_path / "autogptq",
+        {
+            "bits": 4,
+            "group_size": 128,
+            "damp_percent": 0.01,
+            "desc_act": False,
+            "static_groups": False,
+            "sym": True,
+            "true_sequential": True,
+            "model_name_or_path": None,
+            "model_file_base_name": None,
+            "quant_method": "gptq",
+        },
+    )
     m = llamalab.load(str(path), "gptq")
     assert m.generate("In the beginning", max_new_tokens=4, chat=False).new_tokens >= 1
     m.unload()

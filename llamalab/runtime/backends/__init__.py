@@ -10,6 +10,7 @@ and optionally NEEDS_FILES = False (it finds no checkpoint: a remote server, a t
 Which backend serves which scheme on which device is data (catalog/schemes.toml); a plugin brings
 its own schemes with `register_backend(name, backend, scheme=Scheme(...))` or a SCHEMES list.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -30,8 +31,10 @@ def register_backend(name: str, backend, scheme: Scheme | None = None) -> None:
     """Make `backend` (module or object) serve `name`; its SCHEMES (and `scheme`) join the catalog's."""
     missing = [a for a in CONTRACT if not hasattr(backend, a)]
     if missing:
-        raise InvalidSetting(f"Backend {name!r} lacks {', '.join(missing)}.",
-                             "A backend defines REQUIRES, available(device) and load(path, scheme, device, **options).")
+        raise InvalidSetting(
+            f"Backend {name!r} lacks {', '.join(missing)}.",
+            "A backend defines REQUIRES, available(device) and load(path, scheme, device, **options).",
+        )
     _backends[name] = backend
     for s in [*getattr(backend, "SCHEMES", ()), *([scheme] if scheme else [])]:
         catalog.register_scheme(s)
@@ -50,9 +53,11 @@ def module(name: str):
     if name not in _backends:
         found = entry_points(group=GROUP, name=name)
         if not found:
-            raise InvalidSetting(f"No backend called {name!r} is installed.",
-                                 f"Known backends: {', '.join(names())}. Reinstall llamalab (pip install -e .) "
-                                 "if a built-in one is missing: backends are found through its entry points.")
+            raise InvalidSetting(
+                f"No backend called {name!r} is installed.",
+                f"Known backends: {', '.join(names())}. Reinstall llamalab (pip install -e .) "
+                "if a built-in one is missing: backends are found through its entry points.",
+            )
         register_backend(name, next(iter(found)).load())
     return _backends[name]
 

@@ -1,4 +1,5 @@
 """fp32 / bf16 / fp16 through transformers' `dtype=`: the unquantized baselines."""
+
 from __future__ import annotations
 
 from ...catalog import Scheme

@@ -1,5 +1,6 @@
 """GGUF files through llama.cpp in-process (llama-cpp-python): the embedded model's own Q4_1 file,
 or F16 / Q8_0 / k-quant files made with llama.cpp's own tools (llamalab.convert_gguf)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,8 +10,13 @@ from ...core.errors import InvalidSetting
 from . import hf, missing
 
 INSTALL = 'pip install "llamalab[llamacpp]"   # builds llama.cpp from source (~6 min on 2 cores)'
-CUDA_INSTALL = 'CMAKE_ARGS="-DGGML_CUDA=on" pip install --force-reinstall --no-cache-dir llama-cpp-python'
-REQUIRES = {"cpu": [("llama_cpp", INSTALL)], "cuda": [("llama_cpp", 'CMAKE_ARGS="-DGGML_CUDA=on" ' + INSTALL)]}
+CUDA_INSTALL = (
+    'CMAKE_ARGS="-DGGML_CUDA=on" pip install --force-reinstall --no-cache-dir llama-cpp-python'
+)
+REQUIRES = {
+    "cpu": [("llama_cpp", INSTALL)],
+    "cuda": [("llama_cpp", 'CMAKE_ARGS="-DGGML_CUDA=on" ' + INSTALL)],
+}
 
 
 def available(device: str) -> tuple[bool, str]:
@@ -18,15 +24,27 @@ def available(device: str) -> tuple[bool, str]:
     if reason or not device.startswith("cuda"):
         return not reason, reason
     import llama_cpp
+
     if hf.cuda_reason(device):
         return False, hf.cuda_reason(device)
     if not llama_cpp.llama_supports_gpu_offload():
-        return False, f"this llama-cpp-python build has no GPU offload; rebuild it with {CUDA_INSTALL}"
+        return (
+            False,
+            f"this llama-cpp-python build has no GPU offload; rebuild it with {CUDA_INSTALL}",
+        )
     return True, ""
 
 
-def load(path: str, scheme: Scheme, device: str, trust_remote_code: bool = False, n_threads: int | None = None,
-         context: int | None = None, tokenizer=None, **_):
+def load(
+    path: str,
+    scheme: Scheme,
+    device: str,
+    trust_remote_code: bool = False,
+    n_threads: int | None = None,
+    context: int | None = None,
+    tokenizer=None,
+    **_,
+):
     """Load the GGUF at `path` with a `context`-token window; its weight type (general.file_type) must match
     the scheme asked for."""
     from ...engines.llamacpp import DEFAULT_CONTEXT, LlamaCppEngine
@@ -34,12 +52,21 @@ def load(path: str, scheme: Scheme, device: str, trust_remote_code: bool = False
 
     p = Path(path)
     if not (p.is_file() and p.suffix == ".gguf"):
-        raise InvalidSetting(f"{p} is not a .gguf file.", "Pass a GGUF file, or a folder holding one.")
-    engine = LlamaCppEngine(str(p), tokenizer_for(p, tokenizer), n_threads=n_threads,
-                            n_ctx=context or DEFAULT_CONTEXT, n_gpu_layers=-1 if device.startswith("cuda") else 0)
+        raise InvalidSetting(
+            f"{p} is not a .gguf file.", "Pass a GGUF file, or a folder holding one."
+        )
+    engine = LlamaCppEngine(
+        str(p),
+        tokenizer_for(p, tokenizer),
+        n_threads=n_threads,
+        n_ctx=context or DEFAULT_CONTEXT,
+        n_gpu_layers=-1 if device.startswith("cuda") else 0,
+    )
     if engine.file_type != scheme.name:
         got = engine.file_type
         engine.unload()
-        raise InvalidSetting(f"{p.name} holds {got.upper()} weights, not {scheme.name.upper()}.",
-                             f"Load it with scheme={got!r}.")
+        raise InvalidSetting(
+            f"{p.name} holds {got.upper()} weights, not {scheme.name.upper()}.",
+            f"Load it with scheme={got!r}.",
+        )
     return engine

@@ -1,5 +1,6 @@
 """What every transformers backend shares: the CUDA check, the quantization_config reader, and the
 loader (model + tokenizer → HFEngine) with transformers' per-load progress bars switched off."""
+
 from __future__ import annotations
 
 import contextlib
@@ -16,6 +17,7 @@ def cuda_reason(device: str) -> str:
     if not device.startswith("cuda"):
         return ""
     import torch
+
     return "" if torch.cuda.is_available() else "no CUDA device visible to torch"
 
 
@@ -27,16 +29,24 @@ def quantization_config(path: str) -> dict:
     return json.loads(cfg.read_text()).get("quantization_config") or {}
 
 
-def load(path: str, device: str, dtype: str, trust_remote_code: bool = False, quantization_config=None):
+def load(
+    path: str, device: str, dtype: str, trust_remote_code: bool = False, quantization_config=None
+):
     """A transformers causal LM and its tokenizer as an HFEngine. `dtype` is a torch dtype name."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from ...engines.transformers import HFEngine
+
     extra = {"quantization_config": quantization_config} if quantization_config is not None else {}
     with _no_progress_bars():
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype), device_map=device,
-                                                     trust_remote_code=trust_remote_code, **extra)
+        model = AutoModelForCausalLM.from_pretrained(
+            path,
+            dtype=getattr(torch, dtype),
+            device_map=device,
+            trust_remote_code=trust_remote_code,
+            **extra,
+        )
     tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     return HFEngine(model.eval(), tok)
 
@@ -46,6 +56,7 @@ def _no_progress_bars():
     """transformers draws a 'Loading weights' bar per load: one more in every notebook cell that loads.
     The kit's own figure is LoadedModel.load_s, so the bars stay off while it loads."""
     from transformers.utils import logging as hf_logging
+
     was_on = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
     try:

@@ -1,5 +1,6 @@
 """NF4 (bitsandbytes 4-bit NormalFloat with double quantization): the QLoRA base format.
 Quantizes while loading; on CPU it runs where bitsandbytes lists 'cpu' among its supported devices."""
+
 from __future__ import annotations
 
 from ...catalog import Scheme
@@ -19,7 +20,7 @@ def available(device: str) -> tuple[bool, str]:
 def _cpu_support() -> tuple[bool, str]:
     try:
         import bitsandbytes as bnb
-    except Exception as e:     # a broken native library raises at import
+    except Exception as e:  # a broken native library raises at import
         return False, f"bitsandbytes failed to import: {e}"
     devices = getattr(bnb, "supported_torch_devices", ())
     if "cpu" not in devices:
@@ -30,6 +31,11 @@ def _cpu_support() -> tuple[bool, str]:
 def load(path: str, scheme: Scheme, device: str, trust_remote_code: bool = False, **_):
     import torch
     from transformers import BitsAndBytesConfig
-    qcfg = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                              bnb_4bit_compute_dtype=torch.bfloat16)
+
+    qcfg = BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=torch.bfloat16,
+    )
     return hf.load(path, device, "bfloat16", trust_remote_code, quantization_config=qcfg)

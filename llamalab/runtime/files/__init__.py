@@ -15,4 +15,6 @@ def model_files(model="default", scheme="bf16") -> Path:
     from .source import NeedsConversion, resolve
 
     found = resolve(model, catalog.card(model), catalog.scheme(scheme, model))
-    return Path(convert(found.model, found.outtype) if isinstance(found, NeedsConversion) else found)
+    return Path(
+        convert(found.model, found.outtype) if isinstance(found, NeedsConversion) else found
+    )

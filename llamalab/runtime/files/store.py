@@ -3,14 +3,15 @@ LLAMALAB_CACHE/quantized/<name>-<key>/, each with a manifest saying how it was m
 
 Reading only: the resolver finds results here; `llamalab.quantize` (a floor above) writes them.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 from pathlib import Path
 
-from . import embedded
 from ...core.paths import cache_dir
+from . import embedded
 
 MANIFEST = "llamalab_quantize.json"
 
