@@ -1,4 +1,5 @@
-"""llamalab: explore open-weight LLMs on your own machine — estimate, load, quantize, fine-tune, serve, measure.
+"""llamalab: explore open-weight LLMs on your own machine — estimate, load, quantize,
+fine-tune, serve, measure.
 
     import llamalab
     llamalab.estimate("llama-3.1-8b", "gptq-4bit", context=8192)

@@ -27,9 +27,12 @@ PACKAGES = (
     "anywidget",
     "pandas",
 )
-HISTORY = """\
-GPTQ/AWQ history: transformers 5 dropped auto-gptq (0.7.1 fails to import: `no_init_weights`) and autoawq
-(deprecated upstream; on CPU it needs intel_extension_for_pytorch); both now go through gptqmodel (+ optimum for GPTQ)."""
+HISTORY = (
+    "GPTQ/AWQ history: transformers 5 dropped auto-gptq (0.7.1 fails to import: `no_init_weights`) "
+    "and autoawq\n"
+    "(deprecated upstream; on CPU it needs intel_extension_for_pytorch); both now go through "
+    "gptqmodel (+ optimum for GPTQ)."
+)
 
 
 def _version(dist: str) -> str:
@@ -115,8 +118,8 @@ def estimate_cmd(args) -> int:
         print(f"  note: {note}")
     if args.gpu:
         print(
-            f"\nOn {args.gpu}: fits={p.fits}, devices needed={p.devices_needed}, longest context={p.max_context}, "
-            f"best scheme at this context={p.best_scheme}"
+            f"\nOn {args.gpu}: fits={p.fits}, devices needed={p.devices_needed}, "
+            f"longest context={p.max_context}, best scheme at this context={p.best_scheme}"
         )
     return 0
 
@@ -130,7 +133,8 @@ def quantize_cmd(args) -> int:
         args.model, args.method, force=args.force, **from_arguments(QuantizeSettings, args)
     )
     print(
-        f"{q.scheme}: {q.path} ({q.size_bytes() / 1e6:.1f} MB, {'cached' if q.cached else 'made now'})"
+        f"{q.scheme}: {q.path} ({q.size_bytes() / 1e6:.1f} MB, "
+        f"{'cached' if q.cached else 'made now'})"
     )
     return 0
 
@@ -164,7 +168,8 @@ def lab(args) -> int:
 
 
 def workshop(args) -> int:
-    """Serve one course dashboard with Voilà (127.0.0.1 unless --ip, a token, progressive rendering, offline)."""
+    """Serve one course dashboard with Voilà (127.0.0.1 unless --ip, a token, progressive
+    rendering, offline)."""
     from .workshop import dashboards, voila_command
 
     if args.list or not args.dashboard:
@@ -180,7 +185,8 @@ def workshop(args) -> int:
     print(f"llamalab workshop: http://{host}:{args.port}/?token={token}", flush=True)
     if args.ip not in ("127.0.0.1", "localhost"):
         print(
-            f"  listening on {args.ip}: learners open http://<this machine>:{args.port}/?token={token}",
+            f"  listening on {args.ip}: "
+            f"learners open http://<this machine>:{args.port}/?token={token}",
             flush=True,
         )
     os.execve(sys.executable, argv, env)
@@ -203,8 +209,8 @@ def bundle_cmd(args) -> int:
 
 
 def _course_root() -> Path:
-    """The checkout's notebooks/ (run from a clone), else a copy in ~/llamalab-course (an installed kit's course
-    is read-only in site-packages)."""
+    """The checkout's notebooks/ (run from a clone), else a copy in ~/llamalab-course (an installed
+    kit's course is read-only in site-packages)."""
     from .course import copy_to, files
 
     return files.CHECKOUT if files.CHECKOUT.is_dir() else copy_to(Path.home() / "llamalab-course")

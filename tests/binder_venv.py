@@ -1,9 +1,10 @@
-"""The Binder environment, built the way repo2docker builds it: a fresh venv from binder/requirements.txt,
-then binder/postBuild. The course's notebooks run in it (tests/browser: JupyterLab and its kernels start
-from this venv), so the Binder run *is* the course run and no notebook executes twice in a test run.
+"""The Binder environment, built the way repo2docker builds it: a fresh venv from
+binder/requirements.txt, then binder/postBuild. The course's notebooks run in it (tests/browser:
+JupyterLab and its kernels start from this venv), so the Binder run *is* the course run and no
+notebook executes twice in a test run.
 
-Reused across runs (pip's cache makes a rebuild quick; postBuild skips what LLAMALAB_CACHE already holds):
-LLAMALAB_BINDER_VENV moves it.
+Reused across runs (pip's cache makes a rebuild quick; postBuild skips what LLAMALAB_CACHE already
+holds): LLAMALAB_BINDER_VENV moves it.
 """
 
 from __future__ import annotations
@@ -34,9 +35,10 @@ def build(venv: Path = VENV) -> Path:
     if not (venv / "bin" / "python").exists():
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     py = str(venv / "bin" / "python")
-    # --retries 0: where PyTorch's CPU index is unreachable (an offline CI), pip takes this machine's torch
-    # from its cache or find-links at once instead of retrying the index for every package.
-    # ipykernel and nbclient: repo2docker's base environment has them; a bare venv does not.
+    # --retries 0: where PyTorch's CPU index is unreachable (an offline CI), pip takes this
+    # machine's torch from its cache or find-links at once instead of retrying the index for every
+    # package. ipykernel and nbclient: repo2docker's base environment has them;
+    # a bare venv does not.
     subprocess.run(
         [
             py,

@@ -45,7 +45,8 @@ def resident_block():
 
 @pytest.fixture(scope="session")
 def fake_backend():
-    """The fake engines (tests/fakes.py) registered as backend "fake": schemes fake, fake-scoring, fake-remote."""
+    """The fake engines (tests/fakes.py) registered as backend "fake": schemes fake, fake-scoring,
+    fake-remote."""
     from fakes import FakeBackend
 
     from llamalab.runtime import backends

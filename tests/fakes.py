@@ -1,11 +1,13 @@
-"""The one fake-engine family for fast tests: scripted tokens, a per-token delay, no torch, no files.
+"""The one fake-engine family for fast tests: scripted tokens, a per-token delay, no torch,
+no files.
 
 `FakeEngine` goes through everything LoadedModel does for a real local engine (torch thread, timing,
-streaming, stop, peak memory); `FakeScoringEngine` also declares `Scores` (a tokenizer and per-position
-logits, so perplexity and KL run); `FakeRemoteEngine` streams text, reports usage and takes concurrent
-requests like a server, with no memory to measure. `FakeBackend` serves them as schemes "fake",
-"fake-scoring" and "fake-remote" (registered in conftest; `EP_BACKEND` is what the entry-point test installs
-as a plugin). `Loader` hands a sweep one fresh fake per scheme, and checks one model is loaded at a time.
+streaming, stop, peak memory); `FakeScoringEngine` also declares `Scores` (a tokenizer and
+per-position logits, so perplexity and KL run); `FakeRemoteEngine` streams text, reports usage and
+takes concurrent requests like a server, with no memory to measure. `FakeBackend` serves them as
+schemes "fake", "fake-scoring" and "fake-remote" (registered in conftest; `EP_BACKEND` is what the
+entry-point test installs as a plugin). `Loader` hands a sweep one fresh fake per scheme, and checks
+one model is loaded at a time.
 """
 
 from __future__ import annotations
@@ -27,8 +29,8 @@ VOCAB = 16
 
 
 class FakeEngine(Engine):
-    """Emits `script` (cycled until max_new_tokens; EOS ends it once min_new_tokens are out). `fail` raises
-    in generate, as a broken engine would."""
+    """Emits `script` (cycled until max_new_tokens; EOS ends it once min_new_tokens are out). `fail`
+    raises in generate, as a broken engine would."""
 
     name = "fake"
 
@@ -101,7 +103,8 @@ class FakeEngine(Engine):
 
 class FakeScoringEngine(FakeEngine, Scores):
     """A fake engine that scores: text is tokenized one character per token, and position p predicts
-    `(id + 1 + shift·(p mod 2)) mod VOCAB` (shift 0: the text's own next character when it counts up)."""
+    `(id + 1 + shift·(p mod 2)) mod VOCAB` (shift 0:
+    the text's own next character when it counts up)."""
 
     def __init__(self, shift: int = 0, **options):
         super().__init__(**options)
@@ -120,7 +123,8 @@ class FakeScoringEngine(FakeEngine, Scores):
 
 
 class FakeRemoteEngine(Engine, Concurrent):
-    """Like a server: takes the messages (no tokenizer here), streams text, reports usage; no local memory."""
+    """Like a server: takes the messages (no tokenizer here), streams text, reports usage;
+    no local memory."""
 
     name = "fake-remote"
     remote = True
@@ -205,7 +209,8 @@ EP_BACKEND = FakeBackend("fake-ep")
 
 class Loader:
     """`load(model, scheme, device=)` for a sweep: the engine given for the scheme (default: a fresh
-    FakeEngine), a SchemeUnavailable for schemes in `fail`; checks each one was unloaded before the next."""
+    FakeEngine), a SchemeUnavailable for schemes in `fail`;
+    checks each one was unloaded before the next."""
 
     def __init__(self, engines=None, fail=()):
         self.engines, self.fail, self.loaded = engines or {}, set(fail), []

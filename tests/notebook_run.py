@@ -1,9 +1,11 @@
-"""Run one notebook the way a learner's kernel runs it, with mybinder's memory cap enforced and measured.
+"""Run one notebook the way a learner's kernel runs it,
+with mybinder's memory cap enforced and measured.
 
-The cap: RLIMIT_AS (`prlimit --as`) limits *virtual* memory, not resident memory (torch and llama.cpp map far
-more than they touch, so it kills healthy runs and lets RSS through), and a cgroup needs a writable memory
-controller that a test should not assume. So a watchdog samples the kernel's process tree (RSS, 10 Hz) and
-kills it the moment it passes the cap, as mybinder's OOM killer would; the peak is recorded.
+The cap: RLIMIT_AS (`prlimit --as`) limits *virtual* memory, not resident memory (torch and
+llama.cpp map far more than they touch, so it kills healthy runs and lets RSS through), and a cgroup
+needs a writable memory controller that a test should not assume. So a watchdog samples the kernel's
+process tree (RSS, 10 Hz) and kills it the moment it passes the cap, as mybinder's OOM killer would;
+the peak is recorded.
 """
 
 from __future__ import annotations
@@ -58,22 +60,28 @@ import json, sys, time, nbformat, os
 from nbclient import NotebookClient
 path = sys.argv[1]
 nb = nbformat.read(path, as_version=4)
-client = NotebookClient(nb, timeout=1800, kernel_name="python3", resources={"metadata": {"path": os.path.dirname(path)}})
+client = NotebookClient(
+    nb, timeout=1800, kernel_name="python3", resources={"metadata": {"path": os.path.dirname(path)}}
+)
 t = time.perf_counter()
 with client.setup_kernel():
     print(json.dumps({"kernel_pid": client.km.provisioner.process.pid}), flush=True)
     sys.stdin.readline()                      # the test starts its watchdog, then says go
     client.execute(cleanup_kc=False)
-errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+errors = [
+    o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"
+]
 print(json.dumps({"wall_s": time.perf_counter() - t,
-                  "errors": [e["ename"] + ": " + e["evalue"] + " " + "".join(e["traceback"])[-1500:] for e in errors]}))
+                  "errors": [e["ename"] + ": " + e["evalue"] + " " + "".join(e["traceback"])[-1500:]
+                             for e in errors]}))
 """
 
 
 def run_notebook(
     python: str, path: Path, env: dict | None = None, cap: int = CAP_BYTES, timeout: float = 2400
 ) -> dict:
-    """Execute `path` in a fresh kernel of `python`; the record: wall time, errors, peak RSS, killed or not."""
+    """Execute `path` in a fresh kernel of `python`; the record: wall time, errors, peak RSS,
+    killed or not."""
     env = dict(os.environ if env is None else env, HF_HUB_OFFLINE="1")
     p = subprocess.Popen(
         [python, "-c", RUNNER, str(path)],
@@ -107,12 +115,14 @@ def run_notebook(
 
 
 def remember(record: dict) -> None:
-    """Note that `record["notebook"]` was executed in this test run (by the browser tests, which run first)."""
+    """Note that `record["notebook"]` was executed in this test run (by the browser tests,
+    which run first)."""
     EXECUTED[record["notebook"]] = record
 
 
 def executed(name: str) -> dict | None:
-    """The record of notebook `name` if something already executed it in this test run, else None."""
+    """The record of notebook `name` if something already executed it in this test run,
+    else None."""
     return EXECUTED.get(name)
 
 

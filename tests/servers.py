@@ -15,7 +15,8 @@ def free_port() -> int:
 
 
 def wait_answering(url: str, timeout: float = 120) -> None:
-    """Return once `url` answers at all (an HTTP error counts: the server is up), or after `timeout`."""
+    """Return once `url` answers at all (an HTTP error counts: the server is up),
+    or after `timeout`."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         try:

@@ -1,10 +1,11 @@
 """binder/ as repo2docker reads it, and the course run the way mybinder.org runs it.
 
-Fast checks: the files follow repo2docker's conventions. Marked `binder` (and `slow`): repo2docker writes a
-Dockerfile from them (no Docker needed), and a fresh venv built from binder/requirements.txt + postBuild
-(tests/binder_venv.py) imports the kit and executes every notebook with the kernel's memory capped at
-mybinder's 2 GB, recording wall time and peak memory in test-artifacts/binder.json. That execution is the
-course's run in the browser tests (JupyterLab from the Binder venv), checked here, so no notebook runs twice.
+Fast checks: the files follow repo2docker's conventions. Marked `binder` (and `slow`): repo2docker
+writes a Dockerfile from them (no Docker needed), and a fresh venv built from
+binder/requirements.txt + postBuild (tests/binder_venv.py) imports the kit and executes every
+notebook with the kernel's memory capped at mybinder's 2 GB, recording wall time and peak memory in
+test-artifacts/binder.json. That execution is the course's run in the browser tests (JupyterLab from
+the Binder venv), checked here, so no notebook runs twice.
 
 The cap is tests/notebook_run.py's RSS watchdog (why not prlimit or a cgroup: see there).
 """
@@ -75,8 +76,9 @@ def test_repo2docker_writes_a_dockerfile(tmp_path):
 @pytest.mark.slow
 @pytest.mark.timeout(5400)
 def test_fresh_binder_venv_runs_the_notebooks_within_2_gb():
-    """Every notebook in the Binder venv under mybinder's 2 GB: the browser tests' run in JupyterLab from that
-    venv where they ran (tests/browser/test_course.py, test_lab.py), else nbclient in it."""
+    """Every notebook in the Binder venv under mybinder's 2 GB: the browser tests' run in JupyterLab
+    from that venv where they ran (tests/browser/test_course.py, test_lab.py),
+    else nbclient in it."""
     venv = binder_venv.build()
     py, env = str(venv / "bin" / "python"), binder_venv.env(venv)
     subprocess.run(

@@ -1,4 +1,5 @@
-"""cost_at_scale: API vs self-hosted monthly cost, from editable prices with their date and source."""
+"""cost_at_scale: API vs self-hosted monthly cost,
+from editable prices with their date and source."""
 
 import math
 

@@ -23,7 +23,8 @@ def test_conversion_is_atomic_and_happens_once(tmp_path, monkeypatch, capsys):
 
 
 def test_a_failed_conversion_says_why_and_leaves_nothing(tmp_path, monkeypatch):
-    """The conversion runs in a child process (its ~1.2 GB never stays in the caller's kernel); its error comes back."""
+    """The conversion runs in a child process (its ~1.2 GB never stays in the caller's kernel);
+    its error comes back."""
     bogus = tmp_path / "src" / "broken.gguf"
     bogus.parent.mkdir()
     bogus.write_bytes(b"not a gguf")

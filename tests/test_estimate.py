@@ -89,7 +89,8 @@ def test_lora_targets_count_only_the_adapted_linears():
     assert (
         lora_params(card("llama-3.1-8b"), 16, "guide") == 6_815_744
     )  # peft's count for q_proj,v_proj r=16
-    # SmolLM2-135M: the trainable parameters peft reported in this kit's runs (guide 921,600; all-linear 4,884,480)
+    # SmolLM2-135M: the trainable parameters peft reported in this kit's runs (guide 921,600;
+    # all-linear 4,884,480)
     assert lora_params(card("default"), 16, "guide") == 921_600
     assert lora_params(card("default"), 16, "all-linear") == 4_884_480
     same = [
@@ -103,7 +104,8 @@ def test_lora_targets_count_only_the_adapted_linears():
     assert same[0] < everything.total_bytes
     full = estimate("default", "fp32", 64, 8, "full", device="cpu", target_modules="guide")
     assert full.total_bytes == estimate("default", "fp32", 64, 8, "full", device="cpu").total_bytes
-    # CPU full fine-tuning: the step's extra fp32 copy shows only where it exceeds the (freed) activations
+    # CPU full fine-tuning: the step's extra fp32 copy shows only where it exceeds the (freed)
+    # activations
     small = estimate("default", "fp32", 55, 2, "full", device="cpu")
     big = estimate("default", "fp32", 55, 64, "full", device="cpu")
     p = card("default").params
@@ -208,8 +210,9 @@ def test_auto_is_this_machines_kind_and_a_catalog_gpu_counts_cuda():
 
 def test_estimator_does_not_import_torch():
     code = (
-        "import sys, llamalab; llamalab.estimate('llama-3.1-8b'); llamalab.max_context('qwen2.5-7b', 'int8', "
-        "'l4'); llamalab.requirements_table(); assert 'torch' not in sys.modules, 'torch imported'"
+        "import sys, llamalab; llamalab.estimate('llama-3.1-8b'); "
+        "llamalab.max_context('qwen2.5-7b', 'int8', 'l4'); llamalab.requirements_table(); "
+        "assert 'torch' not in sys.modules, 'torch imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
 

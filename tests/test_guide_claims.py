@@ -1,5 +1,5 @@
-"""docs/guide-claims.md cannot rot: every row has a verdict, names a notebook that exists, and quotes a marker
-(an assert or a sentence) that is really in that notebook's source."""
+"""docs/guide-claims.md cannot rot: every row has a verdict, names a notebook that exists, and
+quotes a marker (an assert or a sentence) that is really in that notebook's source."""
 
 import json
 import re
@@ -13,7 +13,8 @@ VERDICTS = ("reproduced", "corrected", "not checkable here")
 
 
 def rows() -> list[dict]:
-    """The claim rows of every table: | # | the guide says | verdict | arithmetic | checked in | `marker` |."""
+    """The claim rows of every table: | # | the guide says | verdict | arithmetic | checked in |
+    `marker` |."""
     out = []
     for line in DOC.read_text().splitlines():
         m = re.fullmatch(r"\| (\d+) \| (.+?) \| (.+?) \| (.+?) \| (\S+) \| `([^`]+)` \|", line)
@@ -60,5 +61,6 @@ def test_each_row_has_a_verdict_and_its_marker_is_in_its_notebook(row):
     assert row["verdict"].startswith(VERDICTS), row["verdict"]
     assert (ROOT / row["notebook"]).is_file(), f"row {row['n']}: no {row['notebook']}"
     assert row["marker"] in source(row["notebook"]), (
-        f"row {row['n']}: {row['marker']!r} is no longer in {row['notebook']}: update docs/guide-claims.md"
+        f"row {row['n']}: {row['marker']!r} is no longer in {row['notebook']}: "
+        "update docs/guide-claims.md"
     )

@@ -1,6 +1,7 @@
-"""The house rules, checked over the whole tree (docs/architecture.md): one name per idea in every public
-signature, no function shadowing its own subpackage, memory measured in one place, one at-exit registry,
-notebooks on the public API only, docstrings that cite only what is in the repository."""
+"""The house rules, checked over the whole tree (docs/architecture.md): one name per idea in every
+public signature, no function shadowing its own subpackage, memory measured in one place, one
+at-exit registry, notebooks on the public API only,
+docstrings that cite only what is in the repository."""
 
 from __future__ import annotations
 
@@ -34,8 +35,8 @@ SYNONYMS = {
 
 
 def public_callables():
-    """(qualified name, callable) for every public function and class of llamalab's public surface, and
-    every public method of those classes."""
+    """(qualified name, callable) for every public function and class of llamalab's public surface,
+    and every public method of those classes."""
     import llamalab.widgets
 
     seen = {}
@@ -139,8 +140,8 @@ MEMORY_READS = re.compile(
 
 
 def test_memory_is_read_in_two_files():
-    """Usage is read by the one probe (core/memory.py), capacity by core/hardware.py; the quantize worker's
-    getrusage reads CPU time and page faults, not memory."""
+    """Usage is read by the one probe (core/memory.py), capacity by core/hardware.py; the quantize
+    worker's getrusage reads CPU time and page faults, not memory."""
     readers = {p.relative_to(ROOT).as_posix() for p in CODE if MEMORY_READS.search(p.read_text())}
     assert readers <= {
         "llamalab/core/memory.py",
@@ -161,7 +162,8 @@ def test_one_at_exit_registry():
 INTERNAL = (
     re.compile(r"(from|import) llamalab\.[a-z_]+\.[a-z_]+"),
     re.compile(
-        r"from llamalab\.(core|catalog|plan|engines|runtime|quantize|measure|train|serve)[.a-z_]* import"
+        r"from llamalab\.(core|catalog|plan|engines|runtime|quantize|measure|train|serve)"
+        r"[.a-z_]* import"
     ),
 )
 

@@ -1,6 +1,7 @@
 """`pip install llamalab` with no extras, in a fresh venv, as a newcomer would: nothing is compiled
-(CC/CXX are /bin/false, so any build would fail), and the kit imports, estimates and runs the embedded
-model in bf16. A few minutes: torch and the dependencies come from pip's cache or the index."""
+(CC/CXX are /bin/false, so any build would fail), and the kit imports, estimates and runs the
+embedded model in bf16. A few minutes: torch and the dependencies come from pip's cache or the
+index."""
 
 import json
 import os
@@ -31,8 +32,12 @@ CHECK = textwrap.dedent("""
             call()
         except llamalab.LlamalabError as err:
             missing[what] = f"{type(err).__name__}: {err}"
-    print("REPORT", json.dumps({"torch_at_import": torch_at_import, "weights": e.total_bytes, "text": g.text,
-                      "new_tokens": g.new_tokens, "missing": missing}))
+    from llamalab.course import dashboards_dir, notebooks_dir
+    course = (sorted(p.name for p in notebooks_dir().glob("*.ipynb"))
+              + sorted(p.name for p in dashboards_dir().glob("*.ipynb")))
+    print("REPORT", json.dumps({"torch_at_import": torch_at_import, "weights": e.total_bytes,
+                                "text": g.text, "new_tokens": g.new_tokens, "missing": missing,
+                                "course": course, "course_dir": str(notebooks_dir())}))
 """)
 
 
@@ -64,7 +69,8 @@ def test_base_install_needs_no_compiler_and_runs_the_embedded_model(tmp_path):
     run([sys.executable, "-m", "venv", str(venv)])
     py = str(venv / "bin" / "python")
     pip = [py, "-m", "pip", "--disable-pip-version-check", "install"]
-    # torch first (the CPU build, else the plain pin), as scripts/setup.sh does, so no CUDA build is pulled
+    # torch first (the CPU build, else the plain pin), as scripts/setup.sh does,
+    # so no CUDA build is pulled
     if (
         subprocess.run(
             pip + ["-q", "--index-url", CPU_INDEX, "--timeout", "15", "--retries", "0", TORCH],

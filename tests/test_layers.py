@@ -63,7 +63,8 @@ def test_the_import_contracts_hold_and_name_every_folder():
 
 
 def test_an_upward_import_breaks_the_contract(tmp_path):
-    """The same contract over a copy of the package where the catalog (ground floor) imports measure."""
+    """The same contract over a copy of the package where the catalog (ground floor)
+    imports measure."""
     shutil.copytree(
         ROOT / "llamalab", tmp_path / "llamalab", ignore=shutil.ignore_patterns("__pycache__")
     )
@@ -84,7 +85,8 @@ def test_an_upward_import_breaks_the_contract(tmp_path):
 
 
 def _imports(path: Path, root: Path = ROOT) -> list[tuple[int, str]]:
-    """Every module `path` imports, anywhere in it (inside functions too), relative imports resolved."""
+    """Every module `path` imports, anywhere in it (inside functions too),
+    relative imports resolved."""
     package = ".".join(path.relative_to(root).with_suffix("").parts[:-1])
     out = []
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
@@ -122,7 +124,8 @@ def test_the_widget_check_sees_relative_and_function_level_imports(tmp_path):
 
 @pytest.mark.parametrize("module", ["llamalab.widgets"])
 def test_widgets_are_outside_what_import_linter_reads(module):
-    """Documents why the check above exists: grimp builds its graph from the llamalab/ folder only."""
+    """Documents why the check above exists: grimp builds its graph from the llamalab/ folder
+    only."""
     import grimp
 
     graph = grimp.build_graph("llamalab", cache_dir=None)

@@ -1,4 +1,5 @@
-"""The embedded model really loads under every scheme that runs here, offline, and its figures come back."""
+"""The embedded model really loads under every scheme that runs here, offline,
+and its figures come back."""
 
 import gc
 import json
@@ -37,7 +38,8 @@ def test_every_cpu_scheme_loads_and_answers(embedded_dir, scheme):
 
 def test_int8_load_peak_is_at_least_the_estimate_in_a_fresh_process(embedded_dir):
     """torchao quantizes while loading: the bf16 copy it reads is the estimate's load peak (a lower
-    bound; measured in a fresh interpreter, since a process that loaded before reuses freed memory)."""
+    bound; measured in a fresh interpreter, since a process that loaded before reuses freed
+    memory)."""
     code = (
         "import json, llamalab; m = llamalab.load('default', 'int8', device='cpu'); "
         "print(json.dumps(m.to_dict()))"
@@ -54,8 +56,9 @@ def test_int8_load_peak_is_at_least_the_estimate_in_a_fresh_process(embedded_dir
 
 
 def test_unload_gives_the_memory_back_to_the_os(embedded_dir):
-    """After unload() RSS falls by about the weights. Measured here: 0.84–1.02 × the fp32 footprint with the
-    kit's malloc_trim, 0.80 without; the bound checks the weights are freed, not the trim's exact gain."""
+    """After unload() RSS falls by about the weights. Measured here: 0.84–1.02 × the fp32 footprint
+    with the kit's malloc_trim, 0.80 without; the bound checks the weights are freed,
+    not the trim's exact gain."""
     code = (
         "import json, psutil, llamalab; rss = lambda: psutil.Process().memory_info().rss; "
         "m = llamalab.load('default', 'fp32', device='cpu'); m.generate('Hi', max_new_tokens=4); "
@@ -152,8 +155,8 @@ def test_monitor_sees_tokens_during_generation(bf16):
 
 
 def test_generation_and_scoring_run_on_the_torch_thread(bf16):
-    """Every torch op of the kit runs on one thread (issue 11): the main thread runs none. Text and the
-    `on_text` callback stay on the caller's thread, so they never slow the decode loop."""
+    """Every torch op of the kit runs on one thread (issue 11): the main thread runs none. Text and
+    the `on_text` callback stay on the caller's thread, so they never slow the decode loop."""
     from llamalab.core import torch_thread
     from llamalab.measure.quality import log_probs
 

@@ -1,6 +1,6 @@
-"""The one memory probe (llamalab/core/memory.py): readings, a block's growth and peak, a generation's peak,
-and the Monitor sampler of this or another process. Samples are taken by calling `sample()` where the test
-needs one, not by sleeping for the sampler's thread."""
+"""The one memory probe (llamalab/core/memory.py): readings, a block's growth and peak, a
+generation's peak, and the Monitor sampler of this or another process. Samples are taken by calling
+`sample()` where the test needs one, not by sleeping for the sampler's thread."""
 
 import subprocess
 import sys

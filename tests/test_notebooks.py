@@ -1,8 +1,10 @@
-"""The course notebooks: stored clean, and each runs top to bottom offline (its own asserts are the checks).
+"""The course notebooks: stored clean, and each runs top to bottom offline (its own asserts are the
+checks).
 
-Each notebook is executed once per test run: where the browser tests already ran it in a real JupyterLab
-(tests/browser/test_course.py and test_lab.py, collected and run before this file), their record is checked
-here; otherwise (no chromium, `-m "not browser"`, this file alone) nbclient executes it.
+Each notebook is executed once per test run: where the browser tests already ran it in a real
+JupyterLab (tests/browser/test_course.py and test_lab.py, collected and run before this file), their
+record is checked here; otherwise (no chromium, `-m "not browser"`, this file alone)
+nbclient executes it.
 """
 
 import json

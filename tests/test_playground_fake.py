@@ -1,5 +1,5 @@
-"""The Playground against the fake engine (tests/fakes.py): streaming, Stop, stats, history and inline
-errors, without a model or a browser (ipywidgets objects work headless). Fast."""
+"""The Playground against the fake engine (tests/fakes.py): streaming, Stop, stats, history and
+inline errors, without a model or a browser (ipywidgets objects work headless). Fast."""
 
 import time
 

@@ -1,4 +1,5 @@
-"""Figure builders in llamalab.plots: the numbers drawn are the library's numbers (no torch needed)."""
+"""Figure builders in llamalab.plots: the numbers drawn are the library's numbers (no torch
+needed)."""
 
 from __future__ import annotations
 
@@ -182,8 +183,8 @@ def test_update_figure_restyles_or_replaces_traces_and_resyncs():
 
 
 def test_resync_fixes_the_stale_widget_state_plotly_leaves_behind():
-    """Pins the private plotly attributes resync relies on (pitfall P1): if this fails after a plotly
-    upgrade, resync needs a new implementation."""
+    """Pins the private plotly attributes resync relies on (pitfall P1): if this fails after a
+    plotly upgrade, resync needs a new implementation."""
     fw = go.FigureWidget(monitor_figure([]))
     with fw.batch_update():
         apply_samples(fw, [{"t": 1.0, "rss_bytes": 1e9, "tokens_per_s": 3.0}])

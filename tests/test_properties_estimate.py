@@ -43,7 +43,8 @@ FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCh
 
 
 def result_or_kit_error(fn, *args, **kwargs):
-    """Call `fn`; a LlamalabError with a message and a fix is an acceptable answer (returns None)."""
+    """Call `fn`; a LlamalabError with a message and a fix is an acceptable answer (returns
+    None)."""
     try:
         return fn(*args, **kwargs)
     except LlamalabError as e:

@@ -1,7 +1,8 @@
-"""Property tests at the runtime's public boundaries (load, generate, stream): valid settings always give a
-valid result, and a setting broken with an arbitrary value gives either a result or one of the kit's errors,
-never a raw TypeError/ValueError. Most examples are fully valid by construction (one field at most is
-broken, in about a third of them), so the valid branch is what is mostly exercised. Fake engine: fast."""
+"""Property tests at the runtime's public boundaries (load, generate, stream): valid settings always
+give a valid result, and a setting broken with an arbitrary value gives either a result or one of
+the kit's errors, never a raw TypeError/ValueError. Most examples are fully valid by construction
+(one field at most is broken, in about a third of them), so the valid branch is what is mostly
+exercised. Fake engine: fast."""
 
 import math
 

@@ -1,5 +1,5 @@
-"""llamalab.runtime.random_gguf: a llama GGUF with random weights that llama.cpp loads and runs, labelled as
-random weights in its metadata, its size what the shape says."""
+"""llamalab.runtime.random_gguf: a llama GGUF with random weights that llama.cpp loads and runs,
+labelled as random weights in its metadata, its size what the shape says."""
 
 import pytest
 

@@ -87,8 +87,8 @@ def test_stop_event_and_a_generation_from_a_worker_thread(fake):
 
 
 def test_concurrent_calls_stop_separately_and_together(fake):
-    """A server takes concurrent calls (the engine declares Concurrent): they run at once, each with its own
-    stop event, and the model's stop() reaches all of them."""
+    """A server takes concurrent calls (the engine declares Concurrent): they run at once, each with
+    its own stop event, and the model's stop() reaches all of them."""
     m = fake("fake-remote", pieces=["x"] * 50)
     mine, started = threading.Event(), threading.Barrier(3)
     m.engine.delay = 0.001
@@ -115,9 +115,9 @@ def test_concurrent_calls_stop_separately_and_together(fake):
     threading.current_thread() is not threading.main_thread(), reason="needs the main thread"
 )
 def test_ctrl_c_while_waiting_stops_the_generation_then_raises(fake):
-    """What a notebook's interrupt does: SIGINT to the main thread while it waits for the torch thread. The
-    handler is Python's default, as in a kernel: a process started in the background by a shell inherits
-    SIGINT ignored (measured: this test then saw no KeyboardInterrupt)."""
+    """What a notebook's interrupt does: SIGINT to the main thread while it waits for the torch
+    thread. The handler is Python's default, as in a kernel: a process started in the background by
+    a shell inherits SIGINT ignored (measured: this test then saw no KeyboardInterrupt)."""
     main = threading.main_thread().ident
     m = fake(delay=0.001, hook=lambda n: n == 20 and signal.pthread_kill(main, signal.SIGINT))
     handler = signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -330,7 +330,8 @@ def test_an_unknown_backend_says_which_exist():
 
 
 def test_a_plugin_backend_found_through_its_entry_point(tmp_path, monkeypatch):
-    """A real distribution (dist-info with entry_points.txt) on sys.path, as `pip install a-plugin` leaves it."""
+    """A real distribution (dist-info with entry_points.txt) on sys.path,
+    as `pip install a-plugin` leaves it."""
     dist = tmp_path / "llamalab_fake_plugin-0.1.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text(

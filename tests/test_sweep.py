@@ -1,5 +1,6 @@
-"""The sweep, compare() and the Arena against the fake engines (tests/fakes.py): real LoadedModel timing,
-streaming and stop logic, no model weights (fast). The loader is injected, so no backend registry is involved."""
+"""The sweep, compare() and the Arena against the fake engines (tests/fakes.py): real LoadedModel
+timing, streaming and stop logic, no model weights (fast). The loader is injected,
+so no backend registry is involved."""
 
 from __future__ import annotations
 
@@ -310,7 +311,8 @@ def test_arena_quality_reason_for_an_engine_without_logits(arena_module):
 
 
 def test_arena_stop_ends_the_generation_and_skips_the_remaining_schemes(arena_module):
-    """Stop is pressed (the button's handler runs) when the 20th token of the first scheme comes out."""
+    """Stop is pressed (the button's handler runs)
+    when the 20th token of the first scheme comes out."""
     a = arena_module.Arena(
         schemes=("bf16", "fp16"),
         max_new_tokens=512,

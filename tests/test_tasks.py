@@ -1,6 +1,7 @@
-"""The one lifecycle for long work (llamalab/core/tasks.py): thread tasks, and process tasks against real
-subprocesses (tests/tasks_worker.py): states, events, log tail, atomic output, errors, stop by PID, the
-registry at exit. A process task is a Python start (~1 s here), no model. Driven by events, not sleeps."""
+"""The one lifecycle for long work (llamalab/core/tasks.py): thread tasks, and process tasks against
+real subprocesses (tests/tasks_worker.py): states, events, log tail, atomic output, errors, stop by
+PID, the registry at exit. A process task is a Python start (~1 s here), no model. Driven by events,
+not sleeps."""
 
 import shutil
 import subprocess
@@ -145,7 +146,8 @@ def test_a_function_worker_ends_with_its_parent(tmp_path):
             "-c",
             (
                 "import sys; from llamalab.core import tasks\n"
-                f"job = tasks.start_process('tasks_worker:hang', env={ENV!r}, output={str(tmp_path / 'out')!r})\n"
+                f"job = tasks.start_process('tasks_worker:hang', env={ENV!r}, "
+                f"output={str(tmp_path / 'out')!r})\n"
                 "print(job.pid, job.workdir, flush=True); job.wait()"
             ),
         ],
@@ -164,12 +166,15 @@ def test_a_function_worker_ends_with_its_parent(tmp_path):
 
 
 def test_the_registry_stops_what_is_left_at_exit(tmp_path):
-    """A process that exits with a task still running (a notebook closed mid-work) leaves nothing behind."""
+    """A process that exits with a task still running (a notebook closed mid-work)
+    leaves nothing behind."""
     code = (
         "from llamalab.core import tasks\n"
-        f"job = tasks.start_process('tasks_worker:hang', env={ENV!r}, output={str(tmp_path / 'out')!r})\n"
+        f"job = tasks.start_process('tasks_worker:hang', env={ENV!r}, "
+        f"output={str(tmp_path / 'out')!r})\n"
         "import threading; seen = threading.Event()\n"
-        "job.on_event(lambda e: e['event'] == 'pids' and (print(job.pid, e['child'], flush=True), seen.set()))\n"
+        "job.on_event(lambda e: e['event'] == 'pids'"
+        " and (print(job.pid, e['child'], flush=True), seen.set()))\n"
         "seen.wait(60)\n"
     )
     out = subprocess.run(

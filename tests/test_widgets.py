@@ -1,5 +1,6 @@
 """Widgets driven from Python as a learner would drive them: set values, click, wait for the worker
-thread, then check what the widgets show. Real embedded model, no browser, no mocks of the library."""
+thread, then check what the widgets show. Real embedded model, no browser,
+no mocks of the library."""
 
 from __future__ import annotations
 
@@ -207,8 +208,8 @@ def test_playground_stop_ends_a_long_generation_within_a_second(picker):
     assert pg.wait(30)
     latency = time.perf_counter() - t0
     assert pg.last.finish_reason == "stopped" and 0 < pg.last.new_tokens < 2048
-    # The library ends after the current token: under a second here (~25 ms a token); on a machine so
-    # loaded that one token takes longer, allow three tokens' time.
+    # The library ends after the current token: under a second here (~25 ms a token); on a machine
+    # so loaded that one token takes longer, allow three tokens' time.
     assert latency < max(1.0, 3 / pg.last.decode_tokens_per_s), f"Stop took {latency:.2f} s"
     assert "stopped" in pg.state.value
 
@@ -345,6 +346,7 @@ def test_unexpected_exceptions_show_one_line_not_a_traceback():
 
 
 def test_no_top_level_widgets_module():
-    """The UI package is importable only as llamalab.widgets (a top-level `widgets` would collide)."""
+    """The UI package is importable only as llamalab.widgets (a top-level `widgets` would
+    collide)."""
     code = "import importlib.util, sys; sys.exit(importlib.util.find_spec('widgets') is not None)"
     assert subprocess.run([sys.executable, "-c", code], cwd="/", timeout=60).returncode == 0

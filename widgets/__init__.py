@@ -1,6 +1,7 @@
 """llamalab.widgets: Jupyter widgets that learners drive. Composition and wiring only: every number
-comes from the library (`llamalab.estimate`, `load`, `generate`, `Monitor`), long work runs in a worker
-thread so Stop stays clickable, and library errors show inline with their fix, never as a traceback.
+comes from the library (`llamalab.estimate`, `load`, `generate`, `Monitor`), long work runs in a
+worker thread so Stop stays clickable, and library errors show inline with their fix,
+never as a traceback.
 
     from llamalab.widgets import ModelPicker, Playground, LiveMonitor, MemoryCalculator, Arena
     from llamalab.widgets import TrainerPanel, DeploymentBuilder, CostCalculator

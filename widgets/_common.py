@@ -1,9 +1,9 @@
 """Pieces every widget shares: the inline error box, background work, throttled updates, formatting.
 
-Long work runs as a thread Task (llamalab/core/tasks.py) so the kernel stays free to handle clicks (a Stop
-button only works that way: clicks are not handled while a cell is busy). The task only waits: the torch
-work itself runs on the kit's one torch thread (llamalab/core/torch_thread.py), so a widget decodes as fast
-as a cell. A widget's Stop is its task's `stop()`.
+Long work runs as a thread Task (llamalab/core/tasks.py) so the kernel stays free to handle clicks
+(a Stop button only works that way: clicks are not handled while a cell is busy). The task only
+waits: the torch work itself runs on the kit's one torch thread (llamalab/core/torch_thread.py), so
+a widget decodes as fast as a cell. A widget's Stop is its task's `stop()`.
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ def message_html(message: str, fix: str = "", kind: str = "error") -> str:
 
 
 def explain(exc: BaseException) -> tuple[str, str]:
-    """(message, fix) for any exception: the library's own words, else one line and where to look."""
+    """(message, fix) for any exception: the library's own words,
+    else one line and where to look."""
     if isinstance(exc, LlamalabError):
         return exc.message, exc.fix
     return (
@@ -52,7 +53,8 @@ def explain(exc: BaseException) -> tuple[str, str]:
 
 
 class ErrorBox(w.HTML):
-    """Shows the last error inline (message + suggested fix), never a traceback; empty when all is well."""
+    """Shows the last error inline (message + suggested fix), never a traceback;
+    empty when all is well."""
 
     def __init__(self, **kwargs):
         super().__init__(value="", **kwargs)
@@ -71,7 +73,8 @@ class ErrorBox(w.HTML):
 
 
 def guarded(errors: ErrorBox) -> Callable:
-    """Decorator for event handlers: an exception shows in `errors` instead of escaping as a traceback."""
+    """Decorator for event handlers: an exception shows in `errors` instead of escaping as a
+    traceback."""
 
     def wrap(fn):
         @functools.wraps(fn)
@@ -87,7 +90,8 @@ def guarded(errors: ErrorBox) -> Callable:
 
 
 def launch(widget, wait: bool = False) -> None:
-    """A button's action: one task at a time; an error while starting shows inline; wait=True blocks."""
+    """A button's action: one task at a time; an error while starting shows inline;
+    wait=True blocks."""
     if widget.busy:
         return
     widget.errors.clear()
@@ -102,8 +106,8 @@ def background(
     done: Callable[[], None] | None = None,
     label: str = "widget",
 ) -> Task:
-    """Run `work(task)` as a thread Task: its error shows in `widget.errors`; `done()` runs after, whatever
-    happened (on the task's thread)."""
+    """Run `work(task)` as a thread Task: its error shows in `widget.errors`; `done()` runs after,
+    whatever happened (on the task's thread)."""
 
     def end(task: Task) -> None:
         if task.state == "failed":
@@ -129,8 +133,9 @@ class Background:
 
 
 class Throttle:
-    """Calls `fn(value)` at most once per `interval` seconds; the first call goes through at once and
-    `flush()` delivers the last value held back. Keeps comm traffic low while text streams in."""
+    """Calls `fn(value)` at most once per `interval` seconds; the first call goes through at once
+    and `flush()` delivers the last value held back. Keeps comm traffic low while text streams
+    in."""
 
     def __init__(self, fn: Callable, interval: float = 0.05):
         self.fn, self.interval = fn, interval
@@ -169,7 +174,8 @@ def html_table(
     headers: dict[str, str] | None = None,
     cls: str = "llamalab-table",
 ) -> str:
-    """A small HTML table: `columns` maps a row key to a formatter (None = str); `headers` renames keys."""
+    """A small HTML table: `columns` maps a row key to a formatter (None = str);
+    `headers` renames keys."""
     names = headers or {}
     head = "".join(
         f"<th style='text-align:left;padding:2px 8px'>{html.escape(names.get(k, k))}</th>"
@@ -178,7 +184,8 @@ def html_table(
     body = "".join(
         "<tr>"
         + "".join(
-            f"<td style='padding:2px 8px'>{html.escape((f or str)(r[k]) if r.get(k) is not None else '')}</td>"
+            "<td style='padding:2px 8px'>"
+            f"{html.escape((f or str)(r[k]) if r.get(k) is not None else '')}</td>"
             for k, f in columns.items()
         )
         + "</tr>"

@@ -1,10 +1,11 @@
 """Arena: one prompt (or a few) run across several schemes of one model, side by side.
 
-The work is `llamalab.sweep` (one scheme loaded at a time, warmed up, timed, optionally scored, unloaded)
-running in a background Task; the Arena only draws its events: a status line, the text streaming into
-each scheme's column, bars and a table from the finished rows, failures inline. Stop is the task's stop,
-which the sweep sees as its stop event. With `quality=True` each scheme also gets perplexity per token on
-`quality_tokens` tokens of the bundled held-out text, and KL / top-1 agreement against the first scheme.
+The work is `llamalab.sweep` (one scheme loaded at a time, warmed up, timed, optionally scored,
+unloaded) running in a background Task; the Arena only draws its events: a status line, the text
+streaming into each scheme's column, bars and a table from the finished rows, failures inline. Stop
+is the task's stop, which the sweep sees as its stop event. With `quality=True` each scheme also
+gets perplexity per token on `quality_tokens` tokens of the bundled held-out text, and KL / top-1
+agreement against the first scheme.
 """
 
 from __future__ import annotations
@@ -45,9 +46,10 @@ TABLE = {
 
 
 class Arena(Background, w.VBox):
-    """Schemes of one model side by side. `self.records` holds the sweep's rows: one per (scheme, prompt),
-    or one with `error` for a scheme that failed. `settings` (a SweepSettings; its fields as keywords too)
-    says what to measure; `load` replaces `llamalab.load` (a served model, a test's fake engine)."""
+    """Schemes of one model side by side. `self.records` holds the sweep's rows: one per (scheme,
+    prompt), or one with `error` for a scheme that failed. `settings` (a SweepSettings; its fields
+    as keywords too) says what to measure; `load` replaces `llamalab.load` (a served model,
+    a test's fake engine)."""
 
     def __init__(
         self,
@@ -123,7 +125,8 @@ class Arena(Background, w.VBox):
         self.add_class("llamalab-arena")
 
     def _fill_schemes(self, keep) -> None:
-        """All schemes, those that cannot run on the device marked; `keep` (names or aliases) stays chosen."""
+        """All schemes, those that cannot run on the device marked; `keep` (names or aliases)
+        stays chosen."""
         dev = self.device.value
         self.schemes.options = [
             (s if (s, dev) not in self.unavailable else f"{s} (not on {dev})", s)
@@ -216,7 +219,8 @@ class Arena(Background, w.VBox):
         mb, s = e.facts.get("weights_memory_bytes"), e.facts.get("load_s")
         head.value = (
             f"<b>{e.scheme}</b> · {metric('weights_memory_bytes').label} "
-            f"{metric('weights_memory_bytes').show(mb or 0):.0f} · {metric('load_s').label} {s or 0:.1f}"
+            f"{metric('weights_memory_bytes').show(mb or 0):.0f} · "
+            f"{metric('load_s').label} {s or 0:.1f}"
         )
         self.progress.value += 1
 
@@ -272,8 +276,8 @@ class Arena(Background, w.VBox):
 
     @property
     def summary(self):
-        """One row per scheme (`llamalab.summarize`): medians of its rows, load facts, the error if it
-        failed, as a DataFrame."""
+        """One row per scheme (`llamalab.summarize`): medians of its rows, load facts, the error if
+        it failed, as a DataFrame."""
         return summarize(self.records)
 
     def _summary_rows(self) -> list[dict]:

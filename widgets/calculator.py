@@ -1,6 +1,7 @@
-"""MemoryCalculator: model (or custom size), scheme, context, batch, mode → the memory breakdown as a
-stacked bar against every GPU in the hardware table, plus the answers of `llamalab.sizing()` for the chosen
-GPU (fits, how many, longest context, best scheme). Pure arithmetic from `llamalab.estimate`: instant, no torch.
+"""MemoryCalculator: model (or custom size), scheme, context, batch, mode → the memory breakdown as
+a stacked bar against every GPU in the hardware table, plus the answers of `llamalab.sizing()` for
+the chosen GPU (fits, how many, longest context, best scheme). Pure arithmetic from
+`llamalab.estimate`: instant, no torch.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ GPUS = [llamalab.gpu(name) for name in llamalab.catalog.gpu_names()]
 
 
 class MemoryCalculator(w.VBox):
-    """Every change recomputes at once; `self.last_sizing` is the Sizing behind the bar and the answers."""
+    """Every change recomputes at once; `self.last_sizing` is the Sizing behind the bar and the
+    answers."""
 
     def __init__(
         self,
@@ -132,16 +134,17 @@ class MemoryCalculator(w.VBox):
             p.best_scheme,
         )
         fits_on = [llamalab.gpu(g).display for g in p.fits_on]
+        parts = " + ".join(f"{k} {gb(v)}" for k, v in est.breakdown.items() if v)
         lines = [
-            f"<b>Total {gb(est.total_bytes)}</b> ({' + '.join(f'{k} {gb(v)}' for k, v in est.breakdown.items() if v)})",
+            f"<b>Total {gb(est.total_bytes)}</b> ({parts})",
             f"Fits on one: {', '.join(fits_on) if fits_on else 'no single GPU in the table'}",
             f"On <b>{name}</b>: needs <b>{n}</b> of them"
             + (" (split evenly, weights sharded)" if n > 1 else ""),
-            f"Longest context that fits on {name} with {est.scheme}: <b class='llamalab-max-context'>"
-            f"{longest:,} tokens</b>"
+            f"Longest context that fits on {name} with {est.scheme}: "
+            f"<b class='llamalab-max-context'>{longest:,} tokens</b>"
             + (f" (model limit {c.context:,})" if longest == c.context else ""),
-            f"Best scheme for {name} at context {self.context.value:,}: <b class='llamalab-best-scheme'>"
-            f"{best or 'none fits'}</b>",
+            f"Best scheme for {name} at context {self.context.value:,}: "
+            f"<b class='llamalab-best-scheme'>{best or 'none fits'}</b>",
             *(f"<i>{note}</i>" for note in est.notes),
         ]
         return "<div class='llamalab-answers'>" + "<br>".join(lines) + "</div>"

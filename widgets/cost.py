@@ -1,6 +1,6 @@
-"""CostCalculator: open vs closed at scale. Model, scheme, GPU and API with every price editable (each shows
-its date and source) → monthly cost curves of the API and of self-hosting, and the break-even volume.
-Pure arithmetic from `llamalab.cost_at_scale`: instant, no torch.
+"""CostCalculator: open vs closed at scale. Model, scheme, GPU and API with every price editable
+(each shows its date and source) → monthly cost curves of the API and of self-hosting, and the
+break-even volume. Pure arithmetic from `llamalab.cost_at_scale`: instant, no torch.
 """
 
 from __future__ import annotations
@@ -106,9 +106,11 @@ class CostCalculator(w.VBox):
         self.gpu_price.value = hour.usd_per_hour
         self.api_in.value, self.api_out.value = api.input_usd_per_mtok, api.output_usd_per_mtok
         self.sources.value = (
-            f"<small>GPU: {html.escape(hour.provider)}, {hour.date} — {html.escape(hour.source)}<br>"
+            "<small>"
+            f"GPU: {html.escape(hour.provider)}, {hour.date} — {html.escape(hour.source)}<br>"
             f"API: {html.escape(api.display)}, {api.date} — {html.escape(api.source)}<br>"
-            "Prices are list prices entered by hand at those dates, never fetched: edit them.</small>"
+            "Prices are list prices entered by hand at those dates, never fetched: "
+            "edit them.</small>"
         )
 
     def recompute(self, _=None) -> None:

@@ -1,6 +1,7 @@
 """DeploymentBuilder: target, model, scheme, GPU, context → the artefacts to copy (from
-`llamalab.deployment_plan`), and "serve locally and load-test" with a live plot. Wiring only: the sizing,
-the server and the load test are the library's; the load test runs in a background Task (Stop works).
+`llamalab.deployment_plan`), and "serve locally and load-test" with a live plot. Wiring only: the
+sizing, the server and the load test are the library's;
+the load test runs in a background Task (Stop works).
 """
 
 from __future__ import annotations
@@ -110,7 +111,7 @@ class DeploymentBuilder(Background, w.VBox):
         self.add_class("llamalab-deploy")
         rewrite()
 
-    # ---- artefacts ---------------------------------------------------------------------------------
+    # ---- artefacts -------------------------------------------------------------------------------
     def rewrite(self, *_) -> None:
         self.errors.clear()
         self.plan = deployment_plan(
@@ -137,17 +138,18 @@ class DeploymentBuilder(Background, w.VBox):
         if t == "llama.cpp":
             scheme = p.scheme if llamalab.scheme(p.scheme).is_gguf else "q4_k_m"
             return [
-                f'llamalab.serve("{p.model}", scheme="{scheme}")   # llama.cpp\'s server on 127.0.0.1, with a key'
+                f'llamalab.serve("{p.model}", scheme="{scheme}")'
+                "   # llama.cpp's server on 127.0.0.1, with a key"
             ]
         return [
             "\n".join(
-                f"{x.display}: llamalab.connect({x.base_url!r}, <model id>, api_key_env={x.api_key_env!r})"
-                f"   # e.g. {x.models}"
+                f"{x.display}: llamalab.connect({x.base_url!r}, <model id>, "
+                f"api_key_env={x.api_key_env!r})   # e.g. {x.models}"
                 for x in providers().itertuples()
             )
         ]
 
-    # ---- serve and load-test -------------------------------------------------------------------------
+    # ---- serve and load-test ---------------------------------------------------------------------
     def serve_and_test(self, wait: bool = False) -> None:
         launch(self, wait)
 

@@ -1,4 +1,5 @@
-"""LiveMonitor: memory (RSS, CUDA allocated/reserved) and tokens/s over time in a plotly FigureWidget.
+"""LiveMonitor: memory (RSS, CUDA allocated/reserved)
+and tokens/s over time in a plotly FigureWidget.
 
 Fed by `llamalab.Monitor`; updates the figure in batches at most `max_hz` times a second, and
 re-syncs the full figure state when stopped, so a reload or a Voilà view shows the real data.
@@ -22,8 +23,8 @@ from llamalab.plots import apply_samples, monitor_figure, resync
 
 
 class LiveMonitor(w.VBox):
-    """A live memory/speed plot. `start()`/`stop()` (or `with live:`) may be called repeatedly: each run
-    continues the time axis and is drawn as its own line segment."""
+    """A live memory/speed plot. `start()`/`stop()` (or `with live:`) may be called repeatedly: each
+    run continues the time axis and is drawn as its own line segment."""
 
     def __init__(
         self,
@@ -80,7 +81,8 @@ class LiveMonitor(w.VBox):
         self.stop()
 
     def _on_sample(self, s: Sample) -> None:
-        """Called in the Monitor's thread for every sample; pushes to the figure at most `max_hz`."""
+        """Called in the Monitor's thread for every sample;
+        pushes to the figure at most `max_hz`."""
         with self._lock:
             self.records.append({**s.to_dict(), "t": s.t + self._offset, "run": self._run})
             if len(self.records) > self.max_points:
@@ -90,7 +92,8 @@ class LiveMonitor(w.VBox):
 
     def push(self, final: bool = False) -> None:
         """Send the samples to the figure in one batched update: while running at most `live_points`
-        (evenly thinned, so the cost per update stays flat), all of them and a resync when `final`."""
+        (evenly thinned, so the cost per update stays flat),
+        all of them and a resync when `final`."""
         with self._lock:
             self._last_push = time.perf_counter()
             records = list(self.records)
@@ -120,6 +123,6 @@ def _summary(records: list[dict], running: bool) -> str:
     now = f"now {last['tokens_per_s']:.1f}, " if running else ""
     return (
         f"<span class='llamalab-monitor-summary'>{state} · {len(records)} samples · {rss.label} "
-        f"{rss.show(last['rss_bytes']):.0f} (peak {rss.show(peak):.0f}) · {label('tokens_per_s')} {now}"
-        f"peak {fastest:.1f}</span>"
+        f"{rss.show(last['rss_bytes']):.0f} (peak {rss.show(peak):.0f}) · "
+        f"{label('tokens_per_s')} {now}peak {fastest:.1f}</span>"
     )

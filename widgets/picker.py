@@ -1,7 +1,7 @@
 """ModelPicker: choose model, scheme and device, see the estimate and whether it fits, then Load.
 
-Combinations the capability table (`llamalab.capabilities()`) says cannot run here are disabled with its
-reason and fix. Loading runs as a background Task; afterwards the picker shows load time and the
+Combinations the capability table (`llamalab.capabilities()`) says cannot run here are disabled with
+its reason and fix. Loading runs as a background Task; afterwards the picker shows load time and the
 measured weights in memory next to the estimate, and exposes the `LoadedModel` as `picker.loaded`.
 """
 
@@ -123,7 +123,8 @@ class ModelPicker(Background, w.VBox):
     # ---------------------------------------------------------------- choices
 
     def _fill_schemes(self, keep: str | None = None) -> None:
-        """Scheme options for the chosen device; the ones that cannot run here say so in their label."""
+        """Scheme options for the chosen device;
+        the ones that cannot run here say so in their label."""
         dev = self.device.value
         opts = [
             (s if (s, dev) not in self.unavailable else f"{s} — not available on {dev}", s)
@@ -144,7 +145,8 @@ class ModelPicker(Background, w.VBox):
     # ---------------------------------------------------------------- estimate and fit
 
     def _refresh(self, _=None) -> None:
-        """Recompute the estimate and the fit; disable Load (with the reason and fix) if it cannot run."""
+        """Recompute the estimate and the fit; disable Load (with the reason and fix)
+        if it cannot run."""
         self.errors.clear()
         self.availability.value = ""
         blocked = self._check_runnable()
@@ -157,7 +159,8 @@ class ModelPicker(Background, w.VBox):
         )
 
     def _check_runnable(self) -> bool:
-        """Show the library's SchemeUnavailable/BackendMissing message for this choice; True if blocked."""
+        """Show the library's SchemeUnavailable/BackendMissing message for this choice;
+        True if blocked."""
         self.availability_text = ""
         if self.reason() is None:
             return False
@@ -215,8 +218,8 @@ class ModelPicker(Background, w.VBox):
             cb(loaded)
 
     def _progress_reporter(self, weights: int, device: str) -> Callable:
-        """Rough progress from Monitor samples: memory grown since the load began ÷ the estimated weight
-        bytes (capped at 95 %; the measured figures replace it when the load ends)."""
+        """Rough progress from Monitor samples: memory grown since the load began ÷ the estimated
+        weight bytes (capped at 95 %; the measured figures replace it when the load ends)."""
         t0, base = time.perf_counter(), []
 
         def report(s) -> None:
@@ -262,13 +265,14 @@ def _estimate_html(est, budget: int, device: str) -> str:
 
 def _result_html(m: LoadedModel) -> str:
     d = m.to_dict()
+    estimated_peak = mb(d["estimated_load_peak_bytes"])
     row = {
         "load time": f"{m.load_s:.2f} s",
         "estimated weights": gb(d["estimated_weights_bytes"]),
         "weights in memory (measured)": gb(m.weights_memory_bytes),
         "error": f"{m.estimate_error_pct:+.1f} %",
         m.load_memory_kind: mb(m.load_memory_delta_bytes),
-        "peak while loading": f"{mb(m.load_peak_bytes)} (est. {mb(d['estimated_load_peak_bytes'])})",
+        "peak while loading": f"{mb(m.load_peak_bytes)} (est. {estimated_peak})",
     }
     return (
         "<div class='llamalab-load-result'>" + html_table([row], {k: None for k in row}) + "</div>"

@@ -1,10 +1,11 @@
-"""Playground: prompt a loaded model (or a served one) and watch the answer stream in, with Stop and the numbers.
+"""Playground: prompt a loaded model (or a served one) and watch the answer stream in,
+with Stop and the numbers.
 
-A background Task waits for the generation (which runs on the kit's torch thread, as every torch op does,
-so the Playground decodes as fast as a cell) and updates the text as it streams: the torch thread only
-decodes tokens. Stop ends the generation after the current token. After each call it shows time to first
-token, decode tokens/s, tokens and peak memory — all measured by the library's `Generation`, labelled by
-the metrics vocabulary — and keeps a small history table.
+A background Task waits for the generation (which runs on the kit's torch thread, as every torch op
+does, so the Playground decodes as fast as a cell) and updates the text as it streams: the torch
+thread only decodes tokens. Stop ends the generation after the current token. After each call it
+shows time to first token, decode tokens/s, tokens and peak memory — all measured by the library's
+`Generation`, labelled by the metrics vocabulary — and keeps a small history table.
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ DEFAULTS = Sampling()
 class Playground(Background, w.VBox):
     """Chat or plain prompt → streamed text, Stop, per-call metrics and history.
 
-    `source` is a LoadedModel (local, or `llamalab.connect(...)` to a server), a ModelPicker (its current
-    model is used at each Generate) or None (then call `set_model`)."""
+    `source` is a LoadedModel (local, or `llamalab.connect(...)` to a server), a ModelPicker (its
+    current model is used at each Generate) or None (then call `set_model`)."""
 
     def __init__(
         self,
@@ -155,7 +156,8 @@ class Playground(Background, w.VBox):
     # ---------------------------------------------------------------- actions
 
     def generate(self, wait: bool = False) -> None:
-        """What the Generate button does: stream a generation in a background task. Problems show inline."""
+        """What the Generate button does: stream a generation in a background task. Problems show
+        inline."""
         launch(self, wait)
 
     def _start(self) -> None:
@@ -248,5 +250,6 @@ def _stats_html(g: Generation) -> str:
         f"<div class='llamalab-stats'>TTFT <b>{g.ttft_s * 1e3:.0f} ms</b> · decode "
         f"<b>{g.decode_tokens_per_s:.1f} tokens/s</b> · <b>{g.new_tokens}</b> tokens "
         f"(prompt {g.prompt_tokens}) · peak memory <b>{peak}</b> "
-        f"<span title='{g.peak_memory_kind}'>({g.peak_memory_kind})</span> · finish: {g.finish_reason}</div>"
+        f"<span title='{g.peak_memory_kind}'>({g.peak_memory_kind})</span> · "
+        f"finish: {g.finish_reason}</div>"
     )

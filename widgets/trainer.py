@@ -1,8 +1,10 @@
-"""TrainerPanel: fine-tune with buttons — data preview, settings (their help as tooltips), Train / Stop /
-Resume, live curves (batched ≤ 4 Hz, re-synced at the end), before/after outputs side by side, errors inline.
+"""TrainerPanel: fine-tune with buttons — data preview, settings (their help as tooltips), Train /
+Stop / Resume, live curves (batched ≤ 4 Hz, re-synced at the end),
+before/after outputs side by side, errors inline.
 
     panel = TrainerPanel(loaded, data="house-format"); display(panel)
-Everything it does is `llamalab.finetune(...)`, `run.stop()`, `run.resume()`, `loaded.generate(...)`."""
+Everything it does is `llamalab.finetune(...)`, `run.stop()`, `run.resume()`,
+`loaded.generate(...)`."""
 
 from __future__ import annotations
 
@@ -146,8 +148,8 @@ class TrainerPanel(Background, w.VBox):
         h = r.history
         loss = f" · loss {h.loss.iloc[-1]:.3f}" if len(h) else ""
         return (
-            f"{r.status} · step {r.step}/{r.total_steps}{loss} · trainable {r.trainable_params:,} of "
-            f"{r.total_params:,}"
+            f"{r.status} · step {r.step}/{r.total_steps}{loss} · "
+            f"trainable {r.trainable_params:,} of {r.total_params:,}"
         )
 
     def _finished(self) -> None:

@@ -1,8 +1,9 @@
-"""The facts: model cards, quantization schemes and GPUs, read from the TOML files beside this module.
+"""The facts: model cards, quantization schemes and GPUs, read from the TOML files
+beside this module.
 
 Adding a model, scheme or GPU is a data edit; this module only gives the data a typed view. Listings
-(`models()`, `schemes()`, `gpus()`) are DataFrames, one row per entry; lookups (`card()`, `scheme()`,
-`gpu()`) return the typed object; `*_names()` list the names. Pure Python (no torch).
+(`models()`, `schemes()`, `gpus()`) are DataFrames, one row per entry; lookups (`card()`,
+`scheme()`, `gpu()`) return the typed object; `*_names()` list the names. Pure Python (no torch).
 """
 
 from __future__ import annotations
@@ -97,7 +98,8 @@ class ModelCard:
 
     @property
     def embedding_params(self) -> int:
-        """Input embedding plus (when untied) the lm_head: the tensors most quantizers leave alone."""
+        """Input embedding plus (when untied) the lm_head:
+        the tensors most quantizers leave alone."""
         return self.vocab * self.hidden * (1 if self.tied_embeddings else 2)
 
     def to_dict(self) -> dict:
@@ -139,7 +141,8 @@ class Scheme:
 
     @property
     def is_float(self) -> bool:
-        """fp32 / bf16 / fp16 weights in a transformers checkpoint (what full fine-tuning trains)."""
+        """fp32 / bf16 / fp16 weights in a transformers checkpoint
+        (what full fine-tuning trains)."""
         return self.family == "float"
 
     @property
@@ -151,13 +154,15 @@ class Scheme:
         return self.devices.get(device.split(":")[0], {}).get("backend", "")
 
     def loads_from(self, device: str) -> str:
-        """The scheme a checkpoint is read as before the backend quantizes it on `device` ("" if pre-quantized)."""
+        """The scheme a checkpoint is read as before the backend quantizes it on `device`
+        ("" if pre-quantized)."""
         return self.devices.get(device.split(":")[0], {}).get("loads_from", "")
 
 
 @cache
 def read(name: str) -> dict:
-    """One of the catalog's TOML files (models, schemes, hardware, assumptions, prices, providers, ...)."""
+    """One of the catalog's TOML files (models, schemes, hardware, assumptions,
+    prices, providers, ...)."""
     return tomllib.loads((HERE / name).read_text())
 
 
@@ -187,8 +192,8 @@ INSTRUCT_SUFFIXES = ("-instruct", "-it", "-chat")
 
 
 def card(name: str | os.PathLike | ModelCard) -> ModelCard:
-    """The card for a short name (`llama-3.1-8b`, `llama-3.1-70b-instruct`), a Hub id, a local folder
-    with a config.json, or a local .gguf file."""
+    """The card for a short name (`llama-3.1-8b`, `llama-3.1-70b-instruct`), a Hub id, a local
+    folder with a config.json, or a local .gguf file."""
     if isinstance(name, ModelCard):
         return name
     if not isinstance(name, (str, os.PathLike)) or not str(name).strip():
@@ -254,7 +259,8 @@ def card_from_config(folder: Path) -> ModelCard:
 
 
 def card_from_gguf(path: Path) -> ModelCard:
-    """A card for a local .gguf file, read from its metadata; params are its tensors' element count."""
+    """A card for a local .gguf file, read from its metadata;
+    params are its tensors' element count."""
     from gguf import GGUFReader
 
     try:
@@ -388,7 +394,8 @@ _sources: list[Callable[[], dict[str, Scheme]]] = []
 
 
 def register_scheme(s: Scheme) -> None:
-    """Add a scheme a plugin brings (its backend serves it): `scheme()`, `schemes()` and `estimate()` see it."""
+    """Add a scheme a plugin brings (its backend serves it): `scheme()`, `schemes()` and
+    `estimate()` see it."""
     _plugins[s.name] = s
 
 
@@ -397,7 +404,8 @@ def unregister_scheme(name: str) -> None:
 
 
 def add_scheme_source(source: Callable[[], dict[str, Scheme]]) -> None:
-    """A hook that finds plugin schemes on demand (the runtime's entry-point backends register one)."""
+    """A hook that finds plugin schemes on demand (the runtime's entry-point backends
+    register one)."""
     _sources.append(source)
 
 
@@ -415,8 +423,8 @@ def scheme_names() -> list[str]:
 
 
 def schemes():
-    """Every scheme (schemes.toml's, then plugin schemes) as a DataFrame: name, family, bits, bits per weight,
-    rank, where it is quantized, help."""
+    """Every scheme (schemes.toml's, then plugin schemes) as a DataFrame: name, family, bits, bits
+    per weight, rank, where it is quantized, help."""
     import pandas as pd
 
     return pd.DataFrame(

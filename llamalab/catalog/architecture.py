@@ -33,7 +33,8 @@ def count_params(c: ModelCard, active: bool = False) -> int:
 
 
 def config_fields(cfg: dict) -> dict:
-    """The card's shape fields from a Hugging Face config.json (multimodal configs: their text_config)."""
+    """The card's shape fields from a Hugging Face config.json (multimodal configs:
+    their text_config)."""
     cfg = {**cfg.get("text_config", {}), **cfg}
     hidden, heads = cfg["hidden_size"], cfg["num_attention_heads"]
     return dict(

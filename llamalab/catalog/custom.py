@@ -35,7 +35,8 @@ def nearest_template(params: int) -> ModelCard:
 def custom_card(
     params_b: float, like: str | ModelCard | None = None, context: int | None = None
 ) -> ModelCard:
-    """A card with `params_b` billion parameters shaped like `like` (default: the nearest template)."""
+    """A card with `params_b` billion parameters shaped like `like` (default:
+    the nearest template)."""
     params_b = validate.number("params_b", params_b, 0.000_001, 10_000)
     if context is not None:
         validate.integer("context", context, 1)

@@ -1,4 +1,5 @@
-"""List prices for the open-vs-closed cost arithmetic (prices.toml), each with its date and source."""
+"""List prices for the open-vs-closed cost arithmetic (prices.toml),
+each with its date and source."""
 
 from __future__ import annotations
 

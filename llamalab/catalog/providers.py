@@ -1,4 +1,5 @@
-"""Cloud endpoints as data (providers.toml): base URL, the API key's variable, model ids, cost fields to fill."""
+"""Cloud endpoints as data (providers.toml): base URL, the API key's variable, model ids,
+cost fields to fill."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from . import read
 
 
 def providers():
-    """The providers as a DataFrame, one row each (`llamalab.connect(row.base_url, model, row.api_key_env)`)."""
+    """The providers as a DataFrame,
+    one row each (`llamalab.connect(row.base_url, model, row.api_key_env)`)."""
     import pandas as pd
 
     return pd.DataFrame(read("providers.toml")["provider"])

@@ -15,7 +15,8 @@ DEVICES = ("cpu", "cuda")
 
 @dataclass(frozen=True)
 class Method:
-    """One fine-tuning method: what it trains, over which default base, counted how by the estimator."""
+    """One fine-tuning method: what it trains, over which default base,
+    counted how by the estimator."""
 
     name: str
     help: str
@@ -28,7 +29,8 @@ class Method:
 
     @property
     def adapters(self) -> bool:
-        """True when the method trains adapters over a frozen base (its result is an adapter folder)."""
+        """True when the method trains adapters over a frozen base (its result is
+        an adapter folder)."""
         return self.trains == "adapters"
 
 
@@ -42,7 +44,8 @@ def method_names() -> list[str]:
 
 
 def method(name: str) -> Method:
-    """The method called `name` ('lora', 'qlora', 'full', 'dora'); InvalidSetting lists them otherwise."""
+    """The method called `name` ('lora', 'qlora', 'full', 'dora');
+    InvalidSetting lists them otherwise."""
     if name not in _methods():
         raise InvalidSetting(
             f"method={name!r} is not a fine-tuning method.",
@@ -84,8 +87,8 @@ def trains(scheme_name: str, device: str) -> tuple[list[str], str]:
 
 
 def check(method_name: str, scheme_name: str, device: str) -> None:
-    """Raise SchemeUnavailable naming why `method_name` cannot train over `scheme_name` on `device`, and where
-    it can."""
+    """Raise SchemeUnavailable naming why `method_name` cannot train over `scheme_name` on `device`,
+    and where it can."""
     ok, reason = cell(method_name, scheme_name, device)
     if ok:
         return
@@ -100,7 +103,8 @@ def check(method_name: str, scheme_name: str, device: str) -> None:
 
 
 def table():
-    """Method × base scheme × device: available, reason (or note), help — the training capability table."""
+    """Method × base scheme × device: available, reason (or note), help —
+    the training capability table."""
     import pandas as pd
 
     rows = []
@@ -125,7 +129,7 @@ def _why_not(method_name: str, scheme_name: str) -> str:
     bases = sorted({s for c in _cells() if c["method"] == method_name for s in c["schemes"]})
     if scheme(scheme_name).is_gguf:
         return (
-            f"{scheme_name} is a llama.cpp GGUF format, which torch cannot train; fine-tune a float or nf4 "
-            f"base and export the result to GGUF"
+            f"{scheme_name} is a llama.cpp GGUF format, which torch cannot train; fine-tune a "
+            "float or nf4 base and export the result to GGUF"
         )
     return f"the kit trains {method_name} over {', '.join(bases)} only"

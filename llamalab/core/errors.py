@@ -24,7 +24,8 @@ class UnknownModel(LlamalabError, LookupError):
         hint = f"Did you mean {', '.join(self.matches)}? " if self.matches else ""
         super().__init__(
             f"Unknown model {name!r}.",
-            f"{hint}`llamalab.models()` lists the catalog; a local folder with a config.json works too.",
+            f"{hint}`llamalab.models()` lists the catalog; a local folder with a "
+            "config.json works too.",
         )
 
 
@@ -71,13 +72,15 @@ class SchemeUnavailable(LlamalabError):
 
 
 def install_extra(extra: str, prefix: str = "") -> str:
-    """The command that installs one of llamalab's extras (pyproject.toml), e.g. `pip install "llamalab[quant]"`."""
+    """The command that installs one of llamalab's extras (pyproject.toml), e.g.
+    `pip install "llamalab[quant]"`."""
     return f'{prefix}pip install "llamalab[{extra}]"'
 
 
 class BackendMissing(LlamalabError, ImportError):
-    """A package behind one scheme or tool is not installed; `install` is the command (usually an extra:
-    `install_extra("quant")`), and from a checkout `pip install -e ".[quant]"` does the same."""
+    """A package behind one scheme or tool is not installed; `install` is the command (usually an
+    extra: `install_extra("quant")`), and from a checkout `pip install -e ".[quant]"` does
+    the same."""
 
     def __init__(self, package: str, install: str, why: str = ""):
         self.package, self.install = package, install
@@ -97,7 +100,8 @@ class NotEnoughMemory(LlamalabError, MemoryError):
         )
         fix = f"Scheme {suggestion!r} is estimated to fit. " if suggestion else ""
         super().__init__(
-            f"Estimated {needed / 1e9:.2f} GB needed but only {available / 1e9:.2f} GB available on {where}.",
+            f"Estimated {needed / 1e9:.2f} GB needed but only {available / 1e9:.2f} GB "
+            f"available on {where}.",
             fix + "Use a smaller scheme or context, free memory, or pass force=True to try anyway.",
         )
 
@@ -114,9 +118,10 @@ class PromptTooLong(LlamalabError, ValueError):
     def __init__(self, prompt_tokens: int, max_new_tokens: int, limit: int):
         self.prompt_tokens, self.max_new_tokens, self.limit = prompt_tokens, max_new_tokens, limit
         super().__init__(
-            f"Prompt is {prompt_tokens} tokens; with max_new_tokens={max_new_tokens} that exceeds the "
-            f"model's context of {limit} tokens.",
-            f"Shorten the prompt to at most {max(limit - max_new_tokens, 0)} tokens or lower max_new_tokens.",
+            f"Prompt is {prompt_tokens} tokens; with max_new_tokens={max_new_tokens} that exceeds "
+            f"the model's context of {limit} tokens.",
+            f"Shorten the prompt to at most {max(limit - max_new_tokens, 0)} tokens or "
+            "lower max_new_tokens.",
         )
 
 
@@ -130,5 +135,5 @@ class TaskFailed(LlamalabError):
 
 
 class TaskStopped(TaskFailed):
-    """The task was stopped (`Task.stop()`, a Stop button, or Ctrl-C while waiting); a subprocess's partial
-    output is gone."""
+    """The task was stopped (`Task.stop()`, a Stop button, or Ctrl-C while waiting); a subprocess's
+    partial output is gone."""

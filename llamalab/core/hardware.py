@@ -1,5 +1,5 @@
-"""What a machine has: `GPU` (a card's memory and bandwidth, the type the catalog's GPU table uses too)
-and `Hardware`, this machine read now (CPU, RAM, CUDA devices)."""
+"""What a machine has: `GPU` (a card's memory and bandwidth, the type the catalog's GPU table uses
+too) and `Hardware`, this machine read now (CPU, RAM, CUDA devices)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ from .errors import InvalidSetting
 
 @dataclass(frozen=True)
 class GPU:
-    """A GPU model from the catalog (or one CUDA device of this machine): its memory and bandwidth."""
+    """A GPU model from the catalog (or one CUDA device of this machine):
+    its memory and bandwidth."""
 
     name: str
     display: str
@@ -64,7 +65,8 @@ class Hardware:
     def __str__(self) -> str:
         lines = [
             f"CPU: {self.cpu} ({self.cores} cores)",
-            f"RAM: {self.ram_bytes / 2**30:.1f} GiB total, {self.ram_available_bytes / 2**30:.1f} GiB available",
+            f"RAM: {self.ram_bytes / 2**30:.1f} GiB total, "
+            f"{self.ram_available_bytes / 2**30:.1f} GiB available",
         ]
         lines += [
             f"GPU {i}: {g.display}, {g.memory_bytes / 2**30:.1f} GiB ({f / 2**30:.1f} GiB free)"
@@ -101,9 +103,9 @@ def cuda_devices() -> tuple[tuple[GPU, ...], tuple[int, ...]]:
 
 
 def default_device() -> str:
-    """'cuda' where this machine has an NVIDIA GPU, else 'cpu' — without importing torch (so arithmetic such as
-    `estimate(device="auto")` stays instant): torch's own answer when it is already imported, else the
-    driver's device files. `load(device="auto")` asks torch itself."""
+    """'cuda' where this machine has an NVIDIA GPU, else 'cpu' — without importing torch (so
+    arithmetic such as `estimate(device="auto")` stays instant): torch's own answer when it is
+    already imported, else the driver's device files. `load(device="auto")` asks torch itself."""
     torch = sys.modules.get("torch")
     if torch is not None:
         return "cuda" if torch.cuda.is_available() else "cpu"

@@ -2,10 +2,13 @@
 
     rss_bytes(pid)              a process's resident memory now (this process by default)
     reading(device)             this process now: RSS, and CUDA allocated/reserved on a GPU
-    reset_peak(device), peak_bytes(device)   the high-water mark of this process (VmHWM, or CUDA's counter)
-    with Growth(device) as g    what one block of work (a load) left allocated, and its peak: g.bytes, g.peak_bytes
+    reset_peak(device), peak_bytes(device)
+                                the high-water mark of this process (VmHWM, or CUDA's counter)
+    with Growth(device) as g    what one block of work (a load) left allocated, and its peak:
+                                g.bytes, g.peak_bytes
     with Peak(device) as p      the peak while a block runs (a generation): p.bytes, p.kind
-    Monitor(pid, interval)      a daemon thread sampling a process (live plots, load tests, training)
+    Monitor(pid, interval)      a daemon thread sampling a process (live plots, load tests,
+                                training)
     release_freed_memory()      hand freed heap back to the OS so RSS shows what is alive
 
 The kinds (`KINDS`) are the words every record's `*_kind` column uses. Nothing here imports torch:
@@ -48,7 +51,8 @@ def rss_bytes(pid: int | None = None) -> int | None:
 
 
 def cuda_bytes() -> tuple[int, int]:
-    """(allocated, reserved) by torch's CUDA allocator in this process; (0, 0) without CUDA in use."""
+    """(allocated, reserved) by torch's CUDA allocator in this process;
+    (0, 0) without CUDA in use."""
     torch = sys.modules.get("torch")  # never import torch just to read a counter
     if torch is None or not torch.cuda.is_available() or not torch.cuda.is_initialized():
         return 0, 0
@@ -64,8 +68,8 @@ def reading(device: str = "cpu") -> dict:
 
 
 def reset_peak(device: str = "cpu") -> None:
-    """Start a new peak: on a CPU the kernel's high-water mark (VmHWM) is set to the current RSS (Linux ≥ 4.0);
-    on a GPU torch's peak counters are reset."""
+    """Start a new peak: on a CPU the kernel's high-water mark (VmHWM) is set to the current RSS
+    (Linux ≥ 4.0); on a GPU torch's peak counters are reset."""
     if device.startswith("cuda"):
         import torch
 
@@ -79,8 +83,8 @@ def reset_peak(device: str = "cpu") -> None:
 
 
 def peak_bytes(device: str = "cpu") -> int | None:
-    """The highest figure since start or the last `reset_peak()`: this process's RSS (VmHWM) on a CPU,
-    torch.cuda.max_memory_allocated on a GPU (None where unknown)."""
+    """The highest figure since start or the last `reset_peak()`: this process's RSS (VmHWM) on a
+    CPU, torch.cuda.max_memory_allocated on a GPU (None where unknown)."""
     if device.startswith("cuda"):
         import torch
 
@@ -109,7 +113,8 @@ def release_freed_memory() -> None:
 class Growth:
     """`with Growth(device) as g:` → `g.bytes` (what the block left allocated), `g.peak_bytes`
     (its peak growth) and `g.kind`: process RSS on CPU, torch's allocator on CUDA. The peak is this
-    block's own (VmHWM or CUDA's peak counter are reset at the start), not the process's lifetime one."""
+    block's own (VmHWM or CUDA's peak counter are reset at the start), not the process's lifetime
+    one."""
 
     def __init__(self, device: str = "cpu"):
         self.device = device
@@ -135,8 +140,9 @@ class Growth:
 
 class Peak:
     """`with Peak(device, remote) as p:` → `p.bytes`, `p.kind`: the peak while the block runs.
-    torch.cuda.max_memory_allocated on a GPU, the highest of 20 Hz RSS samples on a CPU (a generation is
-    too short for VmHWM to be reset per call), nothing for a remote engine (its memory is elsewhere)."""
+    torch.cuda.max_memory_allocated on a GPU, the highest of 20 Hz RSS samples on a CPU (a
+    generation is too short for VmHWM to be reset per call), nothing for a remote engine
+    (its memory is elsewhere)."""
 
     def __init__(self, device: str = "cpu", remote: bool = False):
         self.device = device
@@ -169,8 +175,8 @@ _lock = threading.Lock()
 @dataclass(frozen=True)
 class Sample:
     """One reading of a process: `rss_bytes` its resident memory; CUDA figures are torch's allocator
-    counters (0 without CUDA, or for another process); `tokens_per_s` counts the tokens this process's
-    generations reported since the previous sample (0 for another process)."""
+    counters (0 without CUDA, or for another process); `tokens_per_s` counts the tokens this
+    process's generations reported since the previous sample (0 for another process)."""
 
     t: float
     rss_bytes: int
@@ -183,7 +189,8 @@ class Sample:
 
 
 def count_tokens(n: int = 1) -> None:
-    """Called by generation code for each token produced; feeds every running Monitor of this process."""
+    """Called by generation code for each token produced; feeds every running Monitor
+    of this process."""
     with _lock:
         for m in _running:
             m._tokens += n

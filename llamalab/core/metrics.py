@@ -1,8 +1,8 @@
 """One name per measured quantity: key, label, unit, a one-line help, and the record it belongs to.
 
 Every record the kit writes (`Generation.to_dict()`, `LoadedModel.to_dict()`, `compare()` columns,
-monitor samples, load-test rows) uses these keys; tables, plots and widget headers read their labels from
-here, so a number is called the same everywhere a learner meets it.
+monitor samples, load-test rows) uses these keys; tables, plots and widget headers read their labels
+from here, so a number is called the same everywhere a learner meets it.
 """
 
 from __future__ import annotations
@@ -77,8 +77,8 @@ _METRICS = (
             "peak memory (MB)",
             "bytes",
             "Peak memory while generating; "
-            "`peak_memory_kind` says what it counts (process RSS, CUDA allocated, or absent for a remote "
-            "engine).",
+            "`peak_memory_kind` says what it counts (process RSS, CUDA allocated, "
+            "or absent for a remote engine).",
             1e-6,
         ),
         Metric(
@@ -142,7 +142,8 @@ _METRICS = (
             "load_peak_bytes",
             "load peak (MB)",
             "bytes",
-            "Peak growth of the same measure during the load (quantize-on-load passes a bf16 copy).",
+            "Peak growth of the same measure during the load (quantize-on-load "
+            "passes a bf16 copy).",
             1e-6,
         ),
         Metric(
@@ -233,7 +234,8 @@ _METRICS = (
             "cuda_reserved_bytes",
             "CUDA reserved (MB)",
             "bytes",
-            "Bytes torch's CUDA allocator has reserved from the driver (torch.cuda.memory_reserved).",
+            "Bytes torch's CUDA allocator has reserved from the driver "
+            "(torch.cuda.memory_reserved).",
             1e-6,
         ),
         Metric(
@@ -241,7 +243,8 @@ _METRICS = (
             "peak process RSS (MB)",
             "bytes",
             "The highest resident memory of one process: "
-            "a Monitor's highest sample, or the kernel's high-water mark (VmHWM) of a worker process.",
+            "a Monitor's highest sample, or the kernel's high-water mark (VmHWM) "
+            "of a worker process.",
             1e-6,
         ),
         Metric(
@@ -317,7 +320,8 @@ _METRICS = (
             "estimated training (MB)",
             "bytes",
             "The estimator's weights + gradients + "
-            "optimizer + activations for this run (llamalab.estimate(mode=...)), without the runtime.",
+            "optimizer + activations for this run (llamalab.estimate(mode=...)), "
+            "without the runtime.",
             1e-6,
         ),
         Metric(
@@ -377,7 +381,8 @@ _METRICS = (
             "output_throughput",
             "output tokens/s",
             "tokens/s",
-            "Output tokens of completed requests ÷ the level's duration: the server's aggregate speed.",
+            "Output tokens of completed requests ÷ the level's duration: "
+            "the server's aggregate speed.",
         ),
         Metric("error_rate", "error rate", "", "Failed requests ÷ requests sent."),
         Metric(
@@ -390,7 +395,8 @@ _METRICS = (
             "server_rss_peak_bytes",
             "server peak RSS (MB)",
             "bytes",
-            "The model server process's highest resident memory, sampled every 0.25 s during the level.",
+            "The model server process's highest resident memory, "
+            "sampled every 0.25 s during the level.",
             1e-6,
         ),
         Metric(
@@ -441,5 +447,6 @@ def label(key: str) -> str:
 
 
 def columns(group: str) -> tuple[str, ...]:
-    """The keys of one record kind, in the vocabulary's order ("generation", "load", "quality", ...)."""
+    """The keys of one record kind, in the vocabulary's order ("generation",
+    "load", "quality", ...)."""
     return tuple(m.key for m in _METRICS if m.group == group)

@@ -26,8 +26,8 @@ def atomic_dir(
     """Yield an empty temp folder beside `target`; on success rename it to `target`.
 
     A concurrent writer that got there first is fine when `done(target)` says its result is complete
-    (default: the folder exists); `replace=True` removes an older `target` instead. On error the temp
-    folder is removed and `target` is untouched."""
+    (default: the folder exists); `replace=True` removes an older `target` instead. On error the
+    temp folder is removed and `target` is untouched."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))

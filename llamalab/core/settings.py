@@ -1,5 +1,5 @@
-"""Settings are dataclasses whose fields carry their help text (peft's style), so `help()`, the CLI and
-the widgets show the same words:
+"""Settings are dataclasses whose fields carry their help text (peft's style), so `help()`, the CLI
+and the widgets show the same words:
 
     @dataclass(frozen=True)
     class QuantizeSettings:
@@ -52,7 +52,8 @@ def help_of(cls, name: str) -> str:
 
 
 def describe(cls) -> str:
-    """One block per field — `name = default` then its help — for docstrings, `--help` and widget tooltips."""
+    """One block per field — `name = default` then its help — for docstrings,
+    `--help` and widget tooltips."""
     out = []
     for f in dataclasses.fields(cls):
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
@@ -61,7 +62,8 @@ def describe(cls) -> str:
 
 
 def with_changes(base, **changes):
-    """A copy of the settings object `base` with `changes`; a name it does not have raises InvalidSetting."""
+    """A copy of the settings object `base` with `changes`; a name it does not have
+    raises InvalidSetting."""
     for name in changes:
         if name not in names(type(base)):
             raise _unknown(type(base), name)
@@ -77,7 +79,8 @@ def _unknown(cls, name: str) -> InvalidSetting:
 
 
 def add_arguments(parser, cls) -> None:
-    """One `--name` option per field of `cls`, with the field's help (so `--help` shows the same words)."""
+    """One `--name` option per field of `cls`, with the field's help (so `--help` shows
+    the same words)."""
     for f in dataclasses.fields(cls):
         flag = "--" + f.name.replace("_", "-")
         kind = str(f.type)

@@ -1,20 +1,25 @@
-"""Long work as one Task — a worker thread or a subprocess — with one set of states, events, progress,
-a log tail, `stop()` and `wait()`, and one registry that stops whatever still runs when Python exits
-(the kit's only at-exit hook; `on_exit()` adds to it).
+"""Long work as one Task — a worker thread or a subprocess — with one set of states, events,
+progress, a log tail, `stop()` and `wait()`, and one registry that stops whatever still runs when
+Python exits (the kit's only at-exit hook; `on_exit()` adds to it).
 Quantizing, a fine-tuning run, the model server and every widget's background job are Tasks.
 
-    task = tasks.start_thread(work, label="fine-tuning")      # work(task): task.emit(), task.stopping
-    task = tasks.start_process("llamalab.quantization.worker:quantize_checkpoint", kwargs={...}, output=folder)
-    task.state, task.fraction, task.message, task.tail()       # while it runs (widgets: on_event=)
-    task.stop()     # a thread: sets task.stop_event, which the work checks; a process: SIGTERM, SIGKILL after `grace`
-    task.wait()     # its result; raises TaskFailed (with the log tail) or TaskStopped; Ctrl-C stops it, then re-raises
+    task = tasks.start_thread(work, label="fine-tuning")  # work(task): task.emit(), task.stopping
+    task = tasks.start_process(
+        "llamalab.quantization.worker:quantize_checkpoint", kwargs={...}, output=folder
+    )
+    task.state, task.fraction, task.message, task.tail()  # while it runs (widgets: on_event=)
+    task.stop()     # a thread: sets task.stop_event, which the work checks; a process: SIGTERM,
+                    # SIGKILL after `grace`
+    task.wait()     # its result; raises TaskFailed (with the log tail) or TaskStopped; Ctrl-C stops
+                    # it, then re-raises
 
-A subprocess worker is a function `module:name` (called with `kwargs`; its returned dict is the result) or a
-module run with `python -m` (it calls `done(**result)`). It reports with `progress(i, n, "…")` and `emit()`
-(JSON lines on stdout), writes into `output_dir()` (a temp folder renamed to `output` only on success) and
-fails with the kit's error or any exception (the traceback lands in the log). A subprocess rather than a
-thread when the work's imports, memory peak or allocator settings must stay out of the notebook kernel, or
-it must be killable by PID; a function worker also ends when its parent dies (a kernel restart).
+A subprocess worker is a function `module:name` (called with `kwargs`; its returned dict is the
+result) or a module run with `python -m` (it calls `done(**result)`). It reports with
+`progress(i, n, "…")` and `emit()` (JSON lines on stdout), writes into `output_dir()` (a temp folder
+renamed to `output` only on success) and fails with the kit's error or any exception (the traceback
+lands in the log). A subprocess rather than a thread when the work's imports, memory peak or
+allocator settings must stay out of the notebook kernel, or it must be killable by PID; a function
+worker also ends when its parent dies (a kernel restart).
 """
 
 from __future__ import annotations
@@ -40,8 +45,12 @@ from .paths import atomic_dir
 
 STATES = ("starting", "running", "done", "failed", "stopped")
 OUTPUT_ENV = "LLAMALAB_TASK_OUTPUT"
-# -c rather than `-m llamalab.core.tasks`: importing the package imports this module first, so -m would run a copy
-RUN_FUNCTION = "import sys; from llamalab.core.tasks import _run_function; sys.exit(_run_function(*sys.argv[1:]))"
+# -c rather than `-m llamalab.core.tasks`: importing the package imports this module first,
+# so -m would run a copy
+RUN_FUNCTION = (
+    "import sys; from llamalab.core.tasks import _run_function; "
+    "sys.exit(_run_function(*sys.argv[1:]))"
+)
 EVENT_MARK = '{"event"'
 
 __all__ = [
@@ -117,8 +126,9 @@ class Task:
         self._listeners.append(fn)
 
     def stop(self, grace: float = 5.0) -> Task:
-        """Ask the task to end and return at once; `wait()` blocks until it has. A thread ends at its next
-        check of `stopping`; a process (its whole process group) gets SIGTERM, then SIGKILL after `grace` s."""
+        """Ask the task to end and return at once; `wait()` blocks until it has. A thread ends at
+        its next check of `stopping`; a process (its whole process group) gets SIGTERM, then SIGKILL
+        after `grace` s."""
         if self.running and not self.stop_event.is_set():
             self.stop_event.set()
             if self.kind == "process":
@@ -127,12 +137,14 @@ class Task:
         return self
 
     def join(self, timeout: float | None = None) -> bool:
-        """Block until the task has ended (or `timeout` s passed); True if it has. Never raises its error."""
+        """Block until the task has ended (or `timeout` s passed); True if it has.
+        Never raises its error."""
         return self._ended.wait(timeout)
 
     def wait(self, timeout: float | None = None):
-        """The result; raises the task's error (TaskFailed, the kit's error it raised) or TaskStopped.
-        Ctrl-C while waiting stops the task, waits for it to end, and raises KeyboardInterrupt."""
+        """The result; raises the task's error (TaskFailed, the kit's error it raised) or
+        TaskStopped. Ctrl-C while waiting stops the task, waits for it to end, and raises
+        KeyboardInterrupt."""
         try:
             if not self._ended.wait(timeout):
                 raise TimeoutError(f"{self.label} still running after {timeout} s.")
@@ -145,11 +157,13 @@ class Task:
         return self.result
 
     def emit(self, event: str, **data) -> None:
-        """Report an event from thread work (a subprocess prints it instead: module-level `emit`)."""
+        """Report an event from thread work (a subprocess prints it instead:
+        module-level `emit`)."""
         self._handle({"event": event, **data})
 
     def progress(self, step: int, total: int, message: str = "") -> None:
-        """`step` of `total` done: `fraction` and `message` follow, and a progress bar if one was asked for."""
+        """`step` of `total` done: `fraction` and `message` follow, and a progress bar if
+        one was asked for."""
         self.emit("progress", done=step, total=total, message=message)
 
     def log(self, text: str) -> None:
@@ -252,9 +266,10 @@ def start_thread(
     progress: bool = False,
     tail_lines: int = 40,
 ) -> Task:
-    """Run `work(task, *args)` in a daemon thread; its return value is the result. The work reports with
-    `task.emit()` / `task.progress()` / `task.log()` and checks `task.stopping` between steps; work that
-    returns after `stop()` was asked ends "stopped" (its return value is still kept in `task.result`)."""
+    """Run `work(task, *args)` in a daemon thread; its return value is the result. The work reports
+    with `task.emit()` / `task.progress()` / `task.log()` and checks `task.stopping` between steps;
+    work that returns after `stop()` was asked ends "stopped" (its return value is still kept in
+    `task.result`)."""
     task = Task(
         label or getattr(work, "__name__", "task"), "thread", tail_lines, progress, on_event, on_end
     )
@@ -295,8 +310,8 @@ def start_process(
     output: the folder the worker fills (via `output_dir()`); it appears only if the task succeeds
       (`replace=True` replaces an older one). `finish(tmp, task)` runs just before the rename.
     env: extra environment variables; cwd: default the task's private work folder.
-    progress: a tqdm bar from the worker's progress events; on_event(event) for widgets (on the task's
-      reader thread); tail_lines: how many log lines `tail()` and errors keep.
+    progress: a tqdm bar from the worker's progress events; on_event(event) for widgets (on the
+      task's reader thread); tail_lines: how many log lines `tail()` and errors keep.
     """
     if (
         not isinstance(target, str)
@@ -466,12 +481,14 @@ def _worker_error(event: dict, tail: str) -> LlamalabError:
 
 
 def emit(event: str, **data) -> None:
-    """One JSON line on stdout, on its own line (libraries may redraw bars with \\r on the same stream)."""
+    """One JSON line on stdout, on its own line (libraries may redraw bars with \\r on
+    the same stream)."""
     print("\n" + json.dumps({"event": event, **data}), flush=True)
 
 
 def progress(step: int, total: int, message: str = "") -> None:
-    """In a subprocess worker: `step` of `total` done (the parent's `Task.fraction` and `message`)."""
+    """In a subprocess worker: `step` of `total` done (the parent's `Task.fraction`
+    and `message`)."""
     emit("progress", done=step, total=total, message=message)
 
 
@@ -481,12 +498,14 @@ def done(**result) -> None:
 
 
 def output_dir() -> Path:
-    """In a subprocess worker: the temp folder to write the output into (renamed to its place on success)."""
+    """In a subprocess worker: the temp folder to write the output into (renamed to its
+    place on success)."""
     return Path(os.environ[OUTPUT_ENV])
 
 
 def _run_function(target: str, kwargs_file: str) -> int:
-    """In the worker (RUN_FUNCTION): call module:function with the kwargs file, report its result or its error."""
+    """In the worker (RUN_FUNCTION): call module:function with the kwargs file, report its
+    result or its error."""
     module, _, name = target.partition(":")
     kwargs = json.loads(Path(kwargs_file).read_text())
     threading.Thread(target=_exit_with_parent, daemon=True).start()
@@ -500,7 +519,8 @@ def _run_function(target: str, kwargs_file: str) -> int:
 
 
 def _exit_with_parent() -> None:
-    """The parent holds our stdin open: EOF means it is gone (a kernel restart), so the work stops too."""
+    """The parent holds our stdin open: EOF means it is gone (a kernel restart),
+    so the work stops too."""
     sys.stdin.read()
     os.killpg(os.getpgid(0), signal.SIGKILL)
 
@@ -509,8 +529,8 @@ def _exit_with_parent() -> None:
 
 
 class AnyOf(threading.Event):
-    """A stop event that is set by its own `set()` or when any of `events` is (a call's own stop, the
-    caller's `stop_event`, a deadline): long work checks one `is_set()`."""
+    """A stop event that is set by its own `set()` or when any of `events` is (a call's own stop,
+    the caller's `stop_event`, a deadline): long work checks one `is_set()`."""
 
     def __init__(self, *events: threading.Event):
         super().__init__()
@@ -521,7 +541,8 @@ class AnyOf(threading.Event):
 
 
 class Deadline(threading.Event):
-    """A stop event that sets itself at a time (`time.perf_counter()` seconds): a request's timeout."""
+    """A stop event that sets itself at a time (`time.perf_counter()` seconds):
+    a request's timeout."""
 
     def __init__(self, at: float):
         super().__init__()
@@ -544,16 +565,16 @@ def running() -> list[Task]:
 
 
 def on_exit(fn: Callable[[], None]) -> Callable[[], None]:
-    """Run `fn` when Python exits, after the tasks are stopped (an engine frees what its library would
-    otherwise free too late); usable as a decorator."""
+    """Run `fn` when Python exits, after the tasks are stopped (an engine frees what its library
+    would otherwise free too late); usable as a decorator."""
     _exit_hooks.append(fn)
     return fn
 
 
 @atexit.register
 def _stop_all() -> None:
-    """At exit, stop what is left: processes by PID (SIGKILL after 2 s), threads through their stop event;
-    then the exit hooks."""
+    """At exit, stop what is left: processes by PID (SIGKILL after 2 s), threads through their stop
+    event; then the exit hooks."""
     tasks = running()
     for task in tasks:
         task.stop(grace=2.0)

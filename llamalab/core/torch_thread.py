@@ -29,7 +29,8 @@ def is_torch_thread() -> bool:
 
 
 def submit(fn: Callable[..., T], *args, **kwargs) -> Future:
-    """Queue `fn(*args, **kwargs)` for the torch thread; the Future holds its result or exception."""
+    """Queue `fn(*args, **kwargs)` for the torch thread; the Future holds its
+    result or exception."""
     future: Future = Future()
     _jobs.put((future, fn, args, kwargs))
     _ensure_thread()
@@ -45,9 +46,9 @@ def run(fn: Callable[..., T], *args, **kwargs) -> T:
 
 
 def wait(future: Future, on_interrupt: Callable[[], None] | None = None):
-    """The future's result. On Ctrl-C (KeyboardInterrupt) with `on_interrupt` given: call it (e.g. set a
-    stop event), wait for the job to end, then raise KeyboardInterrupt; without it, raise at once (the
-    job finishes in the background: torch work cannot be cancelled halfway)."""
+    """The future's result. On Ctrl-C (KeyboardInterrupt) with `on_interrupt` given: call it (e.g.
+    set a stop event), wait for the job to end, then raise KeyboardInterrupt; without it, raise at
+    once (the job finishes in the background: torch work cannot be cancelled halfway)."""
     try:
         return future.result()
     except KeyboardInterrupt:

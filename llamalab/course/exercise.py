@@ -1,4 +1,5 @@
-"""Automatic checks for the course's exercises: `check(answer, expected)` says right or wrong, and why.
+"""Automatic checks for the course's exercises: `check(answer, expected)` says right
+or wrong, and why.
 
 check(my_answer, measured_value, rel=0.1, why="decode speed is bandwidth ÷ bytes per token")
 """
@@ -28,7 +29,8 @@ class Checked:
 
 
 def check(answer, expected, *, rel: float = 0.0, abs: float = 0.0, why: str = "") -> Checked:
-    """Compare a learner's answer with the expected value (numbers within rel/abs tolerance, else ==)."""
+    """Compare a learner's answer with the expected value (numbers within rel/abs
+    tolerance, else ==)."""
     if answer is None or answer is ...:
         return Checked(
             False, "✗ not answered yet: replace the placeholder with your answer and run the cell."

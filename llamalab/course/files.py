@@ -1,5 +1,6 @@
-"""Where the course's notebooks and dashboards are: a copy inside the installed package (setup.py's build
-puts `notebooks/` there), else the `notebooks/` folder of the source checkout this package runs from."""
+"""Where the course's notebooks and dashboards are: a copy inside the installed package (setup.py's
+build puts `notebooks/` there), else the `notebooks/` folder of the source checkout this package
+runs from."""
 
 from __future__ import annotations
 
@@ -29,8 +30,8 @@ def dashboards_dir() -> Path:
 
 
 def copy_to(destination) -> Path:
-    """Copy the notebooks (dashboards included) into `destination` (made if missing; existing files there are
-    left alone) so a learner can run and edit them; returns the folder."""
+    """Copy the notebooks (dashboards included) into `destination` (made if missing; existing files
+    there are left alone) so a learner can run and edit them; returns the folder."""
     dest = Path(destination).expanduser().resolve()
     src = notebooks_dir()
     for f in sorted(src.rglob("*")):

@@ -1,4 +1,5 @@
-"""The bundled public-domain texts and the fine-tuning dataset, with their provenance (README.md here)."""
+"""The bundled public-domain texts and the fine-tuning dataset, with their provenance
+(README.md here)."""
 
 from pathlib import Path
 

@@ -1,7 +1,7 @@
-"""The Engine: the one thing that differs between runtimes (transformers, llama.cpp in-process, a server
-over HTTP). `LoadedModel` wraps any engine with the same timing, streaming, stop and memory logic, so
-nothing above the runtime asks which engine it holds: it asks what an engine *can do*, through the
-capabilities an engine declares by inheriting them (`Scores`, `Adapters`, `Concurrent`).
+"""The Engine: the one thing that differs between runtimes (transformers, llama.cpp in-process, a
+server over HTTP). `LoadedModel` wraps any engine with the same timing, streaming, stop and memory
+logic, so nothing above the runtime asks which engine it holds: it asks what an engine *can do*,
+through the capabilities an engine declares by inheriting them (`Scores`, `Adapters`, `Concurrent`).
 """
 
 from __future__ import annotations
@@ -70,8 +70,9 @@ class Engine:
     - `encode` turns a prompt (string or chat messages) into what `generate` takes: token ids for an
       engine with a tokenizer; an engine without one (a server) returns the messages and reports the
       counts in the `Usage` its `generate` returns.
-    - `generate` calls `on_token(token)` once per new token — an int id, or a str piece for an engine
-      that streams text (`streams_text`) — checks `should_stop()` between tokens, returns Usage or None.
+    - `generate` calls `on_token(token)` once per new token — an int id, or a str piece for an
+      engine that streams text (`streams_text`) — checks `should_stop()` between tokens, returns
+      Usage or None.
     - `weights_bytes()`: bytes of weights in this process's memory (None for a remote engine).
     """
 
@@ -107,11 +108,12 @@ class Engine:
         pass
 
 
-# ---------------------------------------------------------------- capabilities an engine may declare
+# --------------------------------------------------------------- capabilities an engine may declare
 
 
 class Scores:
-    """The engine gives next-token logits at every position (perplexity, KL, merge and export checks)."""
+    """The engine gives next-token logits at every position (perplexity, KL,
+    merge and export checks)."""
 
     def tokenize(self, text: str) -> list[int]:
         """Plain text → token ids, no chat template and no special tokens (the windows scored)."""
@@ -140,13 +142,14 @@ class Adapters:
         raise NotImplementedError
 
     def remove_adapters(self) -> None:
-        """Drop every adapter layer: the model is the plain base again (merged weights stay merged)."""
+        """Drop every adapter layer: the model is the plain base again
+        (merged weights stay merged)."""
         raise NotImplementedError
 
 
 class Concurrent:
-    """The engine takes several requests at once (a server batches them): `LoadedModel` does not serialize
-    its calls, and a load test may send them in parallel."""
+    """The engine takes several requests at once (a server batches them): `LoadedModel` does not
+    serialize its calls, and a load test may send them in parallel."""
 
 
 def require(engine: Engine, capability: type, what: str, fix: str = ""):

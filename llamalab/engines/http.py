@@ -1,6 +1,7 @@
 """What the engines that talk to a model server over HTTP share: the URL, the key (read from the
-environment at each request, never stored, printed or logged), the client, and the errors a learner sees.
-Each wire protocol is its own engine: `openai.py` (any OpenAI-compatible server) and `ollama.py`."""
+environment at each request, never stored, printed or logged), the client, and the errors a learner
+sees. Each wire protocol is its own engine: `openai.py` (any OpenAI-compatible server) and
+`ollama.py`."""
 
 from __future__ import annotations
 
@@ -42,7 +43,8 @@ class UnknownServedModel(EndpointError):
 
 @dataclass(frozen=True)
 class ServerTimings:
-    """What the server itself reported for the last request (Ollama's durations, llama.cpp's timings)."""
+    """What the server itself reported for the last request (Ollama's durations,
+    llama.cpp's timings)."""
 
     prompt_tokens: int | None = None
     new_tokens: int | None = None
@@ -72,9 +74,9 @@ def check_url(base_url: str) -> str:
 
 
 class HttpEngine(Engine, Concurrent):
-    """A model on a server: takes chat messages (no tokenizer here), streams text pieces, reports the
-    server's token counts as Usage; no local memory to measure. Subclasses give the wire protocol:
-    `CHAT_PATH`, `request_body()`, `parse_line()` and `served_models()`."""
+    """A model on a server: takes chat messages (no tokenizer here), streams text pieces, reports
+    the server's token counts as Usage; no local memory to measure. Subclasses give the wire
+    protocol: `CHAT_PATH`, `request_body()`, `parse_line()` and `served_models()`."""
 
     remote = True
     streams_text = True
@@ -136,8 +138,8 @@ class HttpEngine(Engine, Concurrent):
         return {"Authorization": f"Bearer {key}"} if key else {}
 
     def client(self, timeout: float | None = None):
-        """HTTP keep-alive is off: llama.cpp's server closes a connection after a streamed response, and a
-        client reusing it gets "server disconnected"."""
+        """HTTP keep-alive is off: llama.cpp's server closes a connection after a streamed response,
+        and a client reusing it gets "server disconnected"."""
         h = httpx()
         t = self.timeout if timeout is None else timeout
         return h.Client(
@@ -153,7 +155,8 @@ class HttpEngine(Engine, Concurrent):
         return r.json()
 
     def check_model(self) -> None:
-        """Raise UnknownServedModel unless the server lists this model id (servers that list none pass)."""
+        """Raise UnknownServedModel unless the server lists this model id
+        (servers that list none pass)."""
         served = self.served_models()
         if served and not self.serves(served):
             raise UnknownServedModel(self.model_id, served, self.base)
@@ -215,7 +218,8 @@ class HttpEngine(Engine, Concurrent):
 
 
 def check_status(r, url: str, api_key_env: str | None) -> None:
-    """Raise the kit's error for a 401/403, 404 or any other failure status (the body is read first)."""
+    """Raise the kit's error for a 401/403, 404 or any other failure status
+    (the body is read first)."""
     if r.status_code < 400:
         return
     try:

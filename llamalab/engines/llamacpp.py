@@ -1,8 +1,9 @@
 """The llama.cpp engine (in-process, through llama-cpp-python) for GGUF files.
 
-Same Engine protocol as the transformers engine. Prompts are encoded with the Hugging Face tokenizer of
-the same model and fed to llama.cpp as token ids, so every engine sees identical prompts; the loop around
-`Llama.generate` only counts tokens and checks for stop (benchmarks/engines.py measures its cost).
+Same Engine protocol as the transformers engine. Prompts are encoded with the Hugging Face tokenizer
+of the same model and fed to llama.cpp as token ids, so every engine sees identical prompts; the
+loop around `Llama.generate` only counts tokens and checks for stop (benchmarks/engines.py measures
+its cost).
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ def default_threads() -> int:
 
 class LlamaCppEngine(Engine, Scores):
     """A GGUF model in llama.cpp. `logits(ids)` scores every position (used by perplexity / KL).
-    llama.cpp runs its own thread pool, so it does not use the torch thread (uses_torch_thread False)."""
+    llama.cpp runs its own thread pool, so it does not use the torch thread
+    (uses_torch_thread False)."""
 
     name = "llama.cpp"
 
@@ -88,7 +90,8 @@ class LlamaCppEngine(Engine, Scores):
         llm, eos = self.llm, self.eos
         if sampling.seed is not None:
             llm.set_seed(sampling.seed)
-        llm.reset()  # no prompt-prefix reuse between calls: every call pays its prefill, as in transformers
+        # no prompt-prefix reuse between calls: every call pays its prefill, as in transformers
+        llm.reset()
         greedy = sampling.greedy
         n, limit, floor = 0, sampling.max_new_tokens, sampling.min_new_tokens
         for token in llm.generate(
@@ -108,7 +111,8 @@ class LlamaCppEngine(Engine, Scores):
 
     def logits(self, ids: list[int]):
         """Logits (float32 numpy, [len(ids), vocab]) for every position, from a second context
-        created with logits_all=True (the generation context keeps only the last row, which is faster)."""
+        created with logits_all=True (the generation context keeps only the last row, which is
+        faster)."""
         if len(ids) > self.context_length:
             raise InvalidSetting(
                 f"{len(ids)} tokens exceed this GGUF context of {self.context_length}.",
@@ -119,7 +123,8 @@ class LlamaCppEngine(Engine, Scores):
 
             if self._scorer is not None:
                 self._scorer.close()
-            # logits_all needs an n_batch-row output; the compute buffer scales with n_ubatch (kept small).
+            # logits_all needs an n_batch-row output; the compute buffer scales with
+            # n_ubatch (kept small).
             self._scorer = Llama(
                 self.path,
                 n_ctx=max(len(ids), 512),

@@ -1,5 +1,5 @@
-"""Ollama's native chat API (/api/chat, newline-delimited JSON) as an Engine: its last line carries the
-server's own token counts and nanosecond durations."""
+"""Ollama's native chat API (/api/chat, newline-delimited JSON) as an Engine: its last line carries
+the server's own token counts and nanosecond durations."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ class OllamaEngine(HttpEngine):
 
     @staticmethod
     def api_base(url: str) -> str:
-        """Ollama answers at its root (a trailing /v1 is its OpenAI-compatible face: dropped here)."""
+        """Ollama answers at its root (a trailing /v1 is its OpenAI-compatible face:
+        dropped here)."""
         return url.removesuffix("/v1")
 
     def request_body(self, messages, s: Sampling) -> dict:
@@ -38,7 +39,8 @@ class OllamaEngine(HttpEngine):
 
 
 def parse_ollama_line(line: str) -> dict | None:
-    """One NDJSON line of Ollama's /api/chat or /api/generate; the last one carries nanosecond durations."""
+    """One NDJSON line of Ollama's /api/chat or /api/generate; the last one carries
+    nanosecond durations."""
     if not line.strip():
         return None
     chunk = json.loads(line)

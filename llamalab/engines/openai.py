@@ -1,5 +1,6 @@
-"""Any OpenAI-compatible chat API as an Engine: llama.cpp's server, vLLM, TGI, Together, Hugging Face
-endpoints, a LiteLLM proxy, Ollama's /v1. Server-sent events, `usage` at the end of the stream."""
+"""Any OpenAI-compatible chat API as an Engine: llama.cpp's server, vLLM, TGI, Together, Hugging
+Face endpoints, a LiteLLM proxy, Ollama's /v1. Server-sent events, `usage` at the end of the
+stream."""
 
 from __future__ import annotations
 
@@ -51,7 +52,8 @@ class OpenAIEngine(HttpEngine):
 
 
 def parse_sse_line(line: str) -> dict | None:
-    """One line of an OpenAI-compatible stream → {"text", "usage", "timings", "done"} (None: nothing in it)."""
+    """One line of an OpenAI-compatible stream → {"text", "usage", "timings",
+    "done"} (None: nothing in it)."""
     if not line.startswith("data:"):
         return None
     data = line[5:].strip()

@@ -1,5 +1,5 @@
-"""Any transformers causal LM as an Engine (fp32/bf16/fp16, int8, nf4, GPTQ and AWQ all load into one):
-it scores (logits) and takes peft adapters."""
+"""Any transformers causal LM as an Engine (fp32/bf16/fp16, int8, nf4, GPTQ and AWQ all load into
+one): it scores (logits) and takes peft adapters."""
 
 from __future__ import annotations
 
@@ -68,7 +68,8 @@ class HFEngine(Engine, Scores, Adapters):
             )
 
     def logits(self, ids: list[int]):
-        """Next-token logits at every position: float32 numpy [len(ids), vocab], computed on the torch thread."""
+        """Next-token logits at every position: float32 numpy [len(ids), vocab],
+        computed on the torch thread."""
         return torch_thread.run(self._logits, ids)
 
     def _logits(self, ids):
@@ -111,7 +112,7 @@ class HFEngine(Engine, Scores, Adapters):
     def unload(self) -> None:
         self.model = self.tokenizer = self.peft_model = None
 
-    # ---------------------------------------------------------------- adapters (peft), on the torch thread
+    # -------------------------------------------------------- adapters (peft), on the torch thread
 
     def attach_adapter(self, folder: str, name: str = "default") -> None:
         torch_thread.run(self._attach, str(folder), name)
@@ -130,7 +131,8 @@ class HFEngine(Engine, Scores, Adapters):
         self.model.eval()
 
     def wrap_for_training(self, config):
-        """Inject fresh adapters described by a peft config (only they train); returns the peft model."""
+        """Inject fresh adapters described by a peft config (only they train);
+        returns the peft model."""
         from peft import get_peft_model
 
         if self.peft_model is not None or getattr(self.model, "peft_config", None):

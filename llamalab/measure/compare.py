@@ -1,8 +1,8 @@
 """Schemes × prompts → one tidy table of speed, memory, size and quality, all measured here.
 
 A DataFrame over `sweep`: one row per (model, scheme, run, prompt) with the columns of the metrics
-vocabulary, quality columns filled per scheme, and one row with `error` for a scheme that could not be
-measured (so one missing backend never hides the others).
+vocabulary, quality columns filled per scheme, and one row with `error` for a scheme that could not
+be measured (so one missing backend never hides the others).
 """
 
 from __future__ import annotations
@@ -30,12 +30,14 @@ def compare(
     load: Callable | None = None,
     **overrides,
 ):
-    """A pandas DataFrame with one row per (model, scheme, run, prompt); `model` is a name or a list.
+    """A pandas DataFrame with one row per (model, scheme, run, prompt);
+    `model` is a name or a list.
 
-    `settings` (a SweepSettings; default: quality scored, KL against bf16) and/or its fields as keywords.
-    Units are in the column names (_s seconds, _bytes bytes, tokens/s); `llamalab.metric(key)` gives the
-    label and help of each. Perplexity is per token on `ppl_text`; KL in nats/token vs `reference`.
-    `on_event` sees every sweep event as it happens (e.g. to print progress).
+    `settings` (a SweepSettings; default: quality scored, KL against bf16) and/or its fields as
+    keywords. Units are in the column names (_s seconds, _bytes bytes, tokens/s);
+    `llamalab.metric(key)` gives the label and help of each. Perplexity is per token on `ppl_text`;
+    KL in nats/token vs `reference`. `on_event` sees every sweep event as it happens
+    (e.g. to print progress).
     """
     import pandas as pd
 

@@ -1,20 +1,22 @@
 """Load-test a served model with the definitions of vLLM's serving benchmark.
 
-Per request (vLLM `benchmark_serving`): TTFT = send → first streamed token; E2E latency = send → last
-chunk; TPOT = (E2E − TTFT) / (output tokens − 1) (the first token excluded; guidellm includes it);
-ITL = every gap between streamed chunks (pooled over the level's requests). Per level: request
+Per request (vLLM `benchmark_serving`): TTFT = send → first streamed token; E2E latency = send →
+last chunk; TPOT = (E2E − TTFT) / (output tokens − 1) (the first token excluded; guidellm includes
+it); ITL = every gap between streamed chunks (pooled over the level's requests). Per level: request
 throughput = completed requests / duration; output-token throughput = output tokens of completed
-requests / duration; error rate = failed / sent; goodput = completed requests meeting every SLO set
-/ duration. Duration = first send → last completion. Percentiles p50/p90/p99 over completed requests.
+requests / duration; error rate = failed / sent; goodput = completed requests meeting every SLO
+set / duration. Duration = first send → last completion. Percentiles p50/p90/p99 over completed
+requests.
 
-Fixed concurrency (closed loop: `c` clients each sending its next request when the last one ends) or
-a Poisson arrival rate (exponential gaps, `seed`), bounded by `requests` and `max_duration_s` per
-level and by `timeout` per request; a failure is a row with its `error`, never an exception here.
-Every request is one `LoadedModel.generate()` call — the same path, timing and token counts as a
-notebook's — so a load test measures nothing the rest of the kit would measure differently.
+Fixed concurrency (closed loop: `c` clients each sending its next request when the last one ends)
+or a Poisson arrival rate (exponential gaps, `seed`), bounded by `requests` and `max_duration_s`
+per level and by `timeout` per request; a failure is a row with its `error`, never an exception
+here. Every request is one `LoadedModel.generate()` call — the same path, timing and token counts
+as a notebook's — so a load test measures nothing the rest of the kit would measure differently.
 Prompts are sent in turn: a server with a prompt cache (llama.cpp, vLLM's prefix caching) skips the
-prefill of a prompt it has seen, so repeating few prompts measures cached TTFTs — pass distinct prompts
-for cold ones (benchmarks/loadtest_crosscheck.py found a 4-5x lower TTFT with one repeated prompt).
+prefill of a prompt it has seen, so repeating few prompts measures cached TTFTs — pass distinct
+prompts for cold ones (benchmarks/loadtest_crosscheck.py found a 4-5x lower TTFT with one repeated
+prompt).
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ PERCENTILES = (50, 90, 99)
 
 @dataclass(frozen=True)
 class SLO:
-    """Service-level objectives for goodput (vLLM's `--goodput`): a request is good if it meets every one set."""
+    """Service-level objectives for goodput (vLLM's `--goodput`): a request is good if it
+    meets every one set."""
 
     ttft_s: float | None = None
     tpot_s: float | None = None
@@ -125,9 +128,9 @@ class LoadTestSettings:
 
 @dataclass
 class LoadTestResult:
-    """`records`: one row per request; `summary`: one row per concurrency level or rate; `server`: the
-    server's RSS sampled during the run (empty without a server process); `definitions`: what each column
-    means."""
+    """`records`: one row per request; `summary`: one row per concurrency level or rate; `server`:
+    the server's RSS sampled during the run (empty without a server process); `definitions`: what
+    each column means."""
 
     records: object  # pandas DataFrame
     summary: object
@@ -144,11 +147,12 @@ def load_test(
     stop_event: threading.Event | None = None,
     **overrides,
 ) -> LoadTestResult:
-    """Send streaming requests to `target` level by level: a served model (`llamalab.connect(...)`, whose
-    engine takes concurrent requests) or a server this process started (`llamalab.serve()`: its RSS and
-    /metrics are read too). `settings` (a LoadTestSettings) and/or its fields as keywords say what to send.
-    `on_event` gets {"kind": "request", ...record} as each request ends and {"kind": "level", ...row} per level;
-    `stop_event` ends the test after the requests in flight."""
+    """Send streaming requests to `target` level by level: a served model (`llamalab.connect(...)`,
+    whose engine takes concurrent requests) or a server this process started (`llamalab.serve()`:
+    its RSS and /metrics are read too). `settings` (a LoadTestSettings) and/or its fields as
+    keywords say what to send. `on_event` gets {"kind": "request", ...record} as each request ends
+    and {"kind": "level", ...row} per level; `stop_event` ends the test after the requests in
+    flight."""
     import pandas as pd
 
     s = with_changes(settings or LoadTestSettings(), **overrides)
@@ -210,8 +214,8 @@ def _target(target) -> tuple[LoadedModel, ServedProcess | None]:
         model.engine,
         Concurrent,
         "take concurrent requests, so it cannot be load-tested",
-        "Serve it (llamalab.serve) and load-test the server: a model in this process answers one request "
-        "at a time.",
+        "Serve it (llamalab.serve) and load-test the server: a model in this process answers "
+        "one request at a time.",
     )
     return model, server
 
@@ -370,7 +374,8 @@ def _metrics(server) -> dict:
 
 
 def _server_row(server, before: dict, duration_s: float, rss: list[int]) -> dict:
-    """Server-side columns: peak RSS during the level, and llama.cpp's own counters over it (/metrics)."""
+    """Server-side columns: peak RSS during the level, and llama.cpp's own counters
+    over it (/metrics)."""
     if server is None:
         return {}
     after = _metrics(server)

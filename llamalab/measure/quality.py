@@ -1,11 +1,11 @@
-"""Quality of a loaded model on a held-out text: perplexity (always labelled) and the divergence of its
-next-token distributions from a reference scheme (mean KL and top-1 agreement).
+"""Quality of a loaded model on a held-out text: perplexity (always labelled) and the divergence of
+its next-token distributions from a reference scheme (mean KL and top-1 agreement).
 
 Both score the same token windows: the text is tokenized once with the model's own (HF) tokenizer,
-cut into windows of `window` tokens starting every `stride` tokens (at least one token of overlap, so no
-target goes unscored), and each target token (all but the first) is scored exactly once. Works for every
-engine that declares `Scores` (transformers and llama.cpp); any other raises a clear error. The scoring runs
-on the one torch thread, like every torch op of the kit.
+cut into windows of `window` tokens starting every `stride` tokens (at least one token of overlap,
+so no target goes unscored), and each target token (all but the first) is scored exactly once. Works
+for every engine that declares `Scores` (transformers and llama.cpp); any other raises a clear
+error. The scoring runs on the one torch thread, like every torch op of the kit.
 """
 
 from __future__ import annotations
@@ -74,9 +74,9 @@ class Divergence:
     @property
     def label(self) -> str:
         return (
-            f"KL({self.reference} ‖ {self.scheme}) = {self.kl_mean:.4f} nats/token, top-1 agreement "
-            f"{self.top1_agreement:.1%} on {self.text} ({self.tokens} tokens; window {self.window}, "
-            f"stride {self.stride})"
+            f"KL({self.reference} ‖ {self.scheme}) = {self.kl_mean:.4f} nats/token, "
+            f"top-1 agreement {self.top1_agreement:.1%} on {self.text} ({self.tokens} tokens; "
+            f"window {self.window}, stride {self.stride})"
         )
 
     def __str__(self) -> str:
@@ -93,7 +93,8 @@ class Window:
 
 
 def windows(n: int, window: int, stride: int) -> list[Window]:
-    """Windows of `window` tokens every `stride` tokens; each target (ids[1:]) scored exactly once."""
+    """Windows of `window` tokens every `stride` tokens; each target (ids[1:])
+    scored exactly once."""
     if window < 2 or not 1 <= stride <= window:
         raise InvalidSetting(
             f"window={window}, stride={stride}: need window ≥ 2 and 1 ≤ stride ≤ window.",
@@ -130,8 +131,9 @@ def _token_ids(loaded, text: str, tokens: int) -> list[int]:
 
 
 def log_probs(loaded, ids: list[int]):
-    """log-softmax of the model's next-token logits at every position: torch float32 [len(ids), vocab].
-    The engine's `logits(ids)` gives them; an engine that does not declare `Scores` cannot be scored."""
+    """log-softmax of the model's next-token logits at every position: torch float32
+    [len(ids), vocab]. The engine's `logits(ids)` gives them; an engine that does not declare
+    `Scores` cannot be scored."""
     import torch
 
     engine = require(loaded.engine, Scores, *CANNOT_SCORE)
@@ -157,7 +159,8 @@ def perplexity(
     stride: int | None = None,
 ) -> Perplexity:
     """Per-token perplexity of `loaded` on `text` (default: the bundled held-out KJV Luke 1–4),
-    first `tokens` tokens, windows of `window` tokens every `stride` (default = window, no overlap)."""
+    first `tokens` tokens, windows of `window` tokens every `stride`
+    (default = window, no overlap)."""
     name, source, body = _text(text)
     stride = stride or window
     return torch_thread.run(
@@ -229,8 +232,9 @@ def divergence(
     window: int = DEFAULT_WINDOW,
     stride: int | None = None,
 ) -> Divergence:
-    """Mean KL(reference ‖ loaded) of next-token distributions and top-1 agreement, position by position.
-    `reference` is another LoadedModel (same tokenizer) or a `Reference` computed beforehand."""
+    """Mean KL(reference ‖ loaded) of next-token distributions and top-1 agreement, position by
+    position. `reference` is another LoadedModel (same tokenizer) or a `Reference` computed
+    beforehand."""
     if isinstance(reference, Reference):
         ref_scheme, ids, body = reference.scheme, reference.ids, reference.body
         window, stride, name = reference.window, reference.stride, reference.text_name

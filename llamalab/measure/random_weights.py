@@ -1,11 +1,12 @@
-"""Llama-architecture GGUF files with random F16 weights, for measuring speed and memory at shapes the cache
-has no real model of (notebook 01: decode tokens/s against memory bandwidth ÷ bytes per token). Nonsense
-text, real speed: a token reads exactly the bytes a trained model of that shape reads.
+"""Llama-architecture GGUF files with random F16 weights, for measuring speed and memory at shapes
+the cache has no real model of (notebook 01: decode tokens/s against memory bandwidth ÷ bytes per
+token). Nonsense text, real speed: a token reads exactly the bytes a trained model of that
+shape reads.
 
 Labelled as random weights in their metadata (`general.name`, `general.description` and
-`llamalab.random_weights = true`), so no one mistakes one for a model. The tokenizer and its metadata are
-the embedded model's (from its F16 GGUF); tensors are written one at a time, so memory stays near the
-largest tensor (the token embedding) whatever the file size.
+`llamalab.random_weights = true`), so no one mistakes one for a model. The tokenizer and its
+metadata are the embedded model's (from its F16 GGUF); tensors are written one at a time, so memory
+stays near the largest tensor (the token embedding) whatever the file size.
 """
 
 from __future__ import annotations
@@ -44,12 +45,15 @@ class RandomShape:
 
     @property
     def file_name(self) -> str:
-        return f"random-weights-llama-h{self.hidden}-l{self.layers}-f{self.ffn}-{self.heads}x{self.kv_heads}-f16.gguf"
+        return (
+            f"random-weights-llama-h{self.hidden}-l{self.layers}-f{self.ffn}"
+            f"-{self.heads}x{self.kv_heads}-f16.gguf"
+        )
 
 
 def random_gguf(shape: RandomShape, path: str | Path | None = None, seed: int = 0) -> Path:
-    """The GGUF of `shape` with random weights: made once (default: LLAMALAB_CACHE/random-gguf/), then reused.
-    Loads like any GGUF: `llamalab.load(str(path), "gguf")`."""
+    """The GGUF of `shape` with random weights: made once (default: LLAMALAB_CACHE/random-gguf/),
+    then reused. Loads like any GGUF: `llamalab.load(str(path), "gguf")`."""
     import gguf
     import numpy as np
 
@@ -80,7 +84,8 @@ def random_gguf(shape: RandomShape, path: str | Path | None = None, seed: int = 
 
 
 def _copy_metadata(src, w, shape: RandomShape) -> None:
-    """The embedded model's tokenizer and llama keys, with this shape's sizes and the random-weights label."""
+    """The embedded model's tokenizer and llama keys, with this shape's sizes and the
+    random-weights label."""
     import gguf
 
     arch = {
@@ -111,7 +116,8 @@ def _copy_metadata(src, w, shape: RandomShape) -> None:
 
 
 def _tensor_shapes(shape: RandomShape, vocab: int) -> dict[str, tuple[int, ...]]:
-    """llama.cpp's tensor names and shapes for `shape`; the output matrix is tied to the token embedding."""
+    """llama.cpp's tensor names and shapes for `shape`; the output matrix is tied to
+    the token embedding."""
     h, kv = shape.hidden, shape.hidden // shape.heads * shape.kv_heads
     shapes = {"token_embd.weight": (vocab, h)}
     for i in range(shape.layers):

@@ -6,9 +6,9 @@ unloaded. Consumers read the events: `compare()` folds them into a DataFrame, th
 as they come. A failing scheme becomes a `Failed` event and the sweep goes on; setting `stop_event`
 ends the generation in progress and skips what is left.
 
-Rows carry the columns of the metrics vocabulary (llamalab/core/metrics.py; see COLUMNS), so any other
-producer of `Row` events feeds the same consumers, `collect()` and `summarize()` included. What to measure
-is one `SweepSettings`, shared by `compare()` and the Arena.
+Rows carry the columns of the metrics vocabulary (llamalab/core/metrics.py; see COLUMNS), so any
+other producer of `Row` events feeds the same consumers, `collect()` and `summarize()` included.
+What to measure is one `SweepSettings`, shared by `compare()` and the Arena.
 """
 
 from __future__ import annotations
@@ -46,7 +46,8 @@ WEIGHT_FILES = ("*.safetensors", "*.bin", "*.gguf")
 
 @dataclass(frozen=True)
 class SweepSettings:
-    """What a sweep measures per scheme: `sweep()`, `compare()` and the Arena take it (or its fields)."""
+    """What a sweep measures per scheme: `sweep()`, `compare()` and the Arena take
+    it (or its fields)."""
 
     max_new_tokens: int = setting(64, "New tokens per generation.")
     fixed_length: bool = setting(
@@ -183,10 +184,10 @@ def sweep(
     **overrides,
 ) -> Iterator[Event]:
     """An iterator of events while measuring every scheme of every model on every prompt.
-    `settings` (a SweepSettings) and/or its fields as keywords say what to measure; they are checked here,
-    before anything loads. `stop_event` ends the generation in progress and skips the rest. `load`:
-    `load(model, scheme, device=)`, default `llamalab.load` (GPTQ/AWQ checkpoints are made first when
-    `quantize_missing`): a served model, a test's fake engine."""
+    `settings` (a SweepSettings) and/or its fields as keywords say what to measure; they are checked
+    here, before anything loads. `stop_event` ends the generation in progress and skips the rest.
+    `load`: `load(model, scheme, device=)`, default `llamalab.load` (GPTQ/AWQ checkpoints are made
+    first when `quantize_missing`): a served model, a test's fake engine."""
     s = with_changes(settings or SweepSettings(), **overrides)
     run = _Run(s, stop_event or threading.Event(), load or _default_loader(s.quantize_missing))
     return _events(
@@ -223,8 +224,8 @@ class _Run:
 
 
 def _names(name: str, value) -> list[str]:
-    """A non-empty list of non-empty strings (one string is a list of one, except for prompts; cards and
-    schemes stand for their names)."""
+    """A non-empty list of non-empty strings (one string is a list of one, except for prompts; cards
+    and schemes stand for their names)."""
     if isinstance(value, str) and name != "prompts":
         value = [value]
     if isinstance(value, str) or not isinstance(value, (list, tuple)) or not value:
@@ -260,7 +261,8 @@ def _default_loader(quantize_missing: bool) -> Callable:
 
 
 def _reference(model: str, scheme: str, run: _Run):
-    """Load the reference scheme, keep its log-probs on disk, unload it. None (and a Failed event) if it fails."""
+    """Load the reference scheme, keep its log-probs on disk, unload it.
+    None (and a Failed event) if it fails."""
     from .quality import Reference
 
     yield Loading(model, scheme)
@@ -280,7 +282,8 @@ def _reference(model: str, scheme: str, run: _Run):
 
 
 def _scheme(model, scheme, index, count, prompts, run: _Run, ref, own_ref: bool):
-    """Load → warm up → generate per prompt → score → unload one scheme; returns the Reference it made."""
+    """Load → warm up → generate per prompt → score → unload one scheme;
+    returns the Reference it made."""
     s = run.settings
     yield Loading(model, scheme, index, count)
     try:
@@ -330,7 +333,8 @@ def _generation_columns(g) -> dict:
 
 
 def load_facts(m) -> dict:
-    """The load columns of a LoadedModel: its `to_dict()`, the weight files' size, where it was quantized."""
+    """The load columns of a LoadedModel: its `to_dict()`, the weight files' size,
+    where it was quantized."""
     d = m.to_dict()
     facts = {k: d[k] for k in LOAD_COLUMNS if k in d}
     facts.update(
@@ -341,8 +345,8 @@ def load_facts(m) -> dict:
 
 
 def _score(m, ref, own_ref: bool, s: SweepSettings):
-    """(Reference made from this scheme or None, quality columns). A model that cannot be scored (e.g. an
-    engine without logits) gets its reason in `quality_error` and empty quality columns."""
+    """(Reference made from this scheme or None, quality columns). A model that cannot be scored
+    (e.g. an engine without logits) gets its reason in `quality_error` and empty quality columns."""
     from .quality import Reference, divergence, perplexity
 
     t0 = time.perf_counter()
@@ -392,7 +396,8 @@ def _unload(m) -> None:
 
 
 def disk_bytes(path: str) -> int:
-    """Bytes of the weight files a model was loaded from (a .gguf file, or a folder's weight files)."""
+    """Bytes of the weight files a model was loaded from (a .gguf file,
+    or a folder's weight files)."""
     p = Path(path)
     if p.is_file():
         return p.stat().st_size
@@ -403,8 +408,8 @@ def disk_bytes(path: str) -> int:
 
 
 def add(records: list[dict], event) -> None:
-    """Fold one event into `records`: a Row appends its record, Quality fills the quality columns of its
-    (model, scheme) rows, Failed appends an error row. Other events change nothing."""
+    """Fold one event into `records`: a Row appends its record, Quality fills the quality columns of
+    its (model, scheme) rows, Failed appends an error row. Other events change nothing."""
     if isinstance(event, Row):
         records.append(dict(event.record))
     elif isinstance(event, Quality):
@@ -439,8 +444,9 @@ TEXT = tuple(k for k in COLUMNS if k not in SUMMED and not METRICS[k].numeric)
 
 
 def summarize(records):
-    """One row per (model, scheme), in first-seen order: medians over prompts and runs of every measured
-    column, `runs` (generations measured) and the first error, if any. Takes records or a DataFrame."""
+    """One row per (model, scheme), in first-seen order: medians over prompts and runs of every
+    measured column, `runs` (generations measured) and the first error, if any. Takes records or a
+    DataFrame."""
     import pandas as pd
 
     df = records if isinstance(records, pd.DataFrame) else pd.DataFrame(list(records))

@@ -1,10 +1,10 @@
 """Open vs closed: what a month of tokens costs through an API and self-hosted.
 
-Pure arithmetic, no torch. An API bills every token; a self-hosted model bills GPU-hours whether they are
-busy or not. The estimator says how many GPUs one replica of the model needs; its throughput (the bandwidth
-roofline × an efficiency, or your own measured figure) and the share of hours it is busy say how many
-tokens a replica serves per month. Prices are data (catalog/prices.toml), each with its date and source,
-and every one can be overridden.
+Pure arithmetic, no torch. An API bills every token; a self-hosted model bills GPU-hours whether
+they are busy or not. The estimator says how many GPUs one replica of the model needs; its
+throughput (the bandwidth roofline × an efficiency, or your own measured figure) and the share of
+hours it is busy say how many tokens a replica serves per month. Prices are data
+(catalog/prices.toml), each with its date and source, and every one can be overridden.
 
     r = llamalab.cost_at_scale("llama-3.1-70b", "int8", gpu="h100-80gb", api="gpt-4o")
     r.break_even_tokens_per_month, r.to_frame()
@@ -30,7 +30,8 @@ DEFAULT_VOLUMES = tuple(
 
 @dataclass(frozen=True)
 class CostAssumptions:
-    """What `cost_at_scale` assumes beyond the model, scheme, GPU and API; every field can be overridden."""
+    """What `cost_at_scale` assumes beyond the model, scheme, GPU and API;
+    every field can be overridden."""
 
     context: int = setting(4096, "Tokens per sequence the replica is sized for (prompt + reply).")
     batch: int = setting(
@@ -88,7 +89,8 @@ class CostAssumptions:
 
 @dataclass(frozen=True)
 class CostAtScale:
-    """Monthly cost of the same token volumes through an API and self-hosted, and where they cross."""
+    """Monthly cost of the same token volumes through an API and self-hosted,
+    and where they cross."""
 
     model: str
     scheme: str
@@ -130,7 +132,8 @@ class CostAtScale:
         return self.utilization * self.hours_per_month * 3600 / seconds_per_token
 
     def to_frame(self):
-        """One row per monthly volume: tokens, API cost, self-hosted cost, replicas, the cheaper side."""
+        """One row per monthly volume: tokens, API cost, self-hosted cost, replicas,
+        the cheaper side."""
         import pandas as pd
 
         df = pd.DataFrame(
@@ -154,12 +157,16 @@ class CostAtScale:
         where = (
             f"self-hosting is cheaper above {be / 1e6:,.0f} M tokens/month"
             if be is not None
-            else "self-hosting never gets cheaper at these prices (a busy replica costs more per token than the API)"
+            else (
+                "self-hosting never gets cheaper at these prices (a busy replica costs more "
+                "per token than the API)"
+            )
         )
         return (
-            f"{self.model} · {self.scheme} on {self.gpus_per_replica}× {self.gpu} (${self.gpu_usd_per_hour:.2f}/GPU-h) "
-            f"vs {self.api} (${self.api_input_usd_per_mtok:.2f} in / ${self.api_output_usd_per_mtok:.2f} out per M): "
-            f"{where}."
+            f"{self.model} · {self.scheme} on {self.gpus_per_replica}× "
+            f"{self.gpu} (${self.gpu_usd_per_hour:.2f}/GPU-h) vs {self.api} "
+            f"(${self.api_input_usd_per_mtok:.2f} in / ${self.api_output_usd_per_mtok:.2f} "
+            f"out per M): {where}."
         )
 
 
@@ -176,9 +183,10 @@ def cost_at_scale(
 ) -> CostAtScale:
     """Monthly cost curves, API vs self-hosted, and `break_even_tokens_per_month`.
 
-    Self-hosted: replicas × GPUs per replica (the estimator: peak memory at `context`×`batch` split over
-    `gpu`) × $/GPU-hour × hours, replicas = enough to serve the volume. `assumptions` (a CostAssumptions)
-    and/or its fields as keywords say the rest; measured speeds replace the roofline's.
+    Self-hosted: replicas × GPUs per replica (the estimator: peak memory at `context`×`batch` split
+    over `gpu`) × $/GPU-hour × hours, replicas = enough to serve the volume. `assumptions`
+    (a CostAssumptions) and/or its fields as keywords say the rest; measured speeds replace the
+    roofline's.
     """
     a = with_changes(assumptions or CostAssumptions(), **overrides)
     apis, hours = prices(prices_file)
@@ -188,16 +196,17 @@ def cost_at_scale(
     e = estimate(model, scheme, a.context, a.batch, device="cuda")
     n_gpus = e.devices_needed(dev)
     notes = [
-        f"{n_gpus} × {dev.name} per replica: the estimate's peak ({e.peak_bytes / 1e9:.1f} GB at context "
-        f"{a.context}, batch {a.batch}) split evenly over {dev.memory_bytes / 1e9:.0f} GB GPUs."
+        f"{n_gpus} × {dev.name} per replica: the estimate's peak ({e.peak_bytes / 1e9:.1f} "
+        f"GB at context {a.context}, batch {a.batch}) split evenly over "
+        f"{dev.memory_bytes / 1e9:.0f} GB GPUs."
     ]
     decode = a.decode_tokens_per_s
     if decode is None:
         roof = roofline(model, scheme, dev, a.context, a.batch)["tokens_per_s_total"]
         decode = roof * n_gpus * a.efficiency
         notes.append(
-            f"Decode speed: bandwidth roofline {roof:,.0f} tokens/s at batch {a.batch} × {n_gpus} GPU(s) "
-            f"(tensor parallel splits the bytes read) × efficiency {a.efficiency:g}."
+            f"Decode speed: bandwidth roofline {roof:,.0f} tokens/s at batch {a.batch} × {n_gpus} "
+            f"GPU(s) (tensor parallel splits the bytes read) × efficiency {a.efficiency:g}."
         )
     prefill = a.prefill_tokens_per_s or decode * a.prefill_speedup
     r = CostAtScale(
@@ -233,7 +242,8 @@ def _with_curves(r: CostAtScale) -> CostAtScale:
     replicas = tuple(max(1, math.ceil(v / cap)) for v in r.tokens_per_month)
     api = tuple(v * p for v in r.tokens_per_month)
     hosted = tuple(n * per_replica for n in replicas)
-    # one replica costs the same at any volume up to its capacity; beyond it, each token costs per_replica/cap
+    # one replica costs the same at any volume up to its capacity; beyond it,
+    # each token costs per_replica/cap
     break_even = per_replica / p if p > 0 and per_replica / p <= cap else None
     return replace(
         r,

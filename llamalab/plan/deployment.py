@@ -4,8 +4,9 @@
 
 Sizing rules (vLLM): tensor parallelism splits every layer across the GPUs of one node, and the
 attention-head count must be divisible by it; pipeline parallelism splits the layers across nodes
-when one node's GPUs are not enough. TP = the smallest valid GPU count (1, 2, 4, 8) whose memory holds
-the estimate with `--gpu-memory-utilization` (0.90, vLLM's default; 0.95 when that is what it takes).
+when one node's GPUs are not enough. TP = the smallest valid GPU count (1, 2, 4, 8) whose memory
+holds the estimate with `--gpu-memory-utilization` (0.90, vLLM's default; 0.95 when that is what
+it takes).
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ class PlanDoesNotFit(LlamalabError):
 
 @dataclass(frozen=True)
 class DeploymentPlan:
-    """GPUs, parallelism and artefacts for one model × scheme × context × GPU type; `reasons` say why."""
+    """GPUs, parallelism and artefacts for one model × scheme × context × GPU type;
+    `reasons` say why."""
 
     model: str
     scheme: str
@@ -69,8 +71,9 @@ class DeploymentPlan:
 
     def __str__(self) -> str:
         head = (
-            f"{self.model} · {self.scheme} · context {self.context} on {self.gpu}: TP={self.tensor_parallel} "
-            f"× PP={self.pipeline_parallel} = {self.gpus} GPU(s) on {self.nodes} node(s), engine {self.engine}"
+            f"{self.model} · {self.scheme} · context {self.context} on {self.gpu}: "
+            f"TP={self.tensor_parallel} × PP={self.pipeline_parallel} = {self.gpus} GPU(s) on "
+            f"{self.nodes} node(s), engine {self.engine}"
         )
         return "\n".join([head, *(f"  - {r}" for r in self.reasons), "", self.vllm_command])
 
@@ -85,7 +88,8 @@ def deployment_plan(
     max_nodes: int = 8,
     kv_cache_dtype: str = "auto",
 ) -> DeploymentPlan:
-    """Size and write the deployment of `model` under `scheme` on GPUs of type `gpu` (a catalog name)."""
+    """Size and write the deployment of `model` under `scheme` on GPUs of type `gpu`
+    (a catalog name)."""
     c, s, g = catalog.card(model), catalog.scheme(scheme, model), catalog.gpu(gpu)
     context = validate.integer("context", context, lo=1, hi=c.context or None)
     replicas = validate.integer("replicas", replicas, lo=1, hi=1000)
@@ -127,12 +131,14 @@ def deployment_plan(
 
 
 def valid_tp(c, n: int) -> bool:
-    """vLLM shards attention heads: heads divisible by TP; KV heads divisible by it, or replicated evenly."""
+    """vLLM shards attention heads: heads divisible by TP; KV heads divisible by it,
+    or replicated evenly."""
     return c.heads % n == 0 and (c.kv_heads % n == 0 or n % c.kv_heads == 0)
 
 
 def size(c, e, g, gpus_per_node: int, max_nodes: int, scheme: str):
-    """(TP, PP, utilization, bytes per GPU, reasons): the smallest valid TP on one node, else PP across nodes."""
+    """(TP, PP, utilization, bytes per GPU, reasons): the smallest valid TP on one node,
+    else PP across nodes."""
     overhead = e.breakdown.get("overhead", 0)
     sharded = (
         e.peak_bytes - overhead
@@ -143,8 +149,9 @@ def size(c, e, g, gpus_per_node: int, max_nodes: int, scheme: str):
 
     reasons = [
         f"Estimate {e.peak_bytes / 1e9:.1f} GB at context {e.context} (llamalab.estimate; weights "
-        f"{e.breakdown['weights'] / 1e9:.1f} GB, KV cache {e.breakdown.get('kv_cache', 0) / 1e9:.1f} GB); "
-        f"one {g.name} has {g.memory_bytes / 1e9:.0f} GB."
+        f"{e.breakdown['weights'] / 1e9:.1f} GB, "
+        f"KV cache {e.breakdown.get('kv_cache', 0) / 1e9:.1f} GB); one {g.name} has "
+        f"{g.memory_bytes / 1e9:.0f} GB."
     ]
     sizes = [n for n in TP_SIZES if n <= gpus_per_node and valid_tp(c, n)]
     for n in sizes:
@@ -165,8 +172,8 @@ def size(c, e, g, gpus_per_node: int, max_nodes: int, scheme: str):
                 )
                 if util > UTILIZATION[0]:
                     reasons.append(
-                        f"At vLLM's default 0.90 it does not fit: raised to {util:.2f} (little room "
-                        "left for the KV cache: few concurrent sequences)."
+                        f"At vLLM's default 0.90 it does not fit: raised to {util:.2f} (little "
+                        "room left for the KV cache: few concurrent sequences)."
                     )
                 return n, 1, util, per_gpu(n), reasons
     tp, util = max(sizes), UTILIZATION[0]
@@ -174,15 +181,15 @@ def size(c, e, g, gpus_per_node: int, max_nodes: int, scheme: str):
     if pp > max_nodes or pp > c.layers:
         fits = best_scheme(c, g.memory_bytes * util * tp * max_nodes, e.context, device="cuda")
         raise PlanDoesNotFit(
-            f"{c.name} under {scheme} needs {e.peak_bytes / 1e9:.0f} GB: more than {max_nodes} nodes of "
-            f"{tp} × {g.name}.",
+            f"{c.name} under {scheme} needs {e.peak_bytes / 1e9:.0f} GB: more than {max_nodes} "
+            f"nodes of {tp} × {g.name}.",
             (f"Scheme {fits!r} fits on {max_nodes} nodes; " if fits else "")
             + "use a bigger GPU type, a lower context, or raise max_nodes.",
         )
     reasons.append(
-        f"One node of {tp} × {g.name} holds {tp * g.memory_bytes * util / 1e9:.0f} GB at utilization "
-        f"{util:.2f}, less than needed: PP={pp} pipeline stages, one node each, TP={tp} within each "
-        f"({per_gpu(tp * pp) / 1e9:.1f} GB per GPU)."
+        f"One node of {tp} × {g.name} holds {tp * g.memory_bytes * util / 1e9:.0f} GB at "
+        f"utilization {util:.2f}, less than needed: PP={pp} pipeline stages, one node each, "
+        f"TP={tp} within each ({per_gpu(tp * pp) / 1e9:.1f} GB per GPU)."
     )
     return tp, pp, util, per_gpu(tp * pp), reasons
 
@@ -201,7 +208,8 @@ def _engine(s, gpus: int, nodes: int) -> tuple[str, str]:
     if gpus > 1:
         return (
             "vllm",
-            f"vLLM with tensor parallelism over {gpus} GPUs of one node (continuous batching, paged KV cache).",
+            f"vLLM with tensor parallelism over {gpus} GPUs of one node (continuous "
+            "batching, paged KV cache).",
         )
     return (
         "vllm",
@@ -210,7 +218,8 @@ def _engine(s, gpus: int, nodes: int) -> tuple[str, str]:
 
 
 def serving_repo(c, s) -> str:
-    """The Hub repo vLLM loads: the published AWQ/GPTQ checkpoint for those schemes, else the instruct model."""
+    """The Hub repo vLLM loads: the published AWQ/GPTQ checkpoint for those schemes,
+    else the instruct model."""
     published = getattr(c, s.made_by) if s.made_by else ()
     return published[0] if published else c.hub_id_instruct or c.hub_id
 
@@ -236,10 +245,11 @@ def vllm_args(repo, tp, pp, context, s, util, kv_cache_dtype) -> list[str]:
 
 
 def docker_run(args: list[str], tp: int) -> str:
-    """vLLM's OpenAI server image; the key and Hub token come from your shell's environment, never the line."""
+    """vLLM's OpenAI server image; the key and Hub token come from your shell's environment,
+    never the line."""
     shm = " --ipc=host" if tp > 1 else ""
     return (
-        f'docker run --gpus all -v ~/.cache/huggingface:/root/.cache/huggingface --env "HF_TOKEN=$HF_TOKEN" '
-        f'--env "VLLM_API_KEY=$VLLM_API_KEY" -p {PORT}:{PORT}{shm} {IMAGE} --model '
-        + " ".join(args)
+        "docker run --gpus all -v ~/.cache/huggingface:/root/.cache/huggingface --env "
+        f'"HF_TOKEN=$HF_TOKEN" --env "VLLM_API_KEY=$VLLM_API_KEY" -p {PORT}:{PORT}{shm} '
+        f"{IMAGE} --model " + " ".join(args)
     )

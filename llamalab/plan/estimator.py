@@ -22,7 +22,8 @@ KV_DTYPES = {"fp32": 4, "bf16": 2, "fp16": 2, "fp8": 1, "int8": 1, "q8_0": 1.062
 
 
 def assumptions() -> dict:
-    """The estimator's constants beyond arithmetic, each with its source (catalog/assumptions.toml)."""
+    """The estimator's constants beyond arithmetic,
+    each with its source (catalog/assumptions.toml)."""
     return cat.read("assumptions.toml")
 
 
@@ -58,7 +59,8 @@ class Estimate:
         return max(self.total_bytes, self.load_peak_bytes)
 
     def fits(self, gpu="this", count: int = 1) -> bool:
-        """True if the peak fits `count` of `gpu` (a catalog name, a GPU, a Hardware, 'this' or bytes)."""
+        """True if the peak fits `count` of `gpu` (a catalog name, a GPU, a Hardware,
+        'this' or bytes)."""
         return self.peak_bytes <= budget_bytes(gpu) * validate.integer("count", count, 1)
 
     def devices_needed(self, gpu) -> int:
@@ -77,7 +79,8 @@ class Estimate:
 
     def __str__(self) -> str:
         rows = [
-            f"{self.model} · {self.scheme} · {self.mode} · context {self.context} · batch {self.batch}"
+            f"{self.model} · {self.scheme} · {self.mode} · context {self.context} "
+            f"· batch {self.batch}"
         ]
         rows += [f"  {k:<12}{v / 1e9:>10.3f} GB" for k, v in self.breakdown.items()]
         rows.append(f"  {'total':<12}{self.total_bytes / 1e9:>10.3f} GB")
@@ -92,8 +95,8 @@ class Estimate:
         if self.load_transient_bytes:
             cells += row.format("load peak", self.load_peak_bytes / 1e9)
         return (
-            f"<b>{self.model} · {self.scheme} · {self.mode}</b> (context {self.context}, batch {self.batch})"
-            f"<table>{cells}</table>"
+            f"<b>{self.model} · {self.scheme} · {self.mode}</b> (context {self.context}, batch "
+            f"{self.batch})<table>{cells}</table>"
         )
 
 
@@ -105,7 +108,8 @@ LORA_PRESETS = {
 
 
 def named_linears(c: ModelCard) -> dict[str, tuple[int, int, int]]:
-    """Every linear by its Llama-family module name: (in, out, count in the whole model), lm_head excluded."""
+    """Every linear by its Llama-family module name: (in, out, count in the whole model),
+    lm_head excluded."""
     q, kv, n = c.heads * c.head_dim, c.kv_heads * c.head_dim, c.layers
     mlp = n * (c.experts if c.is_moe else 1)
     out = {
@@ -123,8 +127,8 @@ def named_linears(c: ModelCard) -> dict[str, tuple[int, int, int]]:
 
 
 def lora_targets(c: ModelCard, target_modules="all-linear") -> list[tuple[int, int, int]]:
-    """(in, out, count) of the linears LoRA adapts: 'all-linear', 'guide' (q_proj, v_proj), or module names
-    (a list or a comma-separated string, as FinetuneSettings takes them)."""
+    """(in, out, count) of the linears LoRA adapts: 'all-linear', 'guide' (q_proj, v_proj), or
+    module names (a list or a comma-separated string, as FinetuneSettings takes them)."""
     linears = named_linears(c)
     if target_modules is None or target_modules == "all-linear":
         return list(linears.values())
@@ -151,7 +155,8 @@ def lora_targets(c: ModelCard, target_modules="all-linear") -> list[tuple[int, i
 
 
 def lora_params(c: ModelCard, rank: int, target_modules="all-linear") -> int:
-    """LoRA adds rank × (in + out) per adapted linear (by default every attention and MLP linear)."""
+    """LoRA adds rank × (in + out) per adapted linear (by default every attention
+    and MLP linear)."""
     return rank * sum((i + o) * n for i, o, n in lora_targets(c, target_modules))
 
 
@@ -182,13 +187,15 @@ def weight_bytes(c: ModelCard, s: Scheme, group_size: int | None = None) -> dict
 
 
 def _kquant_falls_back(c: ModelCard, s: Scheme) -> bool:
-    """k-quants pack 256 weights per block: hidden-wide rows that are not a multiple of 256 cannot use them."""
+    """k-quants pack 256 weights per block: hidden-wide rows that are not a multiple of
+    256 cannot use them."""
     return bool(s.fallback_bpw) and c.hidden % 256 != 0
 
 
 def _kquant_fallback_bytes(c: ModelCard, s: Scheme) -> dict[str, int]:
-    """A k-quant of a model whose hidden size is not a multiple of 256: every tensor with hidden-wide
-    rows (q/k/v/o, gate/up, an untied embedding) takes the fallback type, the output matrix Q8_0."""
+    """A k-quant of a model whose hidden size is not a multiple of 256: every tensor with
+    hidden-wide rows (q/k/v/o, gate/up, an untied embedding) takes the fallback type, the output
+    matrix Q8_0."""
     out = c.vocab * c.hidden
     fallback = sum(i * o * n for i, o, n in linear_shapes(c) if i % 256) + c.embedding_params - out
     rest = c.params - out - fallback
@@ -214,8 +221,9 @@ def _activation_bytes(c: ModelCard, tokens: int, act_bytes: int) -> int:
 def _train_activation_bytes(
     c: ModelCard, tokens: int, checkpointing: bool, act_bytes: int = 2
 ) -> int:
-    """What backward keeps: per layer the 16-bit figure scaled to the activation dtype (fp32 keeps twice as
-    much), or only each layer's input plus one recomputed layer with checkpointing; plus the loss's logits."""
+    """What backward keeps: per layer the 16-bit figure scaled to the activation dtype (fp32 keeps
+    twice as much), or only each layer's input plus one recomputed layer with checkpointing; plus
+    the loss's logits."""
     a, t = assumptions()["activations"], assumptions()["training"]
     scale = act_bytes / 2
     kept = a["checkpoint_bytes_per_hidden"] if checkpointing else a["train_bytes_per_hidden"]
@@ -244,10 +252,10 @@ def estimate(
     """Memory needed to run (`inference`) or train (`full`, `lora`, `qlora`) a model.
 
     `context` is prompt + generated tokens (inference) or the sequence length (training: the longest
-    padded row of a micro-batch, which is what a run's peak sees). `target_modules` (lora/qlora): which
-    linears get adapters, as FinetuneSettings takes it ('all-linear', 'guide' = q_proj/v_proj, or names).
-    `device` only changes the fixed runtime overhead ("cuda": CUDA context; "cpu": the Python process);
-    "auto" is this machine's kind (its GPU if it has one).
+    padded row of a micro-batch, which is what a run's peak sees). `target_modules` (lora/qlora):
+    which linears get adapters, as FinetuneSettings takes it ('all-linear', 'guide' = q_proj/v_proj,
+    or names). `device` only changes the fixed runtime overhead ("cuda": CUDA context; "cpu": the
+    Python process); "auto" is this machine's kind (its GPU if it has one).
     """
     c = card(model)
     s = cat.scheme(scheme, c)
@@ -301,12 +309,14 @@ def estimate(
         )
     if c.sliding_window:
         notes.append(
-            f"Sliding window {c.sliding_window} on some layers is ignored: KV cache is an upper bound."
+            f"Sliding window {c.sliding_window} on some layers is ignored: "
+            "KV cache is an upper bound."
         )
     if _kquant_falls_back(c, s):
         notes.append(
-            f"{s.name} packs 256 weights per block; {c.name}'s hidden size {c.hidden} is not a multiple "
-            f"of 256, so llama.cpp stores most tensors in a {s.fallback_bpw:g}-bit fallback type."
+            f"{s.name} packs 256 weights per block; {c.name}'s hidden size {c.hidden} is not "
+            f"a multiple of 256, so llama.cpp stores most tensors in a {s.fallback_bpw:g}-bit "
+            "fallback type."
         )
     est = Estimate(c.name, s.name, context, batch, mode, kv_name, device, b, tuple(notes))
     source = s.loads_from(device)
@@ -318,8 +328,9 @@ def estimate(
         est,
         notes=est.notes
         + (
-            f"{s.name} on {device} quantizes while loading: the {source} weights pass through memory first: load "
-            f"peak at least {est.load_peak_bytes / 1e9:.2f} GB (on CPU the allocator's slack can add as much again).",
+            f"{s.name} on {device} quantizes while loading: the {source} weights pass through "
+            f"memory first: load peak at least {est.load_peak_bytes / 1e9:.2f} GB (on CPU the "
+            "allocator's slack can add as much again).",
         ),
     )
 
@@ -327,9 +338,9 @@ def estimate(
 def _lora_input_bytes(
     c: ModelCard, tokens: int, checkpointing: bool, target_modules="all-linear", cast: bool = False
 ) -> int:
-    """What each adapted linear adds for backward, per input element: peft's dropout output of the input (in
-    the adapter's fp32), its mask and what the adapter path holds; over a bf16/fp16 base (`cast`), also the
-    input's cast to fp32."""
+    """What each adapted linear adds for backward, per input element: peft's dropout output of the
+    input (in the adapter's fp32), its mask and what the adapter path holds; over a bf16/fp16 base
+    (`cast`), also the input's cast to fp32."""
     t = assumptions()["training"]
     per_token_layer = sum(i * n for i, _, n in lora_targets(c, target_modules)) // c.layers
     layers = 1 if checkpointing else c.layers
@@ -340,10 +351,11 @@ def _lora_input_bytes(
 def _cpu_slack(
     c: ModelCard, s: Scheme, mode: str, rank: int | None, target_modules, activations: int
 ) -> int:
-    """What a CPU run's peak RSS holds beyond live tensors (measured; the allocator keeps freed blocks): at the
-    optimizer step about one more fp32 copy of the trained weights, counted where it exceeds the activations
-    (freed by then); with QLoRA also about one 16-bit copy of the linears bitsandbytes dequantizes per matmul;
-    with LoRA over a 16-bit base about what an fp32 base would hold."""
+    """What a CPU run's peak RSS holds beyond live tensors (measured; the allocator keeps freed
+    blocks): at the optimizer step about one more fp32 copy of the trained weights, counted where it
+    exceeds the activations (freed by then); with QLoRA also about one 16-bit copy of the linears
+    bitsandbytes dequantizes per matmul; with LoRA over a 16-bit base about what an fp32 base
+    would hold."""
     t = assumptions()["training"]
     trained = c.params if mode == "full" else lora_params(c, rank or t["lora_rank"], target_modules)
     step = max(0, int(trained * t["cpu_step_bytes_per_param"]) - activations)
@@ -404,13 +416,14 @@ def _check_device(device) -> None:
 
 
 def _device(device) -> str:
-    """'auto' → this machine's kind (torch-free: the driver's device files); anything else is checked as given."""
+    """'auto' → this machine's kind (torch-free: the driver's device files); anything else
+    is checked as given."""
     return default_device() if device == "auto" else device
 
 
 def device_for(gpu, device: str = "auto") -> str:
-    """The device an estimate for `gpu` counts the runtime of: a catalog GPU is CUDA; 'this' machine, a
-    Hardware or a byte budget is this machine's kind."""
+    """The device an estimate for `gpu` counts the runtime of: a catalog GPU is CUDA; 'this'
+    machine, a Hardware or a byte budget is this machine's kind."""
     if device != "auto":
         return device
     if isinstance(gpu, GPU) or (isinstance(gpu, str) and gpu.strip().lower() not in THIS):
@@ -530,7 +543,8 @@ def requirements_table(
     schemes=("fp16", "int8", "gptq-4bit"),
     context: int = 4096,
 ):
-    """The hardware-requirements table, computed: weights and total per scheme, and the smallest fit."""
+    """The hardware-requirements table, computed: weights and total per scheme,
+    and the smallest fit."""
     import pandas as pd
 
     models, schemes = _names("models", models), _names("schemes", schemes)

@@ -28,8 +28,9 @@ class Manifest(dict):
 
 
 def manifests(name, args, tp, pp, replicas, e) -> list[Manifest]:
-    """Like vLLM's Kubernetes guide: PVC for the model cache, token and API key from Secrets, /dev/shm
-    for tensor parallelism, probes on /health; a LeaderWorkerSet when the model spans nodes."""
+    """Like vLLM's Kubernetes guide: PVC for the model cache, token and API key from Secrets,
+    /dev/shm for tensor parallelism, probes on /health; a LeaderWorkerSet when the model spans
+    nodes."""
     app = f"vllm-{name}"
     weights_gib = math.ceil(e.breakdown["weights"] / 2**30)
     storage = f"{max(10, math.ceil(weights_gib * 1.2))}Gi"
@@ -192,14 +193,14 @@ def _service(app, selector) -> Manifest:
     )
 
 
-# ---- offline validation ---------------------------------------------------------------------------
+# ---- offline validation --------------------------------------------------------------------------
 
 
 def validate_manifests(manifests, version: str | None = None) -> list[dict]:
-    """Each manifest against the Kubernetes JSON schemas bundled by `kubernetes-validate` (strict: unknown
-    fields fail). A LeaderWorkerSet (a custom resource, no bundled schema) is checked structurally — its
-    required fields — and its leader and worker pod templates against the core PodTemplate schema.
-    Returns one row per object: kind, name, ok, how, error."""
+    """Each manifest against the Kubernetes JSON schemas bundled by `kubernetes-validate` (strict:
+    unknown fields fail). A LeaderWorkerSet (a custom resource, no bundled schema) is checked
+    structurally — its required fields — and its leader and worker pod templates against the core
+    PodTemplate schema. Returns one row per object: kind, name, ok, how, error."""
     try:
         import kubernetes_validate as kv
     except ImportError:

@@ -1,8 +1,9 @@
 """A model's chat template (Jinja, Hugging Face) → Ollama's Modelfile TEMPLATE (Go template syntax).
 
 Templates are recognised by their markers and written as Ollama's own templates for that format
-(`{{ range .Messages }}` over the conversation); a format not listed here is refused with what to do.
-The default system prompt a Jinja template inserts itself (SmolLM2's) becomes the Modelfile's SYSTEM.
+(`{{ range .Messages }}` over the conversation); a format not listed here is refused with what to
+do. The default system prompt a Jinja template inserts itself (SmolLM2's) becomes the Modelfile's
+SYSTEM.
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ FORMATS = (
         "llama3",
         ("<|start_header_id|>",),
         ("llama",),
-        "{{- range .Messages }}<|start_header_id|>{{ .Role }}<|end_header_id|>\n\n{{ .Content }}<|eot_id|>"
-        "{{ end }}<|start_header_id|>assistant<|end_header_id|>\n\n",
+        "{{- range .Messages }}<|start_header_id|>{{ .Role }}<|end_header_id|>\n\n"
+        "{{ .Content }}<|eot_id|>{{ end }}<|start_header_id|>assistant<|end_header_id|>\n\n",
         ("<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"),
     ),
     ChatFormat(
@@ -49,8 +50,8 @@ FORMATS = (
         "gemma",
         ("<start_of_turn>",),
         ("gemma",),
-        '{{- range .Messages }}<start_of_turn>{{ if eq .Role "assistant" }}model{{ else }}{{ .Role }}'
-        "{{ end }}\n{{ .Content }}<end_of_turn>\n{{ end }}<start_of_turn>model\n",
+        '{{- range .Messages }}<start_of_turn>{{ if eq .Role "assistant" }}model{{ else }}'
+        "{{ .Role }}{{ end }}\n{{ .Content }}<end_of_turn>\n{{ end }}<start_of_turn>model\n",
         ("<start_of_turn>", "<end_of_turn>"),
     ),
     ChatFormat(
@@ -78,12 +79,14 @@ def chat_format(chat_template: str | None = None, family: str | None = None) -> 
     raise InvalidSetting(
         f"No Ollama template known for this chat format (family {family!r}).",
         f"Known: {', '.join(f.name for f in FORMATS)}. Write TEMPLATE by hand from the model's "
-        "chat_template (Ollama docs: Modelfile → TEMPLATE), or use the model's ready-made Ollama image.",
+        "chat_template (Ollama docs: Modelfile → TEMPLATE), or use the model's "
+        "ready-made Ollama image.",
     )
 
 
 def default_system(chat_template: str) -> str | None:
-    """The system prompt a Jinja template inserts when the conversation has none (None: it inserts none)."""
+    """The system prompt a Jinja template inserts when the conversation has none
+    (None: it inserts none)."""
     from jinja2 import Template
 
     rendered = Template(chat_template).render(
@@ -120,7 +123,8 @@ def modelfile(
 
 
 def commands(name: str, prompt: str = "Why is the sky blue?") -> list[str]:
-    """The shell lines from the guide: create the model from the Modelfile, chat with it, call its API."""
+    """The shell lines from the guide: create the model from the Modelfile,
+    chat with it, call its API."""
     body = '{"model": "%s", "prompt": "%s", "stream": false}' % (name, prompt.replace('"', '\\"'))
     return [
         f"ollama create {name} -f Modelfile",
@@ -130,8 +134,8 @@ def commands(name: str, prompt: str = "Why is the sky blue?") -> list[str]:
 
 
 def render(fmt: ChatFormat, messages: list[dict], system: str | None = None) -> str:
-    """What Ollama sends the model for `messages` under `fmt` (a Python reading of the Go templates above,
-    used to check the translation against the Jinja original)."""
+    """What Ollama sends the model for `messages` under `fmt` (a Python reading of the Go templates
+    above, used to check the translation against the Jinja original)."""
     msgs = list(messages)
     if system and not any(m["role"] == "system" for m in msgs):
         msgs.insert(0, {"role": "system", "content": system})
@@ -155,8 +159,8 @@ def render(fmt: ChatFormat, messages: list[dict], system: str | None = None) -> 
     if fmt.name == "gemma":
         return (
             "".join(
-                f"<start_of_turn>{'model' if m['role'] == 'assistant' else m['role']}\n{m['content']}"
-                "<end_of_turn>\n"
+                f"<start_of_turn>{'model' if m['role'] == 'assistant' else m['role']}\n"
+                f"{m['content']}<end_of_turn>\n"
                 for m in msgs
             )
             + "<start_of_turn>model\n"

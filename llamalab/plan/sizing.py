@@ -1,5 +1,6 @@
-"""One model × scheme × context on one GPU type: does it fit, how many GPUs, the longest context, the best
-scheme. What the memory calculator and `llamalab estimate --gpu` show. Pure arithmetic, no torch."""
+"""One model × scheme × context on one GPU type: does it fit, how many GPUs, the longest context,
+the best scheme. What the memory calculator and `llamalab estimate --gpu` show. Pure arithmetic,
+no torch."""
 
 from __future__ import annotations
 
@@ -44,9 +45,9 @@ def sizing(
     device: str = "auto",
     **kw,
 ) -> Sizing:
-    """Estimate `model` and answer the reverse questions for `gpu`: does it fit, how many are needed, the
-    longest context, the best scheme. `device` (whose runtime overhead is counted) follows `gpu`: CUDA for a
-    catalog GPU, this machine's kind for gpu='this'."""
+    """Estimate `model` and answer the reverse questions for `gpu`: does it fit, how many are
+    needed, the longest context, the best scheme. `device` (whose runtime overhead is counted)
+    follows `gpu`: CUDA for a catalog GPU, this machine's kind for gpu='this'."""
     device = device_for(gpu, device)
     c = card(model)
     e = estimate(c, scheme, context, batch, mode, device=device, **kw)

@@ -27,9 +27,10 @@ __all__ = [
 
 
 def update_figure(target, source) -> None:
-    """Make `target` (a live FigureWidget) show `source` (a freshly built go.Figure) with few messages:
-    traces are restyled in place when the trace types match, replaced otherwise; the layout is replaced.
-    Ends with `resync`, so views opened later (reload, Voilà) show the same figure."""
+    """Make `target` (a live FigureWidget) show `source` (a freshly built go.Figure) with few
+    messages: traces are restyled in place when the trace types match, replaced otherwise; the
+    layout is replaced. Ends with `resync`, so views opened later (reload, Voilà) show the same
+    figure."""
     same = [t.type for t in target.data] == [t.type for t in source.data]
     if not same:
         target.data = []
@@ -43,12 +44,14 @@ def update_figure(target, source) -> None:
 
 
 def resync(fig) -> None:
-    """Push a FigureWidget's full current state to its widget model (pitfall P1 in the design notes).
+    """Push a FigureWidget's full current state to its widget model (pitfall P1
+    in the design notes).
 
     plotly (6–7.x) syncs `_widget_data`/`_widget_layout` only at construction and on direct display;
     later edits travel as one-shot deltas, so a browser reload, a Voilà page or saved widget state
-    would show the figure as first built. Call this when the work ends. A plain `go.Figure` is ignored.
-    These are private plotly attributes (checked against plotly 6.x and 7.1): test_plots.py pins them.
+    would show the figure as first built. Call this when the work ends. A plain `go.Figure` is
+    ignored. These are private plotly attributes (checked against plotly 6.x and 7.1): test_plots.py
+    pins them.
     """
     if not hasattr(fig, "_widget_data"):
         return

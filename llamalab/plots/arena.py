@@ -25,9 +25,9 @@ def _value(v, scale: float):
 
 
 def arena_figure(records, title: str = "Schemes side by side", height: int = 300) -> go.Figure:
-    """One bar chart per metric, one bar per scheme (median of its rows), three panels a row; quality
-    metrics get panels only when the records carry them. Failed schemes are left out. Peak memory says
-    what it counts (e.g. process RSS) in a footnote."""
+    """One bar chart per metric, one bar per scheme (median of its rows), three panels a row;
+    quality metrics get panels only when the records carry them. Failed schemes are left out. Peak
+    memory says what it counts (e.g. process RSS) in a footnote."""
     rows = [r for r in summarize(records).to_dict("records") if not _present(r.get("error"))]
     keys = [
         k

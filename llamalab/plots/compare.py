@@ -1,5 +1,6 @@
-"""Figures for scheme comparisons (tidy DataFrames from llamalab.compare): one bar per scheme, a grid of
-panels, and the size–speed–quality scatter. Axis titles and scales come from `llamalab.metrics`."""
+"""Figures for scheme comparisons (tidy DataFrames from llamalab.compare): one bar per scheme, a
+grid of panels, and the size–speed–quality scatter. Axis titles and scales come from
+`llamalab.metrics`."""
 
 from __future__ import annotations
 
@@ -67,7 +68,8 @@ def overview(
 def tradeoff(
     df, x: str = "weights_memory_bytes", y: str = "decode_tokens_per_s", color: str = "perplexity"
 ) -> go.Figure:
-    """The size–speed–quality scatter: x = size, y = speed, colour = quality; one labelled point per scheme."""
+    """The size–speed–quality scatter: x = size, y = speed, colour = quality;
+    one labelled point per scheme."""
     s = _summary(df)
     xl, yl, cl = label(x), label(y), label(color)
     fig = go.Figure(

@@ -19,7 +19,8 @@ PARTS = {
 
 
 def _record(e) -> dict:
-    """An Estimate or its `to_dict()` → a dict with `<part>_bytes`, `total_bytes` and a bar label."""
+    """An Estimate or its `to_dict()` → a dict with `<part>_bytes`,
+    `total_bytes` and a bar label."""
     d = e.to_dict() if hasattr(e, "to_dict") else dict(e)
     d.setdefault("label", f"{d.get('model', '')} · {d.get('scheme', '')}".strip(" ·"))
     return d
@@ -40,7 +41,8 @@ def gpu_lines(gpus) -> list[tuple[float, str]]:
 def breakdown_figure(
     estimates, gpus=(), title: str = "Memory needed", height: int = 420
 ) -> go.Figure:
-    """One stacked bar (GB) per estimate; `gpus` (dict/list of GPU or (name, bytes)) draws dashed lines."""
+    """One stacked bar (GB) per estimate; `gpus` (dict/list of GPU or (name, bytes))
+    draws dashed lines."""
     records = [_record(e) for e in estimates]
     labels = [r["label"] for r in records]
     fig = go.Figure()

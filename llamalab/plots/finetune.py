@@ -1,4 +1,5 @@
-"""A fine-tuning run's curves as one plotly figure: loss and eval loss, learning rate, tokens/s, memory."""
+"""A fine-tuning run's curves as one plotly figure: loss and eval loss, learning rate,
+tokens/s, memory."""
 
 from __future__ import annotations
 

@@ -21,7 +21,8 @@ def _name(key: str) -> str:
 
 
 def monitor_figure(records=(), title: str = "Memory and speed", height: int = 320) -> go.Figure:
-    """Lines of process RSS (and CUDA allocated/reserved when non-zero) in MB, tokens/s on the right axis."""
+    """Lines of process RSS (and CUDA allocated/reserved when non-zero) in MB,
+    tokens/s on the right axis."""
     fig = go.Figure()
     for key, axis, _ in SERIES:
         fig.add_scatter(
@@ -55,7 +56,8 @@ def monitor_figure(records=(), title: str = "Memory and speed", height: int = 32
 
 
 def series(records) -> dict[str, tuple[list, list]]:
-    """x and y per record key; runs (the `run` key) are separated by a gap so lines do not join them."""
+    """x and y per record key; runs (the `run` key) are separated by a gap so lines
+    do not join them."""
     rows = _rows(records)
     out = {key: ([], []) for key, *_ in SERIES}
     last_run = None
@@ -77,7 +79,8 @@ def series(records) -> dict[str, tuple[list, list]]:
 
 
 def apply_samples(fig, records) -> None:
-    """Set every trace's data from `records`; works on go.Figure and, inside `batch_update`, FigureWidget."""
+    """Set every trace's data from `records`; works on go.Figure and,
+    inside `batch_update`, FigureWidget."""
     rows = _rows(records)
     data = series(rows)
     cuda = any(r.get("cuda_reserved_bytes", 0) or r.get("cuda_allocated_bytes", 0) for r in rows)

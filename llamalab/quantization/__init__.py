@@ -1,9 +1,11 @@
-"""Quantize your own model with GPTQ or AWQ (through gptqmodel), cached so the second run is instant.
+"""Quantize your own model with GPTQ or AWQ (through gptqmodel),
+cached so the second run is instant.
 
     q = llamalab.quantize("default", "gptq", bits=4)     # ~1 min on 2 cores for the embedded model
     m = q.load()                                         # or llamalab.load("default", "gptq")
 
-The work runs in a subprocess, as a Task (llamalab/core/tasks.py; the worker is worker.py); the result lands in LLAMALAB_CACHE/quantized/ under a key of (model, scheme, settings, calibration text,
+The work runs in a subprocess, as a Task (llamalab/core/tasks.py; the worker is worker.py); the
+result lands in LLAMALAB_CACHE/quantized/ under a key of (model, scheme, settings, calibration text,
 library versions). The options and their help: `QuantizeSettings` (settings.py).
 """
 
@@ -36,7 +38,8 @@ METHODS = {"gptq": gptq, "awq": awq}
 
 @dataclass(frozen=True)
 class Quantized:
-    """A quantized checkpoint on disk and how it was made. `cached` is True when nothing was recomputed."""
+    """A quantized checkpoint on disk and how it was made. `cached` is True when nothing
+    was recomputed."""
 
     path: str
     model: str
@@ -73,11 +76,14 @@ def quantize(
     on_event: Callable[[dict], None] | None = None,
     **options,
 ) -> Quantized:
-    """Quantize `model` with GPTQ or AWQ and cache the result (a second call with the same inputs is instant).
+    """Quantize `model` with GPTQ or AWQ and cache the result (a second call with the
+    same inputs is instant).
 
-    settings: a QuantizeSettings, and/or its fields as keywords (`bits=8, group_size=64`); listed below.
+    settings: a QuantizeSettings, and/or its fields as keywords (`bits=8, group_size=64`);
+      listed below.
     force: redo the work even when a cached result exists.
-    progress: a progress bar over decoder layers (True), none (False), or callback(done, total, label).
+    progress: a progress bar over decoder layers (True), none (False),
+      or callback(done, total, label).
     on_event: called with each of the worker's events (dicts) as they arrive, for widgets.
     """
     if settings is not None and not isinstance(settings, QuantizeSettings):
@@ -160,7 +166,8 @@ def _quant_config(path: Path) -> dict:
 
 
 def _shapes(path: Path) -> dict:
-    """The linear layers' sizes that group_size must divide, from the catalog's reading of config.json."""
+    """The linear layers' sizes that group_size must divide, from the catalog's reading
+    of config.json."""
     c = catalog.card_from_config(path)
     return {
         "hidden_size": c.hidden,
@@ -198,9 +205,10 @@ def _check_group_size(g: int, shapes: dict, method) -> None:
         if n % g:
             ok = [x for x in (128, 64, 32) if all(v % x == 0 for v in inputs.values())]
             raise InvalidSetting(
-                f"group_size={g} does not divide {name} = {n} ({n} / {g} = {n / g:g}): every group of "
-                f"weights sharing a scale must lie inside one row.",
-                f"Use group_size={ok[0]} (divides {', '.join(f'{k} {v}' for k, v in inputs.items())})."
+                f"group_size={g} does not divide {name} = {n} ({n} / {g} = {n / g:g}): every group "
+                "of weights sharing a scale must lie inside one row.",
+                f"Use group_size={ok[0]} (divides "
+                f"{', '.join(f'{k} {v}' for k, v in inputs.items())})."
                 if ok
                 else "Use group_size=-1.",
             )
@@ -296,7 +304,8 @@ def _run(
     progress,
     on_event,
 ) -> None:
-    """The worker fills a temp folder; the manifest and logs are added, then it is renamed to `out`."""
+    """The worker fills a temp folder; the manifest and logs are added,
+    then it is renamed to `out`."""
     t0 = time.perf_counter()
 
     def finish(tmp: Path, task: tasks.Task) -> None:
@@ -344,7 +353,8 @@ def _run(
 
 
 def _progress_callback(callback, label: str, on_event):
-    """The older callback(done, total, label) form of `progress`, fed from the job's progress events."""
+    """The older callback(done, total, label) form of `progress`,
+    fed from the job's progress events."""
 
     def handle(event: dict) -> None:
         if event.get("event") == "progress":

@@ -1,5 +1,6 @@
 """AWQ through gptqmodel: find the input channels with large activations, scale their weights up
-(and the activations down) before rounding so they lose less precision; then search a clipping range.
+(and the activations down) before rounding so they lose less precision;
+then search a clipping range.
 
 On CPU gptqmodel needs `backend=BACKEND.AWQ_TORCH` (its default packer needs CUDA). Its per-layer
 clip search (`_compute_best_clip`, no switch in 7.6) was ~88 % of AWQ's time on CPU (697 s for
@@ -7,8 +8,9 @@ clip search (`_compute_best_clip`, no switch in 7.6) was ~88 % of AWQ's time on 
 its large temporary tensors. Two supported changes bring the embedded model under 5 minutes:
   * the subprocess runs with torch's transparent-huge-page allocator (`THP_MEM_ALLOC_ENABLE=1`): the
     same arithmetic, byte-identical checkpoint (benchmarks/quantize.py checks the sha256);
-  * 8 calibration rows × 256 tokens instead of 32: the clip search samples a fixed 512 tokens anyway,
-    and perplexity / KL / top-1 did not change measurably (benchmarks/results/quantize*.json).
+  * 8 calibration rows × 256 tokens instead of 32: the clip search samples a fixed 512 tokens
+    anyway, and perplexity / KL / top-1 did not change measurably
+    (benchmarks/results/quantize*.json).
 Pass samples=32 for the larger calibration set (about 1.5–2× longer).
 """
 
@@ -27,7 +29,8 @@ def config(bits: int, group_size: int, options: dict):
 
 
 def quantize_kwargs(device: str) -> dict:
-    """AWQ's default packer needs CUDA ("AWQ: CUDA is not available."); the torch one runs on CPU."""
+    """AWQ's default packer needs CUDA ("AWQ: CUDA is not available.");
+    the torch one runs on CPU."""
     if device == "cpu":
         from gptqmodel import BACKEND
 

@@ -1,6 +1,6 @@
-"""Where quantize-your-own results are written: LLAMALAB_CACHE/quantized/<name>-<key>/, keyed by everything
-that changes the result (model, scheme, settings, calibration, library versions). Pure Python.
-Finding them again is the runtime's job (llamalab/runtime/files/store.py)."""
+"""Where quantize-your-own results are written: LLAMALAB_CACHE/quantized/<name>-<key>/, keyed by
+everything that changes the result (model, scheme, settings, calibration, library versions). Pure
+Python. Finding them again is the runtime's job (llamalab/runtime/files/store.py)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ VERSIONED = ("llamalab", "gptqmodel", "transformers", "torch", "optimum")
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything that changes a quantized checkpoint. Part of the cache key, and saved beside it."""
+    """Everything that changes a quantized checkpoint. Part of the cache key,
+    and saved beside it."""
 
     scheme: str  # catalog name: gptq-4bit, gptq-8bit, awq-4bit
     method: str  # gptq | awq

@@ -16,7 +16,8 @@ GPTQ, AWQ, BOTH = ("gptq",), ("awq",), ("gptq", "awq")
 
 @dataclass(frozen=True)
 class QuantizeSettings:
-    """Options of `llamalab.quantize()`; pass an instance as `settings=` or the fields as keywords."""
+    """Options of `llamalab.quantize()`; pass an instance as `settings=` or the
+    fields as keywords."""
 
     bits: int | None = setting(
         None,

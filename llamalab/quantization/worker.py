@@ -1,4 +1,5 @@
-"""The quantizing subprocess, started as a process Task (llamalab/core/tasks.py): `quantize_checkpoint(**kwargs)`.
+"""The quantizing subprocess, started as a process Task (llamalab/core/tasks.py):
+`quantize_checkpoint(**kwargs)`.
 
 Run apart from the notebook kernel so gptqmodel's imports, its ~1 GB peak and allocator settings
 (set in the environment before torch starts) stay out of the learner's process. Progress goes to
@@ -56,7 +57,8 @@ def calibration_rows(tok, text: str, samples: int, seq_len: int) -> list[dict]:
 
 
 def quantize_checkpoint(source: str, settings: dict, text: str, device: str) -> dict:
-    """Quantize the checkpoint in `source` into the job's output folder; returns timings and usage."""
+    """Quantize the checkpoint in `source` into the job's output folder;
+    returns timings and usage."""
     import torch
     from gptqmodel import GPTQModel
     from transformers import AutoTokenizer

@@ -1,4 +1,5 @@
-"""A loaded model and its measured generations: text, time to first token, decode speed, peak memory."""
+"""A loaded model and its measured generations: text, time to first token,
+decode speed, peak memory."""
 
 from __future__ import annotations
 
@@ -52,8 +53,9 @@ class Generation:
 
 @dataclass
 class LoadedModel:
-    """A model in memory (or on a server) with the facts of its loading. `generate` and `stream` measure
-    every call. `card`, `scheme` and `estimate` are None for a served model the catalog does not know."""
+    """A model in memory (or on a server) with the facts of its loading. `generate` and `stream`
+    measure every call. `card`, `scheme` and `estimate` are None for a served model the catalog does
+    not know."""
 
     engine: Engine
     card: ModelCard | None
@@ -97,7 +99,8 @@ class LoadedModel:
 
     @property
     def estimate_error_pct(self) -> float | None:
-        """Estimated weight bytes vs measured weights in memory, in percent of the measured value."""
+        """Estimated weight bytes vs measured weights in memory,
+        in percent of the measured value."""
         if not self.weights_memory_bytes or self.estimate is None:
             return None
         return (
@@ -141,10 +144,11 @@ class LoadedModel:
         on_text: Callable[[str], None] | None = None,
         **sampling_fields,
     ) -> Generation:
-        """Generate from a string or chat messages. `sampling` (a Sampling) and/or its fields as keywords
-        (`max_new_tokens=64, temperature=0.7`) say how. `on_text` gets each new piece of text as it comes, on
-        this thread (the torch thread only decodes tokens). `stop_event` (set from any thread) ends it after
-        the current token. Ctrl-C while waiting stops it, then raises KeyboardInterrupt."""
+        """Generate from a string or chat messages. `sampling` (a Sampling) and/or its fields as
+        keywords (`max_new_tokens=64, temperature=0.7`) say how. `on_text` gets each new piece of
+        text as it comes, on this thread (the torch thread only decodes tokens). `stop_event`
+        (set from any thread) ends it after the current token. Ctrl-C while waiting stops it, then
+        raises KeyboardInterrupt."""
         if on_text is not None and not callable(on_text):
             raise InvalidSetting(
                 f"on_text={on_text!r} is not callable.", "Pass a function taking a str, or None."
@@ -167,8 +171,9 @@ class LoadedModel:
     def stream(
         self, prompt, sampling: Sampling | None = None, **kwargs
     ) -> Iterator[str | Generation]:
-        """Yield text pieces as they are generated, then the finished Generation. Tokens are turned into
-        text here, on the consumer's thread. Closing the iterator early (or `stop()`) ends the generation."""
+        """Yield text pieces as they are generated, then the finished Generation. Tokens are turned
+        into text here, on the consumer's thread. Closing the iterator early (or `stop()`) ends the
+        generation."""
         tokens: queue.SimpleQueue = queue.SimpleQueue()
         job, stop = self._prepare(prompt, sampling, sink=tokens.put, **kwargs)
         end = object()
@@ -192,14 +197,16 @@ class LoadedModel:
         yield future.result()
 
     def _on_torch_thread(self) -> bool:
-        """Submit to the torch thread? Engines say so (llama.cpp runs its own thread pool and does not);
-        already on the torch thread (a callback that generates) the job runs inline instead."""
+        """Submit to the torch thread? Engines say so (llama.cpp runs its own thread pool and does
+        not); already on the torch thread (a callback that generates) the job runs inline
+        instead."""
         return self.engine.uses_torch_thread and not torch_thread.is_torch_thread()
 
     def _prepare(
         self, prompt, sampling=None, system=None, chat=None, stop_event=None, sink=None, **fields
     ):
-        """Check the arguments, encode the prompt here (the caller's thread), and return the job to run."""
+        """Check the arguments, encode the prompt here (the caller's thread),
+        and return the job to run."""
         if sampling is not None and not isinstance(sampling, Sampling):
             raise InvalidSetting(
                 f"sampling must be a Sampling, not {type(sampling).__name__}.",
@@ -222,7 +229,8 @@ class LoadedModel:
         return (lambda: self._call(ids, n, sampling, stop, sink, t_call)), stop
 
     def _call(self, ids, n_prompt, sampling, stop, sink, t_call) -> Generation:
-        """One call: registered so `stop()` reaches it; serialized unless the engine takes concurrent calls."""
+        """One call: registered so `stop()` reaches it; serialized unless the engine takes
+        concurrent calls."""
         self._calls.add(stop)
         try:
             if isinstance(self.engine, Concurrent):
@@ -242,7 +250,8 @@ class LoadedModel:
             self._calls.discard(stop)
 
     def _run(self, ids, n_prompt, sampling, stop, sink, t_call) -> Generation:
-        """The generation itself; `sink` gets each raw token (an id, or a text piece from a server)."""
+        """The generation itself; `sink` gets each raw token (an id,
+        or a text piece from a server)."""
         text = _TextEmitter(self.engine.decode, None)
         times: list[float] = []
 
@@ -318,7 +327,8 @@ def _are_token_ids(ids) -> bool:
 
 
 def _in_thread(job) -> Future:
-    """Run `job` in a fresh daemon thread (engines with their own threads, e.g. llama.cpp, when streaming)."""
+    """Run `job` in a fresh daemon thread (engines with their own threads, e.g.
+    llama.cpp, when streaming)."""
     future: Future = Future()
 
     def work():

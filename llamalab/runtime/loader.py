@@ -84,12 +84,13 @@ def load(
 ) -> LoadedModel:
     """Load `model` under `scheme` on `device` and measure the load.
 
-    `context`: the tokens it must hold (prompt + reply): the estimate is checked for it (default: the model's
-    own, at most 4096), and a llama.cpp engine gets a window that size. Refuses (NotEnoughMemory, naming a
-    scheme that would fit) when the estimate exceeds the memory available now, unless force=True. `trust_remote_code` stays off
-    unless you ask for it. The load runs on the one torch thread (llamalab/core/torch_thread.py).
-    `adapter`: a folder with a saved peft adapter (e.g. `run.adapter_dir`), attached to the loaded model;
-    generate()/stream() then use it.
+    `context`: the tokens it must hold (prompt + reply): the estimate is checked for it (default:
+    the model's own, at most 4096), and a llama.cpp engine gets a window that size. Refuses
+    (NotEnoughMemory, naming a scheme that would fit) when the estimate exceeds the memory available
+    now, unless force=True. `trust_remote_code` stays off unless you ask for it. The load runs on
+    the one torch thread (llamalab/core/torch_thread.py).
+    `adapter`: a folder with a saved peft adapter (e.g. `run.adapter_dir`), attached to the loaded
+    model; generate()/stream() then use it.
     """
     validate.flag("force", force)
     validate.flag("trust_remote_code", trust_remote_code)
@@ -155,8 +156,9 @@ def _load(
 
 
 def attach_adapter(engine, adapter, base_path, name: str = "default") -> None:
-    """Inject a saved peft adapter into the engine's model in place (generation is unchanged); warn when
-    the adapter was trained on other base weights (its llamalab_finetune.json keeps their fingerprint)."""
+    """Inject a saved peft adapter into the engine's model in place (generation is unchanged); warn
+    when the adapter was trained on other base weights (its llamalab_finetune.json keeps their
+    fingerprint)."""
     folder = Path(adapter)
     require(
         engine,
@@ -178,7 +180,8 @@ def attach_adapter(engine, adapter, base_path, name: str = "default") -> None:
             here = None
         if trained_on and here and trained_on != here:
             warnings.warn(
-                f"The adapter in {folder} was trained on {trained_on}, not on these weights ({here}).",
+                f"The adapter in {folder} was trained on {trained_on}, "
+                f"not on these weights ({here}).",
                 stacklevel=3,
             )
     engine.attach_adapter(str(folder), name)
@@ -212,9 +215,10 @@ def _check_memory(c: ModelCard, s: Scheme, est, device: str, ctx: int) -> None:
 
 
 def capabilities():
-    """The scheme × device capability table, with the reason for every cell that cannot run here; `trains`
-    lists the fine-tuning methods that train over the scheme on the device (catalog/training_methods.toml),
-    `trains_reason` says why none does (a scheme that cannot run here cannot train here either)."""
+    """The scheme × device capability table, with the reason for every cell that cannot run here;
+    `trains` lists the fine-tuning methods that train over the scheme on the device
+    (catalog/training_methods.toml), `trains_reason` says why none does (a scheme that cannot run
+    here cannot train here either)."""
     import pandas as pd
 
     rows = []

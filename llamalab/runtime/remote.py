@@ -1,9 +1,10 @@
-"""A model on a server, as a LoadedModel: `connect()` picks the engine for the wire protocol and asks the
-server whether it serves the model. The card, scheme and estimate are those of the catalog when it knows
-the model (or the caller says which it is), else absent — nothing is invented.
+"""A model on a server, as a LoadedModel: `connect()` picks the engine for the wire protocol and
+asks the server whether it serves the model. The card, scheme and estimate are those of the catalog
+when it knows the model (or the caller says which it is), else absent — nothing is invented.
 
     m = llamalab.connect("http://127.0.0.1:8080", "smol", api_key_env="MY_KEY")
-    m.generate("Hi")     # the same Generation as a local model: TTFT, decode tokens/s; peak memory absent
+    m.generate("Hi")     # the same Generation as a local model: TTFT, decode tokens/s;
+                         # peak memory absent
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ APIS = {"openai": OpenAIEngine, "ollama": OllamaEngine}
 
 
 class ServedProcess:
-    """A model server this process started (`llamalab.serve()` makes one): what a load test reads besides
-    the requests — the process's memory by PID and the server's own counters."""
+    """A model server this process started (`llamalab.serve()` makes one): what a load test reads
+    besides the requests — the process's memory by PID and the server's own counters."""
 
     pid: int
 
@@ -45,14 +46,17 @@ def connect(
     timeout: float = 60.0,
     check: bool = True,
 ) -> LoadedModel:
-    """A served model you generate from like a local one: `generate()`, `stream()`, the Playground, the Arena.
+    """A served model you generate from like a local one: `generate()`, `stream()`,
+    the Playground, the Arena.
 
-    base_url: the server (…/v1 is added for OpenAI-compatible servers; Ollama: its root). model: the id the
-    server serves. api_key_env: the NAME of the environment variable holding the key (never the key).
-    api: "openai" (any OpenAI-compatible server) or "ollama" (its native API). card / scheme: the catalog
-    model and scheme this is, when you know (else the model id is looked up; a model the catalog does not
-    know has no card). check: ask the server now whether it serves `model` (a clear error now, not later).
-    Peak memory is absent on every Generation: its memory is on the server.
+    base_url: the server (…/v1 is added for OpenAI-compatible servers; Ollama: its root). model: the
+    id the server serves. api_key_env: the NAME of the environment variable holding the key
+    (never the key).
+    api: "openai" (any OpenAI-compatible server) or "ollama" (its native API). card / scheme: the
+    catalog model and scheme this is, when you know (else the model id is looked up; a model the
+    catalog does not know has no card). check: ask the server now whether it serves `model`
+    (a clear error now, not later). Peak memory is absent on every Generation: its memory is on
+    the server.
     """
     validate.choice("api", api, APIS)
     t0 = time.perf_counter()
@@ -78,7 +82,8 @@ def connect(
 
 
 def _card(model: str, card) -> ModelCard | None:
-    """The catalog's card: the one named by `card`, else the model id's if the catalog knows it, else None."""
+    """The catalog's card: the one named by `card`, else the model id's if the catalog
+    knows it, else None."""
     if card is not None:
         return catalog.card(card)
     try:

@@ -1,7 +1,8 @@
-"""The model-server process: llama.cpp's native server (xllamacpp) on 127.0.0.1, run by `serve()` as a
-process Task.
+"""The model-server process: llama.cpp's native server (xllamacpp) on 127.0.0.1, run by `serve()` as
+a process Task.
 
-    python -m llamalab.serving._server_main   # settings in LLAMALAB_SERVER_CONFIG (JSON), key in LLAMALAB_SERVER_KEY
+    python -m llamalab.serving._server_main   # settings in LLAMALAB_SERVER_CONFIG (JSON),
+                                              # key in LLAMALAB_SERVER_KEY
 
 It serves until its stdin closes (the parent ended, even by a kill) or it gets SIGTERM.
 """

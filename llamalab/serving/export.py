@@ -69,9 +69,10 @@ def export_gguf(
     window: int = 128,
     verbose: bool = True,
 ) -> Export:
-    """Write `model_or_merged_dir` as a GGUF of `outtype` (q8_0, f16, q6_k, q5_k_m, q4_k_m, q4_1, q4_0),
-    copy it to `output` (a file or a folder; default: keep it in the kit's cache) and, with `check`, load
-    the file and its source (under `source_scheme`) and compare them (see ExportCheck)."""
+    """Write `model_or_merged_dir` as a GGUF of `outtype` (q8_0, f16, q6_k, q5_k_m, q4_k_m, q4_1,
+    q4_0), copy it to `output` (a file or a folder; default: keep it in the kit's cache) and, with
+    `check`, load the file and its source (under `source_scheme`) and compare them
+    (see ExportCheck)."""
     outtype = validate.choice("outtype", str(outtype).lower(), WRITABLE)
     validate.flag("check", check)
     made = Path(convert(model_or_merged_dir, outtype, verbose=verbose))
@@ -123,7 +124,8 @@ def check_export(
     tokens: int = 256,
     window: int = 128,
 ) -> ExportCheck:
-    """Load the source and the GGUF, compare distributions (KL, top-1) and greedy answers; unload both."""
+    """Load the source and the GGUF, compare distributions (KL, top-1) and greedy
+    answers; unload both."""
     ref = load(source, source_scheme, device="cpu")
     try:
         exported = load(str(gguf), "gguf", device="cpu")

@@ -1,5 +1,5 @@
-"""Serve a GGUF with llama.cpp's native server (continuous batching, parallel slots, /health, /metrics) in a
-subprocess Task on 127.0.0.1, behind an API key, for as long as a `with` block lasts.
+"""Serve a GGUF with llama.cpp's native server (continuous batching, parallel slots, /health,
+/metrics) in a subprocess Task on 127.0.0.1, behind an API key, for as long as a `with` block lasts.
 
     with llamalab.serve("default", scheme="q4_k_m", parallel=4) as server:
         server.connect().generate("Hi")          # the served model, as a LoadedModel
@@ -31,12 +31,14 @@ from ..runtime.remote import ServedProcess
 
 
 class ServerFailed(TaskFailed):
-    """The server process did not start, or never became healthy; `log_tail` holds the end of its log."""
+    """The server process did not start, or never became healthy; `log_tail` holds
+    the end of its log."""
 
 
 @dataclass(frozen=True)
 class ServeSettings:
-    """How `serve()` runs llama.cpp's server (the API key is passed on its own, never kept in settings)."""
+    """How `serve()` runs llama.cpp's server (the API key is passed on its own,
+    never kept in settings)."""
 
     scheme: str = setting(
         "q4_k_m",
@@ -68,8 +70,8 @@ class ServeSettings:
 
 @dataclass
 class Server(ServedProcess):
-    """A running llama.cpp server: where it is, its key, its process (`task`, a process Task). Stopped by
-    `stop()`, the `with` block, or at interpreter exit."""
+    """A running llama.cpp server: where it is, its key, its process (`task`, a process Task).
+    Stopped by `stop()`, the `with` block, or at interpreter exit."""
 
     url: str  # http://127.0.0.1:PORT (OpenAI-compatible API under /v1)
     model_id: str  # the id it serves the model under (what clients send as "model")
@@ -97,7 +99,8 @@ class Server(ServedProcess):
 
     @property
     def api_key(self) -> str:
-        """The key clients must send (generated per start unless given). Never printed by the kit."""
+        """The key clients must send (generated per start unless given).
+        Never printed by the kit."""
         return os.environ.get(self.key_env, "")
 
     @property
@@ -157,10 +160,11 @@ def serve(
     api_key: str | None = None,
     **overrides,
 ) -> Server:
-    """Start llama.cpp's server for a GGUF (a .gguf path, or a model name whose `scheme` GGUF is made if
-    missing) on 127.0.0.1 at a free port, with an API key, and wait until /health says ok. `settings` (a
-    ServeSettings) and/or its fields as keywords. Use it as a context manager (`with serve(...) as server:`):
-    the process is stopped by PID on exit, also on Ctrl-C, and at interpreter exit (the Task registry)."""
+    """Start llama.cpp's server for a GGUF (a .gguf path, or a model name whose `scheme` GGUF is
+    made if missing) on 127.0.0.1 at a free port, with an API key, and wait until /health says ok.
+    `settings` (a ServeSettings) and/or its fields as keywords. Use it as a context manager
+    (`with serve(...) as server:`): the process is stopped by PID on exit, also on Ctrl-C, and at
+    interpreter exit (the Task registry)."""
     _require_xllamacpp()
     s = with_changes(settings or ServeSettings(), **overrides)
     threads = s.threads or default_threads()
@@ -229,7 +233,8 @@ def gguf_for(model_or_gguf, scheme: str) -> tuple[str, str | None, str]:
 
 
 def wait_healthy(server: Server, timeout: float) -> None:
-    """Poll GET /health until 200; ServerFailed with the log tail if the process ends or time runs out."""
+    """Poll GET /health until 200; ServerFailed with the log tail if the process ends
+    or time runs out."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not server.alive:

@@ -1,5 +1,6 @@
-"""Adapters on a loaded model: list the saved ones, add several to one base, switch, remove. Generation with
-an adapter is the same `generate()` / `stream()` call and returns the same Generation."""
+"""Adapters on a loaded model: list the saved ones, add several to one base, switch, remove.
+Generation with an adapter is the same `generate()` / `stream()` call and returns the same
+Generation."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ NO_ADAPTERS = (
 
 
 def list_adapters(root=None):
-    """Every adapter saved under `root` (default: the kit's fine-tuning folder) as a DataFrame, newest first."""
+    """Every adapter saved under `root` (default: the kit's fine-tuning folder) as a
+    DataFrame, newest first."""
     import pandas as pd
 
     root = Path(root) if root is not None else cache_dir() / "finetune"

@@ -1,6 +1,7 @@
-"""The guide's claims, measured on one machine: full vs LoRA (guide preset) vs LoRA (all-linear) vs QLoRA on
-the same data and steps budget — trainable parameters, peak memory measured vs estimated, seconds per step,
-task score before → after, and forgetting (perplexity on the held-out general text before → after)."""
+"""The guide's claims, measured on one machine: full vs LoRA (guide preset) vs LoRA (all-linear) vs
+QLoRA on the same data and steps budget — trainable parameters, peak memory measured vs estimated,
+seconds per step, task score before → after, and forgetting (perplexity on the held-out general text
+before → after)."""
 
 from __future__ import annotations
 
@@ -33,11 +34,14 @@ def finetune_compare(
     on_row=None,
     **settings,
 ):
-    """One row per variant (names of VARIANTS): each trains a fresh copy of `model` for `steps` steps.
-    A variant whose estimate does not fit (or that cannot train here) gets its reason instead of numbers.
-    schemes: the base scheme per method, e.g. {"lora": "bf16"} (default: each method's base, fp32 or nf4).
-    Each method trains at its own learning rate (catalog/training_methods.toml) unless `lr` is given.
-    max_new_tokens: per held-out reply when scoring. Other keywords are FinetuneSettings for every variant."""
+    """One row per variant (names of VARIANTS): each trains a fresh copy of `model` for `steps`
+    steps. A variant whose estimate does not fit (or that cannot train here) gets its reason instead
+    of numbers.
+    schemes: the base scheme per method, e.g. {"lora": "bf16"} (default: each method's base, fp32 or
+    nf4). Each method trains at its own learning rate (catalog/training_methods.toml) unless `lr`
+    is given.
+    max_new_tokens: per held-out reply when scoring. Other keywords are FinetuneSettings
+    for every variant."""
     import pandas as pd
 
     rows, before = [], {}
@@ -85,8 +89,9 @@ def _one(model, data, name, kw, scoring, ppl_tokens, budget, before) -> dict:
 
 
 def row(name: str, run, before: tuple[float, float], after, perplexity_after: float) -> dict:
-    """The table's row for a finished run (e.g. one started by hand or from the TrainerPanel, to sit beside
-    finetune_compare's rows): `before` is (compliance %, perplexity) of its base, `after` its Score."""
+    """The table's row for a finished run (e.g. one started by hand or from the TrainerPanel, to sit
+    beside finetune_compare's rows): `before` is (compliance %, perplexity) of its base, `after`
+    its Score."""
     s = run.to_dict()
     return {
         "variant": name,

@@ -1,5 +1,6 @@
-"""Training data: chat conversations from a list, JSONL, a DataFrame or a `datasets.Dataset`, checked
-row by row, then tokenized with the model's chat template with the loss on the assistant's tokens only."""
+"""Training data: chat conversations from a list, JSONL, a DataFrame or a `datasets.Dataset`,
+checked row by row, then tokenized with the model's chat template with the loss on the assistant's
+tokens only."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ BUNDLED = {
 
 @dataclass(frozen=True)
 class Example:
-    """One tokenized conversation: ids, labels (IGNORE outside the assistant's replies) and its row number."""
+    """One tokenized conversation: ids, labels (IGNORE outside the assistant's replies)
+    and its row number."""
 
     input_ids: tuple[int, ...]
     labels: tuple[int, ...]
@@ -41,9 +43,10 @@ def bundled(name: str = "house-format") -> Path:
 def conversations(data) -> list[list[dict]]:
     """Every row of `data` as a checked list of {"role", "content"} messages.
 
-    Accepts: a bundled name, a .jsonl path, a list of conversations (each a list of messages or a dict with
-    "messages"), a DataFrame / `datasets.Dataset` with a "messages" column or "prompt"/"response" columns.
-    A bad row raises InvalidSetting naming its row number (0-based, as in the file or frame)."""
+    Accepts: a bundled name, a .jsonl path, a list of conversations (each a list of messages or a
+    dict with "messages"), a DataFrame / `datasets.Dataset` with a "messages" column or
+    "prompt"/"response" columns. A bad row raises InvalidSetting naming its row number (0-based, as
+    in the file or frame)."""
     return [_messages(row, i) for i, row in enumerate(_rows(data))]
 
 
@@ -87,7 +90,8 @@ def _jsonl(path: Path) -> list:
 
 
 def _messages(row, i: int) -> list[dict]:
-    """One row as messages: {"messages": [...]}, a bare list, or {"prompt", "response"} (+ optional "system")."""
+    """One row as messages: {"messages": [...]}, a bare list, or {"prompt", "response"}
+    (+ optional "system")."""
     if isinstance(row, dict) and "messages" in row:
         msgs = row["messages"]
     elif isinstance(row, dict) and {"prompt", "response"} <= set(row):
@@ -138,7 +142,8 @@ def _check_message(m, i: int, j: int) -> None:
 def tokenize(
     tokenizer, convs: list[list[dict]], max_length: int, first_row: int = 0
 ) -> list[Example]:
-    """Chat template applied; labels are the assistant's tokens (their end-of-turn token included)."""
+    """Chat template applied; labels are the assistant's tokens (their end-of-turn
+    token included)."""
     return [
         _tokenize_one(tokenizer, msgs, max_length, first_row + i) for i, msgs in enumerate(convs)
     ]
@@ -182,7 +187,8 @@ def _ids(tok, msgs, generation_prompt: bool) -> list[int]:
 def split(
     examples: list[Example], fraction: float, seed: int
 ) -> tuple[list[Example], list[Example]]:
-    """(train, eval): a seeded shuffle, `fraction` of the rows held out (none when fraction is 0)."""
+    """(train, eval): a seeded shuffle, `fraction` of the rows held out
+    (none when fraction is 0)."""
     import random
 
     order = list(examples)

@@ -1,14 +1,15 @@
 """bitsandbytes' 4-bit layers on a CPU, kept trainable (QLoRA) and mergeable.
 
-On CPUs with AVX512-BF16, bitsandbytes (0.48–0.50) repacks a 4-bit weight for its fast inference kernel at the
-layer's first forward in eval mode: a generation, an eval loss. That kernel has no backward pass, so from then on
-gradients stop at every 4-bit layer and QLoRA trains through the adapters' own paths only (measured on the
-embedded model: format compliance stayed at 0 % and perplexity went 33 → 104 after 20 steps, where an unpacked
-base reached 100 %). bitsandbytes' own inverse of the packing is lossy (the scales go through bf16), so a packed
-layer is quantized again from the checkpoint it was loaded from, which reproduces the load bit for bit; and
-while a run trains (or a merge is made and checked), packing is off, so an eval loss does not pack the layers
-again. peft's merge dequantizes a layer's weight too, and gets garbage from a packed one (the merge check
-measured KL 25 nats/token before this).
+On CPUs with AVX512-BF16, bitsandbytes (0.48–0.50) repacks a 4-bit weight for its fast inference
+kernel at the layer's first forward in eval mode: a generation, an eval loss. That kernel has no
+backward pass, so from then on gradients stop at every 4-bit layer and QLoRA trains through the
+adapters' own paths only (measured on the embedded model: format compliance stayed at 0 % and
+perplexity went 33 → 104 after 20 steps, where an unpacked base reached 100 %). bitsandbytes' own
+inverse of the packing is lossy (the scales go through bf16), so a packed layer is quantized again
+from the checkpoint it was loaded from, which reproduces the load bit for bit; and while a run
+trains (or a merge is made and checked), packing is off, so an eval loss does not pack the layers
+again. peft's merge dequantizes a layer's weight too, and gets garbage from a packed one (the merge
+check measured KL 25 nats/token before this).
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ def is_packed(mod) -> bool:
 
 
 def hold_unpacked(model, checkpoint: str | None) -> list[tuple[object, bool]]:
-    """Unpack every packed layer (from `checkpoint`) and turn packing off (for a training run, or a merge);
-    returns what `release` restores."""
+    """Unpack every packed layer (from `checkpoint`) and turn packing off (for a training run, or a
+    merge); returns what `release` restores."""
     found = layers(model)
     packed = [(name, mod) for name, mod in found if is_packed(mod)]
     if packed:
@@ -60,7 +61,8 @@ def _quantize_again(packed: list[tuple[str, object]], checkpoint: str | None) ->
         key = _checkpoint_key(name)
         if key not in where:
             raise LlamalabError(
-                f"Cannot restore the 4-bit layer {name} for training: {key} is not in {checkpoint}.",
+                f"Cannot restore the 4-bit layer {name} for training: "
+                f"{key} is not in {checkpoint}.",
                 "Load the model again and start training before generating with it.",
             )
         with safe_open(str(where[key]), "pt") as h:

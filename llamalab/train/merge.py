@@ -1,9 +1,11 @@
-"""Safe merge: fold the adapter into the base weights, then check the merged model against base + adapter
-on held-out prompts (next-token KL, top-1 agreement, greedy output agreement) before keeping it.
+"""Safe merge: fold the adapter into the base weights, then check the merged model against base +
+adapter on held-out prompts (next-token KL, top-1 agreement, greedy output agreement) before
+keeping it.
 
 peft's own `safe_merge=True` only looks for NaNs. Known pitfall: merging into a quantized base
-quantizes the sum again (nf4: most of a LoRA update rounds away, and the check says by how much); a GPTQ base
-cannot merge at all (peft refuses): keep the adapter separate, or train over a float base."""
+quantizes the sum again (nf4: most of a LoRA update rounds away, and the check says by how much); a
+GPTQ base cannot merge at all (peft refuses): keep the adapter separate, or train over a float
+base."""
 
 from __future__ import annotations
 
@@ -43,8 +45,9 @@ class MergeReport:
     def __str__(self) -> str:
         verdict = "passed" if self.passed else "FAILED"
         return (
-            f"Merge check {verdict}: KL {self.kl_mean:.2e} nats/token, top-1 {100 * self.top1_agreement:.1f} %, "
-            f"greedy {100 * self.greedy_agreement:.0f} % of {self.prompts} prompts ({self.positions} positions)"
+            f"Merge check {verdict}: KL {self.kl_mean:.2e} nats/token, "
+            f"top-1 {100 * self.top1_agreement:.1f} %, greedy {100 * self.greedy_agreement:.0f} % "
+            f"of {self.prompts} prompts ({self.positions} positions)"
             + (f"; saved to {self.merged_dir}" if self.merged_dir else "")
             + (f". {self.note}" if self.note else "")
         )
@@ -70,9 +73,9 @@ def merge(
     on_fail: str = "raise",
     max_new_tokens: int = 12,
 ) -> MergeReport:
-    """Merge `adapter` into `base` and check it. `base` is a FinetuneRun, a LoadedModel carrying an adapter,
-    or a model name/folder (then `adapter` is the adapter folder). The merged model is saved as a normal
-    checkpoint (`load(report.merged_dir, "fp32")`) unless save=False."""
+    """Merge `adapter` into `base` and check it. `base` is a FinetuneRun, a LoadedModel carrying an
+    adapter, or a model name/folder (then `adapter` is the adapter folder). The merged model is
+    saved as a normal checkpoint (`load(report.merged_dir, "fp32")`) unless save=False."""
     loaded, method, out = _base_with_adapter(base, adapter, output)
     _check_mergeable(loaded, method)
     engine = loaded.engine
@@ -117,7 +120,8 @@ def _base_with_adapter(base, adapter, output) -> tuple[LoadedModel, str, Path]:
         if not base.done or not base.method.adapters:
             raise LlamalabError(
                 "Only a finished LoRA/QLoRA run has an adapter to merge.",
-                "Wait for the run (run.wait()); a full fine-tune is already merged (run.model_dir).",
+                "Wait for the run (run.wait()); a full fine-tune is already "
+                "merged (run.model_dir).",
             )
         return base.model, base.method.name, Path(output or base.output_dir / "merged")
     if isinstance(base, LoadedModel):
@@ -143,13 +147,14 @@ def _check_mergeable(loaded: LoadedModel, method: str) -> None:
     if not ok:
         raise LlamalabError(
             f"A {loaded.scheme_name} base cannot merge an adapter: {why}.",
-            "Keep the adapter separate (load(model, scheme, adapter=...)), or train over fp32/bf16, "
-            "merge there, then quantize the merged checkpoint.",
+            "Keep the adapter separate (load(model, scheme, adapter=...)), or train over "
+            "fp32/bf16, merge there, then quantize the merged checkpoint.",
         )
 
 
 def _trace(loaded: LoadedModel, prompt, max_new_tokens: int, ids=None) -> dict:
-    """Greedy continuation and next-token log-probs along the reference sequence `ids` (else its own)."""
+    """Greedy continuation and next-token log-probs along the reference sequence `ids`
+    (else its own)."""
     import numpy as np
 
     g = loaded.generate(prompt, max_new_tokens=max_new_tokens)
@@ -176,9 +181,9 @@ def _compare(ref: list, got: list, scheme) -> MergeReport:
         kl <= MAX_KL and top1 / max(n, 1) >= MIN_TOP1 and greedy >= MIN_GREEDY and math.isfinite(kl)
     )
     note = (
-        "Merging into a 4-bit base quantizes the sum again, and most of a LoRA update is smaller than half a "
-        "4-bit step: it rounds away (an untrained adapter merges within KL 0.003 nats here; a trained one can lose "
-        "much of its effect: the figures above say how much)."
+        "Merging into a 4-bit base quantizes the sum again, and most of a LoRA update is smaller "
+        "than half a 4-bit step: it rounds away (an untrained adapter merges within KL 0.003 nats "
+        "here; a trained one can lose much of its effect: the figures above say how much)."
         if scheme.quantized_at == "load"
         else ""
     )
@@ -186,7 +191,8 @@ def _compare(ref: list, got: list, scheme) -> MergeReport:
 
 
 def _save(loaded: LoadedModel, target: Path) -> None:
-    """A normal checkpoint (weights, config, tokenizer with its chat template) that load() accepts."""
+    """A normal checkpoint (weights, config, tokenizer with its chat template) that
+    load() accepts."""
     from ..core.paths import atomic_dir
 
     with atomic_dir(target, replace=True) as tmp:

@@ -1,10 +1,10 @@
-"""One fine-tuning run, a thread Task (llamalab/core/tasks.py): its work submits one optimizer step at a
-time to the torch thread, records a tidy history, checks `stopping` between steps, and leaves a checkpoint
-that `resume()` continues from.
+"""One fine-tuning run, a thread Task (llamalab/core/tasks.py): its work submits one optimizer step
+at a time to the torch thread, records a tidy history, checks `stopping` between steps, and leaves a
+checkpoint that `resume()` continues from.
 
 Why steps and not one long torch job: every torch op runs on the one torch thread
-(llamalab/core/torch_thread.py); submitting step by step keeps that rule while a generation (or a Stop
-click) can slip in between two steps, so nothing waits for the whole run."""
+(llamalab/core/torch_thread.py); submitting step by step keeps that rule while a generation (or a
+Stop click) can slip in between two steps, so nothing waits for the whole run."""
 
 from __future__ import annotations
 
@@ -58,7 +58,8 @@ class FinetuneRun:
     # ------------------------------------------------------------------ what a learner reads
     @property
     def status(self) -> str:
-        """The task's state (starting → running → done | stopped | failed); "starting" before `start()`."""
+        """The task's state (starting → running → done | stopped | failed);
+        "starting" before `start()`."""
         return self.task.state if self.task is not None else "starting"
 
     @property
@@ -72,15 +73,16 @@ class FinetuneRun:
 
     @property
     def history(self):
-        """One row per step: step, loss, learning_rate, grad_norm, tokens_per_s, elapsed_s, rss_bytes
-        (and CUDA allocated/reserved on a GPU), eval_loss where it was computed."""
+        """One row per step: step, loss, learning_rate, grad_norm, tokens_per_s, elapsed_s,
+        rss_bytes (and CUDA allocated/reserved on a GPU), eval_loss where it was computed."""
         import pandas as pd
 
         return pd.DataFrame(list(self._records))
 
     @property
     def adapter_dir(self) -> Path | None:
-        """The saved adapter (peft format + llamalab_finetune.json); None for method='full' or before the end."""
+        """The saved adapter (peft format + llamalab_finetune.json); None for method='full'
+        or before the end."""
         p = self.output_dir / ADAPTER
         return p if self.method.adapters and (p / MANIFEST).is_file() else None
 
@@ -96,7 +98,8 @@ class FinetuneRun:
 
     @property
     def estimated_bytes(self) -> int:
-        """The estimator's bytes for this run without the Python runtime (weights + training state + activations)."""
+        """The estimator's bytes for this run without the Python runtime (weights + training
+        state + activations)."""
         return self.estimate.total_bytes - self.estimate.breakdown["overhead"]
 
     @property
@@ -110,8 +113,8 @@ class FinetuneRun:
         self._listeners.append(fn)
 
     def wait(self, timeout: float | None = None) -> FinetuneRun:
-        """Block until the run ends; raise its error if it failed (a stopped run is no error: it can resume).
-        Ctrl-C stops it at the next step boundary, then raises KeyboardInterrupt."""
+        """Block until the run ends; raise its error if it failed (a stopped run is no error: it can
+        resume). Ctrl-C stops it at the next step boundary, then raises KeyboardInterrupt."""
         if self.task is not None:
             try:
                 self.task.wait(timeout)
@@ -120,12 +123,14 @@ class FinetuneRun:
         return self
 
     def stop(self) -> None:
-        """End the run after the step in progress, from any thread; a checkpoint is saved for resume()."""
+        """End the run after the step in progress, from any thread; a checkpoint is
+        saved for resume()."""
         if self.task is not None:
             self.task.stop()
 
     def resume(self, steps: int | None = None) -> FinetuneRun:
-        """Continue a stopped run from its checkpoint on disk (optionally to a new total of `steps`)."""
+        """Continue a stopped run from its checkpoint on disk (optionally to a new
+        total of `steps`)."""
         if self.task is not None and self.task.running:
             raise LlamalabError(
                 "This run is still going.", "Call stop() and wait() before resume()."
@@ -141,7 +146,8 @@ class FinetuneRun:
         return self
 
     def restore(self) -> None:
-        """Load the checkpoint's weights, optimizer, schedule, step and history into this run (not started)."""
+        """Load the checkpoint's weights, optimizer, schedule, step and history into this
+        run (not started)."""
         step, records = torch_thread.run(self._trainer.load_checkpoint, self.checkpoint_dir)
         self.step, self._records[:] = step, records
         self._elapsed_before = records[-1]["elapsed_s"] if records else 0.0
@@ -175,9 +181,9 @@ class FinetuneRun:
     def __repr__(self) -> str:
         loss = f", loss {self._records[-1]['loss']:.3f}" if self._records else ""
         return (
-            f"FinetuneRun({self.method.name} on {self.model.name}/{self.model.scheme_name}, step {self.step}/"
-            f"{self.total_steps}{loss}, {self.status}, trainable {self.trainable_params:,} of "
-            f"{self.total_params:,})"
+            f"FinetuneRun({self.method.name} on {self.model.name}/{self.model.scheme_name}, "
+            f"step {self.step}/{self.total_steps}{loss}, {self.status}, "
+            f"trainable {self.trainable_params:,} of {self.total_params:,})"
         )
 
     # ------------------------------------------------------------------ the task's work
@@ -227,8 +233,8 @@ class FinetuneRun:
             fn(rec)
 
     def _measure_peak(self) -> None:
-        """CUDA: max allocated since the start; CPU: the run's RSS high-water mark minus what was resident
-        before it, weights excluded (so the weights count once, as in the estimate)."""
+        """CUDA: max allocated since the start; CPU: the run's RSS high-water mark minus what was
+        resident before it, weights excluded (so the weights count once, as in the estimate)."""
         peak = memory.peak_bytes(self.model.device)
         if self.model.device.startswith("cuda"):
             self.measured_peak_bytes = peak
@@ -238,7 +244,8 @@ class FinetuneRun:
             self.measured_peak_bytes = max(0, peak - self._base_rss)
 
     def _finish(self) -> None:
-        """Save the adapter (or the full model) with the base's fingerprint and the run's settings."""
+        """Save the adapter (or the full model) with the base's fingerprint and
+        the run's settings."""
         out = self.output_dir / (ADAPTER if self.method.adapters else MODEL)
         out.mkdir(parents=True, exist_ok=True)
         self._trainer.save_weights(out)
@@ -289,7 +296,8 @@ def steps_for(settings: FinetuneSettings, train_rows: int) -> int:
 
 
 def saved_checkpoint(folder) -> tuple[Path, dict]:
-    """(the run's output folder, its checkpoint manifest) for a stopped run's folder or its checkpoint/."""
+    """(the run's output folder, its checkpoint manifest) for a stopped run's folder
+    or its checkpoint/."""
     p = Path(folder)
     out = p.parent if p.name == CHECKPOINT else p
     manifest = out / CHECKPOINT / MANIFEST

@@ -1,4 +1,5 @@
-"""The bundled dataset's deterministic checker: does a reply follow the house format, and is it right?
+"""The bundled dataset's deterministic checker: does a reply follow the house format,
+and is it right?
 
 ANSWER: <a few words>
 TOPIC: <geography | arithmetic | language | grammar | colours | animals>
@@ -14,7 +15,8 @@ FORMAT = re.compile(r"^ANSWER: (?P<answer>[^\n]+)\nTOPIC: (?P<topic>[a-z]+)$")
 
 
 def complies(reply: str) -> bool:
-    """True when the whole reply (stripped) is exactly the two house-format lines with a known topic."""
+    """True when the whole reply (stripped) is exactly the two house-format lines
+    with a known topic."""
     m = FORMAT.match(reply.strip())
     return bool(m) and m["topic"] in TOPICS
 
@@ -26,7 +28,8 @@ def answer_of(reply: str) -> str | None:
 
 @dataclass(frozen=True)
 class Score:
-    """Share of replies in the house format (`compliance`) and with the expected answer (`exact`), in %."""
+    """Share of replies in the house format (`compliance`) and with the expected answer
+    (`exact`), in %."""
 
     compliance: float
     exact: float
@@ -37,7 +40,8 @@ class Score:
 
 
 def score(replies: list[str], expected: list[str]) -> Score:
-    """Compliance and exact match of `replies` against the expected assistant texts of the same rows."""
+    """Compliance and exact match of `replies` against the expected assistant texts
+    of the same rows."""
     if len(replies) != len(expected) or not replies:
         raise ValueError(f"{len(replies)} replies for {len(expected)} expected answers")
     ok = [complies(r) for r in replies]
@@ -51,9 +55,9 @@ def score(replies: list[str], expected: list[str]) -> Score:
 def evaluate(
     loaded, data="house-format-heldout", n: int | None = None, max_new_tokens: int = 24
 ) -> tuple[Score, list]:
-    """Generate greedily for each held-out prompt (the conversation minus its last reply) and score it.
-    A reply is cut as soon as it can no longer comply (the score is the same, the base model's rambling is
-    not waited for). Returns the score and the rows (prompt, expected, reply)."""
+    """Generate greedily for each held-out prompt (the conversation minus its last reply) and score
+    it. A reply is cut as soon as it can no longer comply (the score is the same, the base model's
+    rambling is not waited for). Returns the score and the rows (prompt, expected, reply)."""
     from .data import conversations
 
     convs = conversations(data)[:n]

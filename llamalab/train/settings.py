@@ -1,4 +1,5 @@
-"""The hyper-parameters of one fine-tuning run, each with the help text the widgets and docs show."""
+"""The hyper-parameters of one fine-tuning run, each with the help text the widgets
+and docs show."""
 
 from __future__ import annotations
 

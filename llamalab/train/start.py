@@ -1,4 +1,5 @@
-"""`llamalab.finetune(...)`: check everything that can be checked before training, then start the run."""
+"""`llamalab.finetune(...)`: check everything that can be checked before training,
+then start the run."""
 
 from __future__ import annotations
 
@@ -39,15 +40,18 @@ def finetune(
 ) -> FinetuneRun:
     """Fine-tune `model` (a name, a folder or a LoadedModel, trained in place) on chat `data`.
 
-    method: 'lora' (adapters on a float base), 'qlora' (adapters on an nf4 base), 'full' (every weight),
-    'dora' (weight-decomposed LoRA); `llamalab.training_capabilities()` says which runs where.
-    settings: a FinetuneSettings and/or its fields as keywords (`steps=20, r=8`; `describe(FinetuneSettings)`
-    lists them with their help). The loss is on the assistant's tokens only. Refuses (NotEnoughMemory, with the
-    reason) when the training estimate does not fit `memory_budget` (default: the memory available now) unless
-    force=True. Returns a FinetuneRun training in the background: `run.wait()`, `run.stop()`, `run.history`.
+    method: 'lora' (adapters on a float base), 'qlora' (adapters on an nf4 base), 'full'
+    (every weight), 'dora' (weight-decomposed LoRA); `llamalab.training_capabilities()` says which
+    runs where.
+    settings: a FinetuneSettings and/or its fields as keywords (`steps=20, r=8`;
+    `describe(FinetuneSettings)` lists them with their help). The loss is on the assistant's tokens
+    only. Refuses (NotEnoughMemory, with the reason) when the training estimate does not fit
+    `memory_budget` (default: the memory available now) unless force=True. Returns a FinetuneRun
+    training in the background: `run.wait()`, `run.stop()`, `run.history`.
 
-    resume: the output folder of a stopped run (from this or another process): its method and settings come
-    from the checkpoint (keywords change them, e.g. steps=a new total); pass the same model and data.
+    resume: the output folder of a stopped run (from this or another process): its method and
+    settings come from the checkpoint (keywords change them, e.g. steps=a new total); pass the same
+    model and data.
     """
     saved = None
     if resume is not None:
@@ -96,8 +100,9 @@ def finetune(
 def train_estimate(
     card, scheme: str, method: training.Method, settings: FinetuneSettings, device: str, length: int
 ):
-    """The estimator's training breakdown for these settings; `length` = the longest row of a micro-batch
-    (max_length before the data is tokenized, the longest real row after: rows are padded per batch)."""
+    """The estimator's training breakdown for these settings; `length` = the longest row of a
+    micro-batch (max_length before the data is tokenized, the longest real row after: rows are
+    padded per batch)."""
     kw = {"device": device, "lora_rank": settings.r, "gradient_checkpointing": False}
     try:
         return estimate(
@@ -146,7 +151,10 @@ def _check_memory(est, device: str, budget, force: bool, method: training.Method
             est.peak_bytes, available, "this machine's RAM" if device == "cpu" else device
         )
         parts = ", ".join(f"{k} {v / 1e9:.2f} GB" for k, v in est.breakdown.items() if v)
-        err.fix = f"The training estimate ({parts}) does not fit. Try {hint}, or force=True to try anyway."
+        err.fix = (
+            f"The training estimate ({parts}) does not fit. Try {hint}, "
+            "or force=True to try anyway."
+        )
         err.args = (f"{err.message}\n{err.fix}",)
         raise err
 
@@ -160,7 +168,8 @@ def _prepare(
     out: Path,
     data,
 ) -> FinetuneRun:
-    """Tokenize, wrap the model with peft (or unfreeze it), build the optimizer: on the torch thread."""
+    """Tokenize, wrap the model with peft (or unfreeze it), build the optimizer:
+    on the torch thread."""
     import torch
     from transformers import get_scheduler
 
@@ -203,7 +212,8 @@ def _prepare(
         settings.schedule, trainer.optimizer, settings.warmup_steps, total_steps
     )
     trainable = sum(p.numel() for p in trainer.params)
-    # 4-bit and GPTQ layers store several weights per element: count the base from its card, not its tensors
+    # 4-bit and GPTQ layers store several weights per element: count the base from its
+    # card, not its tensors
     total = loaded.card.params + trainable if method.adapters and loaded.card.params else trainable
     return FinetuneRun(
         model=loaded,
@@ -246,7 +256,8 @@ def _lora_config(model, method: training.Method, s: FinetuneSettings):
 
 
 def _linear_names(model) -> list[str]:
-    """Names of every linear-like layer (a class name containing 'Linear'), the output layer excepted."""
+    """Names of every linear-like layer (a class name containing 'Linear'),
+    the output layer excepted."""
     out = model.get_output_embeddings()
     return sorted(
         {

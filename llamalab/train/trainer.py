@@ -1,6 +1,6 @@
-"""The torch side of one fine-tuning run: the model being trained (the base, or the peft wrapper around it),
-its optimizer and schedule, the batches, one optimizer step, the eval loss, checkpoints. Every method runs
-on the one torch thread (the run submits them one step at a time)."""
+"""The torch side of one fine-tuning run: the model being trained (the base, or the peft wrapper
+around it), its optimizer and schedule, the batches, one optimizer step, the eval loss, checkpoints.
+Every method runs on the one torch thread (the run submits them one step at a time)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,8 @@ class Trainer:
 
     @property
     def model(self):
-        """What trains: the peft wrapper around the base (adapter methods), or the base itself (full)."""
+        """What trains: the peft wrapper around the base (adapter methods),
+        or the base itself (full)."""
         return self.engine.peft_model if self.method.adapters else self.engine.model
 
     @property
@@ -40,7 +41,8 @@ class Trainer:
         return tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
 
     def micro_batch(self, k: int):
-        """The k-th micro-batch of the run: a seeded shuffle per epoch, so a resumed run sees the same order."""
+        """The k-th micro-batch of the run: a seeded shuffle per epoch, so a resumed run
+        sees the same order."""
         b = self.settings.batch
         per_epoch = max(1, len(self.train) // b)
         epoch, i = divmod(k, per_epoch)
@@ -51,7 +53,8 @@ class Trainer:
         )
 
     def step(self, step: int) -> dict:
-        """One optimizer step (grad_accum micro-batches): loss, grad norm, lr, tokens and seconds."""
+        """One optimizer step (grad_accum micro-batches): loss, grad norm, lr,
+        tokens and seconds."""
         import torch
 
         s, model = self.settings, self.model
@@ -143,8 +146,8 @@ class Trainer:
 
 
 def collate(examples, pad_id: int, device) -> dict:
-    """Right-padded input_ids / attention_mask / labels tensors [batch, longest row] (padding never counts
-    in the loss)."""
+    """Right-padded input_ids / attention_mask / labels tensors [batch, longest row] (padding never
+    counts in the loss)."""
     import torch
 
     n = max(len(e.input_ids) for e in examples)

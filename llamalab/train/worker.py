@@ -1,11 +1,15 @@
-"""Fine-tuning in a subprocess Task (llamalab/core/tasks.py): the same run as `finetune()`, each step reported as
-a "step" event (its history row) and a progress event, the run's facts as the task's result.
+"""Fine-tuning in a subprocess Task (llamalab/core/tasks.py): the same run as `finetune()`, each
+step reported as a "step" event (its history row) and a progress event, the run's facts as the
+task's result.
 
-    task = tasks.start_process("llamalab.train.worker:train", kwargs={"steps": 20, "batch": 4}, on_event=print)
+    task = tasks.start_process(
+        "llamalab.train.worker:train", kwargs={"steps": 20, "batch": 4}, on_event=print
+    )
     task.wait()["run"]
 
-The notebook kernel then keeps its own torch thread (and its GIL) free while training runs; the price is the
-subprocess's start (imports + loading the model) and a second copy of the model if the kernel holds one too."""
+The notebook kernel then keeps its own torch thread (and its GIL) free while training runs; the
+price is the subprocess's start (imports + loading the model) and a second copy of the model if the
+kernel holds one too."""
 
 from __future__ import annotations
 
@@ -23,7 +27,8 @@ def train(
     resume: str | None = None,
     **settings,
 ) -> dict:
-    """Run `finetune(...)` here and report it step by step (names as in `finetune`; JSON-able arguments)."""
+    """Run `finetune(...)` here and report it step by step (names as in `finetune`;
+    JSON-able arguments)."""
     run = finetune(
         model,
         data,

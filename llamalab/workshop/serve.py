@@ -1,6 +1,6 @@
-"""Serve course dashboards with Voilà: 127.0.0.1 unless an interface is given, always a token, progressive
-rendering (plotly FigureWidgets go stale without it), and a template that serves its own Font Awesome (no CDN)
-so icons draw offline."""
+"""Serve course dashboards with Voilà: 127.0.0.1 unless an interface is given, always a token,
+progressive rendering (plotly FigureWidgets go stale without it), and a template that serves its own
+Font Awesome (no CDN) so icons draw offline."""
 
 from __future__ import annotations
 

@@ -1,12 +1,13 @@
-"""A throw-away JupyterLab (127.0.0.1, token, temp dirs) driven by Debian chromium through Playwright.
+"""A throw-away JupyterLab (127.0.0.1, token, temp dirs)
+driven by Debian chromium through Playwright.
 
 Harness from /work/shared/research/jupyter-testing.md (pitfalls P3–P7 handled here). The lab, the
-browser and the page live for one test module (the browser tests are one workshop in one file) and are
-stopped when it ends, not at the end of the whole run: a kernel holding the model (~1 GB) and Chromium
-would otherwise take memory and CPU from every later test. Everything is stopped by PID: the server with
-SIGTERM (which shuts its kernels down) then SIGKILL, and any kernel it left behind the same way; a last
-check fails the module if any process started here is still alive. Screenshots of failures and timings
-go to test-artifacts/.
+browser and the page live for one test module (the browser tests are one workshop in one file) and
+are stopped when it ends, not at the end of the whole run: a kernel holding the model (~1 GB) and
+Chromium would otherwise take memory and CPU from every later test. Everything is stopped by PID:
+the server with SIGTERM (which shuts its kernels down) then SIGKILL, and any kernel it left behind
+the same way; a last check fails the module if any process started here is still alive. Screenshots
+of failures and timings go to test-artifacts/.
 """
 
 from __future__ import annotations
@@ -52,7 +53,10 @@ def _missing() -> str | None:
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
-        return "the playwright Python package is not installed (pip install playwright; never `playwright install`)"
+        return (
+            "the playwright Python package is not installed "
+            "(pip install playwright; never `playwright install`)"
+        )
     if not (VENV_BIN / "jupyter-lab").exists():
         return f"jupyter-lab not found next to {sys.executable}"
     return None
@@ -65,9 +69,10 @@ RUNS_COURSE = (
 
 
 def _course_runs_first(items) -> None:
-    """The browser modules that execute the course go before tests/test_notebooks.py, which then reuses
-    their records instead of executing a notebook twice (pytest's own order already does this; an explicit
-    file order on the command line might not). Each module keeps its tests' order."""
+    """The browser modules that execute the course go before tests/test_notebooks.py, which then
+    reuses their records instead of executing a notebook twice (pytest's own order already does
+    this; an explicit file order on the command line might not). Each module keeps its tests'
+    order."""
     runs = [i for i in items if i.path.name in RUNS_COURSE]
     first = next((k for k, i in enumerate(items) if i.path.name == "test_notebooks.py"), None)
     if runs and first is not None and items.index(runs[-1]) > first:
@@ -112,7 +117,8 @@ class Lab:
 
 
 def _kill(p, grace: float = 10.0) -> None:
-    """SIGTERM, wait, then SIGKILL — one process we started (a psutil.Process: its PID, checked against reuse)."""
+    """SIGTERM, wait, then SIGKILL — one process we started (a psutil.Process: its PID,
+    checked against reuse)."""
     import psutil
 
     try:
@@ -167,8 +173,8 @@ def _lab_env(base: Path, bin_dir: Path) -> dict:
     notif.write_text(
         json.dumps({"fetchNews": "false", "checkForUpdates": False})
     )  # P7: no news toast
-    # Every cell in the DOM (JupyterLab 4 skips rendering off-screen cells by default), so the tests see
-    # all widgets, as a learner scrolling through the notebook would.
+    # Every cell in the DOM (JupyterLab 4 skips rendering off-screen cells by default), so the tests
+    # see all widgets, as a learner scrolling through the notebook would.
     tracker = base / "settings/@jupyterlab/notebook-extension/tracker.jupyterlab-settings"
     tracker.parent.mkdir(parents=True)
     tracker.write_text(json.dumps({"windowingMode": "none"}))
@@ -177,9 +183,10 @@ def _lab_env(base: Path, bin_dir: Path) -> dict:
 
 @pytest.fixture(scope="module", autouse=True)
 def nothing_left_running():
-    """Fails the module if a process started during it (JupyterLab, its kernels, Playwright's driver,
-    Chromium; all descend from this pytest process) outlives it. Autouse, so it is set up before the
-    lab and the browser and torn down after them. A straggler is killed (by PID) and reported."""
+    """Fails the module if a process started during it (JupyterLab, its kernels, Playwright's
+    driver, Chromium; all descend from this pytest process) outlives it. Autouse, so it is set up
+    before the lab and the browser and torn down after them. A straggler is killed (by PID)
+    and reported."""
     import psutil
 
     seen: dict[int, psutil.Process] = {}
@@ -204,7 +211,8 @@ def _record_started_processes(nothing_left_running):
 
 
 def _still_running(procs: list, wait: float = 5.0) -> list:
-    """The processes still alive after up to `wait` s (a zombie has exited; psutil checks PID reuse)."""
+    """The processes still alive after up to `wait` s (a zombie has exited;
+    psutil checks PID reuse)."""
     import psutil
 
     deadline = time.time() + wait
@@ -230,8 +238,9 @@ def _describe(proc) -> str:
 
 @pytest.fixture(scope="module")
 def lab_bin(request) -> Path:
-    """Where jupyter-lab and its kernels' python come from: this venv, or for modules marked `binder` (the
-    course's run, which is also Binder's) the Binder venv (tests/binder_venv.py, built once per test run)."""
+    """Where jupyter-lab and its kernels' python come from: this venv, or for modules marked
+    `binder` (the course's run, which is also Binder's) the Binder venv (tests/binder_venv.py,
+    built once per test run)."""
     if request.node.get_closest_marker("binder"):
         from binder_venv import build
 
@@ -322,7 +331,8 @@ def browser():
 
 @pytest.fixture(scope="module")
 def page(browser):
-    """One page for the whole module: the tests walk through the notebook in order, as a learner would."""
+    """One page for the whole module: the tests walk through the notebook in order,
+    as a learner would."""
     ctx = browser.new_context(viewport={"width": 1400, "height": 1100})
     pg = ctx.new_page()
     pg.console_errors = []

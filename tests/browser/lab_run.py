@@ -1,11 +1,12 @@
-"""Run All of one notebook in the real JupyterLab (the `lab` and `page` fixtures of conftest.py), the way
-tests/notebook_run.py runs it with nbclient: the kernel's process tree under mybinder's 2 GB RSS watchdog,
-wall time and peak recorded (test-artifacts/notebooks.json, runner "jupyterlab"; also binder.json when the lab
-runs from the Binder venv), and the record kept for tests/test_notebooks.py and tests/test_binder.py so that no
-notebook is executed twice in one test run.
+"""Run All of one notebook in the real JupyterLab (the `lab` and `page` fixtures of conftest.py),
+the way tests/notebook_run.py runs it with nbclient: the kernel's process tree under mybinder's 2 GB
+RSS watchdog, wall time and peak recorded (test-artifacts/notebooks.json, runner "jupyterlab"; also
+binder.json when the lab runs from the Binder venv), and the record kept for tests/test_notebooks.py
+and tests/test_binder.py so that no notebook is executed twice in one test run.
 
-Checked from the notebook *model* (every code cell ran, no error output) and from the DOM (every widget
-and plotly output rendered: no "Loading widget...", no "Error displaying widget", something drawn).
+Checked from the notebook *model* (every code cell ran, no error output) and from the DOM (every
+widget and plotly output rendered: no "Loading widget...", no "Error displaying widget",
+something drawn).
 """
 
 from __future__ import annotations
@@ -57,10 +58,14 @@ PROGRESS = """() => {
     const k = w.sessionContext?.session?.kernel;
     return {code, ran, errors, kernel: k ? k.status : 'none'};
 }"""
-# Every output of the notebook model that needs a renderer (widget views, plotly figures), with what its
-# node in the page shows: drawn (a widget view / an SVG inside), or still "Loading widget...", or an error.
+# Every output of the notebook model that needs a renderer (widget views, plotly figures), with what
+# its node in the page shows: drawn (a widget view / an SVG inside), or still "Loading widget...",
+# or an error.
 RENDERED = """() => {
-    const kinds = {'application/vnd.jupyter.widget-view+json': 'widget', 'application/vnd.plotly.v1+json': 'plotly'};
+    const kinds = {
+        'application/vnd.jupyter.widget-view+json': 'widget',
+        'application/vnd.plotly.v1+json': 'plotly'
+    };
     const nb = window.jupyterapp.shell.currentWidget.content, out = [];
     for (let i = 0; i < nb.model.cells.length; i++) {
         const c = nb.model.cells.get(i);
@@ -68,10 +73,13 @@ RENDERED = """() => {
         for (let j = 0; j < c.outputs.length; j++) {
             const mime = Object.keys(c.outputs.get(j).data || {}).find(m => m in kinds);
             if (!mime) continue;
-            const kind = kinds[mime], node = nb.widgets[i].outputArea.node.children[j]?.querySelector('.jp-OutputArea-output');
+            const kind = kinds[mime], area = nb.widgets[i].outputArea.node;
+            const node = area.children[j]?.querySelector('.jp-OutputArea-output');
             const text = node?.innerText || '';
-            out.push({cell: i, kind, drawn: !!node && !!node.querySelector(kind === 'plotly' ? '.main-svg' : '.lm-Widget'),
-                      loading: text.includes('Loading widget'), error: text.includes('Error displaying widget')});
+            const drawing = kind === 'plotly' ? '.main-svg' : '.lm-Widget';
+            out.push({cell: i, kind, drawn: !!node && !!node.querySelector(drawing),
+                      loading: text.includes('Loading widget'),
+                      error: text.includes('Error displaying widget')});
         }
     }
     return out;
@@ -104,7 +112,8 @@ def session_of(lab, name: str) -> dict:
 
 
 def kernel_process(lab, kernel_id: str):
-    """The kernel's process: the lab server's child started with kernel-<id>.json as its connection file."""
+    """The kernel's process: the lab server's child started with kernel-<id>.json as its connection
+    file."""
     import psutil
 
     for p in psutil.Process(lab.proc.pid).children(recursive=True):
@@ -117,9 +126,9 @@ def kernel_process(lab, kernel_id: str):
 
 
 class RunAll:
-    """Open `name`, Run All Cells under the RSS watchdog, wait until every cell ran (or one failed, or the
-    watchdog killed the kernel); `record` is notebook_run's record with runner "jupyterlab" (saved and
-    remembered unless `course` is False)."""
+    """Open `name`, Run All Cells under the RSS watchdog, wait until every cell ran (or one failed,
+    or the watchdog killed the kernel); `record` is notebook_run's record with runner "jupyterlab"
+    (saved and remembered unless `course` is False)."""
 
     def __init__(
         self, lab, page, name: str, timeout: float = 2400, cap: int = CAP_BYTES, course: bool = True
@@ -182,7 +191,8 @@ class RunAll:
         return self.record
 
     def rendered(self, timeout_ms: float = 60_000) -> list[dict]:
-        """Every widget/plotly output, once all are drawn (or after `timeout_ms`): [{cell, kind, drawn, loading, error}]."""
+        """Every widget/plotly output, once all are drawn (or after `timeout_ms`): [{cell, kind,
+        drawn, loading, error}]."""
         from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
         with contextlib.suppress(
@@ -196,7 +206,8 @@ class RunAll:
         return self.page.evaluate(RENDERED)
 
     def shut_down(self) -> None:
-        """The kernel is shut down through the server's API (as closing the notebook would), and is gone."""
+        """The kernel is shut down through the server's API (as closing the notebook would),
+        and is gone."""
         import psutil
 
         try:

@@ -1,11 +1,12 @@
-"""Every course notebook in a real JupyterLab, driven in headless chromium: Run All, no error output, every
-widget and figure rendered, the kernel under mybinder's 2 GB (lab_run.RunAll).
+"""Every course notebook in a real JupyterLab, driven in headless chromium: Run All, no error
+output, every widget and figure rendered, the kernel under mybinder's 2 GB (lab_run.RunAll).
 
-This *is* the course's execution in a full test run, and Binder's: JupyterLab and its kernels run from the
-venv that binder/ builds (tests/binder_venv.py), each notebook once. tests/test_notebooks.py and
-tests/test_binder.py check the records instead of executing again (they fall back to nbclient when these
-tests do not run: no chromium, `-m "not browser"`, or a file selection without tests/browser).
-05_widget_tour runs in tests/browser/test_lab.py instead, whose later steps drive its widgets.
+This *is* the course's execution in a full test run, and Binder's: JupyterLab and its kernels run
+from the venv that binder/ builds (tests/binder_venv.py), each notebook once.
+tests/test_notebooks.py and tests/test_binder.py check the records instead of executing again (they
+fall back to nbclient when these tests do not run: no chromium, `-m "not browser"`, or a file
+selection without tests/browser). 05_widget_tour runs in tests/browser/test_lab.py instead, whose
+later steps drive its widgets.
 """
 
 from __future__ import annotations
@@ -53,8 +54,9 @@ def test_run_all_in_jupyterlab_no_errors_every_widget_rendered(lab, page, name, 
 
 
 def test_the_check_sees_an_error_an_unrendered_widget_and_a_rendered_one(lab, page):
-    """The checks above can fail: a probe notebook with a widget and a figure that render, a widget view whose
-    model does not exist, and a cell that raises (Run All stops there: the last cell never runs)."""
+    """The checks above can fail: a probe notebook with a widget and a figure that render, a widget
+    view whose model does not exist, and a cell that raises (Run All stops there:
+    the last cell never runs)."""
     import nbformat
 
     cells = [

@@ -1,6 +1,7 @@
-"""notebooks/05_widget_tour.ipynb (the optional widget tour) in a real JupyterLab, driven in headless chromium as a learner would:
-Run All, pick a scheme and Load, Generate (text streams, plot points appear), Stop a long generation,
-reload the page (plots keep their data), provoke errors and read them inline.
+"""notebooks/05_widget_tour.ipynb (the optional widget tour) in a real JupyterLab, driven in
+headless chromium as a learner would: Run All, pick a scheme and Load, Generate (text streams, plot
+points appear), Stop a long generation, reload the page (plots keep their data),
+provoke errors and read them inline.
 
 The tests share one page and run in file order, like the steps of a workshop. Timings (not asserted
 except Stop's one second) go to test-artifacts/timings.json.
@@ -54,7 +55,8 @@ def recorded(page) -> dict:
 def wait_until_finished(
     page, button: str, states=("stop", "length", "stopped"), timeout=120_000
 ) -> None:
-    """Wait (on the recorder) until the state reached one of `states` after the last click on `button`."""
+    """Wait (on the recorder) until the state reached one of `states` after the last click on
+    `button`."""
     page.wait_for_function(
         """([button, states]) => {
         const L = window.__ll, click = L.clicks.filter(c => c[1] === button).at(-1);
@@ -67,8 +69,8 @@ def wait_until_finished(
 
 
 def test_run_all_renders_every_widget_and_the_checks_pass(lab, page, timings, artifacts):
-    """Run All under the 2 GB watchdog: this is the notebook's execution of the test run (lab_run.RunAll
-    records it; tests/test_notebooks.py does not execute it again)."""
+    """Run All under the 2 GB watchdog: this is the notebook's execution of the test run
+    (lab_run.RunAll records it; tests/test_notebooks.py does not execute it again)."""
     run = RunAll(lab, page, NOTEBOOK).start()
     timings["page_load_to_kernel_idle_s"] = round(run.open_s, 2)
     expect(page.locator(".llamalab-calculator .js-plotly-plot")).to_be_visible(timeout=120_000)
@@ -161,8 +163,8 @@ def test_stop_ends_a_long_generation_within_a_second(page, timings):
     speed = float(
         re.search(r"decode ([\d.]+) tokens/s", pg.locator(".llamalab-stats").inner_text()).group(1)
     )
-    # One second on a quiet machine (a token takes ~25 ms); if the machine is so loaded that decoding
-    # crawls, allow three tokens' time on top of the browser round trip.
+    # One second on a quiet machine (a token takes ~25 ms); if the machine is so loaded that
+    # decoding crawls, allow three tokens' time on top of the browser round trip.
     assert latency < max(1.0, 0.5 + 3 / max(speed, 0.1)), (
         f"Stop took {latency:.2f} s at {speed} tokens/s"
     )
@@ -170,7 +172,8 @@ def test_stop_ends_a_long_generation_within_a_second(page, timings):
 
 
 def test_reload_shows_the_plots_real_data(lab, page, artifacts, timings):
-    """Pitfall P1: FigureWidgets updated after display must be re-synced, or a reload shows them empty."""
+    """Pitfall P1: FigureWidgets updated after display must be re-synced,
+    or a reload shows them empty."""
     live = page.locator(".llamalab-live-monitor").nth(1)  # the standalone LiveMonitor
     before = live.locator(".scatterlayer .trace").first.locator("path.point").count()
     assert before > 0
@@ -178,10 +181,11 @@ def test_reload_shows_the_plots_real_data(lab, page, artifacts, timings):
     page.wait_for_function(
         "() => !window.jupyterapp.shell.currentWidget.context.model.dirty", timeout=30_000
     )
-    # On a heavily loaded machine the widget manager sometimes fails to rebuild the models from the kernel
-    # ("Error displaying widget: model not found" for every widget; seen in 2 of ~12 runs, both while
-    # other heavy jobs shared the 2 cores). A learner would reload again; so do we, once, and record it
-    # (timings.json, and the browser console in test-artifacts/reload_console_errors.txt).
+    # On a heavily loaded machine the widget manager sometimes fails to rebuild the models from the
+    # kernel ("Error displaying widget: model not found" for every widget; seen in 2 of ~12 runs,
+    # both while other heavy jobs shared the 2 cores). A learner would reload again; so do we, once,
+    # and record it (timings.json, and the browser console in
+    # test-artifacts/reload_console_errors.txt).
     for attempt in (1, 2):
         page.reload()
         kernel_idle(page)

@@ -1,7 +1,7 @@
-"""The room dashboard served by `llamalab workshop` (Voilà) in headless chromium with the network off:
-only 127.0.0.1 answers, every other request is aborted and recorded. Button icons draw from the vendored
-Font Awesome; Load, Generate, Share: the figures show data after the work ends, and the page needed nothing
-from outside."""
+"""The room dashboard served by `llamalab workshop` (Voilà) in headless chromium with the network
+off: only 127.0.0.1 answers, every other request is aborted and recorded. Button icons draw from the
+vendored Font Awesome; Load, Generate, Share: the figures show data after the work ends, and the
+page needed nothing from outside."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ from llamalab.workshop import voila_command
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 expect = pytest.importorskip("playwright.sync_api").expect
-FONT_LOADED = """() => [...document.fonts].some(f => f.family.replaceAll('"', '') === 'Font Awesome 5 Free'
-                                                  && f.weight === '900' && f.status === 'loaded')"""
+FONT_LOADED = """() => [...document.fonts].some(
+    f => f.family.replaceAll('"', '') === 'Font Awesome 5 Free' && f.weight === '900'
+         && f.status === 'loaded')"""
 
 
 @pytest.fixture(scope="module")

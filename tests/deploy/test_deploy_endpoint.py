@@ -1,4 +1,5 @@
-"""The OpenAI-compatible and Ollama engines without a server: URLs, stream parsing, keys, clear errors."""
+"""The OpenAI-compatible and Ollama engines without a server: URLs, stream parsing, keys,
+clear errors."""
 
 import pytest
 

@@ -1,4 +1,5 @@
-"""deployment_plan: sizing from the estimate, the vLLM/Docker/Kubernetes/Ollama artefacts, offline validation."""
+"""deployment_plan: sizing from the estimate, the vLLM/Docker/Kubernetes/Ollama artefacts,
+offline validation."""
 
 import pytest
 

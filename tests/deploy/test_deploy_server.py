@@ -111,8 +111,8 @@ def test_a_broken_gguf_is_refused_before_a_process_starts(tmp_path):
 
 
 def test_a_server_that_dies_or_never_becomes_healthy_is_a_clear_error(monkeypatch):
-    """Its port taken by another program: the server process ends; a server whose /health never says ok
-    (a model still loading) runs out of start_timeout. Either way nothing is left running."""
+    """Its port taken by another program: the server process ends; a server whose /health never says
+    ok (a model still loading) runs out of start_timeout. Either way nothing is left running."""
     before = {p.pid for p in psutil.Process().children(recursive=True)}
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

@@ -1,4 +1,5 @@
-"""DeploymentBuilder: artefacts follow the controls at once; serve-and-load-test runs a real server."""
+"""DeploymentBuilder: artefacts follow the controls at once;
+serve-and-load-test runs a real server."""
 
 import pytest
 

@@ -1,4 +1,5 @@
-"""A LoRA run, merged and checked, exported to GGUF: the file carries the adapter's change, not the base."""
+"""A LoRA run, merged and checked, exported to GGUF: the file carries the adapter's change,
+not the base."""
 
 import pytest
 
@@ -33,6 +34,7 @@ def test_a_merged_lora_exports_to_a_gguf_that_matches_the_merge_not_the_base(tmp
     assert export.path.is_file() and export.check is not None
     vs_merge = export.check
     vs_base = check_export("default", export.path, **short)
-    # Q8_0 of the merged weights stays close to them; the base model is measurably further from the file.
+    # Q8_0 of the merged weights stays close to them;
+    # the base model is measurably further from the file.
     assert vs_merge.top1_agreement >= 0.9 and vs_merge.kl_mean < 0.05, vs_merge.to_dict()
     assert vs_base.kl_mean > 3 * vs_merge.kl_mean, (vs_base.to_dict(), vs_merge.to_dict())

@@ -8,7 +8,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 @pytest.fixture(scope="session")
 def tiny_dir(tmp_path_factory):
-    """A tiny random Llama (2 layers, hidden 64) with the embedded model's tokenizer and chat template."""
+    """A tiny random Llama (2 layers, hidden 64)
+    with the embedded model's tokenizer and chat template."""
     from llamalab.core import torch_thread
     from llamalab.runtime.files import embedded
 

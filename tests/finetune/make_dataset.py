@@ -177,7 +177,8 @@ def examples(rng: random.Random) -> list[tuple[str, str, str]]:
 
 
 def split(rows, rng: random.Random, heldout: int = 60):
-    """Held-out questions never appear in training, not even with another phrasing of the same fact."""
+    """Held-out questions never appear in training,
+    not even with another phrasing of the same fact."""
     facts = sorted({(a, t) for _, a, t in rows})
     rng.shuffle(facts)
     held, n = set(), 0

@@ -1,4 +1,5 @@
-"""Training data: every input shape, row-numbered errors, assistant-only labels, the bundled set and its checker."""
+"""Training data: every input shape, row-numbered errors, assistant-only labels,
+the bundled set and its checker."""
 
 import json
 

@@ -1,5 +1,5 @@
-"""On the embedded SmolLM2-135M: a short LoRA run with its task score before and after; QLoRA over nf4 and
-LoRA over GPTQ really train on this CPU; a GPTQ base refuses to merge with the reason."""
+"""On the embedded SmolLM2-135M: a short LoRA run with its task score before and after; QLoRA over
+nf4 and LoRA over GPTQ really train on this CPU; a GPTQ base refuses to merge with the reason."""
 
 import pytest
 

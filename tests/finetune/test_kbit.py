@@ -1,5 +1,6 @@
-"""QLoRA after a generation: bitsandbytes packs 4-bit layers for its CPU inference kernel (no backward pass);
-the run quantizes them again from the checkpoint, bit for bit, and its gradients are those of a fresh base."""
+"""QLoRA after a generation: bitsandbytes packs 4-bit layers for its CPU inference kernel (no
+backward pass); the run quantizes them again from the checkpoint, bit for bit, and its gradients are
+those of a fresh base."""
 
 import pytest
 
@@ -43,7 +44,8 @@ def _packs_here(m) -> int:
     n = sum(kbit.is_packed(mod) for _, mod in kbit.layers(m.engine.model))
     if n == 0:
         pytest.skip(
-            "bitsandbytes does not pack 4-bit layers on this CPU (no AVX512-BF16): nothing to restore"
+            "bitsandbytes does not pack 4-bit layers on this CPU (no AVX512-BF16): "
+            "nothing to restore"
         )
     return n
 
@@ -77,7 +79,8 @@ def test_qlora_after_a_generation_has_the_gradients_of_a_fresh_base(nf4, tmp_pat
 
 
 def test_a_4bit_merge_after_a_generation_dequantizes_real_weights(nf4, tmp_path):
-    """An untrained adapter (B = 0) merged into packed layers: only the re-quantization's rounding remains."""
+    """An untrained adapter (B = 0) merged into packed layers:
+    only the re-quantization's rounding remains."""
     import warnings
 
     from llamalab.train.data import conversations

@@ -1,5 +1,5 @@
-"""Safe merge and adapter switching on the tiny Llama: a real merge passes its check, a corrupted one is
-caught and undone, the merged folder loads, several adapters share one base."""
+"""Safe merge and adapter switching on the tiny Llama: a real merge passes its check, a corrupted
+one is caught and undone, the merged folder loads, several adapters share one base."""
 
 import pytest
 

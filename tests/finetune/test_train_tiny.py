@@ -1,5 +1,5 @@
-"""Real peft training on a tiny random Llama built here: loss falls, files exist, reload is identical,
-Stop leaves a checkpoint that resumes, refusals carry their reason."""
+"""Real peft training on a tiny random Llama built here: loss falls, files exist, reload is
+identical, Stop leaves a checkpoint that resumes, refusals carry their reason."""
 
 import json
 import os
@@ -43,7 +43,8 @@ def test_loss_goes_down_and_adapter_reloads_identically(tiny, tiny_dir, tmp_path
     )
     assert h.loss.iloc[-3:].mean() < 0.7 * h.loss.iloc[:3].mean()
     assert 0 < run.trainable_params < run.total_params
-    # the estimate is of this run: its adapters (peft's own count), its batch and its longest real row
+    # the estimate is of this run: its adapters (peft's own count),
+    # its batch and its longest real row
     from llamalab.train import data as D
 
     longest = max(
@@ -110,10 +111,11 @@ def test_a_stopped_run_resumes_in_a_new_process(tiny, tiny_dir, tmp_path):
     child = (
         f"import json, llamalab\n"
         f"m = llamalab.load({str(tiny_dir)!r}, 'fp32', device='cpu')\n"
-        f"run = llamalab.finetune(m, {str(data)!r}, resume={str(tmp_path / 'run')!r}, steps={stopped_at + 3})"
-        f".wait()\n"
-        f"print(json.dumps({{'status': run.status, 'steps': list(run.history.step), 'method': run.method.name,"
-        f" 'r': run.settings.r, 'loss': list(run.history.loss), 'adapter': str(run.adapter_dir)}}))\n"
+        f"run = llamalab.finetune(m, {str(data)!r}, resume={str(tmp_path / 'run')!r}, "
+        f"steps={stopped_at + 3}).wait()\n"
+        f"print(json.dumps({{'status': run.status, 'steps': list(run.history.step), "
+        f"'method': run.method.name, 'r': run.settings.r, 'loss': list(run.history.loss), "
+        f"'adapter': str(run.adapter_dir)}}))\n"
     )
     p = subprocess.run(
         [sys.executable, "-c", child],

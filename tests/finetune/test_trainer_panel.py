@@ -1,4 +1,5 @@
-"""TrainerPanel on the tiny Llama: Train draws the curves and before/after outputs; Stop then Resume; errors inline."""
+"""TrainerPanel on the tiny Llama: Train draws the curves and before/after outputs; Stop then
+Resume; errors inline."""
 
 import time
 

@@ -63,7 +63,8 @@ def tiny_llama(embedded_dir, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_quantized(tiny_llama):
-    """The tiny model quantized through the kit: GPTQ 4-bit, GPTQ 8-bit, AWQ 4-bit (small calibration)."""
+    """The tiny model quantized through the kit: GPTQ 4-bit, GPTQ 8-bit,
+    AWQ 4-bit (small calibration)."""
     import llamalab
 
     out = {
@@ -84,8 +85,9 @@ def tiny_quantized(tiny_llama):
 @pytest.fixture(scope="session")
 def embedded_quantized(embedded_dir):
     """`embedded_quantized("gptq" | "awq")` → the embedded model quantized with the kit's default
-    settings — the ones notebook 02 uses, so either reuses the other's checkpoint. Built on first use
-    (GPTQ ~1 min, AWQ ~4 min on 2 cores) and kept in LLAMALAB_CACHE: later runs find it there."""
+    settings — the ones notebook 02 uses, so either reuses the other's checkpoint. Built on first
+    use (GPTQ ~1 min, AWQ ~4 min on 2 cores) and kept in LLAMALAB_CACHE:
+    later runs find it there."""
     import llamalab
 
     return lambda method: llamalab.quantize("default", method, progress=False)

@@ -1,5 +1,6 @@
-"""compare() on the real embedded model: one tidy row per scheme × prompt with the metrics vocabulary's
-columns; failures become rows. (The sweep's logic is tested fast against a scripted engine: test_sweep.py.)"""
+"""compare() on the real embedded model: one tidy row per scheme × prompt with the metrics
+vocabulary's columns; failures become rows. (The sweep's logic is tested fast against a scripted
+engine: test_sweep.py.)"""
 
 import pytest
 

@@ -1,4 +1,5 @@
-"""A bare .gguf file is a model: its card comes from the GGUF metadata, its scheme from its weight type."""
+"""A bare .gguf file is a model: its card comes from the GGUF metadata,
+its scheme from its weight type."""
 
 import shutil
 

@@ -1,5 +1,6 @@
-"""Perplexity and KL on the embedded model, through transformers and llama.cpp (GGUF), plus its GPTQ/AWQ
-checkpoints (built by the `embedded_quantized` fixture when the cache lacks them, shared with notebook 02)."""
+"""Perplexity and KL on the embedded model, through transformers and llama.cpp (GGUF), plus its
+GPTQ/AWQ checkpoints (built by the `embedded_quantized` fixture when the cache lacks them,
+shared with notebook 02)."""
 
 import pytest
 
@@ -71,7 +72,8 @@ def test_kquant_made_here_loads_and_its_estimate_knows_the_fallback(reference):
     q = llamalab.load("default", "q4_k_m")  # converter → F16 → llama_model_quantize, cached
     try:
         assert q.engine.file_type == "q4_k_m"
-        # 576-wide rows are not a multiple of 256: most tensors fall back to Q5_0, and the estimate says so
+        # 576-wide rows are not a multiple of 256: most tensors fall back to Q5_0,
+        # and the estimate says so
         assert abs(q.estimate_error_pct) < 5, q.to_dict()
         assert any("fallback" in n for n in q.estimate.notes)
         d = divergence(q, reference)

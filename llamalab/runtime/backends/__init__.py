@@ -5,7 +5,8 @@ same way, as `llm` plugins do), or at run time with `register_backend` (tests, n
 A backend is any module or object with
   REQUIRES: {device kind: [(package, install command), ...]}   what must be importable
   available(device) -> (ok, reason)                            can it run here, and why not
-  load(path, scheme, device, trust_remote_code=False, **options) -> an llamalab.runtime.Engine subclass
+  load(path, scheme, device, trust_remote_code=False, **options)
+      -> an llamalab.runtime.Engine subclass
 and optionally NEEDS_FILES = False (it finds no checkpoint: a remote server, a test's fake engine).
 Which backend serves which scheme on which device is data (catalog/schemes.toml); a plugin brings
 its own schemes with `register_backend(name, backend, scheme=Scheme(...))` or a SCHEMES list.
@@ -28,12 +29,14 @@ _served: dict[str, list[str]] = {}  # backend → the plugin schemes it brought
 
 
 def register_backend(name: str, backend, scheme: Scheme | None = None) -> None:
-    """Make `backend` (module or object) serve `name`; its SCHEMES (and `scheme`) join the catalog's."""
+    """Make `backend` (module or object) serve `name`; its SCHEMES (and `scheme`)
+    join the catalog's."""
     missing = [a for a in CONTRACT if not hasattr(backend, a)]
     if missing:
         raise InvalidSetting(
             f"Backend {name!r} lacks {', '.join(missing)}.",
-            "A backend defines REQUIRES, available(device) and load(path, scheme, device, **options).",
+            "A backend defines REQUIRES, "
+            "available(device) and load(path, scheme, device, **options).",
         )
     _backends[name] = backend
     for s in [*getattr(backend, "SCHEMES", ()), *([scheme] if scheme else [])]:
@@ -42,7 +45,8 @@ def register_backend(name: str, backend, scheme: Scheme | None = None) -> None:
 
 
 def unregister_backend(name: str) -> None:
-    """Forget a backend registered at run time, and the schemes it brought (tests clean up with it)."""
+    """Forget a backend registered at run time, and the schemes it brought
+    (tests clean up with it)."""
     _backends.pop(name, None)
     for s in _served.pop(name, []):
         catalog.unregister_scheme(s)
@@ -68,7 +72,8 @@ def names() -> list[str]:
 
 
 def _load_all() -> dict[str, Scheme]:
-    """Load every installed backend once, so the schemes plugins bring are registered (a catalog hook)."""
+    """Load every installed backend once, so the schemes plugins bring are registered
+    (a catalog hook)."""
     for name in names():
         module(name)
     return {}
@@ -92,7 +97,8 @@ def installed(package: str) -> bool:
 
 
 def missing(requires: dict, device: str) -> str:
-    """'' when every package the backend needs on `device` is importable, else a reason with the command."""
+    """'' when every package the backend needs on `device` is importable,
+    else a reason with the command."""
     needed = requires.get(device.split(":")[0], ())
     absent = [(p, cmd) for p, cmd in needed if not installed(p)]
     if not absent:

@@ -1,5 +1,6 @@
-"""AWQ 4-bit checkpoints: transformers 5 loads them only through gptqmodel (autoawq is deprecated and
-unused); checkpoints made by autoawq (GEMM, zero_point) load the same way. On CPU: TorchAtenAwqLinear."""
+"""AWQ 4-bit checkpoints: transformers 5 loads them only through gptqmodel (autoawq is deprecated
+and unused); checkpoints made by autoawq (GEMM, zero_point) load the same way. On CPU:
+TorchAtenAwqLinear."""
 
 from __future__ import annotations
 

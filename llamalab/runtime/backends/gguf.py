@@ -45,8 +45,8 @@ def load(
     tokenizer=None,
     **_,
 ):
-    """Load the GGUF at `path` with a `context`-token window; its weight type (general.file_type) must match
-    the scheme asked for."""
+    """Load the GGUF at `path` with a `context`-token window; its weight type (general.file_type)
+    must match the scheme asked for."""
     from ...engines.llamacpp import DEFAULT_CONTEXT, LlamaCppEngine
     from ..files.gguf import tokenizer_for
 

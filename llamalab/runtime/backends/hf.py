@@ -53,8 +53,8 @@ def load(
 
 @contextlib.contextmanager
 def _no_progress_bars():
-    """transformers draws a 'Loading weights' bar per load: one more in every notebook cell that loads.
-    The kit's own figure is LoadedModel.load_s, so the bars stay off while it loads."""
+    """transformers draws a 'Loading weights' bar per load: one more in every notebook cell that
+    loads. The kit's own figure is LoadedModel.load_s, so the bars stay off while it loads."""
     from transformers.utils import logging as hf_logging
 
     was_on = hf_logging.is_progress_bar_enabled()

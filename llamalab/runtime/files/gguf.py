@@ -1,9 +1,11 @@
-"""GGUF files: written with llama.cpp's own tools when `load()` is asked for a GGUF type that is not on
-disk yet (the resolver says NeedsConversion; public as `llamalab.convert_gguf`), and the Hugging Face
-tokenizer that goes with one (the kit feeds llama.cpp token ids from it, so every engine sees the same prompt).
+"""GGUF files: written with llama.cpp's own tools when `load()` is asked for a GGUF type that is not
+on disk yet (the resolver says NeedsConversion; public as `llamalab.convert_gguf`), and the Hugging
+Face tokenizer that goes with one (the kit feeds llama.cpp token ids from it, so every engine sees
+the same prompt).
 
-llama.cpp's converter (`convert_hf_to_gguf.py`) writes F16 and Q8_0; other types (k-quants, Q4_0/Q4_1)
-come from that F16 file through `llama_model_quantize`, the library call behind `llama-quantize`.
+llama.cpp's converter (`convert_hf_to_gguf.py`) writes F16 and Q8_0; other types
+(k-quants, Q4_0/Q4_1) come from that F16 file through `llama_model_quantize`, the library call
+behind `llama-quantize`.
 
 The converter ships only in the llama-cpp-python *sdist* (vendor/llama.cpp); `ensure_converter()`
 extracts it once into LLAMALAB_CACHE, from a local sdist or one fetched with `pip download`.
@@ -59,8 +61,9 @@ def converter_dir() -> Path:
 
 
 def ensure_converter(sdist: str | None = None) -> Path:
-    """The folder holding convert_hf_to_gguf.py; extracted from the llama-cpp-python sdist on first use.
-    `sdist` (or $LLAMALAB_LLAMACPP_SDIST) names a local .tar.gz; otherwise pip downloads it (~77 MB)."""
+    """The folder holding convert_hf_to_gguf.py; extracted from the llama-cpp-python sdist on first
+    use. `sdist` (or $LLAMALAB_LLAMACPP_SDIST) names a local .tar.gz; otherwise pip downloads it
+    (~77 MB)."""
     target = converter_dir()
     if (target / "convert_hf_to_gguf.py").is_file():
         return target
@@ -191,7 +194,8 @@ def _run_converter(source: Path, outtype: str, out: Path, verbose: bool) -> None
     t0 = time.perf_counter()
     if verbose:
         print(
-            f"llamalab: converting {source.name} to GGUF {outtype.upper()} with llama.cpp's converter (~20 s)…",
+            f"llamalab: converting {source.name} to GGUF {outtype.upper()} with llama.cpp's "
+            "converter (~20 s)…",
             file=sys.stderr,
             flush=True,
         )
@@ -221,7 +225,8 @@ def _run_converter(source: Path, outtype: str, out: Path, verbose: bool) -> None
 def _write_atomically(
     out: Path, command, what: str, fix: str, env=None
 ) -> subprocess.CompletedProcess:
-    """Run `command(tmp)`, which writes a temp file beside `out`; it becomes `out` only if it succeeded."""
+    """Run `command(tmp)`, which writes a temp file beside `out`; it becomes `out` only
+    if it succeeded."""
     with atomic_file(out) as tmp:
         r = subprocess.run(command(tmp), capture_output=True, text=True, env=env)
         if r.returncode or not tmp.is_file():
@@ -255,7 +260,8 @@ def _embedded_folder(path: Path) -> str | None:
 
 def _tokenizer_from_gguf(path: Path) -> str:
     """transformers can rebuild the HF tokenizer from GGUF metadata; done once, in a subprocess, and
-    saved to the cache (in-process it left llama.cpp decoding ~100× slower here, cause not found)."""
+    saved to the cache (in-process it left llama.cpp decoding ~100× slower here, cause not
+    found)."""
     import hashlib
     import subprocess
     import sys
@@ -269,7 +275,8 @@ def _tokenizer_from_gguf(path: Path) -> str:
     if not done(out):
         code = (
             "import sys; from transformers import AutoTokenizer; "
-            "AutoTokenizer.from_pretrained(sys.argv[1], gguf_file=sys.argv[2]).save_pretrained(sys.argv[3])"
+            "AutoTokenizer.from_pretrained(sys.argv[1], gguf_file=sys.argv[2])"
+            ".save_pretrained(sys.argv[3])"
         )
         with atomic_dir(out, done=done) as tmp:
             r = subprocess.run(

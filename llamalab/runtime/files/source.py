@@ -19,7 +19,8 @@ EMBEDDED_NAMES = ("default", "smollm2-135m-instruct")
 
 @dataclass(frozen=True)
 class NeedsConversion:
-    """No file of this GGUF type exists yet: llama.cpp's tools can write `outtype` from `model`'s weights."""
+    """No file of this GGUF type exists yet: llama.cpp's tools can write `outtype` from
+    `model`'s weights."""
 
     model: str  # what the caller asked for (a name or a local folder)
     outtype: str  # the GGUF type to write (a scheme name)
@@ -30,8 +31,8 @@ def offline() -> bool:
 
 
 def resolve(asked, card: ModelCard, scheme: Scheme) -> str | NeedsConversion:
-    """A local folder holding the checkpoint (a .gguf file for GGUF schemes), or NeedsConversion for a
-    GGUF that must be written first. Downloads only when online and not cached."""
+    """A local folder holding the checkpoint (a .gguf file for GGUF schemes), or NeedsConversion for
+    a GGUF that must be written first. Downloads only when online and not cached."""
     if scheme.family == "gguf":
         return gguf_file(asked, card, scheme)
     if card.local_path.endswith(".gguf"):
@@ -130,8 +131,9 @@ def _repo_bits(repo: str, bits: int) -> bool:
 
 
 def gguf_file(asked, card: ModelCard, scheme: Scheme) -> str | NeedsConversion:
-    """A GGUF file of the scheme's type: the embedded model's own Q4_1, a .gguf in a local folder whose
-    name says its type, or NeedsConversion (llama.cpp's converter writes it from the weights)."""
+    """A GGUF file of the scheme's type: the embedded model's own Q4_1, a .gguf in a local folder
+    whose name says its type, or NeedsConversion (llama.cpp's converter writes it from the
+    weights)."""
     if card.local_path.endswith(".gguf"):
         return card.local_path  # the backend checks its type against the scheme
     if card.local_path:

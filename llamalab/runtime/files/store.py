@@ -21,8 +21,9 @@ def quantized_root() -> Path:
 
 
 def model_fingerprint(model_dir: Path) -> str:
-    """Identity of the source weights: config.json bytes plus each weight file's name, size and mtime
-    (hashing whole multi-GB files would take minutes); the embedded model is keyed by its GGUF checksum."""
+    """Identity of the source weights: config.json bytes plus each weight file's name, size and
+    mtime (hashing whole multi-GB files would take minutes); the embedded model is keyed by its GGUF
+    checksum."""
     model_dir = Path(model_dir)
     if model_dir.resolve() == embedded.model_dir().resolve():
         return f"embedded:{embedded.NAME}:{embedded.GGUF_SHA256}"
@@ -42,7 +43,8 @@ def read_manifest(path: Path) -> dict:
 
 
 def find(fingerprint: str, method: str, bits: int) -> Path | None:
-    """The newest complete cached result for (model, method, bits), preferring the kit's default settings."""
+    """The newest complete cached result for (model, method, bits), preferring the kit's
+    default settings."""
     root = quantized_root()
     if not root.is_dir():
         return None
