@@ -283,7 +283,7 @@ def test_arena_shows_a_scheme_that_cannot_run_inline_and_goes_on():
     runnable = llamalab.capabilities().query("device == @row.device and available").scheme.tolist()
     a = Arena(device=row.device, schemes=(row.scheme, *runnable[:1]), max_new_tokens=6)
     a.run(wait=True)
-    head, body, err = a.cells[row.scheme]
+    err = a.cells[row.scheme][2]
     assert (
         f"cannot run on {row.device}" in err.value
         and "→" in err.value

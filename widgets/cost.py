@@ -16,9 +16,9 @@ from llamalab.catalog.prices import prices
 from llamalab.plots import update_figure
 from llamalab.plots.cost import cost_figure
 
-DEFAULTS = CostAssumptions()
-
 from ._common import ErrorBox, guarded
+
+DEFAULTS = CostAssumptions()
 
 
 class CostCalculator(w.VBox):

@@ -56,7 +56,8 @@ def describe(cls) -> str:
     `--help` and widget tooltips."""
     out = []
     for f in dataclasses.fields(cls):
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        factory = f.default_factory
+        default = factory() if f.default is dataclasses.MISSING and callable(factory) else f.default
         out.append(f"{f.name} = {default!r}\n    {f.metadata.get('help', '')}")
     return "\n".join(out)
 

@@ -38,6 +38,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from . import errors
 from .errors import InvalidSetting, LlamalabError, TaskFailed, TaskStopped
@@ -88,17 +89,16 @@ class Task:
         self.events: list[dict] = []
         self.fraction: float | None = None
         self.message = ""
-        self.result = None
+        self.result: Any = None
         self.error: BaseException | None = None
         self.pid: int | None = None
         self.stop_event = threading.Event()
-        self.workdir = Path(
-            tempfile.mkdtemp(prefix="llamalab-task-")
-        )  # a process's cwd, and the log
+        self.workdir = Path(tempfile.mkdtemp(prefix="llamalab-task-"))  # a process's cwd, the log
         self.log_path = self.workdir / "task.log"
         self._tail: deque[str] = deque(maxlen=tail_lines)
         self._listeners = [on_event] if on_event else []
-        self._on_end, self._show_progress, self._bar = on_end, show_progress, None
+        self._on_end, self._show_progress = on_end, show_progress
+        self._bar: Any = None  # a tqdm bar, made at the first progress event when asked for
         self._lock = threading.Lock()
         self._ended = threading.Event()
         self._log = open(self.log_path, "w")
@@ -346,14 +346,9 @@ class _ProcessRunner:
 
     def __init__(self, task: Task, target, args, kwargs, output, replace, env, cwd, finish):
         self.task, self.target, self.args, self.kwargs = task, target, args, kwargs
-        self.output, self.replace, self.env, self.cwd, self.finish = (
-            output,
-            replace,
-            env,
-            cwd,
-            finish,
-        )
-        self.proc: subprocess.Popen | None = None
+        self.output, self.replace, self.finish = output, replace, finish
+        self.env, self.cwd = env, cwd
+        self.proc: Any = None  # the worker's Popen, once spawned
         self.spawned = threading.Event()
 
     def start(self) -> Task:
@@ -404,7 +399,9 @@ class _ProcessRunner:
             cmd = [sys.executable, "-c", RUN_FUNCTION, self.target, str(kwargs_file)]
         else:
             cmd = [sys.executable, "-m", self.target, *map(str, self.args)]
-        pipe = subprocess.PIPE  # stdin stays open and unused: a worker ends when it closes
+        # stdin stays open and unused: a worker ends when it closes; its own process group: stop()
+        # reaches the worker's children too
+        pipe = subprocess.PIPE
         self.proc = subprocess.Popen(
             cmd,
             stdin=pipe,
@@ -415,7 +412,7 @@ class _ProcessRunner:
             env=env,
             cwd=self.cwd or self.task.workdir,
             start_new_session=True,
-        )  # its own process group: stop() reaches children
+        )
         self.task.pid = self.proc.pid
 
     def pump_stderr(self) -> None:
@@ -456,9 +453,8 @@ class _ProcessRunner:
     def close(self) -> None:
         proc = self.proc
         if proc is not None and (self.task.stop_event.is_set() or proc.poll() is None):
-            self.task._signal(
-                signal.SIGKILL
-            )  # stragglers of a stopped group, or the supervisor failed
+            # stragglers of a stopped group, or the supervisor itself failed
+            self.task._signal(signal.SIGKILL)
             proc.wait()
         for stream in (proc.stdin, proc.stdout, proc.stderr) if proc else ():
             stream.close()

@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 from ..core import validate
 from ..core.errors import InvalidSetting, LlamalabError
@@ -325,7 +326,7 @@ def _record(kind, value, i, start_s, elapsed_s, g, error) -> dict:
         "ttft_s": ttft,
         "e2e_s": e2e,
         "tpot_s": (e2e - ttft) / (n - 1) if n > 1 and times else float("nan"),
-        "itl_s": [b - a for a, b in zip(times, times[1:])],
+        "itl_s": [b - a for a, b in pairwise(times)],
         "output_tokens": n,
         "prompt_tokens": g.prompt_tokens if g is not None else None,
         "ok": not error,

@@ -8,6 +8,7 @@ SYSTEM.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from ..core.errors import InvalidSetting
@@ -125,7 +126,7 @@ def modelfile(
 def commands(name: str, prompt: str = "Why is the sky blue?") -> list[str]:
     """The shell lines from the guide: create the model from the Modelfile,
     chat with it, call its API."""
-    body = '{"model": "%s", "prompt": "%s", "stream": false}' % (name, prompt.replace('"', '\\"'))
+    body = json.dumps({"model": name, "prompt": prompt, "stream": False})
     return [
         f"ollama create {name} -f Modelfile",
         f"ollama run {name}",

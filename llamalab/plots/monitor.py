@@ -86,7 +86,7 @@ def apply_samples(fig, records) -> None:
     cuda = any(r.get("cuda_reserved_bytes", 0) or r.get("cuda_allocated_bytes", 0) for r in rows)
     for trace, (key, _, always) in zip(fig.data, SERIES):
         trace.x, trace.y = data[key]
-        trace.visible = True if always or cuda else False
+        trace.visible = bool(always or cuda)
 
 
 def _rows(records) -> list[dict]:

@@ -193,7 +193,7 @@ def split(
 
     order = list(examples)
     random.Random(seed).shuffle(order)
-    n = int(round(len(order) * fraction)) if fraction else 0
+    n = round(len(order) * fraction) if fraction else 0
     if n and len(order) - n < 1:
         raise InvalidSetting(
             "Too few rows to hold some out for eval loss.", "Pass more rows, or eval_fraction=0."

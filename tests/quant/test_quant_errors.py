@@ -110,7 +110,7 @@ def test_an_option_of_the_other_method_is_refused(embedded_dir):
     ],
 )
 def test_bad_settings_name_the_argument(bad):
-    name, value = next(iter(bad.items()))
+    name = next(iter(bad))
     with pytest.raises(InvalidSetting, match=name):
         QuantizeSettings(**bad)
     with pytest.raises(InvalidSetting, match=name):
