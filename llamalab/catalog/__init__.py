@@ -96,6 +96,10 @@ class ModelCard:
             else self.hub_id
         )
 
+    def published(self, method: str) -> tuple[str, ...]:
+        """Hub repos of checkpoints others quantized with `method` ("gptq", "awq")."""
+        return {"gptq": self.gptq, "awq": self.awq}.get(method, ())
+
     @property
     def embedding_params(self) -> int:
         """Input embedding plus (when untied) the lm_head:

@@ -220,7 +220,7 @@ def _engine(s, gpus: int, nodes: int) -> tuple[str, str]:
 def serving_repo(c, s) -> str:
     """The Hub repo vLLM loads: the published AWQ/GPTQ checkpoint for those schemes,
     else the instruct model."""
-    published = getattr(c, s.made_by) if s.made_by else ()
+    published = c.published(s.made_by)
     return published[0] if published else c.hub_id_instruct or c.hub_id
 
 

@@ -9,6 +9,7 @@ from ..catalog import training
 from ..core.errors import LlamalabError
 from ..measure.quality import perplexity
 from .score import evaluate
+from .settings import FinetuneSettings
 from .start import finetune
 
 VARIANTS = {
@@ -23,6 +24,8 @@ def finetune_compare(
     model="default",
     data="house-format",
     variants=("lora (guide: q,v)", "lora (all-linear)"),
+    settings: FinetuneSettings | None = None,
+    *,
     steps: int = 30,
     heldout="house-format-heldout",
     n_heldout: int = 20,
@@ -32,16 +35,14 @@ def finetune_compare(
     schemes: dict | None = None,
     device: str = "auto",
     on_row=None,
-    **settings,
+    **overrides,
 ):
     """One row per variant (names of VARIANTS): each trains a fresh copy of `model` for `steps`
-    steps. A variant whose estimate does not fit (or that cannot train here) gets its reason instead
-    of numbers.
-    schemes: the base scheme per method, e.g. {"lora": "bf16"} (default: each method's base, fp32 or
-    nf4). Each method trains at its own learning rate (catalog/training_methods.toml) unless `lr`
-    is given.
-    max_new_tokens: per held-out reply when scoring. Other keywords are FinetuneSettings
-    for every variant."""
+    steps. A variant whose estimate does not fit (or that cannot train here) gets its reason
+    instead of numbers. `settings` (a FinetuneSettings) and/or its fields as keywords apply to every
+    variant; each method trains at its own learning rate (catalog/training_methods.toml) unless
+    `lr` is given. schemes: the base scheme per method, e.g. {"lora": "bf16"} (default: each
+    method's base, fp32 or nf4). max_new_tokens: per held-out reply when scoring."""
     import pandas as pd
 
     rows, before = [], {}
@@ -49,29 +50,23 @@ def finetune_compare(
         if name not in VARIANTS:
             raise LlamalabError(f"Unknown variant {name!r}.", f"Known: {', '.join(VARIANTS)}.")
         m = training.method(VARIANTS[name]["method"])
-        kw = {"lr": m.lr, **settings, **VARIANTS[name], "steps": steps, "device": device}
+        kw = {"lr": m.lr, **overrides, **VARIANTS[name], "steps": steps, "device": device}
         kw["scheme"] = (schemes or {}).get(m.name, m.base)
-        row = _one(
-            model,
-            data,
-            name,
-            kw,
-            (heldout, n_heldout, max_new_tokens),
-            ppl_tokens,
-            memory_budget,
-            before,
-        )
+        scoring = (heldout, n_heldout, max_new_tokens)
+        row = _one(model, data, name, settings, kw, scoring, ppl_tokens, memory_budget, before)
         rows.append(row)
         if on_row:
             on_row(row)
     return pd.DataFrame(rows)
 
 
-def _one(model, data, name, kw, scoring, ppl_tokens, budget, before) -> dict:
+def _one(model, data, name, settings, kw, scoring, ppl_tokens, budget, before) -> dict:
     method, scheme = kw.pop("method"), kw["scheme"]
     heldout, n_heldout, max_new_tokens = scoring
     try:
-        run = finetune(model, data, method, memory_budget=budget, start=False, eval_every=0, **kw)
+        run = finetune(
+            model, data, method, settings, memory_budget=budget, start=False, eval_every=0, **kw
+        )
     except LlamalabError as e:
         return {"variant": name, "status": "refused", "reason": f"{e.message} {e.fix}"}
     m = run.model

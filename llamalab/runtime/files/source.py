@@ -33,14 +33,14 @@ def offline() -> bool:
 def resolve(asked, card: ModelCard, scheme: Scheme) -> str | NeedsConversion:
     """A local folder holding the checkpoint (a .gguf file for GGUF schemes), or NeedsConversion for
     a GGUF that must be written first. Downloads only when online and not cached."""
-    if scheme.family == "gguf":
+    if scheme.is_gguf:
         return gguf_file(asked, card, scheme)
     if card.local_path.endswith(".gguf"):
         raise InvalidSetting(
             f"{card.local_path} is a GGUF file: it runs in llama.cpp, not under {scheme.name}.",
             f"Load it with scheme='gguf' (its own type, {card.gguf_type!r}).",
         )
-    if scheme.family in ("gptq", "awq"):
+    if scheme.made_by:
         return quantized(asked, card, scheme)
     if card.local_path:
         return card.local_path
@@ -82,27 +82,27 @@ def is_embedded(asked, card: ModelCard) -> bool:
 
 def quantized(asked, card: ModelCard, scheme: Scheme) -> str:
     """A GPTQ/AWQ checkpoint: a pre-quantized local folder, the kit's own quantize() result in
-    LLAMALAB_CACHE, or a pre-quantized Hub repo from the card (card.gptq / card.awq)."""
+    LLAMALAB_CACHE, or a pre-quantized Hub repo from the card (card.published(method))."""
     bits = int(scheme.bits)
     if card.local_path and _quant_method(card.local_path):
         return card.local_path
     base = card.local_path or (str(embedded.model_dir()) if is_embedded(asked, card) else "")
     if base:
-        found = store.find(store.model_fingerprint(Path(base)), scheme.family, bits)
+        found = store.find(store.model_fingerprint(Path(base)), scheme.made_by, bits)
         if found:
             return str(found)
         raise ModelNotCached(
             str(asked),
             f"Quantize it once (cached afterwards): llamalab.quantize({str(asked)!r}, "
-            f"{scheme.family!r}, bits={bits}) — about 1 min (GPTQ) or 5 min (AWQ) "
+            f"{scheme.made_by!r}, bits={bits}) — about 1 min (GPTQ) or 5 min (AWQ) "
             "for the embedded model on 2 cores.",
         )
-    repos = [r for r in getattr(card, scheme.family) if _repo_bits(r, bits)]
+    repos = [r for r in card.published(scheme.made_by) if _repo_bits(r, bits)]
     if not repos:
         raise ModelNotCached(
             card.repo,
             f"The catalog lists no pre-quantized {scheme.name} repo for {card.name}; "
-            f"download the model and run llamalab.quantize(<folder>, {scheme.family!r}).",
+            f"download the model and run llamalab.quantize(<folder>, {scheme.made_by!r}).",
         )
     for repo in repos[:-1]:
         try:
