@@ -93,15 +93,19 @@ class Task:
         self.error: BaseException | None = None
         self.pid: int | None = None
         self.stop_event = threading.Event()
-        self.workdir = Path(tempfile.mkdtemp(prefix="llamalab-task-"))  # a process's cwd, the log
-        self.log_path = self.workdir / "task.log"
+        # a process task's private folder (its cwd) and its full log; a thread task keeps a tail
+        self.workdir: Any = None
+        self.log_path: Any = None
+        if kind == "process":
+            self.workdir = Path(tempfile.mkdtemp(prefix="llamalab-task-"))
+            self.log_path = self.workdir / "task.log"
         self._tail: deque[str] = deque(maxlen=tail_lines)
         self._listeners = [on_event] if on_event else []
         self._on_end, self._show_progress = on_end, show_progress
         self._bar: Any = None  # a tqdm bar, made at the first progress event when asked for
         self._lock = threading.Lock()
         self._ended = threading.Event()
-        self._log = open(self.log_path, "w")
+        self._log = open(self.log_path, "w") if self.log_path else None
 
     # ---------------------------------------------------------------- what a caller uses
 
@@ -133,7 +137,9 @@ class Task:
             self.stop_event.set()
             if self.kind == "process":
                 self._signal(signal.SIGTERM)
-                threading.Timer(grace, self._signal, (signal.SIGKILL,)).start()
+                kill = threading.Timer(grace, self._signal, (signal.SIGKILL,))
+                kill.daemon = True  # never holds up the interpreter's exit
+                kill.start()
         return self
 
     def join(self, timeout: float | None = None) -> bool:
@@ -173,7 +179,7 @@ class Task:
             return
         with self._lock:
             self._tail.extend(lines)
-            if not self._log.closed:
+            if self._log is not None and not self._log.closed:
                 self._log.write("\n".join(lines) + "\n")
                 self._log.flush()
 
@@ -226,10 +232,11 @@ class Task:
             self.state = "done"
         if self._bar is not None:
             self._bar.close()
-        with self._lock:
-            self._log.close()
-        if self.state != "failed":  # a failure keeps its log for the error to point at
-            shutil.rmtree(self.workdir, ignore_errors=True)
+        if self._log is not None:
+            with self._lock:
+                self._log.close()
+            if self.state != "failed":  # a failure keeps its log for the error to point at
+                shutil.rmtree(self.workdir, ignore_errors=True)
         with _live_lock:
             _live.discard(self)
         if (

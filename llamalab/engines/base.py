@@ -211,6 +211,26 @@ def _short(value) -> str:
     return r if len(r) <= 60 else r[:57] + "..."
 
 
+class HFTokenized:
+    """Prompts through a Hugging Face tokenizer (`self.tokenizer`): its chat template, decoding and
+    plain tokenizing. The transformers and llama.cpp engines share it: both see the same prompts."""
+
+    tokenizer = None
+
+    @property
+    def is_chat(self) -> bool:
+        return bool(getattr(self.tokenizer, "chat_template", None))
+
+    def encode(self, prompt, system=None, chat=None) -> list[int]:
+        return hf_encode(self.tokenizer, prompt, system, chat)
+
+    def decode(self, ids) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+    def tokenize(self, text: str) -> list[int]:
+        return hf_tokenize(self.tokenizer, text)
+
+
 def hf_encode(tokenizer, prompt, system: str | None = None, chat: bool | None = None) -> list[int]:
     """Token ids through a Hugging Face tokenizer: its chat template for chat, plain text otherwise
     (transformers and llama.cpp engines share it, so both see identical prompts)."""

@@ -14,7 +14,7 @@ import weakref
 from ..catalog import GGUF_FILE_TYPES
 from ..core.errors import InvalidSetting
 from ..core.tasks import on_exit
-from .base import Engine, Sampling, Scores, hf_encode, hf_tokenize
+from .base import Engine, HFTokenized, Sampling, Scores
 
 DEFAULT_CONTEXT = 2048
 _live: weakref.WeakSet[LlamaCppEngine] = weakref.WeakSet()
@@ -39,7 +39,7 @@ def default_threads() -> int:
     return max(1, n)
 
 
-class LlamaCppEngine(Engine, Scores):
+class LlamaCppEngine(HFTokenized, Engine, Scores):
     """A GGUF model in llama.cpp. `logits(ids)` scores every position (used by perplexity / KL).
     llama.cpp runs its own thread pool, so it does not use the torch thread
     (uses_torch_thread False)."""
@@ -72,19 +72,6 @@ class LlamaCppEngine(Engine, Scores):
         self.eos = {self.llm.token_eos()} | _hf_eos(tokenizer)
         self._scorer = None
         _live.add(self)
-
-    @property
-    def is_chat(self) -> bool:
-        return bool(getattr(self.tokenizer, "chat_template", None))
-
-    def encode(self, prompt, system=None, chat=None) -> list[int]:
-        return hf_encode(self.tokenizer, prompt, system, chat)
-
-    def decode(self, ids) -> str:
-        return self.tokenizer.decode(ids, skip_special_tokens=True)
-
-    def tokenize(self, text: str) -> list[int]:
-        return hf_tokenize(self.tokenizer, text)
 
     def generate(self, prompt_ids, sampling: Sampling, on_token, should_stop) -> None:
         llm, eos = self.llm, self.eos

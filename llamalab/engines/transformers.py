@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..core import torch_thread
 from ..core.errors import InvalidSetting, LlamalabError
-from .base import Adapters, Engine, Sampling, Scores, hf_encode, hf_tokenize
+from .base import Adapters, Engine, HFTokenized, Sampling, Scores
 
 
 def tensor_bytes(t) -> int:
@@ -16,7 +16,7 @@ def tensor_bytes(t) -> int:
     return t.numel() * t.element_size()
 
 
-class HFEngine(Engine, Scores, Adapters):
+class HFEngine(HFTokenized, Engine, Scores, Adapters):
     """A transformers model and its tokenizer; torch work runs on the runtime's one torch thread."""
 
     name = "transformers"
@@ -24,26 +24,11 @@ class HFEngine(Engine, Scores, Adapters):
 
     def __init__(self, model, tokenizer):
         self.model, self.tokenizer = model, tokenizer
-        self.peft_model = (
-            None  # the peft wrapper while adapters are attached (training runs through it)
-        )
+        self.peft_model = None  # the peft wrapper while adapters are attached (training runs in it)
         cfg = model.config
         self.context_length = (
             getattr(cfg, "max_position_embeddings", None) or tokenizer.model_max_length
         )
-
-    @property
-    def is_chat(self) -> bool:
-        return bool(getattr(self.tokenizer, "chat_template", None))
-
-    def encode(self, prompt, system=None, chat=None) -> list[int]:
-        return hf_encode(self.tokenizer, prompt, system, chat)
-
-    def decode(self, ids) -> str:
-        return self.tokenizer.decode(ids, skip_special_tokens=True)
-
-    def tokenize(self, text: str) -> list[int]:
-        return hf_tokenize(self.tokenizer, text)
 
     def generate(self, prompt_ids, sampling: Sampling, on_token, should_stop) -> None:
         import torch
