@@ -1,6 +1,7 @@
-"""Package discovery and the course's files (the rest of the metadata is in pyproject.toml): every package
-under llamalab/, the UI layer widgets/ installed as llamalab.widgets (no top-level `widgets` module), and a
-copy of notebooks/ inside the wheel (llamalab/course/notebooks), so an installed kit finds its course."""
+"""Package discovery and the course's files (the rest of the metadata is in pyproject.toml): every
+package under llamalab/, the UI layer widgets/ installed as llamalab.widgets (no top-level `widgets`
+module), and a copy of notebooks/ inside the wheel (llamalab/course/notebooks), so an installed kit
+finds its course."""
 
 import shutil
 from pathlib import Path
@@ -13,7 +14,8 @@ COURSE = ("*.ipynb", "README.md", "dashboards/*.ipynb")
 
 
 class BuildWithCourse(build_py):
-    """build_py, then the notebooks copied into the built package (editable installs read the checkout)."""
+    """build_py, then the notebooks copied into the built package (editable installs read the
+    checkout)."""
 
     def run(self):
         super().run()
@@ -24,5 +26,8 @@ class BuildWithCourse(build_py):
                 shutil.copy2(f, dest / f.relative_to(src))
 
 
-setup(packages=find_packages(include=["llamalab", "llamalab.*"]) + WIDGETS,
-      package_dir={"llamalab.widgets": "widgets"}, cmdclass={"build_py": BuildWithCourse})
+setup(
+    packages=find_packages(include=["llamalab", "llamalab.*"]) + WIDGETS,
+    package_dir={"llamalab.widgets": "widgets"},
+    cmdclass={"build_py": BuildWithCourse},
+)

@@ -1,12 +1,13 @@
 """On a CUDA machine: load the embedded model under every scheme's CUDA path and print one table.
 
-    HF_HUB_OFFLINE=1 python benchmarks/cuda_check.py [--schemes ...] [--out benchmarks/results/cuda_check.json]
+    HF_HUB_OFFLINE=1 python benchmarks/cuda_check.py [--schemes ...] [--out FILE.json]
 
 Needs: a CUDA torch, bitsandbytes with CUDA, gptqmodel (+ its CUDA kernels), optimum, and optionally
 llama-cpp-python built with CMAKE_ARGS="-DGGML_CUDA=on". GPTQ/AWQ checkpoints are made on the GPU
 with llamalab.quantize(device="cuda") (cached in LLAMALAB_CACHE). Each row says ok / the error.
 Not run in this repository's CI (no GPU there); every row is a measurement when it is run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,8 +23,12 @@ def environment() -> dict:
     import importlib.metadata as md
 
     import torch
-    out = {"torch": torch.__version__, "cuda": torch.version.cuda, "gpu": torch.cuda.get_device_name(0)
-           if torch.cuda.is_available() else None}
+
+    out = {
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
     for p in ("transformers", "bitsandbytes", "gptqmodel", "optimum", "llama_cpp_python"):
         try:
             out[p] = md.version(p)
@@ -36,23 +41,38 @@ def check(scheme: str) -> dict:
     import torch
 
     import llamalab
+
     row = {"scheme": scheme}
     t0 = time.perf_counter()
     try:
         s = llamalab.scheme(scheme)
         if s.family in ("gptq", "awq"):
-            q = llamalab.quantize("default", s.family, bits=int(s.bits), device="cuda", progress=False)
+            q = llamalab.quantize(
+                "default", s.family, bits=int(s.bits), device="cuda", progress=False
+            )
             row["quantize_s"] = q.quantize_seconds
         torch.cuda.reset_peak_memory_stats()
         m = llamalab.load("default", scheme, device="cuda")
         g = m.generate("What is the capital of France?", max_new_tokens=32, min_new_tokens=32)
         ppl = llamalab.perplexity(m, tokens=1024)
-        row.update(ok=True, backend=m.backend, kernel=_kernel(m), weights_memory_mb=m.weights_memory_bytes / 1e6,
-                   decode_tokens_per_s=g.decode_tokens_per_s, ttft_s=g.ttft_s, peak_cuda_mb=g.peak_memory_bytes / 1e6,
-                   perplexity=ppl.value, answer=g.text[:60])
+        row.update(
+            ok=True,
+            backend=m.backend,
+            kernel=_kernel(m),
+            weights_memory_mb=m.weights_memory_bytes / 1e6,
+            decode_tokens_per_s=g.decode_tokens_per_s,
+            ttft_s=g.ttft_s,
+            peak_cuda_mb=g.peak_memory_bytes / 1e6,
+            perplexity=ppl.value,
+            answer=g.text[:60],
+        )
         m.unload()
-    except Exception as e:     # one failing scheme must not hide the others
-        row.update(ok=False, error=f"{type(e).__name__}: {e}"[:300], trace=traceback.format_exc(limit=3)[-600:])
+    except Exception as e:  # one failing scheme must not hide the others
+        row.update(
+            ok=False,
+            error=f"{type(e).__name__}: {e}"[:300],
+            trace=traceback.format_exc(limit=3)[-600:],
+        )
     row["seconds"] = time.perf_counter() - t0
     return row
 
@@ -71,17 +91,33 @@ def main() -> None:
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "cuda_check.json"))
     args = ap.parse_args()
     import torch
+
     env = environment()
     print(json.dumps(env))
     if not torch.cuda.is_available():
-        raise SystemExit("cuda_check: torch sees no CUDA device; run this on a GPU machine with a CUDA torch.")
+        raise SystemExit(
+            "cuda_check: torch sees no CUDA device; run this on a GPU machine with a CUDA torch."
+        )
     rows = [check(s) for s in args.schemes.split(",")]
-    cols = ("scheme", "ok", "backend", "kernel", "weights_memory_mb", "decode_tokens_per_s", "ttft_s", "peak_cuda_mb",
-            "perplexity")
+    cols = (
+        "scheme",
+        "ok",
+        "backend",
+        "kernel",
+        "weights_memory_mb",
+        "decode_tokens_per_s",
+        "ttft_s",
+        "peak_cuda_mb",
+        "perplexity",
+    )
     print(" | ".join(cols))
     for r in rows:
-        print(" | ".join(f"{r[c]:.3g}" if isinstance(r.get(c), float) else str(r.get(c, "")) for c in cols)
-              + ("" if r["ok"] else f" | {r['error']}"))
+        print(
+            " | ".join(
+                f"{r[c]:.3g}" if isinstance(r.get(c), float) else str(r.get(c, "")) for c in cols
+            )
+            + ("" if r["ok"] else f" | {r['error']}")
+        )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"environment": env, "rows": rows}, indent=2))
 

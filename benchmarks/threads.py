@@ -11,6 +11,7 @@ shows what still costs speed: torch ops run directly on another thread (here the
     python benchmarks/threads.py --runs 3 --tokens 64
 Writes benchmarks/results/threads.json. Run on a quiet machine; numbers are never asserted.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,7 +24,7 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import llamalab  # noqa: E402
+import llamalab
 
 PROMPT = "Tell me a story about a dragon."
 
@@ -44,16 +45,27 @@ def main():
     ap.add_argument("--tokens", type=int, default=64)
     a = ap.parse_args()
     m = llamalab.load("default", a.scheme, device="cpu")
-    decode = lambda: m.generate(PROMPT, max_new_tokens=a.tokens, min_new_tokens=a.tokens).decode_tokens_per_s  # noqa: E731
-    rows = {"generate() from the main thread": [decode() for _ in range(a.runs)],
-            "generate() from a worker thread": in_worker(decode, a.runs)}
+    decode = lambda: (
+        m.generate(PROMPT, max_new_tokens=a.tokens, min_new_tokens=a.tokens).decode_tokens_per_s
+    )
+    rows = {
+        "generate() from the main thread": [decode() for _ in range(a.runs)],
+        "generate() from a worker thread": in_worker(decode, a.runs),
+    }
     import torch
-    torch.mm(torch.randn(512, 512), torch.randn(512, 512))          # a torch op outside the torch thread
+
+    torch.mm(torch.randn(512, 512), torch.randn(512, 512))  # a torch op outside the torch thread
     rows["after the main thread ran a torch op itself"] = [decode() for _ in range(a.runs)]
-    result = {"scheme": a.scheme, "new_tokens": a.tokens, "torch_threads": torch.get_num_threads(),
-              "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "load_average": os.getloadavg(),
-              "when": time.strftime("%Y-%m-%d %H:%M:%S"),
-              "decode_tokens_per_s_median": {k: statistics.median(v) for k, v in rows.items()}, "runs": rows}
+    result = {
+        "scheme": a.scheme,
+        "new_tokens": a.tokens,
+        "torch_threads": torch.get_num_threads(),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+        "load_average": os.getloadavg(),
+        "when": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "decode_tokens_per_s_median": {k: statistics.median(v) for k, v in rows.items()},
+        "runs": rows,
+    }
     out = Path(__file__).parent / "results" / "threads.json"
     out.write_text(json.dumps(result, indent=1))
     for k, v in result["decode_tokens_per_s_median"].items():
