@@ -162,20 +162,45 @@ def test_one_at_exit_registry():
 INTERNAL = (
     re.compile(r"(from|import) llamalab\.[a-z_]+\.[a-z_]+"),
     re.compile(
-        r"from llamalab\.(core|catalog|plan|engines|runtime|quantize|measure|train|serve)"
+        r"from llamalab\.(core|catalog|plan|engines|runtime|quantization|measure|train|serving)"
         r"[.a-z_]* import"
     ),
 )
+COURSE_CODE = sorted((ROOT / "notebooks").rglob("*.ipynb")) + [ROOT / "binder" / "postBuild"]
 
 
-@pytest.mark.parametrize(
-    "notebook", sorted((ROOT / "notebooks").rglob("*.ipynb")), ids=lambda p: p.name
-)
-def test_notebooks_use_the_public_api_only(notebook):
-    cells = json.loads(notebook.read_text())["cells"]
-    code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+def _code(path):
+    if path.suffix != ".ipynb":
+        return path.read_text()
+    cells = json.loads(path.read_text())["cells"]
+    return "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+
+
+@pytest.mark.parametrize("path", COURSE_CODE, ids=lambda p: p.name)
+def test_the_course_and_binder_use_the_public_api_only(path):
+    code = _code(path)
     bad = [line for line in code.splitlines() if any(r.search(line) for r in INTERNAL)]
     assert not bad, bad
+
+    used = re.findall(r"\bllamalab\.([a-z]\w*)", code) + [
+        f"{mod}.{name.strip()}"
+        for mod, names in re.findall(r"from llamalab(\.\w+)? import ([\w, ]+)", code)
+        for name in names.split(",")
+    ]
+    missing = [n for n in used if not _resolves(n.lstrip("."))]
+    assert not missing, f"{path.name} uses names llamalab does not have: {missing}"
+
+
+def _resolves(dotted: str) -> bool:
+    """`a.b.c` (an `x as y` import reads as x) is an attribute or a submodule of llamalab."""
+    obj = llamalab
+    for part in dotted.split(" as ")[0].split("."):
+        try:
+            found = hasattr(obj, part)
+            obj = getattr(obj, part) if found else importlib.import_module(f"{obj.__name__}.{part}")
+        except (ImportError, AttributeError):
+            return False
+    return True
 
 
 CITES = re.compile(r"\bissue \d+|\(H\d\)|shared/research|research/[a-z-]+\.md|\.\./shared")
