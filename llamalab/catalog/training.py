@@ -6,9 +6,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
+from typing import TYPE_CHECKING
 
 from ..core.errors import InvalidSetting, SchemeUnavailable
 from . import read, scheme
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DEVICES = ("cpu", "cuda")
 
@@ -102,7 +106,7 @@ def check(method_name: str, scheme_name: str, device: str) -> None:
     )
 
 
-def table():
+def table() -> pd.DataFrame:
     """Method × base scheme × device: available, reason (or note), help —
     the training capability table."""
     import pandas as pd

@@ -8,9 +8,13 @@ be measured (so one missing backend never hides the others).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ..core.settings import with_changes
 from .sweep import COLUMNS, SweepSettings, collect, sweep
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DEFAULT_SCHEMES = ("fp32", "bf16", "fp16", "int8", "nf4", "gptq", "awq", "f16", "q8_0", "q4_1")
 DEFAULT_PROMPTS = (
@@ -29,7 +33,7 @@ def compare(
     on_event: Callable | None = None,
     load: Callable | None = None,
     **overrides,
-):
+) -> pd.DataFrame:
     """A pandas DataFrame with one row per (model, scheme, run, prompt);
     `model` is a name or a list.
 

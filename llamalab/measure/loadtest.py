@@ -27,6 +27,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import pairwise
+from typing import TYPE_CHECKING
 
 from ..core import validate
 from ..core.errors import InvalidSetting, LlamalabError
@@ -36,6 +37,9 @@ from ..core.tasks import AnyOf, Deadline
 from ..engines.base import Concurrent, require
 from ..runtime.loaded import LoadedModel
 from ..runtime.remote import ServedProcess
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DEFINITIONS = __doc__
 PERCENTILES = (50, 90, 99)
@@ -133,9 +137,9 @@ class LoadTestResult:
     the server's RSS sampled during the run (empty without a server process); `definitions`: what
     each column means."""
 
-    records: object  # pandas DataFrame
-    summary: object
-    server: object
+    records: pd.DataFrame
+    summary: pd.DataFrame
+    server: pd.DataFrame
     definitions: str = field(default=DEFINITIONS, repr=False)
 
 
@@ -394,7 +398,7 @@ def _server_row(server, before: dict, duration_s: float, rss: list[int]) -> dict
     return row
 
 
-def agreement(target, reference, prompts, max_new_tokens: int = 32):
+def agreement(target, reference, prompts, max_new_tokens: int = 32) -> pd.DataFrame:
     """Quality on sample outputs: the served model's greedy answers vs `reference` (an in-process
     LoadedModel) on the same prompts. A DataFrame, one row per prompt; `agreement_pct` in `.attrs`:
     the share of prompts whose answers are identical."""

@@ -19,12 +19,16 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import catalog
 from ..core import validate
 from ..core.errors import InvalidSetting, LlamalabError, ModelNotCached
 from ..core.metrics import METRICS, columns
 from ..core.settings import setting, with_changes
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 GENERATION_COLUMNS, LOAD_COLUMNS, QUALITY_COLUMNS = (
     columns("generation"),
@@ -443,7 +447,7 @@ NUMERIC = tuple(k for k in COLUMNS if k not in SUMMED and METRICS[k].numeric)
 TEXT = tuple(k for k in COLUMNS if k not in SUMMED and not METRICS[k].numeric)
 
 
-def summarize(records):
+def summarize(records) -> pd.DataFrame:
     """One row per (model, scheme), in first-seen order: medians over prompts and runs of every
     measured column, `runs` (generations measured) and the first error, if any. Takes records or a
     DataFrame."""

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from .. import catalog as cat
 from ..catalog import GPU, ModelCard, Scheme, card, linear_shapes
 from ..core import validate
 from ..core.errors import InvalidSetting, LlamalabError
 from ..core.hardware import Hardware, default_device, hardware
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MODES = ("inference", "full", "lora", "qlora")
 GGUF_Q6_K_BPW = 210 * 8 / 256  # ggml blocks: Q6_K stores 256 weights in 210 bytes,
@@ -542,7 +546,7 @@ def requirements_table(
     ),
     schemes=("fp16", "int8", "gptq-4bit"),
     context: int = 4096,
-):
+) -> pd.DataFrame:
     """The hardware-requirements table, computed: weights and total per scheme,
     and the smallest fit."""
     import pandas as pd

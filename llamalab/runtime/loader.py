@@ -7,6 +7,7 @@ import logging
 import time
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import catalog
 from ..catalog import ModelCard, Scheme
@@ -20,6 +21,9 @@ from . import backends
 from .files.source import NeedsConversion, resolve
 from .files.store import model_fingerprint
 from .loaded import LoadedModel
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DEVICES = ("cpu", "cuda")
 
@@ -214,7 +218,7 @@ def _check_memory(c: ModelCard, s: Scheme, est, device: str, ctx: int) -> None:
         )
 
 
-def capabilities():
+def capabilities() -> pd.DataFrame:
     """The scheme × device capability table, with the reason for every cell that cannot run here;
     `trains` lists the fine-tuning methods that train over the scheme on the device
     (catalog/training_methods.toml), `trains_reason` says why none does (a scheme that cannot run

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..core.errors import InvalidSetting
 from ..core.paths import cache_dir
@@ -14,12 +15,15 @@ from ..runtime.loaded import LoadedModel
 from ..runtime.loader import attach_adapter
 from .run import ADAPTER, MANIFEST
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 NO_ADAPTERS = (
     "Load a transformers scheme (fp32/bf16/fp16, nf4, gptq): its engine takes peft adapters."
 )
 
 
-def list_adapters(root=None):
+def list_adapters(root=None) -> pd.DataFrame:
     """Every adapter saved under `root` (default: the kit's fine-tuning folder) as a
     DataFrame, newest first."""
     import pandas as pd

@@ -5,12 +5,17 @@ before → after)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..catalog import training
 from ..core.errors import LlamalabError
 from ..measure.quality import perplexity
 from .score import evaluate
 from .settings import FinetuneSettings
 from .start import finetune
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 VARIANTS = {
     "full": dict(method="full"),
@@ -36,7 +41,7 @@ def finetune_compare(
     device: str = "auto",
     on_row=None,
     **overrides,
-):
+) -> pd.DataFrame:
     """One row per variant (names of VARIANTS): each trains a fresh copy of `model` for `steps`
     steps. A variant whose estimate does not fit (or that cannot train here) gets its reason
     instead of numbers. `settings` (a FinetuneSettings) and/or its fields as keywords apply to every

@@ -7,9 +7,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..core.errors import InvalidSetting
 from ..data import HERE
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 ROLES = ("system", "user", "assistant")
 IGNORE = -100  # labels with this value add nothing to the loss (torch's cross-entropy default)
@@ -201,7 +205,7 @@ def split(
     return order[n:], order[:n]
 
 
-def preview(data, n: int = 5):
+def preview(data, n: int = 5) -> pd.DataFrame:
     """The first `n` conversations as a DataFrame (user / assistant text), for a quick look."""
     import pandas as pd
 
