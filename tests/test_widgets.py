@@ -68,7 +68,7 @@ def test_calculator_bars_are_the_estimate_and_answers_the_reverse_questions():
     longest = llamalab.max_context("llama-3.1-8b", "int8", "rtx-4090", 2, device="cuda")
     assert f"{longest:,} tokens" in c.answers.value
     assert f">{llamalab.best_scheme('llama-3.1-8b', 'rtx-4090', 32768, 2)}<" in c.answers.value
-    assert len(c.figure.layout.shapes) == len({g.memory_bytes for g in llamalab.gpus().values()})
+    assert len(c.figure.layout.shapes) == llamalab.gpus()["memory_bytes"].nunique()
     assert c.figure._widget_data == c.figure._data  # re-synced: a reload shows these bars
 
 
@@ -302,7 +302,7 @@ def test_arena_quality_measures_with_the_library():
     a = Arena(schemes=("bf16", "int8"), max_new_tokens=4, quality=True, quality_tokens=512)
     a.run(wait=True)
     assert a.errors.message == "", a.errors.message
-    bf16, int8 = a.summary()
+    bf16, int8 = a.summary.to_dict("records")
     assert (
         bf16["perplexity"] > 1 and bf16["kl_vs_reference"] == 0 and bf16["top1_vs_reference"] == 1
     )
@@ -323,9 +323,9 @@ def test_arena_stop_skips_the_remaining_schemes():
     )
     a.run()
     deadline = time.time() + WAIT
-    while "dragon" not in a.cells["bf16"][1].value and time.time() < deadline and a.worker.busy:
+    while "dragon" not in a.cells["bf16"][1].value and time.time() < deadline and a.busy:
         time.sleep(0.05)
-    assert a.worker.busy, "the arena finished before Stop was pressed"
+    assert a.busy, "the arena finished before Stop was pressed"
     a.stop_button.click()
     assert a.wait(WAIT)
     assert "stopped" in a.status.value
@@ -335,11 +335,13 @@ def test_arena_stop_skips_the_remaining_schemes():
 
 
 def test_unexpected_exceptions_show_one_line_not_a_traceback():
-    from llamalab.widgets._common import ErrorBox, Worker
+    from types import SimpleNamespace
+
+    from llamalab.widgets._common import ErrorBox, background
 
     box = ErrorBox()
     done = threading.Event()
-    Worker(box).start(lambda: {}["missing"], done=done.set)
+    background(SimpleNamespace(errors=box), lambda task: {}["missing"], done=done.set)
     assert done.wait(5)
     assert box.message.startswith("Unexpected KeyError") and "kernel log" in box.fix
     assert "Traceback" not in box.value and "File " not in box.value

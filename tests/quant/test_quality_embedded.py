@@ -28,8 +28,8 @@ def reference(fp32):
 def test_perplexity_is_labelled(fp32):
     p = perplexity(fp32, tokens=N, window=256)
     assert 1 < p.value < 200 and p.tokens == N - 1
-    assert (p.text, p.context, p.stride, p.per) == ("kjv-luke-1-4", 256, 256, "token")
-    assert "per token" in p.label and "context 256" in p.label and "Luke" in p.source
+    assert (p.text, p.window, p.stride, p.per) == ("kjv-luke-1-4", 256, 256, "token")
+    assert "per token" in p.label and "window 256" in p.label and "Luke" in p.source
 
 
 def test_fp32_against_itself_is_zero(fp32, reference):
