@@ -18,9 +18,6 @@ from llamalab.workshop import dashboards, record, room_table, voila_command
 from llamalab.workshop.serve import DATA_DIR, TEMPLATE
 
 ROOT = Path(__file__).resolve().parent.parent
-DASHBOARD_VIEWS = (
-    1  # the room dashboard displays one VBox of widgets: picker, chat, share, the room
-)
 
 
 def _generation(tps):
@@ -101,12 +98,9 @@ def test_voila_serves_the_room_offline_with_a_token(tmp_path):
         )
         css = "/voila/templates/llamalab-offline/static/fontawesome/css/all.min.css"
         assert css in page and urllib.request.urlopen(f"{base}{css}", timeout=30).status == 200
-        views = page.count("application/vnd.jupyter.widget-view+json")
-        assert (
-            views >= DASHBOARD_VIEWS
-            and "Traceback" not in page
-            and "jp-OutputArea-error" not in page
-        ), views
+        # Progressive rendering (Voilà 0.5.13) runs the cells after the page arrives, from the
+        # browser: the widgets rendering is tests/browser/test_voila.py's check.
+        assert "Traceback" not in page and "jp-OutputArea-error" not in page
     finally:
         proc.terminate()
         proc.wait(30)
