@@ -79,25 +79,24 @@ class Hardware:
         return "\n".join(lines if self.gpus else lines + ["GPU: none (CUDA not available)"])
 
 
-def cpu_name() -> str:
+def _cpuinfo(key: str) -> str | None:
+    """The first `key : value` of /proc/cpuinfo (Linux), else None."""
     try:
         for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
+            if line.startswith(key):
                 return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return None
+
+
+def cpu_name() -> str:
+    return _cpuinfo("model name") or platform.processor() or platform.machine()
 
 
 def cpu_flags() -> set[str]:
     """The CPU's feature flags as Linux lists them (empty elsewhere)."""
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
+    return set((_cpuinfo("flags") or "").split())
 
 
 def cuda_devices() -> tuple[tuple[GPU, ...], tuple[int, ...]]:
