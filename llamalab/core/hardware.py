@@ -3,6 +3,7 @@ too) and `Hardware`, this machine read now (CPU, RAM, CUDA devices)."""
 
 from __future__ import annotations
 
+import functools
 import glob
 import os
 import platform
@@ -79,6 +80,7 @@ class Hardware:
         return "\n".join(lines if self.gpus else lines + ["GPU: none (CUDA not available)"])
 
 
+@functools.cache  # the CPU does not change while Python runs; hardware() is called often
 def _cpuinfo(key: str) -> str | None:
     """The first `key : value` of /proc/cpuinfo (Linux), else None."""
     try:
