@@ -5,8 +5,39 @@ import os
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if os.environ.get("PYTEST_XDIST_WORKER"):  # `make test`: workers share the cores
+    # one OpenMP thread per process, kernels and servers included (they inherit it): more busy
+    # threads than cores stall GNU OpenMP's spinning workers (a notebook took 5x its time)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+from pathlib import Path
 
 import pytest
+
+# The course runs (tests/browser) and the tests that read their records: one process.
+COURSE = {"test_notebooks.py", "test_binder.py"}
+
+
+def xdist_group(nodeid: str) -> str:
+    """`make test` runs two pytest-xdist workers: the course (browser runs and the record checks
+    after them) stays in one process, each folder of tests in one (its session fixtures are built
+    once), each top-level file in one."""
+    parts = Path(nodeid.split("::")[0]).parts[1:]  # below tests/
+    if parts[0] == "browser" or parts[-1] in COURSE:
+        return "course"
+    return parts[0] if len(parts) > 1 else Path(parts[0]).stem
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """Whole groups (xdist_group above) go to a worker, in collection order: the course first.
+    (xdist's own --dist loadgroup marks node ids, which pytest 9 no longer lets a plugin change.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByGroup(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_group(nodeid)
+
+    return ByGroup(config, log)
 
 
 @pytest.fixture(scope="session")

@@ -77,12 +77,33 @@ def test_training_modes():
     assert full.breakdown["gradients"] == p * 2
     assert full.breakdown["optimizer"] == p * 12  # Adam m, v + fp32 master copy
     assert lora_params(card("llama-3.1-8b"), 16) == 41_943_040  # all-linear r=16, a known figure
-    lora = estimate("llama-3.1-8b", "bf16", 2048, mode="lora")
-    qlora = estimate("llama-3.1-8b", "bf16", 2048, mode="qlora")
+    lora = estimate("llama-3.1-8b", "bf16", 2048, mode="lora", device="cuda")
+    qlora = estimate("llama-3.1-8b", "bf16", 2048, mode="qlora", device="cuda")
+    full = estimate("llama-3.1-8b", "bf16", 2048, mode="full", device="cuda")
     assert qlora.scheme == "nf4" and qlora.total_bytes < lora.total_bytes < full.total_bytes
     assert lora.breakdown["adapters"] == 41_943_040 * 4 and lora.breakdown["kv_cache"] == 0
     with pytest.raises(InvalidSetting, match="Full fine-tuning"):
         estimate("llama-3.1-8b", "gptq-4bit", mode="full")
+
+
+@pytest.mark.parametrize("bf16_instructions", [True, False])
+def test_nf4_on_cpu_is_counted_in_the_dtype_it_computes_in(monkeypatch, bf16_instructions):
+    """The nf4 backend computes in bf16 on a CPU with bf16 instructions and in fp32 without
+    (core.hardware.compute_dtype): the estimate's kept tensors, dequantized copies and
+    activations follow; a GPU always computes in bf16."""
+    from llamalab.core import hardware
+
+    monkeypatch.setattr(hardware, "cpu_bf16", lambda: bf16_instructions)
+    assert hardware.compute_dtype("cpu") == ("bfloat16" if bf16_instructions else "float32")
+    assert hardware.compute_dtype("cuda:0") == "bfloat16"
+    cpu = estimate("default", "nf4", 64, 2, "qlora", device="cpu")
+    gpu = estimate("default", "nf4", 64, 2, "qlora", device="cuda")
+    kept = (
+        card("default").embedding_params + (2 * card("default").layers + 1) * card("default").hidden
+    )
+    extra = cpu.breakdown["weights"] - gpu.breakdown["weights"]
+    assert extra == (kept * 2 if not bf16_instructions else 0)
+    assert (cpu.breakdown["activations"] > gpu.breakdown["activations"]) == (not bf16_instructions)
 
 
 def test_lora_targets_count_only_the_adapted_linears():

@@ -8,10 +8,10 @@ its cost).
 
 from __future__ import annotations
 
-import os
 import weakref
 
 from ..catalog import GGUF_FILE_TYPES
+from ..core import container
 from ..core.errors import InvalidSetting
 from ..core.tasks import on_exit
 from .base import Engine, HFTokenized, Sampling, Scores
@@ -34,9 +34,9 @@ def file_type(llm) -> str:
 
 
 def default_threads() -> int:
-    """Physical cores available to this process (llama.cpp's own default is similar)."""
-    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, n)
+    """The CPUs this process may use: its affinity set, capped by a container's CPU quota (a 2-CPU
+    pod on a 64-core node gets 2 threads, not 64)."""
+    return container.usable_cpus(container.limits().cpu_quota)
 
 
 class LlamaCppEngine(HFTokenized, Engine, Scores):

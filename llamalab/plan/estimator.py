@@ -14,7 +14,7 @@ from .. import catalog as cat
 from ..catalog import GPU, ModelCard, Scheme, card, linear_shapes
 from ..core import validate
 from ..core.errors import InvalidSetting, LlamalabError
-from ..core.hardware import Hardware, default_device, hardware
+from ..core.hardware import Hardware, compute_dtype, default_device, hardware
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -164,8 +164,11 @@ def lora_params(c: ModelCard, rank: int, target_modules="all-linear") -> int:
     return rank * sum((i + o) * n for i, o, n in lora_targets(c, target_modules))
 
 
-def weight_bytes(c: ModelCard, s: Scheme, group_size: int | None = None) -> dict[str, int]:
-    """Bytes of stored weights, split into quantized linears and tensors kept in 16/32-bit."""
+def weight_bytes(
+    c: ModelCard, s: Scheme, group_size: int | None = None, kept_bytes: int = 2
+) -> dict[str, int]:
+    """Bytes of stored weights, split into quantized linears and the tensors kept unquantized (in
+    16-bit unless `kept_bytes` says otherwise)."""
     if _kquant_falls_back(c, s):
         return _kquant_fallback_bytes(c, s)
     if s.is_float or s.embeddings == "quantize":
@@ -186,8 +189,14 @@ def weight_bytes(c: ModelCard, s: Scheme, group_size: int | None = None) -> dict
     return {
         "quantized": int(quantized * s.bits / 8),
         "scales": int(quantized * (bpw - s.bits) / 8),
-        "kept_16bit": kept * 2,
+        "kept": kept * kept_bytes,
     }
+
+
+def _compute_bytes(s: Scheme, device: str) -> int:
+    """Bytes per element nf4 computes and keeps embeddings in on `device` (runtime/backends/nf4.py
+    chooses the same): 2 (bf16), or 4 on a CPU without bf16 instructions. 2 for other schemes."""
+    return 4 if s.family == "nf4" and compute_dtype(device) == "float32" else 2
 
 
 def _kquant_falls_back(c: ModelCard, s: Scheme) -> bool:
@@ -276,9 +285,10 @@ def estimate(
             "Use mode='qlora' (4-bit base + adapters) or mode='lora' with a float scheme.",
         )
     kv_name = kv_dtype or ("fp32" if s.kv_bytes == 4 else "fp16")
-    act_bytes = 4 if s.name == "fp32" else 2
+    compute = _compute_bytes(s, device)
+    act_bytes = 4 if s.name == "fp32" else compute
     rt = assumptions()["runtime"]
-    weights = weight_bytes(c, s, group_size)
+    weights = weight_bytes(c, s, group_size, kept_bytes=compute)
     b: dict[str, int] = {"weights": sum(weights.values())}
     if mode == "inference":
         b["kv_cache"] = kv_cache_bytes(c, context, batch, KV_DTYPES[kv_name])
@@ -302,7 +312,7 @@ def estimate(
             )
         b.update(_training_bytes(c, s, mode, lora_rank, target_modules))
         b["cpu_slack"] = (
-            _cpu_slack(c, s, mode, lora_rank, target_modules, b["activations"])
+            _cpu_slack(c, s, mode, lora_rank, target_modules, b["activations"], compute)
             if device == "cpu"
             else 0
         )
@@ -323,7 +333,7 @@ def estimate(
             "fallback type."
         )
     est = Estimate(c.name, s.name, context, batch, mode, kv_name, device, b, tuple(notes))
-    source = s.loads_from(device)
+    source = s.loads_from(device) and ("fp32" if compute == 4 else s.loads_from(device))
     if not source:
         return est
     transient = sum(weight_bytes(c, cat.scheme(source)).values())
@@ -353,19 +363,25 @@ def _lora_input_bytes(
 
 
 def _cpu_slack(
-    c: ModelCard, s: Scheme, mode: str, rank: int | None, target_modules, activations: int
+    c: ModelCard,
+    s: Scheme,
+    mode: str,
+    rank: int | None,
+    target_modules,
+    activations: int,
+    compute: int = 2,
 ) -> int:
     """What a CPU run's peak RSS holds beyond live tensors (measured; the allocator keeps freed
     blocks): at the optimizer step about one more fp32 copy of the trained weights, counted where it
-    exceeds the activations (freed by then); with QLoRA also about one 16-bit copy of the linears
-    bitsandbytes dequantizes per matmul; with LoRA over a 16-bit base about what an fp32 base
-    would hold."""
+    exceeds the activations (freed by then); with QLoRA also copies of the linears bitsandbytes
+    dequantizes per matmul (in the `compute` bytes); with LoRA over a 16-bit base about what an fp32
+    base would hold."""
     t = assumptions()["training"]
     trained = c.params if mode == "full" else lora_params(c, rank or t["lora_rank"], target_modules)
     step = max(0, int(trained * t["cpu_step_bytes_per_param"]) - activations)
     if mode == "qlora":
         return step + int(
-            sum(i * o * n for i, o, n in linear_shapes(c)) * t["cpu_qlora_dequant_bytes_per_weight"]
+            sum(i * o * n for i, o, n in linear_shapes(c)) * t["cpu_qlora_dequant_copies"] * compute
         )
     if mode == "lora" and s.is_float and s.bits == 16:
         return step + int(c.params * t["cpu_lora_16bit_base_bytes_per_param"])

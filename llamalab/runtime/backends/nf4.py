@@ -1,10 +1,12 @@
 """NF4 (bitsandbytes 4-bit NormalFloat with double quantization): the QLoRA base format.
 Quantizes while loading; on CPU it runs where bitsandbytes lists 'cpu' among its supported
-devices."""
+devices. It computes (and keeps embeddings and norms) in bf16, or in fp32 on a CPU without bf16
+instructions (core.hardware.compute_dtype; the estimator counts the same)."""
 
 from __future__ import annotations
 
 from ...catalog import Scheme
+from ...core.hardware import compute_dtype
 from . import hf, missing
 
 INSTALL = 'pip install "bitsandbytes>=0.48"'
@@ -33,10 +35,11 @@ def load(path: str, scheme: Scheme, device: str, trust_remote_code: bool = False
     import torch
     from transformers import BitsAndBytesConfig
 
+    dtype = compute_dtype(device)
     qcfg = BitsAndBytesConfig(
         load_in_4bit=True,
         bnb_4bit_quant_type="nf4",
         bnb_4bit_use_double_quant=True,
-        bnb_4bit_compute_dtype=torch.bfloat16,
+        bnb_4bit_compute_dtype=getattr(torch, dtype),
     )
-    return hf.load(path, device, "bfloat16", trust_remote_code, quantization_config=qcfg)
+    return hf.load(path, device, dtype, trust_remote_code, quantization_config=qcfg)

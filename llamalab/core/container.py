@@ -1,0 +1,173 @@
+"""The limits of the container this process runs in: its cgroup's memory limit and use and its CPU
+quota (cgroup v1 or v2, nested levels included: the lowest limit wins). psutil and os.cpu_count()
+report the host's RAM and cores, which inside a 2 GB Binder or JupyterHub pod is memory the kernel's
+OOM killer will not let the process have."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+V1_NO_LIMIT = 1 << 62  # v1 writes "none" as LONG_MAX rounded down to a page: 9223372036854771712
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What the process's cgroups allow. None: no limit at any level (or no cgroup found).
+    `memory_used_bytes` counts as docker stats and the kubelet do: usage minus inactive file
+    pages."""
+
+    memory_limit_bytes: int | None = None
+    memory_used_bytes: int | None = None
+    cpu_quota: float | None = None  # CPUs' worth of time per period (cpu.max, cfs_quota_us)
+    version: int = 0  # the cgroup version the memory figures come from (1, 2; 0: none found)
+
+    @property
+    def memory_available_bytes(self) -> int | None:
+        if self.memory_limit_bytes is None:
+            return None
+        return max(0, self.memory_limit_bytes - (self.memory_used_bytes or 0))
+
+
+def limits(proc: Path = Path("/proc/self"), root: Path = Path("/")) -> Limits:
+    """This process's limits (`proc`, `root`: another process's files or a fake tree, for tests)."""
+    try:
+        mounts = _mounts((proc / "mountinfo").read_text())
+        groups = _groups((proc / "cgroup").read_text())
+    except OSError:
+        return Limits()
+    v1_memory = _v1_dir(mounts, groups, "memory", root)
+    v1_cpu = _v1_dir(mounts, groups, "cpu", root)
+    v2 = _v2_dir(mounts, groups, root)
+    memory = _v1_memory(*v1_memory) if v1_memory else _v2_memory(*v2) if v2 else None
+    quota = _v1_quota(*v1_cpu) if v1_cpu else _v2_quota(*v2) if v2 else None
+    version = 1 if v1_memory else 2 if v2 else 0
+    limit, used = memory or (None, None)
+    return Limits(limit, used, quota, version)
+
+
+def usable_cpus(quota: float | None = None) -> int:
+    """CPUs this process may use: its affinity set, capped by the cgroup's quota (rounded up, as
+    the JVM counts it) when there is one."""
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(n, math.ceil(quota))) if quota else n
+
+
+def _mounts(mountinfo: str) -> list[tuple[str, str, str, set[str]]]:
+    """(root inside the cgroup fs, mount point, fs type, super options) of each cgroup mount."""
+    out = []
+    for line in mountinfo.splitlines():
+        left, _, right = line.partition(" - ")
+        pre, post = left.split(), right.split()
+        if len(pre) >= 5 and len(post) >= 3 and post[0] in ("cgroup", "cgroup2"):
+            out.append((pre[3], pre[4], post[0], set(post[2].split(","))))
+    return out
+
+
+def _groups(cgroup: str) -> dict[str, str]:
+    """Controller (or "" for v2's unified line) → the process's cgroup path."""
+    out = {}
+    for line in cgroup.splitlines():
+        _, controllers, path = line.split(":", 2)
+        for c in controllers.split(",") if controllers else [""]:
+            out[c] = path
+    return out
+
+
+def _resolve(mount_root: str, mount_point: str, path: str, root: Path) -> tuple[Path, Path] | None:
+    """(the process's cgroup folder, the mount's folder), or None where the path lies outside
+    the mount (a process moved out of its namespace)."""
+    if path == mount_root or mount_root == "/":
+        rel = "" if path == mount_root else path
+    elif path.startswith(mount_root.rstrip("/") + "/"):
+        rel = path[len(mount_root.rstrip("/")) :]
+    else:
+        return None
+    top = root / mount_point.lstrip("/")
+    return top / rel.lstrip("/"), top
+
+
+def _v1_dir(mounts, groups, controller: str, root: Path):
+    path = groups.get(controller)
+    for mroot, point, fstype, opts in mounts:
+        if path is not None and fstype == "cgroup" and controller in opts:
+            return _resolve(mroot, point, path, root)
+    return None
+
+
+def _v2_dir(mounts, groups, root: Path):
+    path = groups.get("")
+    for mroot, point, fstype, _ in mounts:
+        if path is not None and fstype == "cgroup2":
+            return _resolve(mroot, point, path, root)
+    return None
+
+
+def _levels(leaf: Path, top: Path) -> list[Path]:
+    """The leaf folder and each parent up to the mount's folder."""
+    out = [leaf]
+    while out[-1] != top and top in out[-1].parents:
+        out.append(out[-1].parent)
+    return out
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return None
+
+
+def _stat(path: Path, key: str) -> int:
+    for line in (_read(path) or "").splitlines():
+        k, _, v = line.partition(" ")
+        if k == key:
+            return int(v)
+    return 0
+
+
+def _lowest(values) -> int | None:
+    found = [v for v in values if v is not None]
+    return min(found) if found else None
+
+
+def _v1_memory(leaf: Path, top: Path) -> tuple[int, int] | None:
+    def limit(d: Path) -> int | None:
+        v = _read(d / "memory.limit_in_bytes")
+        return int(v) if v and v.lstrip("-").isdigit() and 0 < int(v) < V1_NO_LIMIT else None
+
+    lowest = _lowest(limit(d) for d in _levels(leaf, top))
+    if lowest is None:
+        return None
+    usage = int(_read(leaf / "memory.usage_in_bytes") or 0)
+    return lowest, max(0, usage - _stat(leaf / "memory.stat", "total_inactive_file"))
+
+
+def _v2_memory(leaf: Path, top: Path) -> tuple[int, int] | None:
+    def limit(d: Path) -> int | None:
+        v = _read(d / "memory.max")
+        return int(v) if v and v.isdigit() else None  # "max": no limit at this level
+
+    lowest = _lowest(limit(d) for d in _levels(leaf, top))
+    if lowest is None:
+        return None
+    usage = int(_read(leaf / "memory.current") or 0)
+    return lowest, max(0, usage - _stat(leaf / "memory.stat", "inactive_file"))
+
+
+def _v1_quota(leaf: Path, top: Path) -> float | None:
+    def quota(d: Path) -> float | None:
+        q, p = _read(d / "cpu.cfs_quota_us"), _read(d / "cpu.cfs_period_us")
+        return int(q) / int(p) if q and p and q.isdigit() and int(p) > 0 else None  # -1: none
+
+    return _lowest(quota(d) for d in _levels(leaf, top))
+
+
+def _v2_quota(leaf: Path, top: Path) -> float | None:
+    def quota(d: Path) -> float | None:
+        q, _, p = (_read(d / "cpu.max") or "max").partition(" ")
+        return int(q) / int(p) if q.isdigit() and p.isdigit() and int(p) > 0 else None
+
+    return _lowest(quota(d) for d in _levels(leaf, top))
