@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 import llamalab
 from llamalab import InvalidSetting, best_scheme, estimate, max_context, roofline, sizing
-from llamalab.catalog import card
+from llamalab.catalog import card, linear_shapes
 from llamalab.plan.estimator import (
     kv_cache_bytes,
     lora_params,
@@ -89,8 +89,8 @@ def test_training_modes():
 @pytest.mark.parametrize("bf16_instructions", [True, False])
 def test_nf4_on_cpu_is_counted_in_the_dtype_it_computes_in(monkeypatch, bf16_instructions):
     """The nf4 backend computes in bf16 on a CPU with bf16 instructions and in fp32 without
-    (core.hardware.compute_dtype): the estimate's kept tensors, dequantized copies and
-    activations follow; a GPU always computes in bf16."""
+    (core.hardware.compute_dtype): the estimate's kept tensors and dequantized copies follow (its
+    activations did not grow measurably); a GPU always computes in bf16."""
     from llamalab.core import hardware
 
     monkeypatch.setattr(hardware, "cpu_bf16", lambda: bf16_instructions)
@@ -103,7 +103,8 @@ def test_nf4_on_cpu_is_counted_in_the_dtype_it_computes_in(monkeypatch, bf16_ins
     )
     extra = cpu.breakdown["weights"] - gpu.breakdown["weights"]
     assert extra == (kept * 2 if not bf16_instructions else 0)
-    assert (cpu.breakdown["activations"] > gpu.breakdown["activations"]) == (not bf16_instructions)
+    linears = sum(i * o * n for i, o, n in linear_shapes(card("default")))
+    assert cpu.breakdown["cpu_slack"] >= linears * (2 if bf16_instructions else 4)
 
 
 def test_lora_targets_count_only_the_adapted_linears():
