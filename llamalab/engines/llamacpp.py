@@ -8,6 +8,7 @@ its cost).
 
 from __future__ import annotations
 
+import os
 import weakref
 
 from ..catalog import GGUF_FILE_TYPES
@@ -35,8 +36,12 @@ def file_type(llm) -> str:
 
 def default_threads() -> int:
     """The CPUs this process may use: its affinity set, capped by a container's CPU quota (a 2-CPU
-    pod on a 64-core node gets 2 threads, not 64)."""
-    return container.usable_cpus(container.limits().cpu_quota)
+    pod on a 64-core node gets 2 threads, not 64) and by OMP_NUM_THREADS where it is set (the one
+    thread budget torch follows too; llama.cpp's threads spin at each step, so more threads than
+    free cores stall them)."""
+    n = container.usable_cpus(container.limits().cpu_quota)
+    budget = os.environ.get("OMP_NUM_THREADS", "")
+    return min(n, int(budget)) if budget.isdigit() and int(budget) > 0 else n
 
 
 class LlamaCppEngine(HFTokenized, Engine, Scores):

@@ -48,7 +48,8 @@ class ServeSettings:
     parallel: int = setting(4, "Slots: requests the server decodes together (continuous batching).")
     context: int = setting(2048, "Tokens each slot holds (prompt + reply).")
     threads: int | None = setting(
-        None, "CPU threads for llama.cpp (None: every core this process may use)."
+        None,
+        "llama.cpp CPU threads (None: the cores this process may use, at most OMP_NUM_THREADS).",
     )
     model_id: str | None = setting(
         None, "The id clients send as `model` (None: the catalog name or the file's)."
