@@ -116,12 +116,11 @@ print(json.dumps({"ram": hw.ram_bytes, "limit": hw.container_limit_bytes, "refus
 
 
 def _own_memory_cgroup() -> Path | None:
-    for line in Path("/proc/self/cgroup").read_text().splitlines():
-        _, controllers, path = line.split(":", 2)
-        if "memory" in controllers.split(","):
-            d = Path("/sys/fs/cgroup/memory") / path.lstrip("/")
-            return d if d.is_dir() and os.access(d, os.W_OK) else None
-    return None
+    path = container._groups(Path("/proc/self/cgroup").read_text()).get("memory")
+    if path is None:
+        return None
+    d = Path("/sys/fs/cgroup/memory") / path.lstrip("/")
+    return d if d.is_dir() and os.access(d, os.W_OK) else None
 
 
 @pytest.mark.slow  # two processes import torch (~10 s quiet)

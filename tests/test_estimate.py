@@ -98,12 +98,11 @@ def test_nf4_on_cpu_is_counted_in_the_dtype_it_computes_in(monkeypatch, bf16_ins
     assert hardware.compute_dtype("cuda:0") == "bfloat16"
     cpu = estimate("default", "nf4", 64, 2, "qlora", device="cpu")
     gpu = estimate("default", "nf4", 64, 2, "qlora", device="cuda")
-    kept = (
-        card("default").embedding_params + (2 * card("default").layers + 1) * card("default").hidden
-    )
+    c = card("default")
+    kept = c.embedding_params + (2 * c.layers + 1) * c.hidden
     extra = cpu.breakdown["weights"] - gpu.breakdown["weights"]
     assert extra == (kept * 2 if not bf16_instructions else 0)
-    linears = sum(i * o * n for i, o, n in linear_shapes(card("default")))
+    linears = sum(i * o * n for i, o, n in linear_shapes(c))
     assert cpu.breakdown["cpu_slack"] >= linears * (2 if bf16_instructions else 4)
 
 

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
+T = TypeVar("T", int, float)
 V1_NO_LIMIT = 1 << 62  # v1 writes "none" as LONG_MAX rounded down to a page: 9223372036854771712
 
 
@@ -31,6 +34,14 @@ class Limits:
         return max(0, self.memory_limit_bytes - (self.memory_used_bytes or 0))
 
 
+# Where each version keeps its memory figures: limit, usage, and the memory.stat key of the
+# inactive file pages that usage leaves out.
+MEMORY_FILES = {
+    1: ("memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file"),
+    2: ("memory.max", "memory.current", "inactive_file"),
+}
+
+
 def limits(proc: Path = Path("/proc/self"), root: Path = Path("/")) -> Limits:
     """This process's limits (`proc`, `root`: another process's files or a fake tree, for tests)."""
     try:
@@ -38,12 +49,13 @@ def limits(proc: Path = Path("/proc/self"), root: Path = Path("/")) -> Limits:
         groups = _groups((proc / "cgroup").read_text())
     except OSError:
         return Limits()
-    v1_memory = _v1_dir(mounts, groups, "memory", root)
-    v1_cpu = _v1_dir(mounts, groups, "cpu", root)
-    v2 = _v2_dir(mounts, groups, root)
-    memory = _v1_memory(*v1_memory) if v1_memory else _v2_memory(*v2) if v2 else None
-    quota = _v1_quota(*v1_cpu) if v1_cpu else _v2_quota(*v2) if v2 else None
-    version = 1 if v1_memory else 2 if v2 else 0
+    v2 = _cgroup_dir(mounts, groups, "", root)
+    memory_dir = _cgroup_dir(mounts, groups, "memory", root)
+    version = 1 if memory_dir else 2 if v2 else 0
+    folder = memory_dir or v2
+    memory = _memory(folder, *MEMORY_FILES[version]) if folder else None
+    cpu_dir = _cgroup_dir(mounts, groups, "cpu", root)
+    quota = _quota(cpu_dir, _v1_quota) if cpu_dir else _quota(v2, _v2_quota) if v2 else None
     limit, used = memory or (None, None)
     return Limits(limit, used, quota, version)
 
@@ -89,18 +101,16 @@ def _resolve(mount_root: str, mount_point: str, path: str, root: Path) -> tuple[
     return top / rel.lstrip("/"), top
 
 
-def _v1_dir(mounts, groups, controller: str, root: Path):
+def _cgroup_dir(mounts, groups, controller: str, root: Path) -> tuple[Path, Path] | None:
+    """The process's folder for a v1 `controller`, or for v2's unified hierarchy (`controller`
+    "")."""
     path = groups.get(controller)
+    if path is None:
+        return None
     for mroot, point, fstype, opts in mounts:
-        if path is not None and fstype == "cgroup" and controller in opts:
-            return _resolve(mroot, point, path, root)
-    return None
-
-
-def _v2_dir(mounts, groups, root: Path):
-    path = groups.get("")
-    for mroot, point, fstype, _ in mounts:
-        if path is not None and fstype == "cgroup2":
+        if fstype == ("cgroup" if controller else "cgroup2") and (
+            not controller or controller in opts
+        ):
             return _resolve(mroot, point, path, root)
     return None
 
@@ -128,46 +138,44 @@ def _stat(path: Path, key: str) -> int:
     return 0
 
 
-def _lowest(values) -> int | None:
+def _lowest(values: Iterable[T | None]) -> T | None:
     found = [v for v in values if v is not None]
     return min(found) if found else None
 
 
-def _v1_memory(leaf: Path, top: Path) -> tuple[int, int] | None:
-    def limit(d: Path) -> int | None:
-        v = _read(d / "memory.limit_in_bytes")
-        return int(v) if v and v.lstrip("-").isdigit() and 0 < int(v) < V1_NO_LIMIT else None
+def _memory(
+    folder: tuple[Path, Path], limit_file: str, usage_file: str, inactive: str
+) -> tuple[int, int] | None:
+    """(the lowest limit up the hierarchy, usage minus inactive file pages), or None without a
+    limit. v1's "no limit" is a huge number, v2's the word "max"."""
 
+    def limit(d: Path) -> int | None:
+        v = _read(d / limit_file)
+        return int(v) if v and v.isdigit() and 0 < int(v) < V1_NO_LIMIT else None
+
+    leaf, top = folder
     lowest = _lowest(limit(d) for d in _levels(leaf, top))
     if lowest is None:
         return None
-    usage = int(_read(leaf / "memory.usage_in_bytes") or 0)
-    return lowest, max(0, usage - _stat(leaf / "memory.stat", "total_inactive_file"))
+    usage = int(_read(leaf / usage_file) or 0)
+    return lowest, max(0, usage - _stat(leaf / "memory.stat", inactive))
 
 
-def _v2_memory(leaf: Path, top: Path) -> tuple[int, int] | None:
-    def limit(d: Path) -> int | None:
-        v = _read(d / "memory.max")
-        return int(v) if v and v.isdigit() else None  # "max": no limit at this level
+def _quota(folder: tuple[Path, Path], read) -> float | None:
+    """The lowest CPU quota up the hierarchy; `read(folder)` gives (quota, period) as text, where a
+    quota that is not a number ("-1", "max") means none at that level."""
 
-    lowest = _lowest(limit(d) for d in _levels(leaf, top))
-    if lowest is None:
-        return None
-    usage = int(_read(leaf / "memory.current") or 0)
-    return lowest, max(0, usage - _stat(leaf / "memory.stat", "inactive_file"))
-
-
-def _v1_quota(leaf: Path, top: Path) -> float | None:
     def quota(d: Path) -> float | None:
-        q, p = _read(d / "cpu.cfs_quota_us"), _read(d / "cpu.cfs_period_us")
-        return int(q) / int(p) if q and p and q.isdigit() and int(p) > 0 else None  # -1: none
-
-    return _lowest(quota(d) for d in _levels(leaf, top))
-
-
-def _v2_quota(leaf: Path, top: Path) -> float | None:
-    def quota(d: Path) -> float | None:
-        q, _, p = (_read(d / "cpu.max") or "max").partition(" ")
+        q, p = read(d)
         return int(q) / int(p) if q.isdigit() and p.isdigit() and int(p) > 0 else None
 
-    return _lowest(quota(d) for d in _levels(leaf, top))
+    return _lowest(quota(d) for d in _levels(*folder))
+
+
+def _v1_quota(d: Path) -> tuple[str, str]:
+    return _read(d / "cpu.cfs_quota_us") or "", _read(d / "cpu.cfs_period_us") or ""
+
+
+def _v2_quota(d: Path) -> tuple[str, str]:
+    q, _, p = (_read(d / "cpu.max") or "max").partition(" ")
+    return q, p

@@ -333,7 +333,9 @@ def estimate(
             "fallback type."
         )
     est = Estimate(c.name, s.name, context, batch, mode, kv_name, device, b, tuple(notes))
-    source = s.loads_from(device) and ("fp32" if compute == 4 else s.loads_from(device))
+    source = s.loads_from(device)
+    if source and compute == 4:  # nf4 on a CPU without bf16 reads the checkpoint as fp32
+        source = "fp32"
     if not source:
         return est
     transient = sum(weight_bytes(c, cat.scheme(source)).values())
@@ -369,7 +371,7 @@ def _cpu_slack(
     rank: int | None,
     target_modules,
     activations: int,
-    compute: int = 2,
+    compute: int,
 ) -> int:
     """What a CPU run's peak RSS holds beyond live tensors (measured; the allocator keeps freed
     blocks): at the optimizer step about one more fp32 copy of the trained weights, counted where it
