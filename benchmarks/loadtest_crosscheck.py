@@ -1,17 +1,20 @@
 """Cross-check llamalab.load_test against an established load tester, guidellm, on the same local
-server.
+server, in both modes: a fixed concurrency (closed loop) and a Poisson arrival rate (open loop).
 
-Both send streaming chat requests at the same fixed concurrency, with distinct prompts of ~the same
-length (no shared prefix: llama.cpp's prompt cache would otherwise skip the prefill) and exactly
---tokens output tokens (both set ignore_eos); the kit's TTFT p50 and output-token throughput should
-agree with guidellm's within 10 %. guidellm pins its own dependencies (and pulls CUDA torch), so it
-lives in its own venv, run as a subprocess:
+Both send streaming chat requests with distinct prompts of ~the same length (no shared prefix:
+llama.cpp's prompt cache would otherwise skip the prefill) and exactly --tokens output tokens (both
+set ignore_eos); the kit runs before and after guidellm, and its TTFT p50 and output-token
+throughput (mean of its two runs) should agree with guidellm's within 10 %. In rate mode both draw
+Poisson arrivals (different generators, so different send times) at --rate, below the server's
+capacity, where either tool's send time is its scheduled one. guidellm pins its own dependencies,
+so it lives in its own venv, run as a subprocess (the CPU torch wheel keeps it small):
 
     python3 -m venv .venv-loadtester && .venv-loadtester/bin/pip install guidellm
-    python benchmarks/loadtest_crosscheck.py --concurrency 4 --requests 16 --tokens 32
+    python benchmarks/loadtest_crosscheck.py --mode both --concurrency 4 --rate 0.5 --requests 16
 
-The API key reaches guidellm in a scenario file (mode 0600, deleted after), never on its command
-line. Writes benchmarks/results/loadtest_crosscheck.json. Numbers are never asserted.
+(`--guidellm PATH` or LLAMALAB_GUIDELLM names a guidellm elsewhere.) The API key reaches guidellm
+in a scenario file (mode 0600, deleted after), never on its command line. Writes
+benchmarks/results/loadtest_crosscheck.json. Numbers are never asserted.
 """
 
 from __future__ import annotations
@@ -31,13 +34,21 @@ from llamalab import load_test, serve
 from llamalab.serving.server import gguf_for
 
 ROOT = Path(__file__).resolve().parent.parent
-GUIDELLM = ROOT / ".venv-loadtester" / "bin" / "guidellm"
+GUIDELLM = Path(os.environ.get("LLAMALAB_GUIDELLM", ROOT / ".venv-loadtester" / "bin" / "guidellm"))
 
 
 def guidellm(
-    server, tokenizer: Path, concurrency: int, requests: int, prompt_tokens: int, tokens: int
+    exe: Path,
+    server,
+    tokenizer: Path,
+    profile: dict,
+    requests: int,
+    prompt_tokens: int,
+    tokens: int,
+    seed: int = 42,
 ) -> dict:
-    """Run guidellm once; return its TTFT p50 (s) and output tokens/s from its JSON report."""
+    """Run guidellm once with `profile` (its scenario's: {"kind": "concurrent", "streams": [c]} or
+    {"kind": "poisson", "rate": [r]}); return its JSON report."""
     with tempfile.TemporaryDirectory(prefix="guidellm-") as tmp:
         scenario = Path(tmp) / "scenario.json"
         spec = {
@@ -49,12 +60,15 @@ def guidellm(
                 "request_format": "/v1/chat/completions",
                 "timeout": 120,
             },
-            "profile": {"kind": "concurrent", "streams": [concurrency]},
+            "profile": profile,
             "data": [
                 {"kind": "synthetic_text", "prompt_tokens": prompt_tokens, "output_tokens": tokens}
             ],
             "constraints": [{"kind": "max_requests", "count": requests}],
             "outputs": [{"kind": "json", "path": str(Path(tmp) / "report.json")}],
+            # its synthetic prompts and arrivals: a new seed per run, or a second run repeats the
+            # first one's prompts and llama.cpp's prompt cache skips their prefill
+            "seed": {"kind": "static", "value": seed},
         }
         fd = os.open(scenario, os.O_WRONLY | os.O_CREAT, 0o600)
         with os.fdopen(fd, "w") as f:
@@ -67,7 +81,7 @@ def guidellm(
         }
         t0 = time.perf_counter()
         r = subprocess.run(
-            [str(GUIDELLM), "run", "--scenario", str(scenario), "--disable-console-interactive"],
+            [str(exe), "run", "--scenario", str(scenario), "--disable-console-interactive"],
             cwd=tmp,
             env=env,
             capture_output=True,
@@ -209,6 +223,13 @@ def summarize_guidellm(report: dict) -> dict:
             )
         },
     }
+    targeted = [v for r in reqs for p, v in find(r, "targeted_start")[:1]]
+    if targeted and len(targeted) == len(starts) and None not in targeted:
+        delays = sorted(s - t for s, t in zip(starts, targeted) if s is not None)
+        out["send_delay_p50_ms"] = 1e3 * delays[len(delays) // 2]
+    sent = sorted(t for t in (targeted if targeted and None not in targeted else starts))
+    if len(sent) > 1 and sent[-1] > sent[0]:
+        out["arrival_rate"] = (len(sent) - 1) / (sent[-1] - sent[0])
     if starts and ends and tokens:
         out["output_tok_s"] = sum(tokens) / (max(ends) - min(starts))
         out["output_tokens_per_request"] = sum(tokens) / len(tokens)
@@ -234,83 +255,116 @@ def find(node, key: str, prefix: str = "") -> list[tuple[str, object]]:
     return out
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--concurrency", type=int, default=4)
-    ap.add_argument("--requests", type=int, default=16)
-    ap.add_argument("--tokens", type=int, default=32)
-    ap.add_argument("--prompt-tokens", type=int, default=32)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument(
-        "--out", default=str(Path(__file__).parent / "results" / "loadtest_crosscheck.json")
+def kit_run(server, prompts: list[str], mode: str, a) -> dict:
+    """One kit run on `prompts` (already distinct: no tag added), measured from the first request
+    (no warm-up, as guidellm's max_requests runs)."""
+    level = {"concurrency": [a.concurrency]} if mode == "concurrency" else {"rate": [a.rate]}
+    r = load_test(
+        server,
+        prompts,
+        requests=a.requests,
+        max_new_tokens=a.tokens,
+        distinct_prompts=False,
+        warmup_s=0,
+        max_duration_s=600,
+        timeout=300,
+        **level,
     )
-    a = ap.parse_args()
-    if not GUIDELLM.exists():
-        raise SystemExit(
-            f"{GUIDELLM} is missing: python3 -m venv .venv-loadtester && "
-            ".venv-loadtester/bin/pip install guidellm"
-        )
-    tokenizer = llamalab.model_files("default")
-    gguf, _, _ = gguf_for("default", "q4_k_m")
-    prompts = distinct_prompts(2 * a.requests, a.prompt_tokens)
-    with serve(gguf, parallel=max(8, a.concurrency), context=512, threads=a.threads) as server:
-        kit1 = load_test(
-            server,
-            prompts[: a.requests],
-            concurrency=[a.concurrency],
-            requests=a.requests,
-            max_new_tokens=a.tokens,
-        )
-        before, cpu0 = server.metrics(), _children_cpu()
-        g = guidellm(server, tokenizer, a.concurrency, a.requests, a.prompt_tokens, a.tokens)
-        after, cpu = server.metrics(), _children_cpu() - cpu0
-        kit2 = load_test(
-            server,
-            prompts[a.requests :],
-            concurrency=[a.concurrency],
-            requests=a.requests,
-            max_new_tokens=a.tokens,
-        )
-    ks = [k.summary.iloc[0] for k in (kit1, kit2)]
+    k = r.summary.iloc[0]
+    sent = sorted(r.records["scheduled_s"])
+    return {
+        "arrival_rate": (len(sent) - 1) / (sent[-1] - sent[0]) if sent[-1] > sent[0] else None,
+        "ttft_p50_ms": 1e3 * k["ttft_p50_s"],
+        "output_tok_s": k["output_throughput"],
+        "prompt_tokens": float(r.records["prompt_tokens"].mean()),
+        "completed": int(k["completed"]),
+        "requests": int(k["requests"]),
+        "send_delay_p50_ms": 1e3 * k["send_delay_p50_s"],
+        "server_prompt_s_per_request": k.get("server_prompt_s", float("nan")) / k["requests"],
+        "server_decode_s": k.get("server_decode_s"),
+    }
+
+
+def crosscheck(server, tokenizer: Path, mode: str, a, prompts: list[str]) -> dict:
+    """The kit, guidellm, the kit again, in one mode; the kit's mean over guidellm's."""
+    profile = (
+        {"kind": "concurrent", "streams": [a.concurrency]}
+        if mode == "concurrency"
+        else {"kind": "poisson", "rate": [a.rate]}
+    )
+    kit1 = kit_run(server, prompts[: a.requests], mode, a)
+    before, cpu0 = server.metrics(), _children_cpu()
+    seed = 1 + ["concurrency", "rate"].index(mode)
+    g = guidellm(
+        a.guidellm, server, tokenizer, profile, a.requests, a.prompt_tokens, a.tokens, seed
+    )
+    after, cpu = server.metrics(), _children_cpu() - cpu0
+    kit2 = kit_run(server, prompts[a.requests :], mode, a)
     gl = summarize_guidellm(g["raw"])
-    kit = [
-        {
-            "ttft_p50_ms": 1e3 * k["ttft_p50_s"],
-            "output_tok_s": k["output_throughput"],
-            "prompt_tokens": float(kk.records["prompt_tokens"].mean()),
-        }
-        for k, kk in zip(ks, (kit1, kit2))
-    ]
-    mid = {k: (kit[0][k] + kit[1][k]) / 2 for k in ("ttft_p50_ms", "output_tok_s")}
-    out = {
-        "conditions": vars(a)
-        | {
-            "load_avg": os.getloadavg(),
-            "note": "shared 2-core VM; the kit ran before and after guidellm",
-        },
-        "kit": kit,
+    mid = {k: (kit1[k] + kit2[k]) / 2 for k in ("ttft_p50_ms", "output_tok_s")}
+    ratios = {
+        "ttft_p50": mid["ttft_p50_ms"] / gl["ttft_p50_ms"],
+        "output_tok_s": mid["output_tok_s"] / gl["output_tok_s"],
+    }
+    if mode == "rate":
+        # each tool draws its own Poisson arrivals: over few requests their realized rates differ
+        # by tens of %, and below capacity throughput follows the realized rate
+        served = [k["output_tok_s"] / (k["arrival_rate"] * a.tokens) for k in (kit1, kit2)]
+        ratios["output_tok_s_per_arrival"] = (sum(served) / 2) / (
+            gl["output_tok_s"] / (gl["arrival_rate"] * a.tokens)
+        )
+    return {
+        "profile": profile,
+        "kit": [kit1, kit2],
         "guidellm": gl,
         "guidellm_wall_s": g["wall_s"],
         "guidellm_cpu_s": cpu,
         "server_during_guidellm": {
             k.split(":")[1]: after[k] - before.get(k, 0) for k in after if k.endswith("_total")
         },
-        "kit_server_side": [
-            {
-                "server_prompt_s_per_request": k.get("server_prompt_s", float("nan"))
-                / k["requests"],
-                "server_decode_s": k.get("server_decode_s"),
-            }
-            for k in ks
-        ],
-        "kit_over_guidellm": {
-            "ttft_p50": mid["ttft_p50_ms"] / gl["ttft_p50_ms"],
-            "output_tok_s": mid["output_tok_s"] / gl["output_tok_s"],
-        },
+        "kit_over_guidellm": ratios,
     }
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mode", choices=["concurrency", "rate", "both"], default="both")
+    ap.add_argument("--concurrency", type=int, default=4)
+    ap.add_argument("--rate", type=float, default=0.5, help="Poisson requests/s (rate mode)")
+    ap.add_argument("--requests", type=int, default=16)
+    ap.add_argument("--tokens", type=int, default=32)
+    ap.add_argument("--prompt-tokens", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--guidellm", type=Path, default=GUIDELLM)
+    ap.add_argument(
+        "--out", default=str(Path(__file__).parent / "results" / "loadtest_crosscheck.json")
+    )
+    a = ap.parse_args()
+    if not a.guidellm.exists():
+        raise SystemExit(
+            f"{a.guidellm} is missing: python3 -m venv .venv-loadtester && "
+            ".venv-loadtester/bin/pip install guidellm (or pass --guidellm PATH)"
+        )
+    tokenizer = llamalab.model_files("default")
+    gguf, _, _ = gguf_for("default", "q4_k_m")
+    modes = ["concurrency", "rate"] if a.mode == "both" else [a.mode]
+    prompts = distinct_prompts(2 * a.requests * len(modes), a.prompt_tokens)
+    out = {
+        "conditions": vars(a)
+        | {
+            "guidellm": str(a.guidellm),
+            "load_avg_before": os.getloadavg(),
+            "note": "shared 2-core VM; in each mode the kit ran before and after guidellm",
+        }
+    }
+    with serve(gguf, parallel=max(8, a.concurrency), context=512, threads=a.threads) as server:
+        for n, mode in enumerate(modes):
+            chunk = prompts[2 * a.requests * n : 2 * a.requests * (n + 1)]
+            out[mode] = crosscheck(server, tokenizer, mode, a, chunk)
+    out["conditions"]["load_avg_after"] = os.getloadavg()
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(out, indent=2, default=str))
-    print(json.dumps(out, indent=2, default=str))
+    print(json.dumps({m: out[m]["kit_over_guidellm"] for m in modes}, indent=2))
 
 
 if __name__ == "__main__":

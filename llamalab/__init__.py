@@ -39,33 +39,35 @@ from .core.errors import (
     UnknownModel,
     UnknownScheme,
 )
-from .core.hardware import Hardware, hardware
+from .core.hardware import Hardware, hardware, memory_bandwidth
 from .core.memory import Monitor, Sample
 from .core.metrics import Metric, metric
 from .core.settings import describe
 from .core.tasks import Task
 from .core.torch_thread import run as on_torch_thread
 from .engines.base import Engine, Sampling, Usage
-from .engines.http import EndpointError
+from .engines.http import (
+    EndpointBusy,
+    EndpointError,
+    EndpointSettings,
+    EndpointStreamError,
+    EndpointTimeout,
+)
 from .measure.compare import compare
 from .measure.loadtest import SLO, LoadTestResult, LoadTestSettings, agreement, load_test
 from .measure.quality import Divergence, Perplexity, Reference, divergence, perplexity
+from .measure.random_checkpoint import random_checkpoint
 from .measure.random_weights import RandomShape, random_gguf
 from .measure.sweep import SweepSettings, summarize, sweep
+from .plan.choice import SchemeChoice, best_scheme, choose_scheme
 from .plan.cost import CostAssumptions, CostAtScale, cost_at_scale
 from .plan.deployment import DeploymentPlan, PlanDoesNotFit, deployment_plan
-from .plan.estimator import (
-    Estimate,
-    best_scheme,
-    estimate,
-    max_context,
-    requirements_table,
-    roofline,
-)
+from .plan.estimator import Estimate, estimate, max_context, requirements_table
 from .plan.kubernetes import validate_manifests
 from .plan.ollama import commands as ollama_commands
 from .plan.ollama import modelfile as ollama_modelfile
 from .plan.sizing import Sizing, sizing
+from .plan.speed import roofline
 from .quantization import Quantized, quantize
 from .quantization.settings import QuantizeSettings
 from .runtime import (
@@ -117,6 +119,8 @@ __all__ = [
     "PlanDoesNotFit",
     "Sizing",
     "best_scheme",
+    "choose_scheme",
+    "SchemeChoice",
     "cost_at_scale",
     "deployment_plan",
     "estimate",
@@ -135,6 +139,7 @@ __all__ = [
     "Task",
     "describe",
     "hardware",
+    "memory_bandwidth",
     "metric",
     "on_torch_thread",
     # models: load, connect, generate
@@ -162,6 +167,7 @@ __all__ = [
     "compare",
     "divergence",
     "perplexity",
+    "random_checkpoint",
     "random_gguf",
     "summarize",
     "sweep",
@@ -197,6 +203,10 @@ __all__ = [
     # errors
     "BackendMissing",
     "EndpointError",
+    "EndpointBusy",
+    "EndpointSettings",
+    "EndpointStreamError",
+    "EndpointTimeout",
     "InvalidSetting",
     "LlamalabError",
     "ModelNotCached",

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .core.errors import LlamalabError
 from .plan.estimator import KV_DTYPES, MODES
+from .plan.parallel import ENGINES
 
 PACKAGES = (
     "torch",
@@ -107,7 +108,9 @@ def estimate_cmd(args) -> int:
     from .plan.estimator import estimate
     from .plan.sizing import sizing
 
-    kw = dict(kv_dtype=args.kv_dtype, device=args.device, group_size=args.group_size)
+    kw = dict(
+        kv_dtype=args.kv_dtype, device=args.device, group_size=args.group_size, engine=args.engine
+    )
     if args.gpu:
         p = sizing(args.model, args.scheme, args.gpu, args.context, args.batch, args.mode, **kw)
         e = p.estimate
@@ -120,6 +123,7 @@ def estimate_cmd(args) -> int:
         print(
             f"\nOn {args.gpu}: fits={p.fits}, devices needed={p.devices_needed}, "
             f"longest context={p.max_context}, best scheme at this context={p.best_scheme}"
+            f"\n  ({p.best_scheme_why})"
         )
     return 0
 
@@ -235,6 +239,12 @@ def main(argv=None) -> int:
     e.add_argument("--kv-dtype", default=None, choices=list(KV_DTYPES))
     e.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
     e.add_argument("--group-size", type=int, default=None)
+    e.add_argument(
+        "--engine",
+        default=None,
+        choices=list(ENGINES),
+        help="whose prefill and overheads count (default: llama.cpp for GGUF, else transformers)",
+    )
     e.add_argument(
         "--gpu", default=None, help="also answer fits / longest context / best scheme for this GPU"
     )

@@ -28,6 +28,7 @@ def xdist_group(nodeid: str) -> str:
     return parts[0] if len(parts) > 1 else Path(parts[0]).stem
 
 
+@pytest.hookimpl(optionalhook=True)  # `-p no:xdist` runs without it
 def pytest_xdist_make_scheduler(config, log):
     """Whole groups (xdist_group above) go to a worker, in collection order: the course first.
     (xdist's own --dist loadgroup marks node ids, which pytest 9 no longer lets a plugin change.)"""

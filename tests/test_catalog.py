@@ -98,17 +98,20 @@ def test_local_folder_card_counts_params_from_config(embedded_dir):
     assert c.params == pytest.approx(card("smollm2-135m").params, rel=0.001)
 
 
-def test_hardware_table():
-    for name, mem in [
-        ("rtx-4090", 24e9),
-        ("a10", 24e9),
-        ("l4", 24e9),
-        ("a100-40gb", 40e9),
-        ("a100-80gb", 80e9),
-        ("h100-80gb", 80e9),
-        ("h200", 141e9),
+def test_hardware_table_reads_as_the_driver_does():
+    """Capacities are nvidia-smi's Total in MiB, not the marketing GB."""
+    for name, mib in [
+        ("rtx-4090", 24564),
+        ("a10", 23028),
+        ("l4", 23034),
+        ("a100-40gb", 40960),
+        ("a100-80gb", 81920),
+        ("h100-80gb", 81559),
+        ("h200", 143771),
     ]:
-        assert gpu(name).memory_bytes == mem and gpu(name).bandwidth_bytes_s > 1e11
+        g = gpu(name)
+        assert g.memory_bytes == mib * 2**20 and g.memory_mib == mib
+        assert g.bandwidth_bytes_s > 1e11 and f"{mib}MiB" in g.memory_source.replace(" MiB", "MiB")
     with pytest.raises(llamalab.UnknownHardware):
         gpu("h1000")
 

@@ -88,8 +88,12 @@ def test_estimate_answers_are_the_sizing():
     p = sizing("qwen2.5-7b", "int8", "l4", 32768)
     assert (
         f"fits={p.fits}, devices needed={p.devices_needed}, longest context={p.max_context}, "
-        f"best scheme at this context={p.best_scheme}"
+        f"best scheme at this context={p.best_scheme}\n  ({p.best_scheme_why})"
     ) in out
+    served = cli(
+        "estimate", "llama-3.1-405b", "--scheme", "int8", "--gpu", "h100-80gb", "--engine", "vllm"
+    ).stdout
+    assert "devices needed=8" in served  # what deployment_plan asks for
     assert (
         "q4_1" in cli("estimate", "default", "--scheme", "gguf").stdout
     )  # the embedded model's own type

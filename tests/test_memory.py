@@ -90,7 +90,13 @@ def test_peak_of_a_block_and_a_remote_engines_absent_figure(resident_block):
 
 
 def test_reading_and_the_high_water_mark(resident_block):
-    assert set(memory.reading("cpu")) == {"rss_bytes"}
+    assert set(memory.reading("cpu")) == {
+        "rss_bytes",
+        "rss_anon_bytes",
+        "rss_file_bytes",
+        "rss_shmem_bytes",
+        "container_bytes",
+    }
     memory.reset_peak()
     before = memory.peak_bytes()
     resident_block(30 * MB).close()

@@ -77,8 +77,8 @@ def test_one_line_per_distinct_gpu_memory_size():
     fig = breakdown_figure([llamalab.estimate("llama-3.1-8b")], gpus)
     assert len(fig.layout.shapes) == len(sizes)
     assert sorted(s.y0 for s in fig.layout.shapes) == sizes
-    h100 = next(label for gb, label in lines if gb == 80)
-    assert "H100" in h100 and "A100 80GB" in h100  # same memory → one shared line
+    rtx = next(label for gb, label in lines if gb == 25.8)  # 24576 and 24564 MiB
+    assert "RTX 3090" in rtx and "RTX 4090" in rtx and "24.0 GiB" in rtx  # one shared line
 
 
 def test_monitor_figure_separates_runs_and_shows_cuda_only_when_present():

@@ -11,15 +11,10 @@ import llamalab
 from llamalab import LlamalabError
 from llamalab.catalog import card, gpu, scheme
 from llamalab.catalog.custom import custom_card
-from llamalab.plan.estimator import (
-    Estimate,
-    best_scheme,
-    estimate,
-    max_context,
-    requirements_table,
-    roofline,
-)
+from llamalab.plan.choice import best_scheme
+from llamalab.plan.estimator import Estimate, estimate, max_context, requirements_table
 from llamalab.plan.sizing import Sizing, sizing
+from llamalab.plan.speed import roofline
 
 JUNK = st.one_of(
     st.none(),

@@ -59,3 +59,21 @@ def test_llama_cpp_loads_it_and_it_says_random_weights(tmp_path):
         )
     finally:
         m.unload()
+
+
+def test_a_larger_vocabulary_pads_the_token_list_and_qwen2_adds_biases():
+    from llamalab.measure.random_weights import _padded
+
+    qwen = RandomShape(hidden=64, layers=2, ffn=128, heads=4, kv_heads=2, vocab=100, arch="qwen2")
+    s = _tensor_shapes(qwen, vocab=100)
+    assert s["token_embd.weight"] == (100, 64) and s["blk.1.attn_k.bias"] == (32,)
+    assert len(s) == len(_tensor_shapes(TINY, vocab=100)) + 2 * 3
+    assert _padded("tokenizer.ggml.tokens", ["a", "b"], 4) == ["a", "b", "[PAD2]", "[PAD3]"]
+    assert _padded("tokenizer.ggml.merges", ["a b"], 4) == ["a b"]  # not one entry per token
+    assert (
+        "qwen2" in qwen.file_name
+        and "v100" in qwen.file_name
+        and TINY.file_name.endswith("-4x2-f16.gguf")
+    )
+    with pytest.raises(InvalidSetting, match="arch"):
+        RandomShape(hidden=64, layers=2, ffn=128, heads=4, kv_heads=2, arch="gpt2")

@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 import llamalab
 from llamalab import custom_card, sizing
 from llamalab.plan.estimator import MODES
+from llamalab.plan.parallel import ENGINES
 from llamalab.plots import breakdown_figure, update_figure
 
 from ._common import ErrorBox, gb, guarded
@@ -62,6 +63,13 @@ class MemoryCalculator(w.VBox):
         self.mode = w.ToggleButtons(
             options=list(MODES), value=mode, description="Mode", style={"button_width": "90px"}
         )
+        self.engine = w.Dropdown(
+            options=[("auto (GGUF: llama.cpp)", None)] + [(e, e) for e in ENGINES],
+            value=None,
+            description="Engine",
+            tooltip="Whose prefill and overheads count: transformers prefills the "
+            "whole prompt at once; vLLM and llama.cpp in chunks (training: transformers only).",
+        )
         self.gpu = w.Dropdown(
             options=[(g.display, g.name) for g in GPUS] + [(THIS, "this")],
             value=gpu,
@@ -77,6 +85,7 @@ class MemoryCalculator(w.VBox):
             self.context,
             self.batch,
             self.mode,
+            self.engine,
             self.gpu,
         ):
             c.observe(recompute, "value")
@@ -85,7 +94,7 @@ class MemoryCalculator(w.VBox):
                 w.HBox([self.model, self.params_b]),
                 w.HBox([self.scheme, self.gpu]),
                 w.HBox([self.context, self.batch]),
-                self.mode,
+                w.HBox([self.mode, self.engine]),
                 self.errors,
                 self.answers,
                 self.figure,
@@ -118,6 +127,7 @@ class MemoryCalculator(w.VBox):
             self.context.value,
             self.batch.value,
             self.mode.value,
+            engine=self.engine.value if self.mode.value == "inference" else None,
         )
         self.last_sizing = p
         est = p.estimate
@@ -138,13 +148,17 @@ class MemoryCalculator(w.VBox):
         lines = [
             f"<b>Total {gb(est.total_bytes)}</b> ({parts})",
             f"Fits on one: {', '.join(fits_on) if fits_on else 'no single GPU in the table'}",
-            f"On <b>{name}</b>: needs <b>{n}</b> of them"
-            + (" (split evenly, weights sharded)" if n > 1 else ""),
+            f"On <b>{name}</b>: needs <b>{n or 'more than fits a cluster'}</b> of them"
+            + (
+                " (tensor parallel 1/2/4/8, then pipeline stages: as deployment_plan)"
+                if n > 1
+                else ""
+            ),
             f"Longest context that fits on {name} with {est.scheme}: "
             f"<b class='llamalab-max-context'>{longest:,} tokens</b>"
             + (f" (model limit {c.context:,})" if longest == c.context else ""),
             f"Best scheme for {name} at context {self.context.value:,}: "
-            f"<b class='llamalab-best-scheme'>{best or 'none fits'}</b>",
+            f"<b class='llamalab-best-scheme'>{best or 'none fits'}</b> ({p.best_scheme_why})",
             *(f"<i>{note}</i>" for note in est.notes),
         ]
         return "<div class='llamalab-answers'>" + "<br>".join(lines) + "</div>"

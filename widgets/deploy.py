@@ -130,17 +130,25 @@ class DeploymentBuilder(Background, w.VBox):
         """The artefacts for the chosen target, as the text to copy."""
         p, t = self.plan, self.target.value
         if t == "vLLM":
+            if not p.vllm_command:
+                return [
+                    f"# {p.scheme} is a GGUF scheme: llama.cpp serves it",
+                    p.command,
+                    p.docker_run,
+                ]
             return [p.vllm_command, p.docker_run]
         if t == "Kubernetes":
-            return [p.kubernetes_yaml()]
+            why = next((r for r in p.reasons if r.startswith("No Kubernetes")), "")
+            return [p.kubernetes_yaml() or f"# {why}"]
         if t == "Ollama":
             return [p.ollama_modelfile, "\n".join(p.ollama_commands)]
         if t == "llama.cpp":
             scheme = p.scheme if llamalab.scheme(p.scheme).is_gguf else "q4_k_m"
-            return [
+            here = (
                 f'llamalab.serve("{p.model}", scheme="{scheme}")'
                 "   # llama.cpp's server on 127.0.0.1, with a key"
-            ]
+            )
+            return [here, p.command, p.docker_run] if p.engine == "llama.cpp" else [here]
         return [
             "\n".join(
                 f"{x.display}: llamalab.connect({x.base_url!r}, <model id>, "

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import ipywidgets as w
 
 import llamalab
-from llamalab import LoadedModel
+from llamalab import LoadedModel, metric
 from llamalab.runtime import check_scheme, resolve_device
 from llamalab.runtime.files.source import is_cached
 
@@ -274,6 +274,9 @@ def _result_html(m: LoadedModel) -> str:
         m.load_memory_kind: mb(m.load_memory_delta_bytes),
         "peak while loading": f"{mb(m.load_peak_bytes)} (est. {estimated_peak})",
     }
+    for key in ("load_anon_bytes", "load_file_bytes", "load_container_bytes"):
+        if d.get(key) is not None:  # by kind: what the process allocated, mapped, the container
+            row[metric(key).label.replace(" (MB)", "")] = mb(d[key])
     return (
         "<div class='llamalab-load-result'>" + html_table([row], {k: None for k in row}) + "</div>"
     )

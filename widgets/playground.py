@@ -250,6 +250,19 @@ def _stats_html(g: Generation) -> str:
         f"<div class='llamalab-stats'>TTFT <b>{g.ttft_s * 1e3:.0f} ms</b> · decode "
         f"<b>{g.decode_tokens_per_s:.1f} tokens/s</b> · <b>{g.new_tokens}</b> tokens "
         f"(prompt {g.prompt_tokens}) · peak memory <b>{peak}</b> "
-        f"<span title='{g.peak_memory_kind}'>({g.peak_memory_kind})</span> · "
+        f"<span title='{g.peak_memory_kind}'>({g.peak_memory_kind})</span>{_kinds_html(g)} · "
         f"finish: {g.finish_reason}</div>"
     )
+
+
+def _kinds_html(g: Generation) -> str:
+    """The peak by kind, where it was measured: anonymous, file-backed, the container's count (the
+    labels and hover help are the metrics vocabulary's)."""
+    keys = ("peak_anon_bytes", "peak_file_bytes", "peak_container_bytes")
+    shown = [
+        f"<span title='{metric(k).help}'>{metric(k).label.replace(' (MB)', '')} "
+        f"{getattr(g, k) / 1e6:.0f} MB</span>"
+        for k in keys
+        if getattr(g, k, None) is not None
+    ]
+    return f" [{', '.join(shown)}]" if shown else ""

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from ..core.errors import InvalidSetting, UnknownHardware, UnknownModel, UnknownScheme
 from ..core.hardware import GPU
+from ..core.units import MiB
 from .architecture import config_fields, count_params, linear_shapes
 
 if TYPE_CHECKING:
@@ -459,11 +460,14 @@ def _gpus() -> dict[str, GPU]:
         out[g["name"]] = GPU(
             name=g["name"],
             display=g["display"],
-            memory_bytes=int(g["memory_gb"] * 1e9),
+            memory_bytes=g["memory_mib"] * MiB,
             bandwidth_bytes_s=g["bandwidth_gb_s"] * 1e9,
             kind="gpu",
             bf16_tflops=g.get("bf16_tflops", 0.0),
+            fp16_tflops=g.get("fp16_tflops", 0.0),
+            cuda_capability=g.get("cuda_capability", ""),
             source=g.get("source", ""),
+            memory_source=g["memory_source"],
         )
     return out
 

@@ -1,6 +1,7 @@
 """The fine-tuning methods and which one trains over which base scheme on which device
 (training_methods.toml): data that the runtime's capability table, the estimator's callers and the
-train package all read, so what differs by method is never a string comparison in code."""
+train package all read, so what differs by method is never a string comparison in code. Also the
+published fine-tuning memory peaks the estimator is checked against (training_peaks.toml)."""
 
 from __future__ import annotations
 
@@ -137,3 +138,52 @@ def _why_not(method_name: str, scheme_name: str) -> str:
             "float or nf4 base and export the result to GGUF"
         )
     return f"the kit trains {method_name} over {', '.join(bases)} only"
+
+
+@dataclass(frozen=True)
+class Peak:
+    """One published fine-tuning memory peak, the exact settings it was measured under and where it
+    comes from (its [[peak]] row merged with its [[source]])."""
+
+    id: str
+    source: str
+    title: str
+    url: str
+    commit: str
+    gpu: str
+    measures: str
+    unit: str
+    settings: str  # what every row of the source shares
+    model: str
+    method: str  # the estimator's mode
+    scheme: str
+    precision: str
+    lora_as_published: str
+    micro_batch: int
+    seq_len: int
+    seq_len_source: str
+    checkpointing: bool
+    lora_rank: int
+    lora_alpha: int
+    lora_targets: tuple[str, ...]
+    published_gb: float
+    tolerance: float = 0.20  # the |error| tests allow; above 0.20 only with a tolerance_note
+    tolerance_note: str = ""
+    note: str = ""
+
+    @property
+    def published_bytes(self) -> int:
+        """The published figure in bytes (both sources print GB = 10**9 bytes)."""
+        return round(self.published_gb * 1e9)
+
+
+@cache
+def peaks() -> tuple[Peak, ...]:
+    """Every published peak in training_peaks.toml, in file order."""
+    data = read("training_peaks.toml")
+    sources = {s["key"]: s for s in data["source"]}
+    rows = []
+    for p in data["peak"]:
+        s = {k: v for k, v in sources[p["source"]].items() if k != "key"}
+        rows.append(Peak(**s, **{**p, "lora_targets": tuple(p["lora_targets"])}))
+    return tuple(rows)

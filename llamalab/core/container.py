@@ -53,11 +53,45 @@ def limits(proc: Path = Path("/proc/self"), root: Path = Path("/")) -> Limits:
     memory_dir = _cgroup_dir(mounts, groups, "memory", root)
     version = 1 if memory_dir else 2 if v2 else 0
     folder = memory_dir or v2
-    memory = _memory(folder, *MEMORY_FILES[version]) if folder else None
+    memory = _memory(folder, version) if folder else None
     cpu_dir = _cgroup_dir(mounts, groups, "cpu", root)
     quota = _quota(cpu_dir, _v1_quota) if cpu_dir else _quota(v2, _v2_quota) if v2 else None
     limit, used = memory or (None, None)
     return Limits(limit, used, quota, version)
+
+
+@dataclass(frozen=True)
+class MemoryGroup:
+    """The process's memory cgroup: its folder and the cgroup version (found once, read often: the
+    memory probe samples it at 20 Hz)."""
+
+    folder: Path
+    version: int
+
+    def used_bytes(self) -> int | None:
+        """What the container counts against its limit, limit or not: usage minus inactive file
+        pages (docker stats, the kubelet). Every process of the cgroup counts, and so do file pages
+        it read (a checkpoint's page cache) until the kernel reclaims them."""
+        _, usage_file, inactive = MEMORY_FILES[self.version]
+        usage = _read(self.folder / usage_file)
+        if usage is None or not usage.isdigit():
+            return None
+        return max(0, int(usage) - _stat(self.folder / "memory.stat", inactive))
+
+
+def memory_group(proc: Path = Path("/proc/self"), root: Path = Path("/")) -> MemoryGroup | None:
+    """This process's memory cgroup (v1's memory controller, else v2's unified folder); None
+    outside one."""
+    try:
+        mounts = _mounts((proc / "mountinfo").read_text())
+        groups = _groups((proc / "cgroup").read_text())
+    except OSError:
+        return None
+    for controller, version in (("memory", 1), ("", 2)):
+        found = _cgroup_dir(mounts, groups, controller, root)
+        if found:
+            return MemoryGroup(found[0], version)
+    return None
 
 
 def usable_cpus(quota: float | None = None) -> int:
@@ -143,11 +177,10 @@ def _lowest(values: Iterable[T | None]) -> T | None:
     return min(found) if found else None
 
 
-def _memory(
-    folder: tuple[Path, Path], limit_file: str, usage_file: str, inactive: str
-) -> tuple[int, int] | None:
+def _memory(folder: tuple[Path, Path], version: int) -> tuple[int, int] | None:
     """(the lowest limit up the hierarchy, usage minus inactive file pages), or None without a
     limit. v1's "no limit" is a huge number, v2's the word "max"."""
+    limit_file = MEMORY_FILES[version][0]
 
     def limit(d: Path) -> int | None:
         v = _read(d / limit_file)
@@ -157,8 +190,7 @@ def _memory(
     lowest = _lowest(limit(d) for d in _levels(leaf, top))
     if lowest is None:
         return None
-    usage = int(_read(leaf / usage_file) or 0)
-    return lowest, max(0, usage - _stat(leaf / "memory.stat", inactive))
+    return lowest, MemoryGroup(leaf, version).used_bytes() or 0
 
 
 def _quota(folder: tuple[Path, Path], read) -> float | None:

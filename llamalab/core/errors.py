@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import difflib
 
+from .units import both
+
 
 class LlamalabError(Exception):
     """Base class: `str(err)` is the message followed by the fix."""
@@ -100,8 +102,7 @@ class NotEnoughMemory(LlamalabError, MemoryError):
         )
         fix = f"Scheme {suggestion!r} is estimated to fit. " if suggestion else ""
         super().__init__(
-            f"Estimated {needed / 1e9:.2f} GB needed but only {available / 1e9:.2f} GB "
-            f"available on {where}.",
+            f"Estimated {both(needed)} needed but only {both(available)} available on {where}.",
             fix + "Use a smaller scheme or context, free memory, or pass force=True to try anyway.",
         )
 

@@ -8,12 +8,14 @@ import functools
 import glob
 import platform
 import sys
+import time
 from dataclasses import asdict, dataclass, field
 
 import psutil
 
 from . import container, validate
 from .errors import InvalidSetting
+from .units import GiB, MiB, both
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,14 @@ class GPU:
     kind: str = "gpu"
     bf16_tflops: float = 0.0
     source: str = ""
+    fp16_tflops: float = 0.0  # given only for cards without bf16 (bf16_tflops 0)
+    cuda_capability: str = ""  # "major.minor": which kernels and dtypes it runs
+    memory_source: str = ""  # where memory_bytes was read (nvidia-smi's Total, or mem_get_info)
+
+    @property
+    def memory_mib(self) -> float:
+        """Memory in MiB, the unit nvidia-smi prints."""
+        return self.memory_bytes / MiB
 
 
 @dataclass(frozen=True)
@@ -75,20 +85,21 @@ class Hardware:
         lines = [
             f"CPU: {self.cpu} ({self.cores} cores, "
             f"{'bf16 instructions' if self.cpu_bf16 else 'no bf16 instructions: fp32 is faster'})",
-            f"RAM: {self._ram()}, {self.ram_available_bytes / 2**30:.1f} GiB available",
+            f"RAM: {self._ram()}, {self.ram_available_bytes / GiB:.1f} GiB available",
         ]
         lines += [
-            f"GPU {i}: {g.display}, {g.memory_bytes / 2**30:.1f} GiB ({f / 2**30:.1f} GiB free)"
+            f"GPU {i}: {g.display}, {g.memory_mib:.0f} MiB = {both(g.memory_bytes)} total "
+            f"({f / MiB:.0f} MiB free)"
             for i, (g, f) in enumerate(zip(self.gpus, self.cuda_free_bytes))
         ]
         return "\n".join(lines if self.gpus else lines + ["GPU: none (CUDA not available)"])
 
     def _ram(self) -> str:
         if self.container_limit_bytes is None:
-            return f"{self.ram_bytes / 2**30:.1f} GiB total"
+            return f"{self.ram_bytes / GiB:.1f} GiB total"
         return (
-            f"{self.container_limit_bytes / 2**30:.1f} GiB container limit of "
-            f"{self.host_ram_bytes / 2**30:.1f} GiB host"
+            f"{self.container_limit_bytes / GiB:.1f} GiB container limit of "
+            f"{self.host_ram_bytes / GiB:.1f} GiB host"
         )
 
 
@@ -138,7 +149,15 @@ def cuda_devices() -> tuple[tuple[GPU, ...], tuple[int, ...]]:
     for i in range(torch.cuda.device_count()):
         p = torch.cuda.get_device_properties(i)
         f, total = torch.cuda.mem_get_info(i)
-        devs.append(GPU(name=f"cuda:{i}", display=p.name, memory_bytes=total, kind="gpu"))
+        devs.append(
+            GPU(
+                name=f"cuda:{i}",
+                display=p.name,
+                memory_bytes=total,
+                kind="gpu",
+                memory_source="torch.cuda.mem_get_info",
+            )
+        )
         free.append(f)
     return tuple(devs), tuple(free)
 
@@ -151,6 +170,45 @@ def default_device() -> str:
     if torch is not None:
         return "cuda" if torch.cuda.is_available() else "cpu"
     return "cuda" if glob.glob("/dev/nvidia[0-9]*") else "cpu"
+
+
+@dataclass(frozen=True)
+class Bandwidth:
+    """Memory read bandwidth of this machine, measured: the best of `runs` (the least disturbed)."""
+
+    bytes_per_s: float
+    runs: tuple[float, ...]
+    threads: int
+    buffer_bytes: int
+
+    def __str__(self) -> str:
+        return (
+            f"read bandwidth ≈ {self.bytes_per_s / 1e9:.1f} GB/s ({self.threads} threads, best of "
+            f"{len(self.runs)}; runs {min(self.runs) / 1e9:.1f}–{max(self.runs) / 1e9:.1f})"
+        )
+
+
+@functools.cache  # one measurement per process and size: it takes about a second
+def memory_bandwidth(buffer_mb: int = 256, threads: int | None = None, runs: int = 5) -> Bandwidth:
+    """How fast this machine's RAM is read: numpy sums a buffer far beyond the caches on `threads`
+    threads (default: the cores the container allows), `runs` times. Decode speed on a CPU is about
+    this ÷ bytes per token (the speed law)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+
+    validate.integer("buffer_mb", buffer_mb, 16, 65536)
+    threads = validate.integer("threads", threads or hardware().cores, 1, 1024)
+    a = np.ones(buffer_mb * MiB // 8)
+    parts = np.array_split(a, threads)
+    speeds = []
+    with ThreadPoolExecutor(threads) as pool:  # numpy releases the GIL while summing
+        list(pool.map(np.sum, parts))
+        for _ in range(validate.integer("runs", runs, 1, 100)):
+            t = time.perf_counter()
+            list(pool.map(np.sum, parts))
+            speeds.append(a.nbytes / (time.perf_counter() - t))
+    return Bandwidth(max(speeds), tuple(speeds), threads, a.nbytes)
 
 
 def hardware() -> Hardware:

@@ -1,7 +1,10 @@
 """The one memory probe: every memory figure the kit records is read here, and says what it counts.
 
     rss_bytes(pid)              a process's resident memory now (this process by default)
-    reading(device)             this process now: RSS, and CUDA allocated/reserved on a GPU
+    resident(pid)               the same by kind: anonymous, file-backed, shared (`Resident`)
+    container_bytes()           what this process's container counts against its limit
+    reading(device)             this process now: RSS by kind, the container's figure, and CUDA
+                                allocated/reserved on a GPU
     reset_peak(device), peak_bytes(device)
                                 the high-water mark of this process (VmHWM, or CUDA's counter)
     with Growth(device) as g    what one block of work (a load) left allocated, and its peak:
@@ -11,8 +14,12 @@
                                 training)
     release_freed_memory()      hand freed heap back to the OS so RSS shows what is alive
 
-The kinds (`KINDS`) are the words every record's `*_kind` column uses. Nothing here imports torch:
-CUDA counters are read only when the caller's process already imported it.
+The kinds (`KINDS`) are the words every record's `*_kind` column uses, and what the by-kind figures
+(`*_anon_bytes`, `*_file_bytes`, `*_container_bytes`) count. RSS mixes the kinds: after a
+quantize-on-load a still-mapped checkpoint is file-backed RSS the estimate never counted, and
+llama.cpp's weights are a mapped GGUF by design; the anonymous figure is what the process allocated.
+Nothing here imports torch: CUDA counters are read only when the caller's process already imported
+it.
 """
 
 from __future__ import annotations
@@ -25,8 +32,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import cache
+from pathlib import Path
 
 import psutil
+
+from . import container
 
 RSS = "process RSS"
 RSS_GROWTH = "process RSS growth"
@@ -34,7 +45,11 @@ RSS_PEAK = "process RSS (peak of 20 Hz samples)"
 CUDA_GROWTH = "torch.cuda.memory_allocated growth"
 CUDA_PEAK = "torch.cuda.max_memory_allocated"
 REMOTE = "not measured (remote engine)"
-KINDS = (RSS, RSS_GROWTH, RSS_PEAK, CUDA_GROWTH, CUDA_PEAK, REMOTE)
+ANON = "anonymous resident memory (RssAnon: what the process allocated)"
+FILE = "file-backed resident memory (RssFile: mapped files and shared libraries)"
+SHMEM = "shared resident memory (RssShmem)"
+CONTAINER = "container working set (its cgroup's usage minus inactive file pages)"
+KINDS = (RSS, RSS_GROWTH, RSS_PEAK, CUDA_GROWTH, CUDA_PEAK, REMOTE, ANON, FILE, SHMEM, CONTAINER)
 
 _CLEAR_REFS, _STATUS = "/proc/self/clear_refs", "/proc/self/status"
 
@@ -59,9 +74,81 @@ def cuda_bytes() -> tuple[int, int]:
     return torch.cuda.memory_allocated(), torch.cuda.memory_reserved()
 
 
+@dataclass(frozen=True)
+class Resident:
+    """A process's resident memory by kind (/proc/<pid>/status): `anon_bytes` what it allocated
+    (heap, tensors), `file_bytes` mapped files (shared libraries, a memory-mapped checkpoint or
+    GGUF; the kernel may drop them under pressure), `shmem_bytes` shared memory. RSS is the sum."""
+
+    anon_bytes: int
+    file_bytes: int
+    shmem_bytes: int
+
+    @property
+    def rss_bytes(self) -> int:
+        return self.anon_bytes + self.file_bytes + self.shmem_bytes
+
+
+STATUS_KEYS = {"RssAnon:": "anon_bytes", "RssFile:": "file_bytes", "RssShmem:": "shmem_bytes"}
+
+
+def resident(pid: int | None = None) -> Resident | None:
+    """Resident memory of process `pid` (default: this one) by kind; None once it has ended, or
+    where the kernel does not say (not Linux)."""
+    try:
+        text = Path(f"/proc/{pid or 'self'}/status").read_text()
+    except OSError:
+        return None
+    found = {}
+    for line in text.splitlines():
+        key, *value = line.split()
+        if key in STATUS_KEYS and value:
+            found[STATUS_KEYS[key]] = int(value[0]) * 1024
+    return Resident(**found) if len(found) == len(STATUS_KEYS) else None
+
+
+@cache
+def _group(pid: int | None) -> container.MemoryGroup | None:
+    return container.memory_group(Path(f"/proc/{pid or 'self'}"))
+
+
+def container_bytes(pid: int | None = None) -> int | None:
+    """What the memory cgroup of process `pid` (default: this one) counts against its limit: every
+    process in it, and the file pages they read until the kernel reclaims them (None outside
+    one)."""
+    group = _group(pid)
+    return group.used_bytes() if group else None
+
+
+def mapped_ranges(path: str | Path, pid: int | None = None) -> list[tuple[int, int]]:
+    """The address ranges where process `pid` (default: this one) maps the file `path`: a checkpoint
+    left mapped after a quantize-on-load shows here, and as file-backed RSS."""
+    target = str(Path(path).resolve())
+    try:
+        lines = Path(f"/proc/{pid or 'self'}/maps").read_text().splitlines()
+    except OSError:
+        return []
+    out = []
+    for line in lines:
+        fields = line.split(maxsplit=5)
+        if len(fields) == 6 and fields[5] == target:
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            out.append((start, end))
+    return out
+
+
 def reading(device: str = "cpu") -> dict:
-    """This process now, as record columns: `rss_bytes`, plus CUDA allocated/reserved on a GPU."""
-    out = {"rss_bytes": rss_bytes()}
+    """This process now, as record columns: `rss_bytes`, its kinds (`rss_anon_bytes`,
+    `rss_file_bytes`, `rss_shmem_bytes`), `container_bytes`, and CUDA allocated/reserved on a
+    GPU."""
+    r = resident()
+    out = {
+        "rss_bytes": rss_bytes(),
+        "rss_anon_bytes": r.anon_bytes if r else None,
+        "rss_file_bytes": r.file_bytes if r else None,
+        "rss_shmem_bytes": r.shmem_bytes if r else None,
+        "container_bytes": container_bytes(),
+    }
     if device.startswith("cuda"):
         out["cuda_allocated_bytes"], out["cuda_reserved_bytes"] = cuda_bytes()
     return out
@@ -107,6 +194,25 @@ def release_freed_memory() -> None:
         pass
 
 
+MADV_DONTNEED = 4  # <sys/mman.h> on Linux
+
+
+def drop_pages(ranges: list[tuple[int, int]]) -> None:
+    """Drop this process's resident pages in each [start, end) address range (shrunk to whole
+    pages): for mapped file pages nothing reads any more, such as the parts of a checkpoint
+    already quantized. Their contents are gone from the process (a mapped file's are re-read on
+    the next access), so only for memory no live object uses."""
+    try:
+        madvise = ctypes.CDLL("libc.so.6", use_errno=True).madvise
+    except (OSError, AttributeError):  # not glibc: the pages stay until the mapping closes
+        return
+    page = os.sysconf("SC_PAGE_SIZE")
+    for start, end in ranges:
+        start, end = -(-start // page) * page, end // page * page
+        if end > start:
+            madvise(ctypes.c_void_p(start), ctypes.c_size_t(end - start), MADV_DONTNEED)
+
+
 # ---------------------------------------------------------------- one block of work
 
 
@@ -114,25 +220,50 @@ class Growth:
     """`with Growth(device) as g:` → `g.bytes` (what the block left allocated), `g.peak_bytes`
     (its peak growth) and `g.kind`: process RSS on CPU, torch's allocator on CUDA. The peak is this
     block's own (VmHWM or CUDA's peak counter are reset at the start), not the process's lifetime
-    one."""
+    one. On a CPU also by kind: `g.anon_bytes` and `g.file_bytes` (growth of each that the block
+    left: a checkpoint still mapped shows in the second), `g.anon_peak_bytes` (the peak growth of
+    20 Hz anonymous samples) and `g.container_bytes` (the container's figure after it; None
+    outside one, and on a GPU)."""
 
     def __init__(self, device: str = "cpu"):
         self.device = device
         self.cuda = device.startswith("cuda")
         self.kind = CUDA_GROWTH if self.cuda else RSS_GROWTH
         self.before = self.bytes = self.peak_bytes = 0
+        self.anon_bytes: int | None = None
+        self.file_bytes: int | None = None
+        self.anon_peak_bytes: int | None = None
+        self.container_bytes: int | None = None
+        self.monitor = None if self.cuda else Monitor(interval=0.05)
+        self._resident: Resident | None = None
 
     def __enter__(self) -> Growth:
         release_freed_memory()  # else the block reuses resident free memory and RSS understates it
         reset_peak(self.device)
         self.before = self._now()
+        if self.monitor:
+            self._resident = resident()
+            self.monitor.start()
         return self
 
     def __exit__(self, *exc) -> None:
         peak = peak_bytes(self.device)
+        if self.monitor:
+            self.monitor.stop()
         release_freed_memory()
         self.bytes = self._now() - self.before
         self.peak_bytes = max(self.bytes, (peak or 0) - self.before)
+        if self.monitor and self._resident:
+            self._by_kind(self._resident, resident())
+
+    def _by_kind(self, before: Resident, after: Resident | None) -> None:
+        if after is None or self.monitor is None:
+            return
+        self.anon_bytes = after.anon_bytes - before.anon_bytes
+        self.file_bytes = after.file_bytes - before.file_bytes
+        peak = self.monitor.peak_anon_bytes - before.anon_bytes
+        self.anon_peak_bytes = max(self.anon_bytes, peak)
+        self.container_bytes = container_bytes()
 
     def _now(self) -> int:
         return cuda_bytes()[0] if self.cuda else rss_bytes() or 0
@@ -142,13 +273,18 @@ class Peak:
     """`with Peak(device, remote) as p:` → `p.bytes`, `p.kind`: the peak while the block runs.
     torch.cuda.max_memory_allocated on a GPU, the highest of 20 Hz RSS samples on a CPU (a
     generation is too short for VmHWM to be reset per call), nothing for a remote engine
-    (its memory is elsewhere)."""
+    (its memory is elsewhere). On a CPU also the peaks by kind, from the same samples:
+    `p.anon_bytes`, `p.file_bytes`, `p.container_bytes` (None on a GPU, remote, or outside a
+    cgroup)."""
 
     def __init__(self, device: str = "cpu", remote: bool = False):
         self.device = device
         self.cuda = device.startswith("cuda") and not remote
         self.kind = REMOTE if remote else CUDA_PEAK if self.cuda else RSS_PEAK
         self.bytes: int | None = None if remote else 0
+        self.anon_bytes: int | None = None
+        self.file_bytes: int | None = None
+        self.container_bytes: int | None = None
         self.monitor = None if (self.cuda or remote) else Monitor(interval=0.05)
 
     def __enter__(self) -> Peak:
@@ -163,7 +299,10 @@ class Peak:
             self.bytes = peak_bytes(self.device)
         elif self.monitor:
             self.monitor.stop()
-            self.bytes = self.monitor.peak_rss_bytes
+            m = self.monitor
+            self.bytes = m.peak_rss_bytes
+            self.anon_bytes, self.file_bytes = m.peak_anon_bytes, m.peak_file_bytes
+            self.container_bytes = m.peak_container_bytes
 
 
 # ---------------------------------------------------------------- the sampler
@@ -174,15 +313,20 @@ _lock = threading.Lock()
 
 @dataclass(frozen=True)
 class Sample:
-    """One reading of a process: `rss_bytes` its resident memory; CUDA figures are torch's allocator
-    counters (0 without CUDA, or for another process); `tokens_per_s` counts the tokens this
-    process's generations reported since the previous sample (0 for another process)."""
+    """One reading of a process: `rss_bytes` its resident memory, `rss_anon_bytes` and
+    `rss_file_bytes` two of its kinds (0 where the kernel does not say), `container_bytes` what its
+    container counts (None outside one); CUDA figures are torch's allocator counters (0 without
+    CUDA, or for another process); `tokens_per_s` counts the tokens this process's generations
+    reported since the previous sample (0 for another process)."""
 
     t: float
     rss_bytes: int
     cuda_allocated_bytes: int = 0
     cuda_reserved_bytes: int = 0
     tokens_per_s: float = 0.0
+    rss_anon_bytes: int = 0
+    rss_file_bytes: int = 0
+    container_bytes: int | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -227,12 +371,22 @@ class Monitor:
         now = time.perf_counter()
         with _lock:
             tokens, self._tokens = self._tokens, 0
-        rss = rss_bytes(self.pid)
+        kinds = resident(self.pid)
+        rss = kinds.rss_bytes if kinds else rss_bytes(self.pid)
         if rss is None:
             return None
         dt = now - self._last
         alloc, reserved = cuda_bytes() if self.own else (0, 0)
-        s = Sample(now - self._t0, rss, alloc, reserved, tokens / dt if dt > 0 else 0.0)
+        s = Sample(
+            now - self._t0,
+            rss,
+            alloc,
+            reserved,
+            tokens / dt if dt > 0 else 0.0,
+            kinds.anon_bytes if kinds else 0,
+            kinds.file_bytes if kinds else 0,
+            container_bytes(None if self.own else self.pid),
+        )
         self._last = now
         if len(self.samples) < self.max_samples:
             self.samples.append(s)
@@ -272,6 +426,19 @@ class Monitor:
     @property
     def peak_rss_bytes(self) -> int:
         return max((s.rss_bytes for s in self.samples), default=0)
+
+    @property
+    def peak_anon_bytes(self) -> int:
+        return max((s.rss_anon_bytes for s in self.samples), default=0)
+
+    @property
+    def peak_file_bytes(self) -> int:
+        return max((s.rss_file_bytes for s in self.samples), default=0)
+
+    @property
+    def peak_container_bytes(self) -> int | None:
+        found = [s.container_bytes for s in self.samples if s.container_bytes is not None]
+        return max(found, default=None)
 
     def __enter__(self) -> Monitor:
         return self.start()

@@ -88,6 +88,30 @@ _METRICS = (
             "What `peak_memory_bytes` counts (llamalab.core.memory).",
         ),
         Metric(
+            "peak_anon_bytes",
+            "peak anonymous (MB)",
+            "bytes",
+            "Peak anonymous resident memory while generating (RssAnon, 20 Hz samples): what the "
+            "process allocated, without mapped files (CPU only).",
+            1e-6,
+        ),
+        Metric(
+            "peak_file_bytes",
+            "peak file-backed (MB)",
+            "bytes",
+            "Peak file-backed resident memory while generating (RssFile): mapped files such as "
+            "llama.cpp's GGUF or a bf16 checkpoint's weights, and shared libraries (CPU only).",
+            1e-6,
+        ),
+        Metric(
+            "peak_container_bytes",
+            "peak container (MB)",
+            "bytes",
+            "Peak of what the container counts against its limit while generating: its cgroup's "
+            "usage minus inactive file pages, every process in it and the file pages they read.",
+            1e-6,
+        ),
+        Metric(
             "finish_reason",
             "finish",
             TEXT,
@@ -144,6 +168,36 @@ _METRICS = (
             "bytes",
             "Peak growth of the same measure during the load (quantize-on-load "
             "passes a bf16 copy).",
+            1e-6,
+        ),
+        Metric(
+            "load_anon_bytes",
+            "anonymous after load (MB)",
+            "bytes",
+            "Anonymous resident memory (RssAnon) the load left: what the process allocated (CPU).",
+            1e-6,
+        ),
+        Metric(
+            "load_file_bytes",
+            "file-backed after load (MB)",
+            "bytes",
+            "File-backed resident memory (RssFile) the load left: mapped weights (a GGUF, a bf16 "
+            "checkpoint); after int8/nf4 none, the checkpoint is released (CPU).",
+            1e-6,
+        ),
+        Metric(
+            "load_anon_peak_bytes",
+            "anonymous load peak (MB)",
+            "bytes",
+            "Peak growth of anonymous resident memory during the load (20 Hz samples, CPU).",
+            1e-6,
+        ),
+        Metric(
+            "load_container_bytes",
+            "container after load (MB)",
+            "bytes",
+            "What the container counts after the load: its cgroup's usage minus inactive file "
+            "pages (all its processes, and the page cache of the files read).",
             1e-6,
         ),
         Metric(
@@ -349,7 +403,8 @@ _METRICS = (
             "e2e_s",
             "E2E latency (s)",
             "s",
-            "End-to-end latency: send until the last streamed chunk.",
+            "End-to-end latency: send until the last streamed chunk; in rate mode from the "
+            "scheduled send time (a request queued behind busy workers counts its wait).",
         ),
         Metric(
             "tpot_s",
@@ -375,7 +430,8 @@ _METRICS = (
             "request_throughput",
             "requests/s",
             "requests/s",
-            "Completed requests ÷ the level's duration (first send → last completion).",
+            "Completed requests ÷ the level's duration (first scheduled send → last completion, "
+            "warm-up left out).",
         ),
         Metric(
             "output_throughput",
@@ -403,7 +459,21 @@ _METRICS = (
             "server_output_throughput",
             "server output tokens/s",
             "tokens/s",
-            "llama.cpp's own count of generated tokens (/metrics) over the level ÷ its duration.",
+            "The server's own count of generated tokens (llama.cpp or vLLM /metrics), read after "
+            "the warm-up and at the level's end, ÷ the time between the two reads.",
+        ),
+        Metric(
+            "send_delay_s",
+            "send delay (ms)",
+            "s",
+            "Rate mode: how long after its scheduled time a request was sent (workers busy).",
+            1e3,
+        ),
+        Metric(
+            "not_sent",
+            "not sent",
+            "requests",
+            "Scheduled requests the level ended before sending: recorded, not errors.",
         ),
         Metric(
             "client_cpu_share",

@@ -58,18 +58,22 @@ class LlamaCppEngine(HFTokenized, Engine, Scores):
         n_threads: int | None = None,
         n_ctx: int = DEFAULT_CONTEXT,
         n_gpu_layers: int = 0,
+        use_mmap: bool = True,
     ):
+        """`use_mmap=False` reads the weights into llama.cpp's own memory instead of mapping the
+        file (what a type llama.cpp repacks while loading needs to be counted once)."""
         from llama_cpp import Llama
 
         self.path, self.tokenizer = str(path), tokenizer
         self.n_threads = n_threads or default_threads()
-        self.n_gpu_layers = n_gpu_layers
+        self.n_gpu_layers, self.use_mmap = n_gpu_layers, use_mmap
         self.llm = Llama(
             self.path,
             n_ctx=n_ctx,
             n_threads=self.n_threads,
             n_threads_batch=self.n_threads,
             n_gpu_layers=n_gpu_layers,
+            use_mmap=use_mmap,
             verbose=False,
         )
         self.context_length = self.llm.n_ctx()
@@ -125,6 +129,7 @@ class LlamaCppEngine(HFTokenized, Engine, Scores):
                 n_threads=self.n_threads,
                 n_threads_batch=self.n_threads,
                 n_gpu_layers=self.n_gpu_layers,
+                use_mmap=self.use_mmap,
                 logits_all=True,
                 verbose=False,
             )

@@ -1,12 +1,13 @@
 """Ollama's native chat API (/api/chat, newline-delimited JSON) as an Engine: its last line carries
-the server's own token counts and nanosecond durations."""
+the server's own token counts and nanosecond durations (`"done": true`); a stream without that line
+was broken off, and a line `{"error": "…"}` is the server's error — both raise."""
 
 from __future__ import annotations
 
 import json
 
 from .base import Sampling, Usage
-from .http import EndpointError, HttpEngine, ServerTimings
+from .http import EndpointError, EndpointStreamError, HttpEngine, ServerTimings
 
 
 class OllamaEngine(HttpEngine):
@@ -20,6 +21,8 @@ class OllamaEngine(HttpEngine):
         return url.removesuffix("/v1")
 
     def request_body(self, messages, s: Sampling) -> dict:
+        # Ollama's options (num_predict, top_k, seed, ...) are its own API's; it has no
+        # ignore_eos, so min_new_tokens is not sent.
         options = {"num_predict": s.max_new_tokens, "temperature": s.temperature, "top_p": s.top_p}
         if s.top_k:
             options["top_k"] = s.top_k
@@ -31,8 +34,18 @@ class OllamaEngine(HttpEngine):
         return parse_ollama_line(line)
 
     def served_models(self) -> list[str]:
-        """GET /api/tags."""
-        return [m.get("name", "") for m in self.get_json("/api/tags").get("models", [])]
+        """GET /api/tags: `{"models": [{"name": "llama3.2:latest", "model": ...}, ...]}`."""
+        body = self.get_json("/api/tags")
+        models = body.get("models") if isinstance(body, dict) else None
+        if not isinstance(models, list):
+            raise EndpointError(
+                f"{self.base}/api/tags answered something that is not Ollama's model list: "
+                f"{json.dumps(body)[:160]}.",
+                "Check base_url: Ollama answers at its root (e.g. http://localhost:11434); for an "
+                "OpenAI-compatible server pass api='openai'.",
+            )
+        names = [str(m.get("name") or m.get("model") or "") for m in models if isinstance(m, dict)]
+        return [n for n in names if n]
 
     def serves(self, served: list[str]) -> bool:
         return self.model_id in served or self.model_id + ":latest" in served
@@ -43,9 +56,19 @@ def parse_ollama_line(line: str) -> dict | None:
     nanosecond durations."""
     if not line.strip():
         return None
-    chunk = json.loads(line)
+    try:
+        chunk = json.loads(line)
+    except ValueError:
+        raise EndpointStreamError(
+            f"Ollama streamed a line that is not JSON: {line[:120]!r}.",
+            "Is this Ollama's native API? For an OpenAI-compatible server pass api='openai'.",
+        ) from None
+    if not isinstance(chunk, dict):
+        raise EndpointStreamError(
+            f"Ollama streamed {line[:120]!r}, not a JSON object.", "Check base_url."
+        )
     if "error" in chunk:
-        raise EndpointError(
+        raise EndpointStreamError(
             f"Ollama reported an error: {chunk['error']}", "Check `ollama list` and the model name."
         )
     out: dict = {"text": (chunk.get("message") or {}).get("content") or chunk.get("response") or ""}

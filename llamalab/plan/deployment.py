@@ -2,31 +2,26 @@
 `docker run`, Kubernetes manifests and an Ollama Modelfile that follow. Pure text over
 `llamalab.estimate` — no torch, nothing runs.
 
-Sizing rules (vLLM): tensor parallelism splits every layer across the GPUs of one node, and the
-attention-head count must be divisible by it; pipeline parallelism splits the layers across nodes
-when one node's GPUs are not enough. TP = the smallest valid GPU count (1, 2, 4, 8) whose memory
-holds the estimate with `--gpu-memory-utilization` (0.90, vLLM's default; 0.95 when that is what
-it takes).
+Sizing: `Estimate.split` (plan/parallel.py), the one answer to "how many GPUs", over vLLM's
+estimate (chunked prefill, CUDA graphs) within its `--gpu-memory-utilization`.
 """
 
 from __future__ import annotations
 
-import math
+import shlex
 from dataclasses import dataclass, field
 
 from .. import catalog
 from ..core import validate
-from ..core.errors import LlamalabError
+from ..core.errors import InvalidSetting
+from ..core.units import both
 from . import kubernetes, ollama
-from .estimator import best_scheme, estimate
+from .commands import LLAMA_SERVER_IMAGE, engine_for, llama_server_args, vllm_args, weights
+from .estimator import KV_DTYPES, estimate, kv_cache_bytes
 from .kubernetes import IMAGE, PORT, Manifest, validate_manifests
+from .parallel import PlanDoesNotFit, Split
 
-TP_SIZES = (1, 2, 4, 8)
-UTILIZATION = (0.90, 0.95)
-
-
-class PlanDoesNotFit(LlamalabError):
-    """No GPU count up to `max_nodes` nodes holds this model under this scheme."""
+MAX_SLOTS = 8  # llama-server's parallel slots a plan opens at most (each holds one sequence)
 
 
 @dataclass(frozen=True)
@@ -44,9 +39,13 @@ class DeploymentPlan:
     gpu_memory_utilization: float
     per_gpu_bytes: int
     estimate_bytes: int
-    engine: str
+    kv_cache_bytes: int  # KV cache room on all GPUs of a replica, as vLLM allocates it
+    max_concurrency: float  # sequences of `context` tokens the KV cache holds at once
+    max_concurrency_4k: float  # the same at a typical 4096-token sequence
+    engine: str  # "vllm", or "llama.cpp" for a GGUF scheme
     reasons: tuple[str, ...]
-    vllm_command: str
+    command: str  # the server's command line: `vllm serve …` or `llama-server …`
+    vllm_command: str  # the same for vLLM plans; "" for llama.cpp's
     docker_run: str
     kubernetes: tuple[Manifest, ...] = field(repr=False)
     ollama_modelfile: str = field(repr=False)
@@ -75,7 +74,7 @@ class DeploymentPlan:
             f"TP={self.tensor_parallel} × PP={self.pipeline_parallel} = {self.gpus} GPU(s) on "
             f"{self.nodes} node(s), engine {self.engine}"
         )
-        return "\n".join([head, *(f"  - {r}" for r in self.reasons), "", self.vllm_command])
+        return "\n".join([head, *(f"  - {r}" for r in self.reasons), "", self.command])
 
 
 def deployment_plan(
@@ -95,12 +94,38 @@ def deployment_plan(
     replicas = validate.integer("replicas", replicas, lo=1, hi=1000)
     gpus_per_node = validate.integer("gpus_per_node", gpus_per_node, lo=1, hi=64)
     validate.choice("kv_cache_dtype", kv_cache_dtype, ("auto", "fp8"))
-    e = estimate(c, s, context, device="cuda", kv_dtype="fp8" if kv_cache_dtype == "fp8" else None)
-    tp, pp, util, per_gpu, reasons = size(c, e, g, gpus_per_node, max_nodes, s.name)
-    engine, why = _engine(s, tp * pp, pp)
-    reasons.append(why)
-    repo = serving_repo(c, s)
-    args = vllm_args(repo, tp, pp, context, s, util, kv_cache_dtype)
+    kv = "fp8" if kv_cache_dtype == "fp8" else None
+    engine = engine_for(s)
+    e = estimate(c, s, context, device="cuda", kv_dtype=kv, engine=engine)
+    sp = _sizing(c, e, g, gpus_per_node, max_nodes, s.name)
+    tp, pp, util = sp.tensor_parallel, sp.pipeline_parallel, sp.utilization
+    kv_room, conc, conc_4k = kv_capacity(c, e, sp, g, context)
+    if engine == "vllm":
+        args, why_args = vllm_args(c, s, g, tp, pp, context, util, kv_cache_dtype)
+        command, docker = "vllm serve " + shlex.join(args), docker_run(args, tp)
+    else:
+        slots = max(1, min(int(conc), MAX_SLOTS))
+        args = llama_server_args(c, s, tp * pp, context, slots)
+        command, docker = "llama-server " + shlex.join(args), docker_run_llama_server(args)
+        why_args = [
+            weights(c, s).how,
+            f"llama-server: {slots} parallel slot(s) of {context} tokens (--parallel {slots}, "
+            f"--ctx-size {slots * context}: llama.cpp splits its context between slots); the "
+            f"memory left would hold about {conc:.1f}.",
+        ]
+    reasons = [
+        f"Estimate {e.peak_bytes / 1e9:.1f} GB at context {context} (llamalab.estimate, "
+        f"engine={engine!r}: weights {e.breakdown['weights'] / 1e9:.1f} GB, KV cache "
+        f"{e.breakdown['kv_cache'] / 1e9:.1f} GB, chunked-prefill activations "
+        f"{e.breakdown['activations'] / 1e9:.1f} GB); one {g.name} has "
+        f"{g.memory_mib:.0f} MiB = {both(g.memory_bytes)} (nvidia-smi).",
+        *sp.reasons,
+        f"KV cache room {kv_room / 1e9:.1f} GB: about {conc:.1f} concurrent sequences of "
+        f"{context} tokens, {conc_4k:.1f} of 4096"
+        + (" (vLLM prints this as 'Maximum concurrency')." if engine == "vllm" else "."),
+        *why_args,
+        _why_engine(s, tp * pp, pp),
+    ]
     gguf_scheme = s.name if s.is_gguf else "q4_k_m"
     gguf_name = f"{c.name}-{gguf_scheme}.gguf"
     if not s.is_gguf:
@@ -108,7 +133,10 @@ def deployment_plan(
             f"Ollama runs GGUF files only: its Modelfile uses {gguf_scheme} "
             f"(llamalab.export_gguf(..., outtype={gguf_scheme!r}))."
         )
+    num_ctx = min(context, ollama.laptop_num_ctx(c, gguf_scheme) or ollama.DEFAULT_NUM_CTX)
+    modelfile = _modelfile(f"./{gguf_name}", c.family, num_ctx, reasons)
     name = c.name.replace(".", "-")
+    manifests = _manifests(engine, name, args, tp, pp, replicas, e, g, reasons)
     return DeploymentPlan(
         model=c.name,
         scheme=s.name,
@@ -118,138 +146,125 @@ def deployment_plan(
         tensor_parallel=tp,
         pipeline_parallel=pp,
         gpu_memory_utilization=util,
-        per_gpu_bytes=per_gpu,
+        per_gpu_bytes=sp.per_gpu_bytes,
         estimate_bytes=e.peak_bytes,
+        kv_cache_bytes=kv_room,
+        max_concurrency=conc,
+        max_concurrency_4k=conc_4k,
         engine=engine,
         reasons=tuple(reasons),
-        vllm_command="vllm serve " + " ".join(args),
-        docker_run=docker_run(args, tp),
-        kubernetes=tuple(kubernetes.manifests(name, args, tp, pp, replicas, e)),
-        ollama_modelfile=ollama.modelfile(f"./{gguf_name}", family=c.family, num_ctx=context),
+        command=command,
+        vllm_command=command if engine == "vllm" else "",
+        docker_run=docker,
+        kubernetes=manifests,
+        ollama_modelfile=modelfile,
         ollama_commands=tuple(ollama.commands(name)),
     )
 
 
-def valid_tp(c, n: int) -> bool:
-    """vLLM shards attention heads: heads divisible by TP; KV heads divisible by it,
-    or replicated evenly."""
-    return c.heads % n == 0 and (c.kv_heads % n == 0 or n % c.kv_heads == 0)
-
-
-def size(c, e, g, gpus_per_node: int, max_nodes: int, scheme: str):
-    """(TP, PP, utilization, bytes per GPU, reasons): the smallest valid TP on one node,
-    else PP across nodes."""
-    overhead = e.breakdown.get("overhead", 0)
-    sharded = (
-        e.peak_bytes - overhead
-    )  # weights, KV cache, activations split; the CUDA context is per GPU
-
-    def per_gpu(n: int) -> int:
-        return math.ceil(sharded / n) + overhead
-
-    reasons = [
-        f"Estimate {e.peak_bytes / 1e9:.1f} GB at context {e.context} (llamalab.estimate; weights "
-        f"{e.breakdown['weights'] / 1e9:.1f} GB, "
-        f"KV cache {e.breakdown.get('kv_cache', 0) / 1e9:.1f} GB); one {g.name} has "
-        f"{g.memory_bytes / 1e9:.0f} GB."
-    ]
-    sizes = [n for n in TP_SIZES if n <= gpus_per_node and valid_tp(c, n)]
-    for n in sizes:
-        for util in UTILIZATION:
-            if per_gpu(n) <= g.memory_bytes * util:
-                skipped = [
-                    m for m in TP_SIZES if m < n and m <= gpus_per_node and not valid_tp(c, m)
-                ]
-                reasons.append(
-                    f"TP={n}: the smallest GPU count whose memory holds it at "
-                    f"--gpu-memory-utilization {util:.2f} ({per_gpu(n) / 1e9:.1f} GB per GPU)"
-                    + (
-                        f"; TP={skipped} skipped: {c.heads} attention heads are not divisible by it"
-                        if skipped
-                        else ""
-                    )
-                    + "."
-                )
-                if util > UTILIZATION[0]:
-                    reasons.append(
-                        f"At vLLM's default 0.90 it does not fit: raised to {util:.2f} (little "
-                        "room left for the KV cache: few concurrent sequences)."
-                    )
-                return n, 1, util, per_gpu(n), reasons
-    tp, util = max(sizes), UTILIZATION[0]
-    pp = math.ceil(sharded / (g.memory_bytes * util - overhead) / tp)
-    if pp > max_nodes or pp > c.layers:
-        fits = best_scheme(c, g.memory_bytes * util * tp * max_nodes, e.context, device="cuda")
+def _sizing(c, e, g, gpus_per_node: int, max_nodes: int, scheme: str) -> Split:
+    """The one GPU count (plan/parallel.py), or PlanDoesNotFit naming a scheme that would fit."""
+    try:
+        return e.split(g, gpus_per_node, max_nodes)
+    except PlanDoesNotFit as err:
+        fits = next(
+            (s for s in _by_fidelity(c) if _splits(c, s, e, g, gpus_per_node, max_nodes)), None
+        )
         raise PlanDoesNotFit(
             f"{c.name} under {scheme} needs {e.peak_bytes / 1e9:.0f} GB: more than {max_nodes} "
-            f"nodes of {tp} × {g.name}.",
+            f"nodes of {gpus_per_node} × {g.name}.",
             (f"Scheme {fits!r} fits on {max_nodes} nodes; " if fits else "")
             + "use a bigger GPU type, a lower context, or raise max_nodes.",
+        ) from err
+
+
+def _by_fidelity(c) -> list[str]:
+    return [
+        s.name for s in sorted(map(catalog.scheme, catalog.scheme_names()), key=lambda s: s.rank)
+    ]
+
+
+def _splits(c, scheme: str, e, g, gpus_per_node: int, max_nodes: int) -> bool:
+    """Whether `scheme` fits `max_nodes` nodes of `g` at the estimate's context and KV dtype."""
+    engine = engine_for(catalog.scheme(scheme, c))
+    other = estimate(c, scheme, e.context, device="cuda", kv_dtype=e.kv_dtype, engine=engine)
+    try:
+        return bool(other.split(g, gpus_per_node, max_nodes))
+    except PlanDoesNotFit:
+        return False
+
+
+def kv_capacity(c, e, sp: Split, g, context: int) -> tuple[int, float, float]:
+    """What vLLM prints at start-up: KV cache bytes left on all GPUs of a replica once weights,
+    activations and overheads are in, and the concurrent sequences it holds at `context` and at 4k
+    ("Maximum concurrency for N tokens per request")."""
+    free = sp.gpus * (g.memory_bytes * sp.utilization - e.breakdown["overhead"])
+    left = int(free - (e.peak_bytes - e.breakdown["overhead"] - e.breakdown["kv_cache"]))
+    per_token = kv_cache_bytes(c, 1, 1, KV_DTYPES[e.kv_dtype])
+    return left, left / per_token / context, left / per_token / 4096
+
+
+def _modelfile(path: str, family: str, context: int, reasons: list[str]) -> str:
+    """The Ollama Modelfile, or '' with the reason where no chat template is known for `family`."""
+    try:
+        return ollama.modelfile(path, family=family, num_ctx=context)
+    except InvalidSetting as err:
+        reasons.append(f"No Ollama Modelfile: {err.message} {err.fix}")
+        return ""
+
+
+def _manifests(engine, name, args, tp, pp, replicas, e, g, reasons) -> tuple[Manifest, ...]:
+    if engine == "vllm":
+        reasons.append(
+            "Create the secrets the manifests refer to first (values from your shell, never a "
+            "file): " + " ; ".join(kubernetes.secret_commands(name))
         )
+        reasons.append(str(kubernetes.startup_budget(int(e.breakdown["weights"]), pp)))
+        return tuple(kubernetes.manifests(name, args, tp, pp, replicas, e, gpu=g.name))
     reasons.append(
-        f"One node of {tp} × {g.name} holds {tp * g.memory_bytes * util / 1e9:.0f} GB at "
-        f"utilization {util:.2f}, less than needed: PP={pp} pipeline stages, one node each, "
-        f"TP={tp} within each ({per_gpu(tp * pp) / 1e9:.1f} GB per GPU)."
+        "No Kubernetes manifests: they are written for vLLM's image; run llama-server with the "
+        "docker line, or plan a GPTQ/AWQ scheme for a cluster."
     )
-    return tp, pp, util, per_gpu(tp * pp), reasons
+    return ()
 
 
-def _engine(s, gpus: int, nodes: int) -> tuple[str, str]:
+def _why_engine(s, gpus: int, nodes: int) -> str:
+    if s.is_gguf:
+        return (
+            "A GGUF scheme: llama.cpp's llama-server serves the file natively"
+            + (f", its layers split over {gpus} GPUs" if gpus > 1 else "")
+            + " (Ollama too, with the Modelfile); vLLM's GGUF loading is experimental."
+        )
     if nodes > 1:
-        return "vllm", (
+        return (
             f"vLLM across {nodes} nodes: Ray joins them (vLLM's multi-node setup); on Kubernetes a "
             "LeaderWorkerSet starts one leader and the workers as a group."
         )
-    if s.is_gguf:
-        return "llama.cpp", (
-            "A GGUF scheme: llama.cpp's server or Ollama serve it natively; vLLM's GGUF "
-            "support is experimental (the vLLM line is given for comparison)."
-        )
     if gpus > 1:
         return (
-            "vllm",
             f"vLLM with tensor parallelism over {gpus} GPUs of one node (continuous "
-            "batching, paged KV cache).",
+            "batching, paged KV cache)."
         )
-    return (
-        "vllm",
-        "vLLM on one GPU: continuous batching and a paged KV cache for many concurrent users.",
-    )
-
-
-def serving_repo(c, s) -> str:
-    """The Hub repo vLLM loads: the published AWQ/GPTQ checkpoint for those schemes,
-    else the instruct model."""
-    published = c.published(s.made_by)
-    return published[0] if published else c.hub_id_instruct or c.hub_id
-
-
-def vllm_args(repo, tp, pp, context, s, util, kv_cache_dtype) -> list[str]:
-    args = [repo, "--tensor-parallel-size", str(tp)]
-    if pp > 1:
-        args += ["--pipeline-parallel-size", str(pp), "--distributed-executor-backend", "ray"]
-    args += ["--max-model-len", str(context)]
-    if s.vllm_quantization:
-        args += ["--quantization", s.vllm_quantization]
-    elif s.dtype:
-        args += ["--dtype", s.dtype]
-    args += [
-        "--gpu-memory-utilization",
-        f"{util:.2f}",
-        "--kv-cache-dtype",
-        kv_cache_dtype,
-        "--port",
-        str(PORT),
-    ]
-    return args
+    return "vLLM on one GPU: continuous batching and a paged KV cache for many concurrent users."
 
 
 def docker_run(args: list[str], tp: int) -> str:
-    """vLLM's OpenAI server image; the key and Hub token come from your shell's environment,
-    never the line."""
+    """vLLM's OpenAI server image on this host only (127.0.0.1); the key and Hub token come from
+    your shell's environment, never the line, and the shell refuses to start it without a key."""
     shm = " --ipc=host" if tp > 1 else ""
     return (
-        "docker run --gpus all -v ~/.cache/huggingface:/root/.cache/huggingface --env "
-        f'"HF_TOKEN=$HF_TOKEN" --env "VLLM_API_KEY=$VLLM_API_KEY" -p {PORT}:{PORT}{shm} '
-        f"{IMAGE} --model " + " ".join(args)
+        "docker run --gpus all -v ~/.cache/huggingface:/root/.cache/huggingface "
+        '-v ./models:/models --env "HF_TOKEN=$HF_TOKEN" '
+        '--env "VLLM_API_KEY=${VLLM_API_KEY:?set VLLM_API_KEY first}" '
+        f"-p 127.0.0.1:{PORT}:{PORT}{shm} {IMAGE} --model " + shlex.join(args)
+    )
+
+
+def docker_run_llama_server(args: list[str]) -> str:
+    """llama.cpp's CUDA server image on this host only; the key from your environment
+    (llama-server reads LLAMA_API_KEY), refused when unset."""
+    return (
+        "docker run --gpus all -v ./models:/models:ro "
+        '--env "LLAMA_API_KEY=${LLAMA_API_KEY:?set LLAMA_API_KEY first}" '
+        f"-p 127.0.0.1:{PORT}:{PORT} {LLAMA_SERVER_IMAGE} " + shlex.join(args)
     )

@@ -6,15 +6,15 @@ where the memory goes; the assumptions behind each term live in catalog/assumpti
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from .. import catalog as cat
 from ..catalog import GPU, ModelCard, Scheme, card, linear_shapes
 from ..core import validate
-from ..core.errors import InvalidSetting, LlamalabError
+from ..core.errors import InvalidSetting
 from ..core.hardware import Hardware, compute_dtype, default_device, hardware
+from .parallel import ENGINES, Split, capacity, split
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -44,9 +44,9 @@ class Estimate:
     device: str
     breakdown: dict = field(hash=False)
     notes: tuple[str, ...] = ()
-    load_transient_bytes: int = (
-        0  # the unquantized copy a quantize-while-loading backend reads first
-    )
+    load_transient_bytes: int = 0  # the unquantized copy a quantize-while-loading backend reads
+    engine: str = "transformers"  # whose prefill and overheads are counted (parallel.ENGINES)
+    card: ModelCard | None = field(default=None, compare=False, repr=False)
 
     @property
     def total_bytes(self) -> int:
@@ -63,13 +63,23 @@ class Estimate:
         return max(self.total_bytes, self.load_peak_bytes)
 
     def fits(self, gpu="this", count: int = 1) -> bool:
-        """True if the peak fits `count` of `gpu` (a catalog name, a GPU, a Hardware,
-        'this' or bytes)."""
-        return self.peak_bytes <= budget_bytes(gpu) * validate.integer("count", count, 1)
+        """True if the peak fits `count` of `gpu` (a catalog name, a GPU, a Hardware, 'this' or
+        bytes) within the share of it the engine may use (vLLM: 0.95 at most)."""
+        room = budget_bytes(gpu) * capacity(self.engine)
+        return self.peak_bytes <= room * validate.integer("count", count, 1)
+
+    def split(self, gpu, gpus_per_node: int = 8, max_nodes: int | None = None) -> Split:
+        """GPUs of `gpu`'s type per replica as TP × PP, by the parallelism rules
+        (plan/parallel.py): the one answer to "how many GPUs"."""
+        c = self.card or card(self.model)
+        one, name = _one_device(gpu)
+        overhead = self.breakdown["overhead"]
+        return split(c, self.peak_bytes, overhead, one, name, self.engine, gpus_per_node, max_nodes)
 
     def devices_needed(self, gpu) -> int:
-        """How many of `gpu` the model needs if the peak is split evenly (weights sharded)."""
-        return max(1, math.ceil(self.peak_bytes / budget_bytes(gpu)))
+        """How many GPUs of `gpu`'s type one replica needs: a count tensor parallelism can use
+        (1, 2, 4, 8, then whole nodes of 8), see `split`."""
+        return self.split(gpu).gpus
 
     def to_dict(self) -> dict:
         d = {
@@ -231,6 +241,24 @@ def _activation_bytes(c: ModelCard, tokens: int, act_bytes: int) -> int:
     return int(tokens * per_token * act_bytes)
 
 
+def _prefill_bytes(c: ModelCard, chunk: int, context: int, act_bytes: int, engine: str) -> int:
+    """One prefill pass of `chunk` tokens: the layer activations in the engine's dtype, and where
+    the engine keeps them (llama.cpp without flash attention) the chunk's attention scores over the
+    whole context (catalog/assumptions.toml [engines])."""
+    e = assumptions()["engines"]
+    act = _activation_bytes(c, chunk, e.get(f"{engine}_activation_bytes", act_bytes))
+    scores = chunk * context * c.heads * 4 if e.get(f"{engine}_attention_scores") else 0
+    return act + scores
+
+
+def _cpu_dequant_bytes(c: ModelCard, compute: int) -> int:
+    """CPU inference over weights quantized while loading: each matmul dequantizes its weight into
+    the `compute` dtype and the allocator keeps the freed blocks, about `cpu_dequant_layers` layers'
+    quantized linears (catalog/assumptions.toml, measured at 1B-3B)."""
+    per_layer = sum(i * o * n for i, o, n in linear_shapes(c, active=True)) / c.layers
+    return int(per_layer * compute * assumptions()["runtime"]["cpu_dequant_layers"])
+
+
 def _train_activation_bytes(
     c: ModelCard, tokens: int, checkpointing: bool, act_bytes: int = 2
 ) -> int:
@@ -261,6 +289,7 @@ def estimate(
     lora_rank: int | None = None,
     gradient_checkpointing: bool = True,
     target_modules="all-linear",
+    engine: str | None = None,
 ) -> Estimate:
     """Memory needed to run (`inference`) or train (`full`, `lora`, `qlora`) a model.
 
@@ -268,11 +297,14 @@ def estimate(
     padded row of a micro-batch, which is what a run's peak sees). `target_modules` (lora/qlora):
     which linears get adapters, as FinetuneSettings takes it ('all-linear', 'guide' = q_proj/v_proj,
     or names). `device` only changes the fixed runtime overhead ("cuda": CUDA context; "cpu": the
-    Python process); "auto" is this machine's kind (its GPU if it has one).
+    Python process); "auto" is this machine's kind (its GPU if it has one). `engine` (inference):
+    'transformers' prefills the whole prompt at once; 'vllm' and 'llama.cpp' prefill in chunks and
+    keep their own overheads; default llama.cpp for GGUF schemes, else transformers.
     """
     c = card(model)
     s = cat.scheme(scheme, c)
     device = _device(device)
+    engine = _engine(engine, s, mode)
     _check(context, batch, mode, kv_dtype, device, group_size, lora_rank, gradient_checkpointing)
     lora_targets(c, target_modules)  # a bad name raises here, whatever the mode
     notes: list[str] = []
@@ -287,16 +319,16 @@ def estimate(
     kv_name = kv_dtype or ("fp32" if s.kv_bytes == 4 else "fp16")
     compute = _compute_bytes(s, device)
     act_bytes = 4 if s.name == "fp32" else 2  # nf4 in fp32 too: its measured peak did not double
-    rt = assumptions()["runtime"]
     weights = weight_bytes(c, s, group_size, kept_bytes=compute)
     b: dict[str, int] = {"weights": sum(weights.values())}
     if mode == "inference":
         b["kv_cache"] = kv_cache_bytes(c, context, batch, KV_DTYPES[kv_name])
-        b["activations"] = _activation_bytes(c, batch * context, act_bytes) + batch * c.vocab * 4
-        notes.append(
-            "Activations assume the whole prompt is prefilled in one pass (transformers); "
-            "engines with chunked prefill (vLLM, llama.cpp) need less."
-        )
+        chunk = min(batch * context, _prefill_tokens(engine))
+        logits = batch * c.vocab * 4
+        b["activations"] = _prefill_bytes(c, chunk, context, act_bytes, engine) + logits
+        notes.append(_prefill_note(engine, chunk))
+        if device == "cpu" and s.quantized_at == "load":
+            b["cpu_slack"] = _cpu_dequant_bytes(c, compute)
     else:
         b["kv_cache"] = 0
         b["activations"] = _train_activation_bytes(
@@ -316,7 +348,7 @@ def estimate(
             if device == "cpu"
             else 0
         )
-    b["overhead"] = int(rt["cuda_bytes"] if device.startswith("cuda") else rt["cpu_bytes"])
+    b["overhead"] = _overhead(engine, device)
     if c.is_moe:
         notes.append(
             f"MoE: all {c.experts} experts stay resident; {c.experts_active} run per token."
@@ -332,7 +364,19 @@ def estimate(
             f"a multiple of 256, so llama.cpp stores most tensors in a {s.fallback_bpw:g}-bit "
             "fallback type."
         )
-    est = Estimate(c.name, s.name, context, batch, mode, kv_name, device, b, tuple(notes))
+    est = Estimate(
+        c.name,
+        s.name,
+        context,
+        batch,
+        mode,
+        kv_name,
+        device,
+        b,
+        tuple(notes),
+        engine=engine,
+        card=c,
+    )
     source = s.loads_from(device)
     if source and compute == 4:  # nf4 on a CPU without bf16 reads the checkpoint as fp32
         source = "fp32"
@@ -349,6 +393,45 @@ def estimate(
             "allocator's slack can add as much again).",
         ),
     )
+
+
+def _engine(engine, s: Scheme, mode: str) -> str:
+    """The engine whose prefill and overheads an estimate counts; training runs in transformers."""
+    if engine is None:
+        return "llama.cpp" if s.is_gguf and mode == "inference" else "transformers"
+    validate.choice("engine", engine, ENGINES)
+    if mode != "inference" and engine != "transformers":
+        raise InvalidSetting(
+            f"engine={engine!r} serves models; {mode} training runs in transformers.",
+            "Leave engine out (or 'transformers') for a training estimate.",
+        )
+    return engine
+
+
+def _prefill_tokens(engine: str) -> int:
+    """The most prompt tokens one forward pass holds: all of them in transformers, a chunk in the
+    serving engines (catalog/assumptions.toml [engines])."""
+    return assumptions()["engines"].get(f"{engine}_prefill_tokens", MAX_TOKENS)
+
+
+def _prefill_note(engine: str, chunk: int) -> str:
+    if engine == "transformers":
+        return (
+            "Activations assume the whole prompt is prefilled in one pass (transformers); "
+            "engine='vllm' or 'llama.cpp' prefill in chunks and need less."
+        )
+    knob = "max_num_batched_tokens" if engine == "vllm" else "n_ubatch"
+    return f"{engine} prefills at most {chunk} tokens per pass ({knob}): activations for those."
+
+
+def _overhead(engine: str, device: str) -> int:
+    """Runtime bytes per device before any weight: the CUDA context (plus vLLM's CUDA graphs) on a
+    GPU, the Python process on a CPU."""
+    rt = assumptions()["runtime"]
+    if not device.startswith("cuda"):
+        return int(rt["cpu_bytes"])
+    graphs = assumptions()["engines"]["vllm_cuda_graph_bytes"] if engine == "vllm" else 0
+    return int(rt["cuda_bytes"] + graphs)
 
 
 def _lora_input_bytes(
@@ -467,20 +550,44 @@ def budget_bytes(gpu) -> int:
         return gpu.memory_bytes
     if isinstance(gpu, Hardware):
         return gpu.budget_bytes()
-    name = validate.text("gpu", gpu).strip().lower()
-    if name in THIS:
+    if validate.text("gpu", gpu).strip().lower() in THIS:
         return hardware().budget_bytes()
+    count, g = gpu_count(gpu)
+    return count * g.memory_bytes
+
+
+def gpu_count(name: str) -> tuple[int, GPU]:
+    """'2x h100-80gb' → (2, the H100); 'l4' → (1, the L4)."""
+    name = validate.text("gpu", name).strip().lower()
     count, _, rest = name.partition("x ")
     if rest and count.isdecimal():
-        return validate.integer("GPU count", int(count), 1, 100_000) * cat.gpu(rest).memory_bytes
-    return cat.gpu(name).memory_bytes
+        return validate.integer("GPU count", int(count), 1, 100_000), cat.gpu(rest)
+    return 1, cat.gpu(name)
+
+
+def _one_device(gpu) -> tuple[int, str]:
+    """(bytes, name) of one device of `gpu`'s type: '2x h100-80gb' is one H100; this machine is
+    its first GPU, else its available RAM."""
+    if isinstance(gpu, str) and gpu.strip().lower() not in THIS:
+        g = gpu_count(gpu)[1]
+        return g.memory_bytes, g.name
+    if isinstance(gpu, GPU):
+        return gpu.memory_bytes, gpu.name
+    hw = gpu if isinstance(gpu, Hardware) else None
+    if gpu in THIS or hw is not None:
+        hw = hw or hardware()
+        return (
+            (hw.gpus[0].memory_bytes, hw.gpus[0].display) if hw.gpus else (hw.budget_bytes(), "RAM")
+        )
+    return budget_bytes(gpu), f"{budget_bytes(gpu) / 1e9:.1f} GB device"
 
 
 def max_context(model="default", scheme="bf16", gpu="this", batch: int = 1, **kw) -> int:
     """Longest context whose estimate fits on `gpu` (0 if not even one token fits)."""
-    budget, c = budget_bytes(gpu), card(model)
+    c = card(model)
     kw["device"] = device_for(gpu, kw.get("device", "auto"))
-    estimate(c, scheme, 1, batch, **kw)  # bad settings raise here, not as "0 fits"
+    probe = estimate(c, scheme, 1, batch, **kw)  # bad settings raise here, not as "0 fits"
+    budget = budget_bytes(gpu) * capacity(probe.engine)
     fits = lambda n: estimate(c, scheme, n, batch, **kw).peak_bytes <= budget
     if not fits(1):
         return 0
@@ -491,63 +598,6 @@ def max_context(model="default", scheme="bf16", gpu="this", batch: int = 1, **kw
         mid = (lo + hi) // 2
         lo, hi = (mid, hi) if fits(mid) else (lo, mid)
     return lo
-
-
-def best_scheme(
-    model="default",
-    gpu="this",
-    context: int = 4096,
-    batch: int = 1,
-    mode: str = "inference",
-    candidates=None,
-    **kw,
-) -> str | None:
-    """The highest-fidelity scheme (lowest rank) whose estimate fits on `gpu`; None if none does."""
-    c = card(model)
-    kw["device"] = device_for(gpu, kw.get("device", "auto"))
-    if candidates is not None and (
-        isinstance(candidates, str) or not hasattr(candidates, "__iter__")
-    ):
-        raise InvalidSetting(
-            f"candidates={candidates!r} is not a list of schemes.",
-            "Pass e.g. candidates=['bf16', 'int8'], or leave it out for every scheme.",
-        )
-    pool = [cat.scheme(x, c) for x in candidates or cat.scheme_names()]
-    estimate(c, "bf16", context, batch, mode, **kw)  # bad settings raise here, not as "none fits"
-    if mode == "full":
-        pool = [s for s in pool if s.is_float]
-    budget = budget_bytes(gpu)
-    for s in sorted(pool, key=lambda s: (s.rank, -s.bits)):
-        if estimate(c, s, context, batch, mode, **kw).peak_bytes <= budget:
-            return s.name
-    return None
-
-
-def roofline(
-    model="default", scheme="bf16", gpu="h100-80gb", context: int = 4096, batch: int = 1
-) -> dict:
-    """Upper bound on decode speed when memory bandwidth is the limit:
-    every step reads the active weights once plus each sequence's KV cache."""
-    c = card(model)
-    s = cat.scheme(scheme, c)
-    validate.integer("context", context, 1, MAX_TOKENS)
-    validate.integer("batch", batch, 1, MAX_TOKENS)
-    dev = gpu if isinstance(gpu, GPU) else cat.gpu(gpu)
-    if not dev.bandwidth_bytes_s:
-        raise LlamalabError(
-            f"No memory bandwidth known for {dev.name}.", "Pass a catalog GPU name."
-        )
-    weights = sum(weight_bytes(c, s).values()) * (c.active_params / c.params if c.is_moe else 1)
-    kv = kv_cache_bytes(c, context, batch, s.kv_bytes)
-    step_s = (weights + kv) / dev.bandwidth_bytes_s
-    return {
-        "model": c.name,
-        "scheme": s.name,
-        "gpu": dev.name,
-        "bytes_per_step": int(weights + kv),
-        "tokens_per_s_per_sequence": 1 / step_s,
-        "tokens_per_s_total": batch / step_s,
-    }
 
 
 def requirements_table(

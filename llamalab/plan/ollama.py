@@ -4,6 +4,18 @@ Templates are recognised by their markers and written as Ollama's own templates 
 (`{{ range .Messages }}` over the conversation); a format not listed here is refused with what to
 do. The default system prompt a Jinja template inserts itself (SmolLM2's) becomes the Modelfile's
 SYSTEM.
+
+The system prompt goes where each model's own Jinja template puts it (Ollama passes it as `.System`,
+all system messages joined, and keeps them in `.Messages`: ollama/ollama template/template.go
+`collate`): Mistral v0.3 prepends it to the last user message (mistralai/Mistral-7B-Instruct-v0.3
+chat_template: `"[INST] " + system_message + "\n\n" + message["content"]` when `loop.last`);
+Gemma has no system role — Gemma 2's template raises "System role not supported", Gemma 3's
+(transformers models/gemma3/convert_gemma3_weights.py `_CHAT_TEMPLATE`) prepends it with a blank
+line to the first user turn, which is what this template does for every Gemma.
+
+`num_ctx` is capped (`DEFAULT_NUM_CTX`): a Modelfile runs on a laptop, not on the server the
+deployment plan sized for its context; `laptop_num_ctx()` gives what a model's estimate fits in
+`LAPTOP_BUDGET_BYTES`.
 """
 
 from __future__ import annotations
@@ -12,6 +24,14 @@ import json
 from dataclasses import dataclass
 
 from ..core.errors import InvalidSetting
+from .estimator import max_context
+
+# Ollama's own default num_ctx is 2048 (its Modelfile docs); 8192 holds a chat with a document in
+# it and costs little KV memory on a laptop (Llama 3.1 8B: 1 GiB at bf16). A default, not a rule.
+DEFAULT_NUM_CTX = 8192
+# A 16 GB laptop, half of it for the model: the OS, a browser and the notebook keep the rest.
+# An assumption, stated; pass your own budget to laptop_num_ctx().
+LAPTOP_BUDGET_BYTES = 8e9
 
 
 @dataclass(frozen=True)
@@ -51,16 +71,22 @@ FORMATS = (
         "gemma",
         ("<start_of_turn>",),
         ("gemma",),
-        '{{- range .Messages }}<start_of_turn>{{ if eq .Role "assistant" }}model{{ else }}'
-        "{{ .Role }}{{ end }}\n{{ .Content }}<end_of_turn>\n{{ end }}<start_of_turn>model\n",
+        "{{- $system := .System }}{{- $first := true }}{{- range .Messages }}"
+        '{{- if eq .Role "user" }}<start_of_turn>user\n'
+        "{{ if and $first $system }}{{ $system }}\n\n{{ end }}{{ .Content }}<end_of_turn>\n"
+        "{{ $first = false }}"
+        '{{- else if eq .Role "assistant" }}<start_of_turn>model\n{{ .Content }}<end_of_turn>\n'
+        "{{- end }}{{- end }}<start_of_turn>model\n",
         ("<start_of_turn>", "<end_of_turn>"),
     ),
     ChatFormat(
         "mistral",
         ("[INST]",),
         ("mistral", "mixtral", "ministral"),
-        '{{- range .Messages }}{{ if eq .Role "user" }}[INST] {{ .Content }}[/INST]'
-        '{{ else if eq .Role "assistant" }} {{ .Content }}</s>{{ end }}{{ end }}',
+        '{{- range $i, $_ := .Messages }}{{ if eq .Role "user" }}[INST] '
+        "{{ if and $.System (eq (len (slice $.Messages $i)) 1) }}{{ $.System }}\n\n{{ end }}"
+        '{{ .Content }}[/INST]{{ else if eq .Role "assistant" }} {{ .Content }}</s>{{ end }}'
+        "{{ end }}",
         ("[INST]", "[/INST]"),
     ),
 )
@@ -102,22 +128,37 @@ def default_system(chat_template: str) -> str | None:
     return None
 
 
+def laptop_num_ctx(model, scheme: str = "q4_k_m", budget_bytes: float = LAPTOP_BUDGET_BYTES) -> int:
+    """The longest context whose estimate fits in `budget_bytes` of a laptop's memory: what
+    `num_ctx` may be there (0: not even the weights)."""
+    return max_context(model, scheme, gpu=budget_bytes, device="cpu")  # a laptop runs it on its CPU
+
+
 def modelfile(
     gguf: str,
     chat_template: str | None = None,
     family: str | None = None,
     num_ctx: int = 2048,
     temperature: float | None = None,
+    max_num_ctx: int = DEFAULT_NUM_CTX,
 ) -> str:
     """An Ollama Modelfile: FROM the GGUF (a path relative to the Modelfile, or absolute), TEMPLATE,
-    SYSTEM (if the template has a default), PARAMETER stop (one per stop string) and num_ctx."""
+    SYSTEM (if the template has a default), PARAMETER stop (one per stop string) and num_ctx, at
+    most `max_num_ctx` (a comment says when it was lowered; `laptop_num_ctx()` sizes it)."""
     f = chat_format(chat_template, family)
     lines = [f"FROM {gguf}", f'TEMPLATE """{f.template}"""']
     system = default_system(chat_template) if chat_template and f.name == "chatml" else None
     if system:
         lines.append(f'SYSTEM """{system}"""')
     lines += [f'PARAMETER stop "{s}"' for s in f.stop]
-    lines.append(f"PARAMETER num_ctx {int(num_ctx)}")
+    ctx = min(int(num_ctx), int(max_num_ctx))
+    if ctx < int(num_ctx):
+        lines.append(
+            f"# num_ctx {int(num_ctx)} lowered to {ctx}: the KV cache of every token is memory "
+            "the laptop must have (llamalab.plan.ollama.laptop_num_ctx sizes it; raise "
+            "max_num_ctx if it fits)."
+        )
+    lines.append(f"PARAMETER num_ctx {ctx}")
     if temperature is not None:
         lines.append(f"PARAMETER temperature {temperature:g}")
     return "\n".join(lines) + "\n"
@@ -157,17 +198,34 @@ def render(fmt: ChatFormat, messages: list[dict], system: str | None = None) -> 
         return (
             "".join(f"<|{m['role']}|>\n{m['content']}<|end|>\n" for m in msgs) + "<|assistant|>\n"
         )
+    system = "\n\n".join(m["content"] for m in msgs if m["role"] == "system")  # Ollama's .System
+    turns = [m for m in msgs if m["role"] in ("user", "assistant")]
     if fmt.name == "gemma":
-        return (
-            "".join(
-                f"<start_of_turn>{'model' if m['role'] == 'assistant' else m['role']}\n"
-                f"{m['content']}<end_of_turn>\n"
-                for m in msgs
-            )
-            + "<start_of_turn>model\n"
-        )
-    return "".join(
-        f"[INST] {m['content']}[/INST]" if m["role"] == "user" else f" {m['content']}</s>"
-        for m in msgs
-        if m["role"] in ("user", "assistant")
-    )
+        return _render_gemma(turns, system)
+    return _render_mistral(turns, system)
+
+
+def _render_gemma(turns: list[dict], system: str) -> str:
+    """The system prompt opens the first user turn (Gemma 3's template); no system turn."""
+    out, first = [], True
+    for m in turns:
+        if m["role"] == "user":
+            prefix = f"{system}\n\n" if first and system else ""
+            out.append(f"<start_of_turn>user\n{prefix}{m['content']}<end_of_turn>\n")
+            first = False
+        else:
+            out.append(f"<start_of_turn>model\n{m['content']}<end_of_turn>\n")
+    return "".join(out) + "<start_of_turn>model\n"
+
+
+def _render_mistral(turns: list[dict], system: str) -> str:
+    """The system prompt opens the last message when it is the user's (Mistral v0.3's template)."""
+    out = []
+    for i, m in enumerate(turns):
+        if m["role"] == "user":
+            last = i == len(turns) - 1
+            prefix = f"{system}\n\n" if last and system else ""
+            out.append(f"[INST] {prefix}{m['content']}[/INST]")
+        else:
+            out.append(f" {m['content']}</s>")
+    return "".join(out)

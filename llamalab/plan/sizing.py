@@ -1,6 +1,6 @@
-"""One model × scheme × context on one GPU type: does it fit, how many GPUs, the longest context,
-the best scheme. What the memory calculator and `llamalab estimate --gpu` show. Pure arithmetic,
-no torch."""
+"""One model × scheme × context on one GPU type: does it fit, how many GPUs (`Estimate.split`, the
+answer `deployment_plan` and `cost_at_scale` give), the longest context, the best scheme. What the
+memory calculator and `llamalab estimate --gpu` show. Pure arithmetic, no torch."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from dataclasses import dataclass
 
 from .. import catalog
 from ..catalog import card
-from .estimator import Estimate, best_scheme, device_for, estimate, max_context
+from .choice import choose_scheme
+from .estimator import Estimate, device_for, estimate, max_context
+from .parallel import PlanDoesNotFit
 
 
 @dataclass(frozen=True)
@@ -18,9 +20,10 @@ class Sizing:
     estimate: Estimate
     gpu: str  # what was asked: a catalog name, "2x h100-80gb", "this" or bytes
     fits: bool
-    devices_needed: int  # of `gpu`, the peak split evenly (weights sharded)
+    devices_needed: int  # GPUs of `gpu`'s type per replica (Estimate.split; 0: none holds it)
     max_context: int  # longest context that fits under this scheme (0: not even one token)
-    best_scheme: str | None  # highest-fidelity scheme that fits at this context (None: none does)
+    best_scheme: str | None  # highest-fidelity scheme that fits and is fast enough (choose_scheme)
+    best_scheme_why: str  # why that one: the slower schemes passed over, the speed law's source
     fits_on: tuple[str, ...]  # catalog GPUs that hold it alone
 
     def to_dict(self) -> dict:
@@ -31,6 +34,7 @@ class Sizing:
             "devices_needed": self.devices_needed,
             "max_context": self.max_context,
             "best_scheme": self.best_scheme,
+            "best_scheme_why": self.best_scheme_why,
             "fits_on": list(self.fits_on),
         }
 
@@ -51,12 +55,21 @@ def sizing(
     device = device_for(gpu, device)
     c = card(model)
     e = estimate(c, scheme, context, batch, mode, device=device, **kw)
+    choice = choose_scheme(c, gpu, context, batch, mode, device=device, **kw)
     return Sizing(
         estimate=e,
         gpu=str(gpu),
         fits=e.fits(gpu),
-        devices_needed=e.devices_needed(gpu),
+        devices_needed=_devices_needed(e, gpu),
         max_context=max_context(c, e.scheme, gpu, batch, mode=mode, device=device, **kw),
-        best_scheme=best_scheme(c, gpu, context, batch, mode, device=device, **kw),
+        best_scheme=choice.scheme,
+        best_scheme_why=choice.why,
         fits_on=tuple(g for g in catalog.gpu_names() if e.fits(catalog.gpu(g))),
     )
+
+
+def _devices_needed(e: Estimate, gpu) -> int:
+    try:
+        return e.devices_needed(gpu)
+    except PlanDoesNotFit:
+        return 0

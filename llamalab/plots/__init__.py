@@ -9,6 +9,7 @@ from __future__ import annotations
 from copy import deepcopy
 
 from .arena import ARENA_METRICS, QUALITY_METRICS, arena_figure
+from .cost import cost_figure, cost_per_mtok_figure
 from .estimate import PARTS, breakdown_figure, gpu_lines
 from .monitor import apply_samples, monitor_figure
 
@@ -19,6 +20,8 @@ __all__ = [
     "apply_samples",
     "arena_figure",
     "breakdown_figure",
+    "cost_figure",
+    "cost_per_mtok_figure",
     "gpu_lines",
     "monitor_figure",
     "resync",

@@ -1,24 +1,36 @@
-"""Open vs closed: monthly cost curves of `llamalab.cost_at_scale` and the break-even volume."""
+"""Open vs closed: the cost curves of `llamalab.cost_at_scale` — self-hosted, the closed API and
+the same open model hosted — per month and per million tokens, with where each is cheapest."""
 
 from __future__ import annotations
 
+import math
+
 import plotly.graph_objects as go
+
+COLOURS = {"self-hosted": "#1f77b4", "api": "#d62728", "hosted": "#2ca02c"}
+SHADES = {"self-hosted": "rgba(31,119,180,0.08)", "api": "rgba(214,39,40,0.08)"}
+SHADES["hosted"] = "rgba(44,160,44,0.08)"
 
 
 def cost_figure(r) -> go.Figure:
-    """Monthly cost vs monthly tokens, log-log, with the break-even volume marked."""
+    """Monthly cost vs monthly tokens, log-log: each option's bill (self-hosted in replica steps),
+    the break-even with the API marked only where it holds for every volume above it."""
     fig = go.Figure()
-    fig.add_scatter(x=r.tokens_per_month, y=r.api_usd, name=f"API: {r.api}", mode="lines")
-    fig.add_scatter(
-        x=r.tokens_per_month,
-        y=r.self_hosted_usd,
-        name=f"self-hosted: {r.gpus_per_replica}× {r.gpu} per replica",
-        mode="lines",
-        line_shape="hv",
-    )
+    df = r.curves()
+    for option in r.options:
+        part = df[df.option == option]
+        fig.add_scatter(
+            x=part.tokens_per_month,
+            y=part.usd_per_month,
+            name=r.label(option),
+            mode="lines",
+            line_color=COLOURS[option],
+        )
     if r.break_even_tokens_per_month:
         fig.add_vline(
-            x=r.break_even_tokens_per_month, line_dash="dash", annotation_text="break-even"
+            x=r.break_even_tokens_per_month,
+            line_dash="dash",
+            annotation_text=f"break-even with {r.api}",
         )
     fig.update_layout(
         title=f"{r.model} · {r.scheme}: cost per month",
@@ -28,5 +40,41 @@ def cost_figure(r) -> go.Figure:
         yaxis_title="US$ per month",
         height=380,
         margin=dict(l=60, r=20, t=50, b=50),
+    )
+    return fig
+
+
+def cost_per_mtok_figure(r, low: float | None = None, high: float | None = None) -> go.Figure:
+    """The sensitivity plot: US$ per million tokens vs monthly volume (log x) for the three options.
+    A per-token price is a flat line; self-hosting falls as a replica fills and jumps up at each
+    new replica (the sawtooth). The background is shaded by the cheapest option (`r.ranges`)."""
+    df = r.curves(low, high)
+    fig = go.Figure()
+    for option in r.options:
+        part = df[df.option == option]
+        fig.add_scatter(
+            x=part.tokens_per_month,
+            y=part.usd_per_mtok,
+            name=r.label(option),
+            mode="lines",
+            line_color=COLOURS[option],
+        )
+    lo, hi = df.tokens_per_month.min(), df.tokens_per_month.max()
+    for rg in r.ranges:
+        start, end = max(rg.start, lo), min(rg.end, hi)
+        if end > start:
+            fig.add_vrect(
+                x0=start, x1=end, fillcolor=SHADES[rg.option], line_width=0, layer="below"
+            )
+    fig.update_layout(
+        title=f"{r.model} · {r.scheme}: cost per million tokens (shaded: cheapest)",
+        xaxis_type="log",
+        yaxis_type="log",
+        xaxis_title="tokens per month",
+        yaxis_title="US$ per million tokens",
+        xaxis_range=[math.log10(lo), math.log10(hi)],
+        height=400,
+        margin=dict(l=60, r=20, t=50, b=50),
+        legend=dict(orientation="h", y=-0.25),
     )
     return fig

@@ -27,7 +27,8 @@ def _record(e) -> dict:
 
 
 def gpu_lines(gpus) -> list[tuple[float, str]]:
-    """(GB, label) per distinct memory size: GPUs with the same memory share one line."""
+    """(GB, label) per distinct memory size, as the driver reports it (the label says GB and GiB):
+    GPUs with the same memory share one line."""
     by_size: dict[float, list[str]] = {}
     items = gpus.values() if isinstance(gpus, dict) else gpus
     for g in items:
@@ -35,7 +36,10 @@ def gpu_lines(gpus) -> list[tuple[float, str]]:
         by_size.setdefault(round(size / GB, 1), []).append(
             name.replace("NVIDIA ", "").replace("GeForce ", "")
         )
-    return [(gb, f"{gb:g} GB: {', '.join(names)}") for gb, names in sorted(by_size.items())]
+    return [
+        (gb, f"{gb:g} GB = {gb * GB / 2**30:.1f} GiB: {', '.join(names)}")
+        for gb, names in sorted(by_size.items())
+    ]
 
 
 def breakdown_figure(

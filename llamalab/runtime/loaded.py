@@ -44,6 +44,12 @@ class Generation:
     token_times: tuple[float, ...] = field(
         default=(), repr=False
     )  # each token's arrival, s after the call
+    # The peak by kind, from the same samples (CPU only; None on a GPU or remote): what the process
+    # allocated, its mapped files (llama.cpp's GGUF, a bf16 checkpoint's weights), and what its
+    # container counts (None outside a memory cgroup). memory.ANON, memory.FILE, memory.CONTAINER.
+    peak_anon_bytes: int | None = None
+    peak_file_bytes: int | None = None
+    peak_container_bytes: int | None = None
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -75,6 +81,13 @@ class LoadedModel:
     backend: str = ""
     adapter: str = ""  # the peft adapter folder attached at load ('' when none)
     served_name: str = ""  # the id a server serves the model under (remote models)
+    # The load by kind (CPU only; None on a GPU or remote): anonymous and file-backed RSS growth it
+    # left (a checkpoint left mapped shows in the second), the anonymous peak growth, and what the
+    # container counts after it (all its processes, and the file pages they read).
+    load_anon_bytes: int | None = None
+    load_file_bytes: int | None = None
+    load_anon_peak_bytes: int | None = None
+    load_container_bytes: int | None = None
     _calls: set = field(
         default_factory=set, init=False, repr=False
     )  # stop events of calls in progress
@@ -125,6 +138,10 @@ class LoadedModel:
             "load_memory_kind": self.load_memory_kind,
             "load_peak_bytes": self.load_peak_bytes,
             "estimated_load_peak_bytes": e.load_peak_bytes - e.breakdown["overhead"] if e else None,
+            "load_anon_bytes": self.load_anon_bytes,
+            "load_file_bytes": self.load_file_bytes,
+            "load_anon_peak_bytes": self.load_anon_peak_bytes,
+            "load_container_bytes": self.load_container_bytes,
             "path": self.path,
         }
 
@@ -288,6 +305,9 @@ class LoadedModel:
             total_s=t_end - t_call,
             peak_memory_bytes=peak.bytes,
             peak_memory_kind=peak.kind,
+            peak_anon_bytes=peak.anon_bytes,
+            peak_file_bytes=peak.file_bytes,
+            peak_container_bytes=peak.container_bytes,
             finish_reason=reason,
             model=self.name,
             scheme=self.scheme_name,

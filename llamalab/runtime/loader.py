@@ -16,7 +16,8 @@ from ..core import memory, torch_thread, validate
 from ..core.errors import InvalidSetting, LlamalabError, NotEnoughMemory, SchemeUnavailable
 from ..core.hardware import hardware
 from ..engines.base import Adapters, require
-from ..plan.estimator import best_scheme, estimate
+from ..plan.choice import best_scheme
+from ..plan.estimator import estimate
 from . import backends
 from .files.source import NeedsConversion, resolve
 from .files.store import model_fingerprint
@@ -152,6 +153,10 @@ def _load(
         load_memory_delta_bytes=None if remote else mem.bytes,
         load_memory_kind=memory.REMOTE if remote else mem.kind,
         load_peak_bytes=None if remote else mem.peak_bytes,
+        load_anon_bytes=None if remote else mem.anon_bytes,
+        load_file_bytes=None if remote else mem.file_bytes,
+        load_anon_peak_bytes=None if remote else mem.anon_peak_bytes,
+        load_container_bytes=None if remote else mem.container_bytes,
         estimate=est,
         path=str(path),
         backend=name,

@@ -10,11 +10,13 @@ when it knows the model (or the caller says which it is), else absent — nothin
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from .. import catalog
 from ..catalog import ModelCard
 from ..core import memory, validate
 from ..core.errors import LlamalabError
+from ..engines.http import EndpointSettings
 from ..engines.ollama import OllamaEngine
 from ..engines.openai import OpenAIEngine
 from .loaded import LoadedModel
@@ -43,8 +45,11 @@ def connect(
     api: str = "openai",
     card=None,
     scheme: str | None = None,
-    timeout: float = 60.0,
+    timeout: float | None = None,
     check: bool = True,
+    settings: EndpointSettings | None = None,
+    key: Callable[[], str] | None = None,
+    **overrides,
 ) -> LoadedModel:
     """A served model you generate from like a local one: `generate()`, `stream()`,
     the Playground, the Arena.
@@ -55,13 +60,27 @@ def connect(
     api: "openai" (any OpenAI-compatible server) or "ollama" (its native API). card / scheme: the
     catalog model and scheme this is, when you know (else the model id is looked up; a model the
     catalog does not know has no card). check: ask the server now whether it serves `model`
-    (a clear error now, not later). Peak memory is absent on every Generation: its memory is on
-    the server.
+    (a clear error now, not later). settings (an EndpointSettings) and/or its fields as keywords:
+    timeout (seconds the server may stay silent), deadline_s (one request in all), retries,
+    backoff_s, max_retry_wait_s, retry_statuses (429/503 are retried, honouring Retry-After),
+    keep_alive, server (which extra fields it takes). key: for a server this process started, a
+    function returning its key (held in memory; `Server.connect()` passes it). Every failure raises
+    an EndpointError; `model.engine.stats` counts requests, retries, reconnects and connections.
+    Peak memory is absent on every Generation: its memory is on the server.
     """
     validate.choice("api", api, APIS)
     t0 = time.perf_counter()
     c = _card(model, card)
-    engine = APIS[api](base_url, model, api_key_env, timeout, c.context if c else 0)
+    engine = APIS[api](
+        base_url,
+        model,
+        api_key_env,
+        timeout,
+        c.context if c else 0,
+        settings=settings,
+        key=key,
+        **overrides,
+    )
     if check:
         engine.check_model()
     return LoadedModel(

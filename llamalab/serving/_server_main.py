@@ -4,7 +4,11 @@ a process Task.
     python -m llamalab.serving._server_main   # settings in LLAMALAB_SERVER_CONFIG (JSON),
                                               # key in LLAMALAB_SERVER_KEY
 
-It serves until its stdin closes (the parent ended, even by a kill) or it gets SIGTERM.
+It binds its port itself (port 0: a free one, llama.cpp's `--port 0`), loads the model, then reports
+where it listens as one event line: {"event": "listening", "address": "http://127.0.0.1:PORT"}. Both
+variables leave its environment before llama.cpp starts, so nothing it runs inherits the key;
+the key is never printed. It serves until its stdin closes (the parent ended, even by a kill) or
+SIGTERM.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ def main() -> int:
     p.model.path = cfg["gguf"]
     p.model_alias = {cfg["alias"]}
     p.hostnames = ["127.0.0.1"]
-    p.port = cfg["port"]
+    p.port = cfg.get("port", 0)  # 0: the server binds a free port; listening_address says which
     p.n_parallel = cfg["parallel"]
     p.n_ctx = cfg["context"] * cfg["parallel"]  # llama.cpp splits n_ctx across the slots
     p.cont_batching = True
@@ -31,10 +35,10 @@ def main() -> int:
     p.cpuparams.n_threads = p.cpuparams_batch.n_threads = cfg["threads"]
     if key:
         p.api_keys = [key]
-    server = xllamacpp.Server(
-        p
-    )  # listens from here on; the HTTP loop runs on llama.cpp's own threads
-    print(json.dumps({"event": "listening", "address": str(server.listening_address)}), flush=True)
+    # listens from here on (the model loaded); the HTTP loop runs on llama.cpp's own threads
+    server = xllamacpp.Server(p)
+    address = str(server.listening_address)
+    print(json.dumps({"event": "listening", "address": address}), flush=True)
     sys.stdin.read()  # blocks until the parent closes the pipe or dies
     return 0
 

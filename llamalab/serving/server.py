@@ -7,13 +7,21 @@
 
 Why xllamacpp: its prebuilt CPU wheel (~100 MB installed, no compiler) runs llama.cpp's own server
 (`llama-server`); llama-cpp-python's server serves one request at a time. See docs/deploy.md.
+
+No port race: the server process binds a port itself (llama.cpp's `--port 0`) and reports it on its
+own stdout; nothing here picks a port for another process to take first. Before the key is sent
+anywhere, the listener on that port must be the server process; then a request without the key must
+be refused and the same request with it must list our model id. The key lives in the server
+process's environment and in the `Server` object, never in this process's `os.environ`.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
+import shutil
 import socket
 import time
 from dataclasses import dataclass, field
@@ -29,10 +37,13 @@ from ..runtime.files.source import NeedsConversion, resolve
 from ..runtime.loaded import LoadedModel
 from ..runtime.remote import ServedProcess
 
+HOST = "127.0.0.1"
+SERVER_MAIN = "llamalab.serving._server_main"  # the server process's module
+
 
 class ServerFailed(TaskFailed):
-    """The server process did not start, or never became healthy; `log_tail` holds
-    the end of its log."""
+    """The server process did not start, never became healthy, or what answered on its port
+    was not it; `log_tail` holds the end of its log."""
 
 
 @dataclass(frozen=True)
@@ -49,13 +60,24 @@ class ServeSettings:
     context: int = setting(2048, "Tokens each slot holds (prompt + reply).")
     threads: int | None = setting(
         None,
-        "llama.cpp CPU threads (None: the cores this process may use, at most OMP_NUM_THREADS).",
+        "llama.cpp CPU threads (None: the CPUs this process may use — its affinity set, capped by "
+        "the container's CPU quota and by OMP_NUM_THREADS).",
     )
     model_id: str | None = setting(
         None, "The id clients send as `model` (None: the catalog name or the file's)."
     )
     start_timeout: float = setting(
-        120.0, "Seconds to wait for /health to answer ok before giving up."
+        120.0, "Seconds to wait for the server to load, listen and answer /health ok."
+    )
+    port: int = setting(
+        0,
+        "The port on 127.0.0.1 (0: the server process binds a free one itself and reports it, "
+        "so no other program can take it in between).",
+    )
+    keep_logs: bool = setting(
+        False,
+        "Keep the server's log after stop(), at server.log_path (False: its temporary folder "
+        "is removed with the server).",
     )
 
     def __post_init__(self):
@@ -67,6 +89,22 @@ class ServeSettings:
         if self.model_id is not None:
             validate.text("model_id", self.model_id)
         validate.number("start_timeout", self.start_timeout, lo=1)
+        validate.integer("port", self.port, lo=0, hi=65535)
+        validate.flag("keep_logs", self.keep_logs)
+
+
+class Secret:
+    """A string no repr, str() or f-string shows (`.value` reads it)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: str):
+        self.value = value
+
+    def __repr__(self) -> str:
+        return "Secret(hidden)"
+
+    __str__ = __repr__
 
 
 @dataclass
@@ -80,10 +118,12 @@ class Server(ServedProcess):
     settings: ServeSettings
     threads: int
     task: tasks.Task = field(repr=False)
-    key_env: str = field(repr=False, default="")
+    key_env: str = field(repr=False, default="")  # always "": the key is not in os.environ
     card: str = ""
     scheme: str = ""
     start_s: float = 0.0
+    key: Secret = field(repr=False, default_factory=lambda: Secret(""))
+    kept_log: Path | None = field(repr=False, default=None)  # the log kept past stop()
     _model: LoadedModel | None = field(default=None, init=False, repr=False)
 
     @property
@@ -101,27 +141,40 @@ class Server(ServedProcess):
     @property
     def api_key(self) -> str:
         """The key clients must send (generated per start unless given).
-        Never printed by the kit."""
-        return os.environ.get(self.key_env, "")
+        Never printed by the kit, never put in os.environ."""
+        return self.key.value
 
     @property
     def alive(self) -> bool:
         return self.task.running
+
+    @property
+    def log_path(self) -> Path | None:
+        """The server's full log: kept past stop() with keep_logs=True; otherwise in the task's
+        temporary folder, which stop() removes (None once it is gone)."""
+        if self.kept_log is not None:
+            return self.kept_log
+        path = self.task.log_path
+        return path if path is not None and path.exists() else None
 
     def tail(self, n: int = 40) -> str:
         """The last lines of the server's log."""
         return self.task.tail(n)
 
     def connect(self) -> LoadedModel:
-        """The served model, as a LoadedModel (the key is read from `key_env` at each request)."""
+        """The served model, as a LoadedModel that sends this server's key (held here, not in
+        os.environ)."""
         if self._model is None:
-            self._model = connect(
+            model = connect(
                 self.url,
                 self.model_id,
-                api_key_env=self.key_env,
                 card=self.card or None,
                 scheme=self.scheme or None,
+                check=False,
+                key=lambda: self.key.value,
             )
+            model.engine.check_model()
+            self._model = model
         return self._model
 
     def rss_bytes(self) -> int | None:
@@ -130,22 +183,14 @@ class Server(ServedProcess):
 
     def metrics(self) -> dict[str, float]:
         """llama.cpp's Prometheus counters and gauges (GET /metrics), as {name: value}."""
-        import httpx
-
-        r = httpx.get(
-            self.url + "/metrics", headers={"Authorization": f"Bearer {self.api_key}"}, timeout=5
-        )
+        r = loopback_get(self.url + "/metrics", self.key, timeout=5)
         r.raise_for_status()
         return parse_prometheus(r.text)
 
     def stop(self) -> None:
-        """End the server (SIGTERM, then SIGKILL after 5 s), wait for it, and forget its key."""
-        self.task.stop()
-        try:
-            self.task.wait()
-        except TaskFailed:
-            pass  # stopped, or it had died already: either way it is gone
-        os.environ.pop(self.key_env, None)
+        """End the server (SIGTERM, then SIGKILL after 5 s), wait for it, and remove its
+        temporary folder (its log stays at `log_path` with keep_logs=True)."""
+        end_process(self.task, self.kept_log)
 
     def __enter__(self) -> Server:
         return self
@@ -162,49 +207,54 @@ def serve(
     **overrides,
 ) -> Server:
     """Start llama.cpp's server for a GGUF (a .gguf path, or a model name whose `scheme` GGUF is
-    made if missing) on 127.0.0.1 at a free port, with an API key, and wait until /health says ok.
-    `settings` (a ServeSettings) and/or its fields as keywords. Use it as a context manager
-    (`with serve(...) as server:`): the process is stopped by PID on exit, also on Ctrl-C, and at
-    interpreter exit (the Task registry)."""
+    made if missing) on 127.0.0.1, with an API key, and wait until it is listening, healthy and
+    provably ours (the listener is its process; it refuses a request without the key and answers
+    one with it). `settings` (a ServeSettings) and/or its fields as keywords. Use it as a context
+    manager (`with serve(...) as server:`): the process is stopped by PID on exit, also on Ctrl-C,
+    and at interpreter exit (the Task registry)."""
     _require_xllamacpp()
     s = with_changes(settings or ServeSettings(), **overrides)
+    if api_key is not None:
+        validate.text("api_key", api_key)
     threads = s.threads or default_threads()
     gguf, card, scheme = gguf_for(model_or_gguf, s.scheme)
     alias = s.model_id or card or Path(gguf).stem
-    key = api_key if api_key is not None else secrets.token_urlsafe(24)
-    port = free_port()
-    key_env = f"LLAMALAB_SERVER_KEY_{port}"
+    key = Secret(api_key if api_key is not None else secrets.token_urlsafe(24))
     config = {
         "gguf": str(gguf),
         "alias": alias,
-        "port": port,
+        "port": s.port,
         "parallel": s.parallel,
         "context": s.context,
         "threads": threads,
     }
-    t0 = time.perf_counter()
+    t0, deadline = time.perf_counter(), time.monotonic() + s.start_timeout
     task = tasks.start_process(
-        "llamalab.serving._server_main",
-        label=f"llama.cpp server :{port}",
+        SERVER_MAIN,
+        label="llama.cpp server",
         tail_lines=200,
-        env={"LLAMALAB_SERVER_CONFIG": json.dumps(config), "LLAMALAB_SERVER_KEY": key},
+        env={"LLAMALAB_SERVER_CONFIG": json.dumps(config), "LLAMALAB_SERVER_KEY": key.value},
     )
-    os.environ[key_env] = key
-    server = Server(
-        url=f"http://127.0.0.1:{port}",
-        model_id=alias,
-        gguf=str(gguf),
-        settings=s,
-        threads=threads,
-        task=task,
-        key_env=key_env,
-        card=card or "",
-        scheme=scheme,
-    )
+    kept = keep_log(task) if s.keep_logs else None
     try:
-        wait_healthy(server, s.start_timeout)
-    except BaseException:  # not healthy, or Ctrl-C while waiting: leave nothing running
-        server.stop()
+        port = listening_port(task, s, deadline)
+        check_owner(task, port)  # before any request: no key reaches another program
+        server = Server(
+            url=f"http://{HOST}:{port}",
+            model_id=alias,
+            gguf=str(gguf),
+            settings=s,
+            threads=threads,
+            task=task,
+            card=card or "",
+            scheme=scheme,
+            key=key,
+            kept_log=kept,
+        )
+        wait_healthy(server, max(0.0, deadline - time.monotonic()))
+        check_identity(server)
+    except BaseException:  # not ours, not healthy, or Ctrl-C while waiting: leave nothing running
+        end_process(task, kept)
         raise
     server.start_s = time.perf_counter() - t0
     return server
@@ -233,9 +283,80 @@ def gguf_for(model_or_gguf, scheme: str) -> tuple[str, str | None, str]:
     return str(found), c.name, s.name
 
 
+def listening_port(task: tasks.Task, s: ServeSettings, deadline: float) -> int:
+    """The port the server process reports once it has bound it and loaded the model (its
+    "listening" event); ServerFailed if it ends first, time runs out, or the address is not
+    127.0.0.1 (or not the port asked for)."""
+    while True:
+        event = next((e for e in reversed(task.events) if e.get("event") == "listening"), None)
+        if event is not None:
+            return _port_of(str(event.get("address", "")), s.port, task)
+        if not task.running:
+            raise ServerFailed(
+                "The server process ended before it was listening.",
+                "Read its log (log_tail): a bad GGUF, the port you asked for taken, "
+                "or out of memory.",
+                log_tail=task.tail(),
+            )
+        if time.monotonic() >= deadline:
+            raise ServerFailed(
+                f"The server process was not listening within {s.start_timeout:g} s.",
+                "Raise start_timeout= (a big model takes a while to load) or read the log.",
+                log_tail=task.tail(),
+            )
+        task.stop_event.wait(0.1)
+
+
+def _port_of(address: str, asked: int, task: tasks.Task) -> int:
+    found = re.fullmatch(rf"https?://{re.escape(HOST)}:(\d+)/?", address.strip())
+    port = int(found.group(1)) if found else 0
+    if not 0 < port < 65536 or (asked and port != asked):
+        raise ServerFailed(
+            f"The server process reported {address!r}, not {HOST}:{asked or 'PORT'}.",
+            "Read its log (log_tail); report it if the server binds elsewhere.",
+            log_tail=task.tail(),
+        )
+    return port
+
+
+def check_owner(task: tasks.Task, port: int) -> None:
+    """ServerFailed, before any request is sent, unless the listener on 127.0.0.1:port belongs to
+    the server process (or a child of it): then no other program can receive the key."""
+    if port in listening_ports(task.pid):
+        return
+    raise ServerFailed(
+        f"{HOST}:{port} is not the server process's (pid {task.pid}): another program "
+        "listens there. Nothing, and no key, was sent to it.",
+        "Start again with port=0 (the server binds a free port itself); find that program "
+        f"with `ss -ltnp 'sport = :{port}'`.",
+        log_tail=task.tail(),
+    )
+
+
+def listening_ports(pid: int | None) -> set[int]:
+    """The TCP ports on 127.0.0.1 that process `pid` and its children listen on."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError, TypeError):
+        return set()
+    ports = set()
+    for proc in procs:
+        try:
+            conns = proc.net_connections(kind="tcp")
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        ports |= {
+            c.laddr.port for c in conns if c.status == psutil.CONN_LISTEN and c.laddr.ip == HOST
+        }
+    return ports
+
+
 def wait_healthy(server: Server, timeout: float) -> None:
-    """Poll GET /health until 200; ServerFailed with the log tail if the process ends
-    or time runs out."""
+    """Poll GET /health until it answers 200 {"status": "ok"} (llama.cpp answers 503 while the
+    model loads); ServerFailed with the log tail if the process ends or time runs out."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not server.alive:
@@ -255,18 +376,96 @@ def wait_healthy(server: Server, timeout: float) -> None:
 
 
 def _healthy(server: Server) -> bool:
-    """GET /health answered 200 (llama.cpp answers 503 while the model loads)."""
+    """GET /health (public, no key sent) answered 200 with {"status": "ok"}."""
     import httpx
 
     try:
-        return httpx.get(server.url + "/health", timeout=2).status_code == 200
-    except httpx.TransportError:
+        r = loopback_get(server.url + "/health", None, timeout=2)
+        return r.status_code == 200 and r.json().get("status") == "ok"
+    except (httpx.TransportError, ValueError, AttributeError):
         return False
 
 
+def check_identity(server: Server) -> None:
+    """ServerFailed unless the server is ours: GET /metrics without the key is refused (401/403:
+    llama.cpp keeps every path but /health behind the key), then GET /v1/models with our key
+    answers 200 and lists our model id. The keyless request goes first."""
+    import httpx
+
+    try:
+        anon = loopback_get(server.url + "/metrics", None, timeout=5)
+        if anon.status_code not in (401, 403):
+            raise _not_ours(server, f"answered {anon.status_code} to a request without the key")
+        keyed = loopback_get(server.url + "/v1/models", server.key, timeout=5)
+        ids = _model_ids(keyed) if keyed.status_code == 200 else []
+    except httpx.TransportError as e:
+        raise _not_ours(server, f"broke off the check ({e!r})") from None
+    if server.model_id not in ids:
+        raise _not_ours(
+            server, f"answered {keyed.status_code} to our key, listing {ids or 'no model'}"
+        )
+
+
+def _not_ours(server: Server, what: str) -> ServerFailed:
+    return ServerFailed(
+        f"What listens at {server.url} {what}: not the llama.cpp server this process started "
+        f"(it refuses requests without the key and serves {server.model_id!r}).",
+        "Start again; read the log (log_tail) and check what else listens on that port "
+        f"(`ss -ltnp 'sport = :{server.port}'`).",
+        log_tail=server.tail(),
+    )
+
+
+def _model_ids(r) -> list[str]:
+    try:
+        body = r.json()
+    except ValueError:
+        return []
+    data = body.get("data", []) if isinstance(body, dict) else []
+    return [str(m.get("id", "")) for m in data if isinstance(m, dict)]
+
+
+def loopback_get(url: str, key: Secret | None, timeout: float):
+    """GET on our own server: with the key only when given, never through a proxy from the
+    environment (trust_env=False), which would otherwise see the key."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {key.value}"} if key is not None else {}
+    with httpx.Client(trust_env=False, timeout=timeout) as client:
+        return client.get(url, headers=headers)
+
+
+def keep_log(task: tasks.Task) -> Path | None:
+    """A second name for the task's log beside its temporary folder (a hard link: the log keeps
+    growing there and outlives the folder); None where links are not possible (then stop()
+    copies it)."""
+    kept = Path(task.workdir).parent / f"{Path(task.workdir).name}-server.log"
+    try:
+        os.link(task.log_path, kept)
+    except OSError:
+        return kept.with_suffix(".copy.log")
+    return kept
+
+
+def end_process(task: tasks.Task, kept_log: Path | None) -> None:
+    """Stop the process task, wait for it, and remove its temporary folder (the Task keeps a
+    failed one for its error; the Server removes it, its tail is in the error)."""
+    if kept_log is not None and not kept_log.exists() and task.log_path.exists():
+        shutil.copyfile(task.log_path, kept_log)  # no hard link here: copy before it goes
+    task.stop()
+    try:
+        task.wait()
+    except TaskFailed:
+        pass  # stopped, or it had died already: either way it is gone
+    if task.workdir is not None:
+        shutil.rmtree(task.workdir, ignore_errors=True)
+
+
 def free_port() -> int:
+    """A port free right now (for clients that must point at nothing). `serve()` never uses it:
+    its server binds a port itself."""
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((HOST, 0))
         return s.getsockname()[1]
 
 

@@ -12,7 +12,7 @@ def test_artefacts_follow_the_controls_and_errors_show_inline():
     b = DeploymentBuilder(model="llama-3.1-70b", scheme="bf16", gpu="h100-80gb", context=8192)
     assert b.plan.tensor_parallel == 2 and "--tensor-parallel-size 2" in b.artefacts.value
     b.scheme.value = "awq-4bit"
-    assert b.plan.gpus == 1 and "--quantization awq" in b.artefacts.value
+    assert b.plan.gpus == 1 and "AWQ-INT4" in b.artefacts.value  # the published checkpoint
     b.target.value = "Kubernetes"
     assert "kind: Deployment" in b.artefacts.value
     b.target.value = "Ollama"

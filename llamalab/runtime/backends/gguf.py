@@ -18,6 +18,14 @@ REQUIRES = {
     "cuda": [("llama_cpp", 'CMAKE_ARGS="-DGGML_CUDA=on" ' + INSTALL)],
 }
 
+# Weight types llama.cpp's CPU backend repacks into its own interleaved layout while loading
+# (measured here, AVX2, llama-cpp-python 0.3.36: "repack tensor ... with q4_K_8x8" / q4_0_8x8;
+# q4_1, q5_k_m, q6_k and q8_0 are used in place). Read through a file mapping, such a file stays
+# resident twice: the copy, and the mapped pages the kernel keeps (in whole large folios around
+# the tensors used in place): a Q4_K_M of Llama 3.2 1B took 1.73 GB of RSS for 1.27 GB live, of
+# Qwen2.5 1.5B 1.59 GB after dropping the mapped pages, 1.08 GB read without a mapping.
+REPACKED = ("q4_0", "q4_k_m")
+
 
 def available(device: str) -> tuple[bool, str]:
     reason = missing(REQUIRES, device)
@@ -55,12 +63,14 @@ def load(
         raise InvalidSetting(
             f"{p} is not a .gguf file.", "Pass a GGUF file, or a folder holding one."
         )
+    cpu = not device.startswith("cuda")
     engine = LlamaCppEngine(
         str(p),
         tokenizer_for(p, tokenizer),
         n_threads=n_threads,
         n_ctx=context or DEFAULT_CONTEXT,
-        n_gpu_layers=-1 if device.startswith("cuda") else 0,
+        n_gpu_layers=0 if cpu else -1,
+        use_mmap=not (cpu and scheme.name in REPACKED),
     )
     if engine.file_type != scheme.name:
         got = engine.file_type

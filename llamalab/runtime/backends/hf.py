@@ -47,8 +47,53 @@ def load(
             trust_remote_code=trust_remote_code,
             **extra,
         )
+    if quantization_config is not None and not device.startswith("cuda"):
+        release_checkpoint(model, path)
     tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     return HFEngine(model.eval(), tok)
+
+
+def release_checkpoint(model, path: str) -> int:
+    """After a quantize-on-load, copy the tensors that still point into the memory-mapped checkpoint
+    (the unquantized embedding and norms) into the process's own memory, so the mapping closes: it
+    held the whole bf16 file as file-backed RSS (2 GB for a 1B model) that no estimate counts. The
+    pages no tensor uses are dropped first, so the copy does not raise the load's peak. Returns the
+    bytes copied."""
+    import torch
+
+    from ...core import memory
+
+    ranges = [r for f in sorted(Path(path).glob("*.safetensors")) for r in memory.mapped_ranges(f)]
+    if not ranges:
+        return 0
+    inside = lambda t: any(a <= t.data_ptr() < b for a, b in ranges)
+    mapped = [
+        t
+        for t in [*model.parameters(), *model.buffers()]
+        if type(t.data) is torch.Tensor and inside(t.data)
+    ]
+    used = sorted((t.data_ptr(), t.data_ptr() + t.numel() * t.element_size()) for t in mapped)
+    memory.drop_pages(_gaps(ranges, used))
+    for t in mapped:
+        t.data = t.data.clone()
+    memory.release_freed_memory()  # the mapping closes once its last storage is collected
+    return sum(t.numel() * t.element_size() for t in mapped)
+
+
+def _gaps(ranges: list[tuple[int, int]], used: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The parts of `ranges` that no (start, end) of `used` (sorted) covers."""
+    out = []
+    for start, end in ranges:
+        at = start
+        for a, b in used:
+            if b <= at or a >= end:
+                continue
+            if a > at:
+                out.append((at, a))
+            at = max(at, b)
+        if at < end:
+            out.append((at, end))
+    return out
 
 
 @contextlib.contextmanager

@@ -150,6 +150,27 @@ def convert(
     return out
 
 
+def quantize_file(f16: Path, outtype: str, verbose: bool = True) -> Path:
+    """A GGUF of `outtype` (a k-quant, Q4_0/Q4_1 or Q8_0) made from the F16 GGUF `f16` by
+    llama_model_quantize, written once beside it (named as it, `-f16` becoming `-<outtype>`), its
+    tokenizer sidecar copied."""
+    f16 = Path(f16)
+    if outtype not in (*QUANTIZED, "q8_0"):
+        raise InvalidSetting(
+            f"llama_model_quantize writes {', '.join((*QUANTIZED, 'q8_0'))}, not {outtype}.",
+            "Pick one of those.",
+        )
+    out = f16.with_name(
+        f16.name.removesuffix("-f16.gguf").removesuffix(".gguf") + f"-{outtype}.gguf"
+    )
+    if not out.is_file():
+        _run_quantize(f16, outtype, out, verbose)
+    sidecar = Path(str(f16) + SIDECAR)
+    if sidecar.is_file():
+        Path(str(out) + SIDECAR).write_text(sidecar.read_text())
+    return out
+
+
 def _run_quantize(f16: Path, outtype: str, out: Path, verbose: bool) -> None:
     """llama_model_quantize in a subprocess: its per-tensor log stays out of the notebook, and the
     summary (size, and how many tensors needed a fallback type) is shown."""
