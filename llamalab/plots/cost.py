@@ -12,20 +12,26 @@ SHADES = {"self-hosted": "rgba(31,119,180,0.08)", "api": "rgba(214,39,40,0.08)"}
 SHADES["hosted"] = "rgba(44,160,44,0.08)"
 
 
-def cost_figure(r) -> go.Figure:
-    """Monthly cost vs monthly tokens, log-log: each option's bill (self-hosted in replica steps),
-    the break-even with the API marked only where it holds for every volume above it."""
+def _lines(r, df, y: str) -> go.Figure:
+    """One line per option of `r` (self-hosted, API, hosted) from its curves' column `y`."""
     fig = go.Figure()
-    df = r.curves()
     for option in r.options:
         part = df[df.option == option]
         fig.add_scatter(
             x=part.tokens_per_month,
-            y=part.usd_per_month,
+            y=part[y],
             name=r.label(option),
             mode="lines",
             line_color=COLOURS[option],
         )
+    return fig
+
+
+def cost_figure(r) -> go.Figure:
+    """Monthly cost vs monthly tokens, log-log: each option's bill (self-hosted in replica steps),
+    the break-even with the API marked only where it holds for every volume above it."""
+    df = r.curves()
+    fig = _lines(r, df, "usd_per_month")
     if r.break_even_tokens_per_month:
         fig.add_vline(
             x=r.break_even_tokens_per_month,
@@ -49,16 +55,7 @@ def cost_per_mtok_figure(r, low: float | None = None, high: float | None = None)
     A per-token price is a flat line; self-hosting falls as a replica fills and jumps up at each
     new replica (the sawtooth). The background is shaded by the cheapest option (`r.ranges`)."""
     df = r.curves(low, high)
-    fig = go.Figure()
-    for option in r.options:
-        part = df[df.option == option]
-        fig.add_scatter(
-            x=part.tokens_per_month,
-            y=part.usd_per_mtok,
-            name=r.label(option),
-            mode="lines",
-            line_color=COLOURS[option],
-        )
+    fig = _lines(r, df, "usd_per_mtok")
     lo, hi = df.tokens_per_month.min(), df.tokens_per_month.max()
     for rg in r.ranges:
         start, end = max(rg.start, lo), min(rg.end, hi)
