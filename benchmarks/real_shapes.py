@@ -231,7 +231,9 @@ def merge(out: Path, rows: list[dict], meta: dict) -> dict:
     merged = sorted(
         [r for r in old["rows"] if _key(r) not in new] + rows, key=lambda r: rank(_key(r))
     )
-    runs = [*old.get("runs", []), meta | {"cases": sorted(" ".join(k) for k in new)}]
+    runs = [r for r in old.get("runs", []) if r.get("when") != meta["when"]]  # this run: once
+    done = {c for r in old.get("runs", []) if r.get("when") == meta["when"] for c in r["cases"]}
+    runs.append(meta | {"cases": sorted(done | {" ".join(k) for k in new})})
     result = {"rows": merged, "runs": runs}
     out.write_text(json.dumps(result, indent=1))
     return result
@@ -335,14 +337,13 @@ def main():
         return
     setup = Setup(a.tokens, a.runs, a.prompt_tokens, a.budget)
     meta = machine()
-    rows = []
+    out.mkdir(parents=True, exist_ok=True)
     for model in a.models:
         for scheme in a.schemes:
-            rows.append(case(model, scheme, setup))
-            print(summary(rows[-1]), flush=True)
-    out.mkdir(parents=True, exist_ok=True)
-    result = merge(out / "real_shapes.json", rows, meta)
-    (out / "real_shapes.md").write_text(markdown(result))
+            row = case(model, scheme, setup)
+            print(summary(row), flush=True)
+            result = merge(out / "real_shapes.json", [row], meta)  # kept case by case
+            (out / "real_shapes.md").write_text(markdown(result))
 
 
 def summary(r: dict) -> str:
