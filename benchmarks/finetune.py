@@ -289,12 +289,14 @@ def drivers(steps: int, batch: int = 4) -> dict:
 def gain(n: int) -> dict:
     """Notebook 03's run: compliance on held-out prompts before → after, and its wall time."""
     from llamalab import evaluate
+    from llamalab.train.score import house_score
 
     t0 = time.perf_counter()
     m = llamalab.load("default", "bf16")
-    before, _ = evaluate(m, n=n, max_new_tokens=20)
+    heldout = ("house-format-heldout", "house_format")
+    before = house_score(evaluate(m, *heldout, n=n, max_new_tokens=20))
     run = llamalab.finetune(m, "house-format", **NOTEBOOK).wait()
-    after, _ = evaluate(m, n=n, max_new_tokens=20)
+    after = house_score(evaluate(m, *heldout, n=n, max_new_tokens=20))
     return {
         "compliance_before_pct": before.compliance,
         "compliance_after_pct": after.compliance,

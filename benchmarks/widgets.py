@@ -12,6 +12,12 @@ minus the browser).
 * latency: Playground Generate → first text piece in the output widget; Stop → worker finished
   (bf16). Goal: no worse than before the torch thread (0.08 s / 0.035 s).
 * monitor: the same generation with and without a running LiveMonitor at 4 Hz (goal: <= 2 % slower).
+* live (issue 22): decode tokens/s of the Playground, whose speed line updates live (TTFT, prefill
+  and decode tokens/s, peak memory: at most 10 updates a second), ÷ streaming the same generation
+  without a widget (`generate(on_text=...)` on a worker thread), per scheme: bf16 (tokens cross
+  from the torch thread) and q4_1 (llama.cpp in-process: the widget's update runs between two
+  tokens on the same thread).
+  Also the speed line's own cost per update. Goal: <= 2 % slower.
 * arena: the Arena's decode tokens/s ÷ `compare()`'s, per scheme (goal: within 5 %). Each side of a
   pair loads the scheme and times `--generations` generations of the prompt; its figure is their
   median, as the Arena's table and `summary` show it (more generations per load: less noise per
@@ -25,6 +31,8 @@ present.
     python benchmarks/widgets.py                                   # everything, on a quiet machine
     python benchmarks/widgets.py --parts speed --schemes bf16 --runs 3 --tokens 32   # a quick check
     python benchmarks/widgets.py --pool benchmarks/results/widgets*.json   # pool many runs' pairs
+    python benchmarks/widgets.py --parts live --schemes bf16,q4_1 --out \
+        benchmarks/results/widgets-live.json                       # the live speed line's cost
 
 Writes benchmarks/results/widgets.json. Numbers are never asserted.
 """
@@ -48,7 +56,7 @@ from pairs import alternating  # noqa: E402
 REPO = HERE.parent
 PROMPT = "Tell me a long story about a dragon who learns to read."
 SCHEMES = "bf16,fp16,int8,gptq-4bit,awq-4bit,nf4"
-PARTS = ("speed", "latency", "monitor", "arena")
+PARTS = ("speed", "latency", "monitor", "arena", "live")
 med = statistics.median
 
 
@@ -66,6 +74,8 @@ def in_kernel(opts: dict) -> dict:
         out["latency"] = latency(opts["runs"])
     if "monitor" in opts["parts"]:
         out["monitor"] = monitor_overhead(opts["runs"], opts["tokens"])
+    if "live" in opts["parts"]:
+        out["live"] = [live_overhead(s, opts["runs"], opts["tokens"]) for s in opts["schemes"]]
     if "arena" in opts["parts"]:
         out["arena"] = arena_vs_compare(
             opts["schemes"],
@@ -186,6 +196,71 @@ def monitor_overhead(runs: int, tokens: int) -> dict:
         "median_with": med(monitored),
         "overhead_pct": 100 * (1 - med(ratios)),
         "live_monitor_figure_updates": live.pushes,
+    }
+
+
+def live_overhead(scheme: str, runs: int, tokens: int) -> dict:
+    """Decode tokens/s: the Playground with its live speed line ÷ streaming without a widget, same
+    model, prompt and exactly `tokens` new tokens; back-to-back pairs, order alternating."""
+    from llamalab.widgets import Playground
+    from llamalab.widgets._common import speed_line
+
+    m, missing = load(scheme, False)
+    if m is None:
+        return {"scheme": scheme, "missing": missing}
+    m.generate(PROMPT, max_new_tokens=8)  # warm-up
+    pg = Playground(m, monitor=False, prompt=PROMPT, max_new_tokens=tokens)
+    pg.mode.value, pg.ignore_eos.value = "chat", True
+    lines: list[str] = []
+    pg.stats.observe(lambda ch: lines.append(ch.new), "value")
+    plain, widget, updates = [], [], []
+
+    def stream():  # from a worker thread, as the Playground's task: llama.cpp in-process decoded
+        # ~10x slower from the main thread of this process (torch imported) than from any other
+        g = []
+        worker = threading.Thread(
+            target=lambda: g.append(
+                m.generate(
+                    PROMPT,
+                    max_new_tokens=tokens,
+                    min_new_tokens=tokens,
+                    system=pg.system.value.strip(),
+                    on_text=lambda _: None,
+                )
+            )
+        )
+        worker.start()
+        worker.join()
+        plain.append(g[0].decode_tokens_per_s)
+
+    def playground():
+        lines.clear()
+        pg.generate(wait=True)
+        assert pg.last is not None and pg.last.new_tokens == tokens, pg.errors.message
+        widget.append(pg.last.decode_tokens_per_s)
+        updates.append(sum("(live)" in line for line in lines) / pg.last.total_s)
+        print(f"live {scheme}: {len(widget)} Playground runs, {len(plain)} streams", flush=True)
+
+    alternating(runs, stream, playground)
+    gen = pg.last
+    t0 = time.perf_counter()
+    for _ in range(1000):
+        speed_line(gen)
+    line_us = (time.perf_counter() - t0) * 1e3  # 1000 calls: µs each
+    m.unload()
+    ratios = [b / a for a, b in zip(plain, widget)]
+    return {
+        "scheme": scheme,
+        "engine": m.engine.name,
+        "streaming_decode_tokens_per_s": plain,
+        "playground_decode_tokens_per_s": widget,
+        "live_updates_per_s": updates,
+        "median_streaming": med(plain),
+        "median_playground": med(widget),
+        "ratio_of_medians": med(widget) / med(plain),
+        "median_pair_ratio": med(ratios),
+        "overhead_pct": 100 * (1 - med(ratios)),
+        "speed_line_us": line_us,
     }
 
 
@@ -349,6 +424,16 @@ def report(result: dict) -> None:
             f"LiveMonitor at 4 Hz: {r['median_without']:.1f} → {r['median_with']:.1f} tokens/s, "
             f"overhead "
             f"{r['overhead_pct']:+.2f} % (median of pair ratios; goal <= 2 %)"
+        )
+    for row in result.get("live", []):
+        if "missing" in row:
+            print(f"live {row['scheme']:<10} missing: {row['missing']}")
+            continue
+        print(
+            f"live speed line {row['scheme']:<6} ({row['engine']}): streaming "
+            f"{row['median_streaming']:.1f} → Playground {row['median_playground']:.1f} tokens/s, "
+            f"overhead {row['overhead_pct']:+.2f} % (median of pair ratios; goal <= 2 %), "
+            f"{med(row['live_updates_per_s']):.1f} updates/s, {row['speed_line_us']:.0f} µs each"
         )
     for row in result.get("arena", []):
         ratio, pair = row["ratio_of_medians"], row.get("median_pair_ratio")

@@ -53,7 +53,10 @@ from .engines.http import (
     EndpointStreamError,
     EndpointTimeout,
 )
+from .measure import scorers
 from .measure.compare import compare
+from .measure.evaluate import Evaluation, Evaluator, evaluate
+from .measure.inspect import TokenizersDiffer, TokenStep, TokenView, inspect_tokens
 from .measure.loadtest import SLO, LoadTestResult, LoadTestSettings, agreement, load_test
 from .measure.quality import Divergence, Perplexity, Reference, divergence, perplexity
 from .measure.random_checkpoint import random_checkpoint
@@ -72,6 +75,7 @@ from .quantization import Quantized, quantize
 from .quantization.settings import QuantizeSettings
 from .runtime import (
     Generation,
+    LiveStats,
     LoadedModel,
     capabilities,
     connect,
@@ -81,15 +85,26 @@ from .runtime import (
 )
 from .runtime.files import model_files
 from .runtime.files.gguf import convert as convert_gguf
+from .runtime.files.lora import AdapterMismatch
+from .runtime.room import Room, RoomError, leave_room, use_room
+from .serving.adapter_export import AdapterCheck
 from .serving.export import Export, ExportCheck, export_gguf
+from .serving.served_adapters import NoAdapters, ServedAdapterCheck, UnknownAdapter
 from .serving.server import Server, ServerFailed, ServeSettings, serve
+from .serving.stop_check import StopCheck, check_served_stop
+from .serving.template_check import (
+    ExportMismatch,
+    ModelfileCheck,
+    TemplateCheck,
+    check_modelfile,
+    check_template,
+)
 from .train.adapters import adapters, add_adapter, list_adapters, remove_adapters, use_adapter
 from .train.compare import finetune_compare
 from .train.compare import row as finetune_row
 from .train.data import conversations, preview
 from .train.merge import MergeCheckFailed, MergeReport, merge
 from .train.run import FinetuneRun
-from .train.score import evaluate
 from .train.settings import FinetuneSettings
 from .train.start import finetune
 
@@ -145,6 +160,7 @@ __all__ = [
     # models: load, connect, generate
     "Engine",
     "Generation",
+    "LiveStats",
     "LoadedModel",
     "Sampling",
     "Usage",
@@ -155,6 +171,9 @@ __all__ = [
     "model_files",
     "register_backend",
     "served_models",
+    "Room",
+    "leave_room",
+    "use_room",
     # quantize, measure
     "QuantizeSettings",
     "Quantized",
@@ -164,9 +183,17 @@ __all__ = [
     "RandomShape",
     "Reference",
     "SweepSettings",
+    "TokenStep",
+    "TokenView",
+    "TokenizersDiffer",
+    "inspect_tokens",
+    "Evaluation",
+    "Evaluator",
     "compare",
     "divergence",
+    "evaluate",
     "perplexity",
+    "scorers",
     "random_checkpoint",
     "random_gguf",
     "summarize",
@@ -179,7 +206,6 @@ __all__ = [
     "adapters",
     "add_adapter",
     "conversations",
-    "evaluate",
     "finetune",
     "finetune_compare",
     "finetune_row",
@@ -189,8 +215,16 @@ __all__ = [
     "remove_adapters",
     "use_adapter",
     # serve and load-test
+    "AdapterCheck",
     "Export",
     "ExportCheck",
+    "ServedAdapterCheck",
+    "ModelfileCheck",
+    "StopCheck",
+    "TemplateCheck",
+    "check_modelfile",
+    "check_served_stop",
+    "check_template",
     "LoadTestResult",
     "LoadTestSettings",
     "SLO",
@@ -201,7 +235,11 @@ __all__ = [
     "load_test",
     "serve",
     # errors
+    "AdapterMismatch",
     "BackendMissing",
+    "NoAdapters",
+    "UnknownAdapter",
+    "ExportMismatch",
     "EndpointError",
     "EndpointBusy",
     "EndpointSettings",
@@ -212,6 +250,7 @@ __all__ = [
     "ModelNotCached",
     "NotEnoughMemory",
     "PromptTooLong",
+    "RoomError",
     "SchemeUnavailable",
     "ServerFailed",
     "TaskFailed",

@@ -1,4 +1,5 @@
-"""The `llamalab` command: doctor, models, estimate, quantize, lab, course, workshop, bundle."""
+"""The `llamalab` command: doctor, models, estimate, quantize, lab, course, workshop, room,
+bundle."""
 
 from __future__ import annotations
 
@@ -196,6 +197,24 @@ def workshop(args) -> int:
     os.execve(sys.executable, argv, env)
 
 
+def room_cmd(args) -> int:
+    """Serve one model for the room until Ctrl-C (or SIGTERM), and print what learners set."""
+    import signal
+
+    from .workshop.room_server import serve_room
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # unwinds the `with`: stops the server
+    with serve_room(args.model, args.scheme, host=args.host, port=args.port, slots=args.slots,
+                    context=args.context, learners=args.learners) as room:  # fmt: skip
+        print(room.instructions(), flush=True)
+        print("Ctrl-C stops the room server.", flush=True)
+        try:
+            room.server.task.wait()
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
 def course_cmd(args) -> int:
     """Copy the course's notebooks and dashboards into a folder of yours."""
     from .course import copy_to
@@ -296,6 +315,22 @@ def main(argv=None) -> int:
         "--folder", default=None, help="where the dashboards are (default notebooks/dashboards)"
     )
     ws.set_defaults(fn=workshop)
+    rm = sub.add_parser("room", help="one model server for the room").add_subparsers(
+        dest="room_cmd", required=True
+    )
+    rs = rm.add_parser("serve", help="serve a model to the room (127.0.0.1 unless --host)")
+    rs.add_argument("--model", default="default")
+    rs.add_argument("--scheme", default="q8_0", help="a GGUF type (q8_0, q4_k_m, f16, …)")
+    rs.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="interface to bind: an address of this machine or 0.0.0.0 (the room's network)",
+    )
+    rs.add_argument("--port", type=int, default=0, help="0: a free port, printed")
+    rs.add_argument("--slots", type=int, default=None, help="parallel slots (default: sized)")
+    rs.add_argument("--context", type=int, default=1024, help="tokens per slot")
+    rs.add_argument("--learners", type=int, default=25, help="learners in the room")
+    rs.set_defaults(fn=room_cmd)
     bd = sub.add_parser("bundle", help="wheelhouse + cached models for a room without internet")
     bd.add_argument(
         "--models",

@@ -41,6 +41,28 @@ def pytest_xdist_make_scheduler(config, log):
     return ByGroup(config, log)
 
 
+_SECONDS: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report):
+    """Each group's seconds (setup, call, teardown), to balance the two workers."""
+    group = xdist_group(report.nodeid)
+    _SECONDS[group] = _SECONDS.get(group, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session):
+    """test-artifacts/durations-<worker>.json: seconds per group on this worker, largest first."""
+    import json
+
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:  # only `make test`'s workers
+        return
+    out = Path(__file__).resolve().parent.parent / "test-artifacts" / f"durations-{worker}.json"
+    out.parent.mkdir(exist_ok=True)
+    ranked = dict(sorted(_SECONDS.items(), key=lambda kv: -kv[1]))
+    out.write_text(json.dumps({"total_s": sum(ranked.values()), "groups": ranked}, indent=1))
+
+
 @pytest.fixture(scope="session")
 def embedded_dir():
     import llamalab

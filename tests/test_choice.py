@@ -40,7 +40,7 @@ def test_target_zero_is_fidelity_alone_and_budgets_without_bandwidth_ignore_spee
 
 def test_on_a_gpu_the_datasheet_bandwidth_decides():
     c = choose_scheme("llama-3.1-70b", "h100-80gb")
-    assert c.scheme in ("int8", "gptq-8bit", "q8_0") and "h100-80gb datasheet" in c.why
+    assert c.scheme in ("fp8", "int8", "gptq-8bit", "q8_0") and "h100-80gb datasheet" in c.why
     slow = choose_scheme("llama-3.1-70b", "h100-80gb", target_tokens_per_s=60)
     assert slow.scheme != c.scheme  # int8 reads 70 GB per token: ~45 tok/s at 3.35 TB/s
 
@@ -49,3 +49,10 @@ def test_memory_bandwidth_is_measured_here():
     bw = memory_bandwidth(buffer_mb=32, runs=2)
     assert len(bw.runs) == 2 and bw.bytes_per_s == max(bw.runs) > 1e8
     assert bw.buffer_bytes == 32 * 2**20 and "GB/s" in str(bw)
+
+
+def test_only_schemes_the_machine_runs_are_chosen():
+    """FP8 needs a GPU with FP8 kernels (vLLM: compute capability ≥ 8.0): never on a CPU or a T4."""
+    assert choose_scheme("llama-3.1-405b", "8x h100-80gb").scheme == "fp8"
+    assert "fp8" not in {r["scheme"] for r in choose_scheme("llama-3.1-8b", "t4").rows}
+    assert "fp8" not in {r["scheme"] for r in choose_scheme("default", "this").rows}

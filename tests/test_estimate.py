@@ -151,7 +151,7 @@ def test_fits_max_context_and_best_scheme():
     assert 0 < n < 131072
     assert estimate("llama-3.1-8b", "bf16", n, device="cuda").fits("rtx-4090")
     assert not estimate("llama-3.1-8b", "bf16", n + 1, device="cuda").fits("rtx-4090")
-    assert best_scheme("llama-3.1-70b", "h100-80gb", 4096) in ("int8", "gptq-8bit", "q8_0")
+    assert best_scheme("llama-3.1-70b", "h100-80gb", 4096) in ("fp8", "int8", "gptq-8bit", "q8_0")
     assert best_scheme("llama-3.1-405b", "rtx-4090") is None
     assert best_scheme("llama-3.1-8b", "h200") == "fp32"
 

@@ -1,12 +1,16 @@
-"""The Playground against the fake engine (tests/fakes.py): streaming, Stop, stats, history and
-inline errors, without a model or a browser (ipywidgets objects work headless). Fast."""
+"""The Playground against the fake engine (tests/fakes.py): streaming, Stop, the live speed line,
+history and inline errors, without a model or a browser (ipywidgets objects work headless). Fast."""
 
+import re
+import threading
 import time
 
 import pytest
+from fakes import ENDLESS
 
 from llamalab.core import torch_thread
-from llamalab.widgets import Playground
+from llamalab.widgets import Playground, playground
+from llamalab.widgets._common import SPEED_INTERVAL
 
 WAIT = 10
 
@@ -95,5 +99,88 @@ def test_a_remote_engine_shows_no_memory_figure(fake):
     assert pg.errors.message == "" and pg.last.peak_memory_bytes is None
     assert (
         "not measured (remote engine)" in pg.stats.value
+        and "peak memory <b>server</b>: not measured here" in pg.stats.value
         and pg.history[0]["peak_memory_bytes"] is None
     )
+
+
+# ---------------------------------------------------------------- the live speed line
+
+
+def lock_step(pg: Playground) -> tuple[list[tuple[str, int]], threading.Semaphore]:
+    """Record every speed line the Playground shows with the text's length then, and a semaphore
+    released by each live line: a fake engine's hook waits on it, so the engine and the widget
+    take turns (no timing in the test: line k shows exactly k tokens)."""
+    lines: list[tuple[str, int]] = []
+    shown = threading.Semaphore(0)
+
+    def record(change) -> None:
+        lines.append((change.new, len(pg.text)))
+        if "(live)" in change.new:
+            shown.release()
+
+    pg.stats.observe(record, "value")
+    return lines, shown
+
+
+def figure(line: str, name: str) -> str:
+    """The bold figure after `name` in a speed line."""
+    return re.search(rf"{name} <b>([^<]*)</b>", line).group(1)
+
+
+def test_the_speed_line_streams_the_generations_own_figures(fake, monkeypatch):
+    monkeypatch.setattr(playground, "SPEED_INTERVAL", 0)  # every piece: one line to check
+    pg = Playground(None, max_new_tokens=12, monitor=False)
+    lines, shown = lock_step(pg)
+    m = fake(script=ENDLESS, hook=lambda n: shown.acquire(timeout=WAIT))
+    pg.set_model(m)
+    pg.ignore_eos.value = True
+    pg.generate(wait=True)
+    g = pg.last
+    assert pg.errors.message == "" and g.new_tokens == 12
+    live = [(line, n) for line, n in lines if "(live)" in line]
+    assert len(live) == 12, "one live line per token"
+    assert all(n < len(g.text) for _, n in live[:-1]), "live lines came before the answer ended"
+    times = g.token_times
+    for k, (line, _) in enumerate(live, start=1):
+        assert f"<b>{k}</b> tokens (prompt {g.prompt_tokens})" in line
+        assert figure(line, "TTFT") == f"{g.ttft_s * 1e3:.0f} ms"  # fixed at the first token
+        assert figure(line, "prefill") == f"{g.prefill_tokens_per_s:.0f} tokens/s"
+        decode = (k - 1) / (times[k - 1] - times[0]) if k > 1 else None
+        assert figure(line, "decode") == (
+            "— tokens/s" if decode is None else f"{decode:.1f} tokens/s"
+        )
+    assert g.prefill_tokens_per_s == pytest.approx(g.prompt_tokens / g.prefill_s)
+    final = pg.stats.value
+    assert "(live)" not in final and "llamalab-speed-done" in final and "finish: length" in final
+    assert figure(final, "decode") == f"{g.decode_tokens_per_s:.1f} tokens/s"
+    assert f"peak memory <b>{g.peak_memory_bytes / 1e6:.0f} MB</b>" in final
+    peaks = [figure(line, "peak memory") for line, _ in live]
+    assert all(p == "— MB" or float(p.split()[0]) <= g.peak_memory_bytes / 1e6 + 0.5 for p in peaks)
+
+
+def test_the_speed_line_of_a_remote_engine_says_the_memory_is_the_servers(fake, monkeypatch):
+    monkeypatch.setattr(playground, "SPEED_INTERVAL", 0)
+    pg = Playground(fake("fake-remote"), monitor=False)
+    lines, _ = lock_step(pg)
+    pg.generate(wait=True)  # a remote engine streams on the widget's own thread: no race to avoid
+    g = pg.last
+    live = [line for line, _ in lines if "(live)" in line]
+    assert len(live) == g.new_tokens == 5
+    for line in live:
+        assert figure(line, "TTFT") == f"{g.ttft_s * 1e3:.0f} ms"
+        assert figure(line, "prefill") == "— tokens/s"  # the server reports the prompt at the end
+        assert "peak memory <b>server</b>: not measured here" in line
+    assert figure(pg.stats.value, "prefill") == f"{g.prefill_tokens_per_s:.0f} tokens/s"
+    assert g.prompt_tokens and g.peak_memory_bytes is None
+
+
+def test_the_speed_line_updates_at_most_ten_times_a_second(slow_fake):
+    pg = Playground(slow_fake, max_new_tokens=100, monitor=False)
+    lines, _ = lock_step(pg)
+    pg.ignore_eos.value = True
+    t0 = time.perf_counter()
+    pg.generate(wait=True)
+    elapsed = time.perf_counter() - t0
+    live = [line for line, _ in lines if "(live)" in line]
+    assert 2 <= len(live) <= elapsed / SPEED_INTERVAL + 2, (len(live), elapsed)

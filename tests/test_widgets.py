@@ -10,6 +10,7 @@ import threading
 import time
 
 import pytest
+from speed_lines import check_live_line, figure, tokens
 
 import llamalab
 from llamalab.widgets import Arena, LiveMonitor, MemoryCalculator, ModelPicker, Playground
@@ -194,6 +195,24 @@ def test_playground_streams_and_reports_the_generation(picker):
     )
     pg.generate(wait=True)
     assert pg.last.new_tokens > 0 and len(pg.history) == 2 and pg.system.layout.display == "none"
+
+
+def test_playground_speed_line_is_live_while_the_answer_streams(picker):
+    pg = Playground(picker, prompt="Tell me a story about a dragon.", monitor=False)
+    pg.max_new_tokens.value, pg.ignore_eos.value = 16, True
+    lines = []
+    pg.stats.observe(lambda ch: lines.append(ch.new), "value")
+    pg.generate(wait=True)
+    g = pg.last
+    assert pg.errors.message == "" and g.new_tokens == 16
+    live = [line for line in lines if "(live)" in line]
+    assert live and all(tokens(line) < g.new_tokens for line in live[:-1]), lines
+    for line in live:
+        check_live_line(line, g)
+    assert figure(live[0], "prefill") == f"{g.prefill_tokens_per_s:.0f} tokens/s"
+    final = pg.stats.value
+    assert figure(final, "decode") == f"{g.decode_tokens_per_s:.1f} tokens/s"
+    assert figure(final, "peak memory") == f"{g.peak_memory_bytes / 1e6:.0f} MB"
 
 
 def test_playground_stop_ends_a_long_generation_within_a_second(picker):

@@ -4,13 +4,14 @@ worker thread so Stop stays clickable, and library errors show inline with their
 never as a traceback.
 
     from llamalab.widgets import ModelPicker, Playground, LiveMonitor, MemoryCalculator, Arena
-    from llamalab.widgets import TrainerPanel, DeploymentBuilder, CostCalculator
+    from llamalab.widgets import TrainerPanel, DeploymentBuilder, CostCalculator, TokenInspector
 """
 
 from .arena import Arena
 from .calculator import MemoryCalculator
 from .cost import CostCalculator
 from .deploy import DeploymentBuilder
+from .inspector import TokenInspector
 from .monitor import LiveMonitor
 from .picker import ModelPicker
 from .playground import Playground
@@ -24,5 +25,6 @@ __all__ = [
     "MemoryCalculator",
     "ModelPicker",
     "Playground",
+    "TokenInspector",
     "TrainerPanel",
 ]

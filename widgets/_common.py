@@ -17,8 +17,8 @@ from collections.abc import Callable
 
 import ipywidgets as w
 
-from llamalab import LlamalabError, Task
-from llamalab.core import tasks
+from llamalab import Generation, LiveStats, LlamalabError, Task, metric
+from llamalab.core import memory, tasks
 
 log = logging.getLogger("llamalab.widgets")
 
@@ -106,8 +106,14 @@ def background(
     done: Callable[[], None] | None = None,
     label: str = "widget",
 ) -> Task:
-    """Run `work(task)` as a thread Task: its error shows in `widget.errors`; `done()` runs after,
+    """Run `work(task)` as a thread Task, held as `widget.task` before the work begins (a Stop
+    pressed at once reaches it); its error shows in `widget.errors`; `done()` runs after,
     whatever happened (on the task's thread)."""
+    held = threading.Event()
+
+    def run(task: Task):
+        held.wait()
+        return work(task)
 
     def end(task: Task) -> None:
         if task.state == "failed":
@@ -115,7 +121,9 @@ def background(
         if done is not None:
             guarded(widget.errors)(done)()
 
-    return tasks.start_thread(work, label=f"llamalab-{label}", on_end=end)
+    widget.task = tasks.start_thread(run, label=f"llamalab-{label}", on_end=end)
+    held.set()
+    return widget.task
 
 
 class Background:
@@ -200,3 +208,61 @@ def pre(text: str, cls: str = "llamalab-text") -> str:
         f"<pre class='{cls}' style='white-space:pre-wrap;margin:0;font-size:13px;min-height:1.5em'>"
         f"{html.escape(text)}</pre>"
     )
+
+
+SPEED_INTERVAL = 0.1  # seconds between live speed-line updates: at most 10 a second
+
+
+def speed_line(stats: LiveStats | Generation, extra: str = "") -> str:
+    """One line of HTML with a response's TTFT, prefill and decode tokens/s, tokens and peak memory,
+    from a LiveStats while it streams (marked live) or a finished Generation; labels and hover help
+    from the metrics vocabulary. `extra` (HTML) ends the line."""
+    live = stats if isinstance(stats, LiveStats) and not stats.done else None
+    done = live is None
+    decode = stats.decode_tokens_per_s if done or stats.new_tokens > 1 else None
+    parts = [
+        _figure("ttft_s", stats.ttft_s, "{:.0f}"),
+        _figure("prefill_tokens_per_s", stats.prefill_tokens_per_s, "{:.0f}"),
+        _figure("decode_tokens_per_s", decode, "{:.1f}"),
+        f"<b>{stats.new_tokens}</b> tokens (prompt {_or_dash(stats.prompt_tokens)})",
+        _peak(stats.peak_memory_bytes, stats.peak_memory_kind),
+    ]
+    if live is not None and live.ttft_s is None:
+        parts[0] = f"waiting for the first token… {live.elapsed_s:.1f} s"
+    state = "done" if done else "live"
+    return (
+        f"<div class='llamalab-stats llamalab-speed-{state}'>{' · '.join(parts)}"
+        f"{' · ' + extra if extra else ''}{'' if done else ' <i>(live)</i>'}</div>"
+    )
+
+
+def _figure(key: str, value: float | None, fmt: str) -> str:
+    """'TTFT <b>132 ms</b>': the metric's label split into its name and unit, its help on hover."""
+    m = metric(key)
+    name, unit = _name_and_unit(m.label, m.unit)
+    shown = "—" if value is None or value != value else fmt.format(m.show(value))
+    return f"<span title='{html.escape(m.help)}'>{name} <b>{shown} {unit}</b></span>"
+
+
+def _name_and_unit(label: str, unit: str) -> tuple[str, str]:
+    if label.endswith(")") and " (" in label:  # "TTFT (ms)"
+        name, shown = label[:-1].split(" (", 1)
+        return name, shown
+    if label.endswith(unit):  # "decode tokens/s"
+        return label[: -len(unit)].strip(), unit
+    return label, unit
+
+
+def _peak(value: int | None, kind: str) -> str:
+    """The peak memory figure and what it counts; for a remote engine, that it is the server's."""
+    m = metric("peak_memory_bytes")
+    name, unit = _name_and_unit(m.label, m.unit)
+    if kind == memory.REMOTE:
+        return f"<span title='{html.escape(kind)}'>{name} <b>server</b>: not measured here</span>"
+    shown = "—" if value is None else f"{m.show(value):.0f}"
+    counts = f" <span title='{html.escape(kind)}'>({html.escape(kind)})</span>" if kind else ""
+    return f"<span title='{html.escape(m.help)}'>{name} <b>{shown} {unit}</b></span>{counts}"
+
+
+def _or_dash(value) -> str:
+    return "—" if value is None else str(value)

@@ -2,7 +2,9 @@
 
 The work is `llamalab.sweep` (one scheme loaded at a time, warmed up, timed, optionally scored,
 unloaded) running in a background Task; the Arena only draws its events: a status line, the text
-streaming into each scheme's column, bars and a table from the finished rows, failures inline. Stop
+streaming into each scheme's column under a live speed line (TTFT, prefill and decode tokens/s, peak
+memory: `speed_line` of the generation's LiveStats), bars and a table from the finished rows,
+failures inline. Stop
 is the task's stop, which the sweep sees as its stop event. With `quality=True` each scheme also
 gets perplexity per token on `quality_tokens` tokens of the bundled held-out text, and KL / top-1
 agreement against the first scheme.
@@ -16,13 +18,14 @@ import ipywidgets as w
 import plotly.graph_objects as go
 
 import llamalab
-from llamalab import SweepSettings, metric, summarize, sweep
+from llamalab import LiveStats, SweepSettings, metric, summarize, sweep
 from llamalab.core.settings import with_changes
 from llamalab.measure.sweep import Done, Failed, Loaded, Loading, Quality, Row, Scoring, Token, add
 from llamalab.plots import QUALITY_METRICS, arena_figure, update_figure
 from llamalab.runtime import resolve_device
 
 from ._common import (
+    SPEED_INTERVAL,
     Background,
     ErrorBox,
     Throttle,
@@ -31,6 +34,7 @@ from ._common import (
     launch,
     message_html,
     pre,
+    speed_line,
 )
 from .picker import capability
 
@@ -39,6 +43,7 @@ TABLE = {
     "load_s": ".2f",
     "weights_memory_bytes": ".0f",
     "ttft_s": ".0f",
+    "prefill_tokens_per_s": ".0f",
     "decode_tokens_per_s": ".1f",
     "peak_memory_bytes": ".0f",
     "new_tokens": ".0f",
@@ -64,7 +69,8 @@ class Arena(Background, w.VBox):
         self.settings = _settings(settings, overrides)
         self.load = load
         self.records: list[dict] = []
-        self.cells: dict[str, tuple[w.HTML, w.HTML, w.HTML]] = {}  # scheme → (header, texts, error)
+        # scheme → (header, texts, error, speed line)
+        self.cells: dict[str, tuple[w.HTML, w.HTML, w.HTML, w.HTML]] = {}
         self.texts: dict[str, list[str]] = {}
         self.unavailable = capability()
         self.model = w.Dropdown(
@@ -177,12 +183,16 @@ class Arena(Background, w.VBox):
 
     def _prepare(self, schemes: list[str], n_prompts: int) -> None:
         self.records, self.texts, self._prompts, self._index = [], {}, n_prompts, 0
-        self.cells = {s: (w.HTML(f"<b>{s}</b>"), w.HTML(pre("")), w.HTML()) for s in schemes}
+        self._lives: dict[str, LiveStats] = {}  # scheme → its generation's figures as it streams
+        self.cells = {
+            s: (w.HTML(f"<b>{s}</b>"), w.HTML(pre("")), w.HTML(), w.HTML()) for s in schemes
+        }
         self.columns.children = [
             w.VBox(
-                list(c), layout=w.Layout(width=f"{max(24, 96 // len(self.cells))}%", margin="0 6px")
+                [head, texts, speed, error],
+                layout=w.Layout(width=f"{max(24, 96 // len(self.cells))}%", margin="0 6px"),
             )
-            for c in self.cells.values()
+            for head, texts, error, speed in self.cells.values()
         ]
         self.progress.max, self.progress.value = len(schemes) * (1 + n_prompts), 0
         self.progress.bar_style = "info"
@@ -211,11 +221,14 @@ class Arena(Background, w.VBox):
         self.status.value = f"loading {e.scheme} ({e.index + 1}/{e.count})…"
 
     def _on_loaded(self, e: Loaded) -> None:
-        head, body, _ = self._cell(e.scheme)
+        head, body, _, speed = self._cell(e.scheme)
         self.texts[e.scheme] = []
-        self._show_text = Throttle(
-            lambda _: setattr(body, "value", pre("\n\n".join(self.texts[e.scheme]))), 0.1
-        )
+
+        def show(live: LiveStats | None) -> None:
+            body.value = pre("\n\n".join(self.texts[e.scheme]))
+            speed.value = speed_line(live) if live is not None else ""
+
+        self._show_text = Throttle(show, SPEED_INTERVAL)
         mb, s = e.facts.get("weights_memory_bytes"), e.facts.get("load_s")
         head.value = (
             f"<b>{e.scheme}</b> · {metric('weights_memory_bytes').label} "
@@ -229,7 +242,9 @@ class Arena(Background, w.VBox):
         while len(texts) <= e.prompt_index:
             texts.append("")
         texts[e.prompt_index] += e.text
-        self._show_text(None)
+        if e.live is not None:
+            self._lives[e.scheme] = e.live
+        self._show_text(e.live)
 
     def _on_row(self, e: Row) -> None:
         add(self.records, e)
@@ -240,6 +255,8 @@ class Arena(Background, w.VBox):
         texts[n - 1] = e.record.get("text", "")  # the final text of the n-th prompt
         self._show_text.flush()
         self._cell(e.scheme)[1].value = pre("\n\n".join(texts))
+        live = self._lives.pop(e.scheme, None)  # this row's generation, when its text streamed
+        self._cell(e.scheme)[3].value = speed_line(live) if live is not None and live.done else ""
         self.status.value = f"{e.scheme}: prompt {n}/{self._prompts}"
         self.progress.value += 1
         self._redraw_soon(None)
@@ -257,7 +274,7 @@ class Arena(Background, w.VBox):
         self.progress.value = min(self.progress.max, (self._index + 1) * (1 + self._prompts))
         self._redraw()
 
-    def _cell(self, scheme: str) -> tuple[w.HTML, w.HTML, w.HTML]:
+    def _cell(self, scheme: str) -> tuple[w.HTML, w.HTML, w.HTML, w.HTML]:
         if (
             scheme not in self.cells
         ):  # an alias given in code: the sweep names the scheme by its name

@@ -280,3 +280,16 @@ def _result_html(m: LoadedModel) -> str:
     return (
         "<div class='llamalab-load-result'>" + html_table([row], {k: None for k in row}) + "</div>"
     )
+
+
+def loaded_from(source, widget: str) -> LoadedModel:
+    """The model a widget works on: a LoadedModel, or a ModelPicker's current one; none loaded is
+    an error that says what to do."""
+    m = source.loaded if isinstance(source, ModelPicker) else source
+    if m is None or not m.is_loaded:
+        raise llamalab.InvalidSetting(
+            "No model is loaded.",
+            f"Press Load in the model picker first, or pass a LoadedModel: "
+            f"{widget}(llamalab.load()).",
+        )
+    return m

@@ -3,32 +3,46 @@ with Stop and the numbers.
 
 A background Task waits for the generation (which runs on the kit's torch thread, as every torch op
 does, so the Playground decodes as fast as a cell) and updates the text as it streams: the torch
-thread only decodes tokens. Stop ends the generation after the current token. After each call it
-shows time to first token, decode tokens/s, tokens and peak memory — all measured by the library's
-`Generation`, labelled by the metrics vocabulary — and keeps a small history table.
+thread only decodes tokens. Stop ends the generation after the current token. While the answer
+streams, and final when it is done, one line shows time to first token, prefill and decode tokens/s,
+tokens and peak memory — the library's own measurement (a `LiveStats`, then the `Generation`),
+labelled by the metrics vocabulary (`speed_line`) — and a small history table keeps each call.
 """
 
 from __future__ import annotations
 
 import ipywidgets as w
 
-from llamalab import Generation, InvalidSetting, LoadedModel, Sampling, Task, metric
+from llamalab import Generation, LiveStats, LoadedModel, Sampling, Task, metric
 
-from ._common import Background, ErrorBox, Throttle, background, guarded, html_table, launch, pre
+from ._common import (
+    SPEED_INTERVAL,
+    Background,
+    ErrorBox,
+    Throttle,
+    background,
+    guarded,
+    html_table,
+    launch,
+    pre,
+    speed_line,
+)
 from .monitor import LiveMonitor
-from .picker import ModelPicker
+from .picker import ModelPicker, loaded_from
 
 COLUMNS = (
     "model",
     "scheme",
     "new_tokens",
     "ttft_s",
+    "prefill_tokens_per_s",
     "decode_tokens_per_s",
     "peak_memory_bytes",
     "finish_reason",
 )
 FORMATS = {
     "ttft_s": "{:.0f}",
+    "prefill_tokens_per_s": "{:.0f}",
     "decode_tokens_per_s": "{:.1f}",
     "peak_memory_bytes": "{:.0f}",
 }  # after scale
@@ -144,14 +158,7 @@ class Playground(Background, w.VBox):
 
     @property
     def loaded(self) -> LoadedModel:
-        m = self.source.loaded if isinstance(self.source, ModelPicker) else self.source
-        if m is None or not m.is_loaded:
-            raise InvalidSetting(
-                "No model is loaded.",
-                "Press Load in the model picker first, or pass a "
-                "LoadedModel: Playground(llamalab.load()).",
-            )
-        return m
+        return loaded_from(self.source, "Playground")
 
     # ---------------------------------------------------------------- actions
 
@@ -191,17 +198,20 @@ class Playground(Background, w.VBox):
         )
 
     def _run(self, task: Task, loaded: LoadedModel, kwargs: dict) -> None:
-        show = Throttle(lambda text: setattr(self.output, "value", pre(text)), interval=0.05)
+        live = LiveStats()
+        show = Throttle(lambda _: self._show(live), interval=SPEED_INTERVAL)
 
         def on_text(piece: str) -> None:
             self.text += piece
-            show(self.text)
+            show(None)
 
         prompt = kwargs.pop("prompt_or_messages")
         if self.live:
             self.live.start()
         try:
-            gen = loaded.generate(prompt, on_text=on_text, stop_event=task.stop_event, **kwargs)
+            gen = loaded.generate(
+                prompt, on_text=on_text, stop_event=task.stop_event, live=live, **kwargs
+            )
         finally:
             if self.live:
                 self.live.stop()
@@ -210,8 +220,14 @@ class Playground(Background, w.VBox):
         self.output.value = pre(gen.text)
         self._record(gen, prompt)
 
+    def _show(self, live: LiveStats) -> None:
+        """The text so far and the live speed line (throttled by the caller)."""
+        self.output.value = pre(self.text)
+        self.stats.value = speed_line(live)
+
     def _record(self, gen: Generation, prompt: str) -> None:
-        self.stats.value = _stats_html(gen)
+        finish, kinds = f"finish: {gen.finish_reason}", _kinds_html(gen)
+        self.stats.value = speed_line(gen, f"{kinds} · {finish}" if kinds else finish)
         shown = {
             k: FORMATS[k].format(metric(k).show(v)) if k in FORMATS and v is not None else v
             for k, v in gen.to_dict().items()
@@ -244,17 +260,6 @@ class Playground(Background, w.VBox):
             self.stats.value = ""
 
 
-def _stats_html(g: Generation) -> str:
-    peak = "—" if g.peak_memory_bytes is None else f"{g.peak_memory_bytes / 1e6:.0f} MB"
-    return (
-        f"<div class='llamalab-stats'>TTFT <b>{g.ttft_s * 1e3:.0f} ms</b> · decode "
-        f"<b>{g.decode_tokens_per_s:.1f} tokens/s</b> · <b>{g.new_tokens}</b> tokens "
-        f"(prompt {g.prompt_tokens}) · peak memory <b>{peak}</b> "
-        f"<span title='{g.peak_memory_kind}'>({g.peak_memory_kind})</span>{_kinds_html(g)} · "
-        f"finish: {g.finish_reason}</div>"
-    )
-
-
 def _kinds_html(g: Generation) -> str:
     """The peak by kind, where it was measured: anonymous, file-backed, the container's count (the
     labels and hover help are the metrics vocabulary's)."""
@@ -265,4 +270,4 @@ def _kinds_html(g: Generation) -> str:
         for k in keys
         if getattr(g, k, None) is not None
     ]
-    return f" [{', '.join(shown)}]" if shown else ""
+    return f"[{', '.join(shown)}]" if shown else ""

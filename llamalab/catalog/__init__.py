@@ -8,6 +8,7 @@ Adding a model, scheme or GPU is a data edit; this module only gives the data a 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import tomllib
@@ -79,6 +80,7 @@ class ModelCard:
     best_at: str = ""
     gptq: tuple[str, ...] = ()
     awq: tuple[str, ...] = ()
+    fp8: tuple[str, ...] = ()
     chat: bool = False
     aliases: tuple[str, ...] = ()
     source: str = ""
@@ -102,8 +104,8 @@ class ModelCard:
         )
 
     def published(self, method: str) -> tuple[str, ...]:
-        """Hub repos of checkpoints others quantized with `method` ("gptq", "awq")."""
-        return {"gptq": self.gptq, "awq": self.awq}.get(method, ())
+        """Hub repos of checkpoints others quantized with `method` ("gptq", "awq", "fp8")."""
+        return {"gptq": self.gptq, "awq": self.awq, "fp8": self.fp8}.get(method, ())
 
     @property
     def embedding_params(self) -> int:
@@ -113,7 +115,8 @@ class ModelCard:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        d["gptq"], d["awq"], d["aliases"] = list(self.gptq), list(self.awq), list(self.aliases)
+        d["gptq"], d["awq"], d["fp8"] = list(self.gptq), list(self.awq), list(self.fp8)
+        d["aliases"] = list(self.aliases)
         return d
 
 
@@ -180,7 +183,7 @@ def _cards() -> dict[str, ModelCard]:
     cards = {}
     for m in read("models.toml")["model"]:
         m = dict(m)
-        for key in ("gptq", "awq", "aliases"):
+        for key in ("gptq", "awq", "fp8", "aliases"):
             m[key] = tuple(m.get(key, ()))
         cards[m["name"]] = ModelCard(**m)
     return cards
@@ -269,7 +272,21 @@ def card_from_config(folder: Path) -> ModelCard:
 
 def card_from_gguf(path: Path) -> ModelCard:
     """A card for a local .gguf file, read from its metadata;
-    params are its tensors' element count."""
+    params are its tensors' element count. Read once per file version (gguf's reader parses the
+    whole vocabulary: seconds for a 49k-token one, and a load asks twice)."""
+    try:
+        st = Path(path).stat()
+    except OSError:
+        return _read_gguf_card(Path(path))  # says what is wrong with it
+    return _cached_gguf_card(str(Path(path).absolute()), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_gguf_card(path: str, size: int, mtime_ns: int) -> ModelCard:
+    return _read_gguf_card(Path(path))
+
+
+def _read_gguf_card(path: Path) -> ModelCard:
     from gguf import GGUFReader
 
     try:
@@ -509,7 +526,7 @@ def models() -> pd.DataFrame:
     rows = []
     for c in _cards().values():
         d = c.to_dict()
-        for k in ("gptq", "awq", "aliases"):
+        for k in ("gptq", "awq", "fp8", "aliases"):
             d[k] = ", ".join(d[k])
         d.pop("variant"), d.pop("local_path"), d.pop("gguf_type")
         rows.append(d)

@@ -252,7 +252,9 @@ class Growth:
             self.monitor.stop()
         release_freed_memory()
         self.bytes = self._now() - self.before
-        self.peak_bytes = max(self.bytes, (peak or 0) - self.before)
+        # ≥ 0: the block's start is part of it (the kernel syncs RSS counters in batches, so the
+        # high-water mark can read a few pages below the RSS read just after its reset)
+        self.peak_bytes = max(self.bytes, (peak or 0) - self.before, 0)
         if self.monitor and self._resident:
             self._by_kind(self._resident, resident())
 
@@ -303,6 +305,16 @@ class Peak:
             self.bytes = m.peak_rss_bytes
             self.anon_bytes, self.file_bytes = m.peak_anon_bytes, m.peak_file_bytes
             self.container_bytes = m.peak_container_bytes
+
+    @property
+    def so_far(self) -> int | None:
+        """The peak up to now, read from any thread while the block runs: the same measure `bytes`
+        holds at the end (None for a remote engine, and on a CPU before the first sample)."""
+        if self.cuda:
+            return peak_bytes(self.device)
+        if self.monitor is not None:
+            return self.monitor.peak_rss_bytes or None
+        return self.bytes
 
 
 # ---------------------------------------------------------------- the sampler

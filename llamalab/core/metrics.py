@@ -66,6 +66,13 @@ _METRICS = (
             1e3,
         ),
         Metric(
+            "prefill_tokens_per_s",
+            "prefill tokens/s",
+            "tokens/s",
+            "Prompt tokens ÷ prefill time (engine start until the first new token): how fast the "
+            "prompt was read. For a remote engine the network and the server's queue are in it.",
+        ),
+        Metric(
             "decode_tokens_per_s",
             "decode tokens/s",
             "tokens/s",
@@ -273,6 +280,47 @@ _METRICS = (
             TEXT,
             "Why the quality columns are empty (e.g. an engine without logits).",
         ),
+        Metric(
+            "task",
+            "task",
+            TEXT,
+            "What the task score measures: a scorer on the learner's own data (llamalab.evaluate).",
+        ),
+        Metric(
+            "task_score",
+            "task score",
+            "",
+            "Mean score of the replies on the task, from 0 to 1 (for right/wrong scorers: the "
+            "share right); greedy replies, higher is better.",
+        ),
+        Metric(
+            "task_score_low",
+            "task score 95 % low",
+            "",
+            "Lower end of the task score's 95 % interval: Wilson's for right/wrong scores, a "
+            "percentile bootstrap for fractional ones.",
+        ),
+        Metric(
+            "task_score_high",
+            "task score 95 % high",
+            "",
+            "Upper end of the task score's 95 % interval (the same method as its lower end).",
+        ),
+        Metric("task_n", "task examples", "", "Examples scored for the task score."),
+        Metric(
+            "task_interval",
+            "task interval",
+            TEXT,
+            "How the task score's interval was computed: wilson (0/1 scores) or bootstrap.",
+        ),
+        Metric(
+            "task_failed",
+            "task examples failed",
+            "",
+            "Examples whose reply could not be generated (not scored; each row says why).",
+        ),
+        Metric("task_s", "task (s)", "s", "Seconds spent generating and scoring the task."),
+        Metric("task_error", "task error", TEXT, "Why the task columns are empty."),
     )
     + _group(
         "sample",
@@ -481,6 +529,81 @@ _METRICS = (
             "",
             "CPU seconds the load-testing process used ÷ wall "
             "seconds: above ~0.8 the client, not the server, may be the bottleneck.",
+        ),
+    )
+    + _group(
+        "tokens",
+        Metric("position", "position", "tokens", "The token's place in the answer (0: first)."),
+        Metric("token", "token", TEXT, "The answer's token at this step."),
+        Metric(
+            "token_prob",
+            "probability",
+            "",
+            "The model's probability of this token here, given the prompt and the answer so far.",
+        ),
+        Metric(
+            "token_entropy",
+            "entropy (nats)",
+            "nats",
+            "Entropy of the next-token distribution at this step: 0 = certain, higher = unsure "
+            "(over the listed alternatives only for a served model: a lower bound).",
+        ),
+        Metric(
+            "alternatives",
+            "alternatives",
+            TEXT,
+            "The most likely tokens at this step with their probabilities, best first.",
+        ),
+        Metric(
+            "other_prob",
+            "probability (other)",
+            "",
+            "The second model's probability of the same token at the same step.",
+        ),
+        Metric("other_top1", "top-1 (other)", TEXT, "The second model's most likely token here."),
+        Metric(
+            "token_kl",
+            "KL (nats)",
+            "nats",
+            "KL(model ‖ other) of the two next-token distributions at this step (both local).",
+        ),
+        Metric(
+            "parts",
+            "greedy choices part",
+            "",
+            "True where the two models' most likely tokens differ at this step.",
+        ),
+        Metric(
+            "inspect_s_per_token",
+            "inspect (ms/token)",
+            "s",
+            "Seconds the token inspector took per answer token (answer and scoring).",
+            1e3,
+        ),
+    )
+    + _group(
+        "adapters",
+        Metric(
+            "adapter_switch_s",
+            "adapter switch (ms)",
+            "s",
+            "Round trip of POST /lora-adapters on llama.cpp's server: the time to make another "
+            "LoRA adapter (or none) what every request uses.",
+            1e3,
+        ),
+        Metric(
+            "adapter_decode_ratio",
+            "decode with ÷ without adapter",
+            "",
+            "Served decode tokens/s with a LoRA adapter applied ÷ with none, same server and "
+            "prompt, measured alternately (llama.cpp computes the adapter beside each weight).",
+        ),
+        Metric(
+            "adapter_top1_agreement",
+            "served adapter top-1 agreement",
+            "",
+            "Share of answer positions where the served adapter and the in-process base + peft "
+            "adapter pick the same next token (teacher-forced on the in-process greedy answer).",
         ),
     )
     + _group(

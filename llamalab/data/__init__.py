@@ -4,3 +4,8 @@
 from pathlib import Path
 
 HERE = Path(__file__).parent
+# the bundled chat datasets, by name: fine-tuning (llamalab.finetune) and evaluation (evaluate)
+DATASETS = {
+    "house-format": "finetune_house_format_train.jsonl",
+    "house-format-heldout": "finetune_house_format_heldout.jsonl",
+}

@@ -123,6 +123,10 @@ class Scores:
         """float32 numpy [len(ids), vocab] of next-token logits."""
         raise NotImplementedError
 
+    def piece(self, token_id: int) -> str:
+        """One token's text, a special token shown as itself (the token inspector's labels)."""
+        return self.decode([token_id])  # type: ignore[attr-defined]
+
 
 class Adapters:
     """The engine holds a torch model that peft adapters attach to, train in and fold into."""
@@ -144,6 +148,30 @@ class Adapters:
     def remove_adapters(self) -> None:
         """Drop every adapter layer: the model is the plain base again
         (merged weights stay merged)."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """One token of an answer as a server scored it: its id (None where the server gives none),
+    text, log-probability and the server's top alternatives [(id, text, logprob), ...], best
+    first."""
+
+    id: int | None
+    text: str
+    logprob: float
+    top: tuple[tuple[int | None, str, float], ...]
+
+
+class TokenLogprobs:
+    """The engine reports, for each token of an answer it generates, its log-probability and the
+    top alternatives (an OpenAI-compatible server's `logprobs` / `top_logprobs`)."""
+
+    def answer_logprobs(
+        self, prompt, sampling: Sampling, alternatives: int
+    ) -> tuple[list[TokenLogprob], str]:
+        """(each new token with its `alternatives` most likely tokens, the finish reason) for one
+        answer to `prompt` (what `encode` returns)."""
         raise NotImplementedError
 
 
@@ -229,6 +257,9 @@ class HFTokenized:
 
     def tokenize(self, text: str) -> list[int]:
         return hf_tokenize(self.tokenizer, text)
+
+    def piece(self, token_id: int) -> str:
+        return self.tokenizer.decode([token_id], skip_special_tokens=False)
 
 
 def hf_encode(tokenizer, prompt, system: str | None = None, chat: bool | None = None) -> list[int]:

@@ -295,7 +295,23 @@ class HttpEngine(Engine, Concurrent):
 
     def get_json(self, path: str):
         call = Call(self.settings.deadline_s)
-        r = self.send("GET", path, call, read_timeout=min(self.timeout, 10.0))
+        return self._json(self.send("GET", path, call, read_timeout=min(self.timeout, 10.0)), call)
+
+    def post_json(self, path: str, body: dict):
+        """POST `body` and return the JSON answer (one request, not streamed; retried and
+        bounded by the deadline like every request). A server says nothing until the whole
+        answer is ready, so the read waits up to the deadline, not `timeout`."""
+        self.count("requests")
+        call = Call(self.settings.deadline_s)
+        try:
+            with WATCHDOG.watching(call):
+                r = self.send("POST", path, call, body, read_timeout=self.settings.deadline_s)
+                return self._json(r, call)
+        except BaseException:
+            self.count("failures")
+            raise
+
+    def _json(self, r, call: Call):
         try:
             with self.errors(call):
                 r.read()

@@ -59,16 +59,20 @@ class LlamaCppEngine(HFTokenized, Engine, Scores):
         n_ctx: int = DEFAULT_CONTEXT,
         n_gpu_layers: int = 0,
         use_mmap: bool = True,
+        lora_path: str | None = None,
     ):
         """`use_mmap=False` reads the weights into llama.cpp's own memory instead of mapping the
-        file (what a type llama.cpp repacks while loading needs to be counted once)."""
+        file (what a type llama.cpp repacks while loading needs to be counted once). `lora_path`:
+        a GGUF LoRA adapter applied at scale 1 (llama.cpp's own `--lora`)."""
         from llama_cpp import Llama
 
         self.path, self.tokenizer = str(path), tokenizer
         self.n_threads = n_threads or default_threads()
         self.n_gpu_layers, self.use_mmap = n_gpu_layers, use_mmap
+        self.lora_path = lora_path
         self.llm = Llama(
             self.path,
+            lora_path=lora_path,
             n_ctx=n_ctx,
             n_threads=self.n_threads,
             n_threads_batch=self.n_threads,
@@ -123,6 +127,7 @@ class LlamaCppEngine(HFTokenized, Engine, Scores):
             # n_ubatch (kept small).
             self._scorer = Llama(
                 self.path,
+                lora_path=self.lora_path,
                 n_ctx=max(len(ids), 512),
                 n_batch=max(len(ids), 512),
                 n_ubatch=128,

@@ -18,7 +18,7 @@ import json
 import warnings
 from urllib.parse import urlsplit
 
-from .base import Sampling, Usage
+from .base import Sampling, TokenLogprob, TokenLogprobs, Usage
 from .http import EndpointError, EndpointStreamError, HttpEngine, ServerTimings
 
 # Fields beyond OpenAI's chat API, and the servers known to take them; any other server gets
@@ -37,7 +37,7 @@ OWNED_BY = {"llamacpp": "llama.cpp", "vllm": "vllm"}
 HOSTS = {"api.together.xyz": "together", "api.openai.com": "openai"}
 
 
-class OpenAIEngine(HttpEngine):
+class OpenAIEngine(HttpEngine, TokenLogprobs):
     name = "openai-compatible"
     CHAT_PATH = "/chat/completions"
 
@@ -108,6 +108,34 @@ class OpenAIEngine(HttpEngine):
             stacklevel=4,
         )
 
+    def answer_logprobs(self, messages, sampling: Sampling, alternatives: int):
+        """One answer, not streamed, with OpenAI's `logprobs: true, top_logprobs: k`: each token's
+        log-probability before sampling (llama.cpp: the softmax of the logits, ids included;
+        its `post_sampling_probs` would give greedy's 1.0 instead) and the k most likely tokens.
+        A server that sends none raises EndpointError."""
+        body = self.request_body(messages, sampling)
+        body.update(stream=False, logprobs=True, top_logprobs=alternatives)
+        body.pop("stream_options", None)
+        answer = self.post_json(self.CHAT_PATH, body)
+        choice = ((answer.get("choices") or [{}]) if isinstance(answer, dict) else [{}])[0]
+        content = (choice.get("logprobs") or {}).get("content")
+        if not content:
+            raise EndpointError(
+                f"{self.base} ({self.server}) sent no per-token logprobs for the request.",
+                "This server does not offer logprobs / top_logprobs on chat completions: inspect "
+                "a local model (llamalab.load) or serve it with llamalab.serve() (llama.cpp).",
+            )
+        try:
+            tokens = [served_token(t) for t in content]
+        except (AttributeError, KeyError, TypeError, ValueError):
+            raise EndpointError(
+                f"{self.base} sent per-token logprobs in a shape the kit does not read: "
+                f"{json.dumps(content)[:160]}.",
+                "Expected OpenAI's {token, logprob, top_logprobs: [...]} per token; inspect a "
+                "local model (llamalab.load) instead.",
+            ) from None
+        return tokens, choice.get("finish_reason") or ""
+
     def parse_line(self, line: str) -> dict | None:
         return parse_sse_line(line)
 
@@ -123,6 +151,16 @@ class OpenAIEngine(HttpEngine):
             owners = {m.get("owned_by") for m in items if isinstance(m, dict)}
             self._server = next((OWNED_BY[o] for o in owners if o in OWNED_BY), None)
         return model_ids(items)
+
+
+def served_token(t: dict) -> TokenLogprob:
+    """One entry of `choices[0].logprobs.content` (OpenAI's shape; llama.cpp adds `id`)."""
+    return TokenLogprob(
+        t.get("id"),
+        t.get("token", ""),
+        float(t["logprob"]),
+        tuple((a.get("id"), a.get("token", ""), float(a["logprob"])) for a in t["top_logprobs"]),
+    )
 
 
 def model_items(body, url: str) -> list:

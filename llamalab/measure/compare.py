@@ -32,6 +32,7 @@ def compare(
     *,
     on_event: Callable | None = None,
     load: Callable | None = None,
+    evaluation=None,
     **overrides,
 ) -> pd.DataFrame:
     """A pandas DataFrame with one row per (model, scheme, run, prompt);
@@ -41,12 +42,18 @@ def compare(
     keywords. Units are in the column names (_s seconds, _bytes bytes, tokens/s);
     `llamalab.metric(key)` gives the label and help of each. Perplexity is per token on `ppl_text`;
     KL in nats/token vs `reference`. `on_event` sees every sweep event as it happens
-    (e.g. to print progress).
+    (e.g. to print progress). `evaluation=(data, scorer)` (or an Evaluator) scores every scheme on
+    the learner's own task too: the task_score columns, with a 95 % interval (llamalab.evaluate).
     """
     import pandas as pd
 
     events = sweep(
-        model, schemes, prompts, with_changes(settings or COMPARE_DEFAULTS, **overrides), load=load
+        model,
+        schemes,
+        prompts,
+        with_changes(settings or COMPARE_DEFAULTS, **overrides),
+        load=load,
+        evaluation=evaluation,
     )
     if on_event is not None:
         events = _tap(events, on_event)

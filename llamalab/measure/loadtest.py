@@ -116,6 +116,12 @@ class LoadTestSettings:
         "Closed-loop levels: that many clients, each sending its "
         "next request when the last one ends.",
     )
+    think_s: float = setting(
+        0.0,
+        "Closed loop as simulated users: each client waits an exponential time of this mean "
+        "(seconds, drawn with seed) before its first request and after every answer, as a learner "
+        "reads and types; concurrency is then the number of users. 0: sends again at once.",
+    )
     rate: tuple[float, ...] | None = setting(
         None,
         "Poisson arrival rates (requests/s) instead of concurrency levels: every send time is "
@@ -187,6 +193,7 @@ class LoadTestSettings:
         self._check_levels()
         self._check_lengths()
         validate.integer("max_new_tokens", self.max_new_tokens, lo=1)
+        validate.number("think_s", self.think_s, lo=0.0)
         validate.flag("ignore_eos", self.ignore_eos)
         validate.flag("distinct_prompts", self.distinct_prompts)
         validate.number("timeout", self.timeout, lo=0.1)
@@ -450,11 +457,24 @@ class _Level:
         issued = {"all": 0, "measured": 0}
         n = int(self.value)
         with ThreadPoolExecutor(max_workers=n, thread_name_prefix="llamalab-load") as pool:
-            list(pool.map(lambda _: self._client(issued), range(n)))
+            list(pool.map(lambda user: self._client(issued, user), range(n)))
 
-    def _client(self, issued: dict) -> None:
-        while (ticket := self._next_ticket(issued)) is not None:
+    def _client(self, issued: dict, user: int) -> None:
+        think = random.Random(f"{self.s.seed}-{self.index}-{user}")
+        while self._think(think) and (ticket := self._next_ticket(issued)) is not None:
             self._send(ticket)
+
+    def _think(self, rng: random.Random) -> bool:
+        """A simulated user's pause (exponential, mean think_s; also before the first request,
+        so users start spread out as in a steady state); False if the level ends during it."""
+        if not self.s.think_s:
+            return True
+        sending = (
+            self.s.warmup + self.s.duration_s if self.s.requests is None else self.s.max_duration_s
+        )
+        left = min(self.deadline, self.t0 + sending) - time.perf_counter()
+        pause = rng.expovariate(1.0 / self.s.think_s)
+        return pause < left and not self.stop_event.wait(pause)
 
     def _next_ticket(self, issued: dict) -> Ticket | None:
         with self.lock:

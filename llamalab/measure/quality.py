@@ -278,3 +278,15 @@ def _divergence(loaded, ids, window, stride, ref_lp) -> tuple[float, int, int]:
             agree += (rr.argmax(-1) == ll.argmax(-1)).sum().item()
         n += len(targets)
     return kl, agree, n
+
+
+def greedy_answers(reference, model, prompts, max_new_tokens: int) -> tuple[tuple, float]:
+    """Both models' greedy answers to each prompt, and the share of prompts where they are
+    identical (NaN without prompts): the export checks' "same answers" figure."""
+    answers = []
+    for p in prompts:
+        a = reference.generate(p, max_new_tokens=max_new_tokens).text
+        b = model.generate(p, max_new_tokens=max_new_tokens).text
+        answers.append({"prompt": p, "source": a, "gguf": b, "identical": a == b})
+    same = sum(a["identical"] for a in answers) / len(answers) if answers else float("nan")
+    return tuple(answers), same

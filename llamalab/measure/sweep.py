@@ -26,6 +26,8 @@ from ..core import validate
 from ..core.errors import InvalidSetting, LlamalabError, ModelNotCached
 from ..core.metrics import METRICS, columns
 from ..core.settings import setting, with_changes
+from ..runtime.loaded import LiveStats
+from .evaluate import Evaluator
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -45,6 +47,7 @@ COLUMNS = (
     *QUALITY_COLUMNS,
     "error",
 )
+TASK_COLUMNS = tuple(k for k in QUALITY_COLUMNS if k.startswith("task"))
 WEIGHT_FILES = ("*.safetensors", "*.bin", "*.gguf")
 
 
@@ -113,13 +116,15 @@ class Loaded:
 
 @dataclass(frozen=True)
 class Token:
-    """A piece of generated text as it streams (several tokens may come as one piece)."""
+    """A piece of generated text as it streams (several tokens may come as one piece); `live` is
+    its generation's figures so far (TTFT, prefill and decode tokens/s, peak memory)."""
 
     model: str
     scheme: str
     prompt_index: int
     text: str
     run: int = 0
+    live: LiveStats | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -139,7 +144,7 @@ class Row:
 
 @dataclass(frozen=True)
 class Scoring:
-    """Quality scoring (perplexity, KL) starts for a scheme."""
+    """Quality scoring (perplexity, KL, or the task of `evaluation=`) starts for a scheme."""
 
     model: str
     scheme: str
@@ -185,15 +190,21 @@ def sweep(
     *,
     stop_event: threading.Event | None = None,
     load: Callable | None = None,
+    evaluation=None,
     **overrides,
 ) -> Iterator[Event]:
     """An iterator of events while measuring every scheme of every model on every prompt.
     `settings` (a SweepSettings) and/or its fields as keywords say what to measure; they are checked
     here, before anything loads. `stop_event` ends the generation in progress and skips the rest.
     `load`: `load(model, scheme, device=)`, default `llamalab.load` (GPTQ/AWQ checkpoints are made
-    first when `quantize_missing`): a served model, a test's fake engine."""
+    first when `quantize_missing`): a served model, a test's fake engine. `evaluation`: a task each
+    scheme is scored on, (data, scorer) or an Evaluator (llamalab.evaluate's arguments), filling the
+    task columns."""
     s = with_changes(settings or SweepSettings(), **overrides)
-    run = _Run(s, stop_event or threading.Event(), load or _default_loader(s.quantize_missing))
+    task = Evaluator.of(evaluation) if evaluation is not None else None
+    run = _Run(
+        s, stop_event or threading.Event(), load or _default_loader(s.quantize_missing), task
+    )
     return _events(
         _names("models", models), _names("schemes", schemes), _names("prompts", prompts), run
     )
@@ -225,6 +236,7 @@ class _Run:
     settings: SweepSettings
     stop: threading.Event
     load: Callable
+    evaluation: Evaluator | None = None
 
 
 def _names(name: str, value) -> list[str]:
@@ -307,15 +319,16 @@ def _scheme(model, scheme, index, count, prompts, run: _Run, ref, own_ref: bool)
             for j, prompt in enumerate(prompts):
                 if run.stop.is_set():
                     return None
-                g = None
+                g, live = None, LiveStats()
                 for piece in m.stream(
                     prompt,
                     max_new_tokens=s.max_new_tokens,
                     stop_event=run.stop,
                     min_new_tokens=s.max_new_tokens if s.fixed_length else 0,
+                    live=live,
                 ):
                     if isinstance(piece, str):
-                        yield Token(model, name, j, piece, repeat)
+                        yield Token(model, name, j, piece, repeat, live)
                     else:
                         g = piece
                 yield Row({**base, "run": repeat, "prompt": prompt, **_generation_columns(g)})
@@ -323,6 +336,11 @@ def _scheme(model, scheme, index, count, prompts, run: _Run, ref, own_ref: bool)
             yield Scoring(model, name)
             made, scores = _score(m, ref, own_ref, s)
             yield Quality(model, name, scores)
+        if run.evaluation is not None and not run.stop.is_set():
+            yield Scoring(model, name)
+            scores = _task(m, run)
+            if not run.stop.is_set():
+                yield Quality(model, name, scores)
         return made
     except Exception as e:
         yield _failed(model, scheme, e)
@@ -381,6 +399,18 @@ def _score(m, ref, own_ref: bool, s: SweepSettings):
         "ppl_stride": p.stride,
         "quality_s": time.perf_counter() - t0,
     }
+
+
+def _task(m, run: _Run) -> dict:
+    """The task columns of one scheme: `evaluate()` on the sweep's task (its reason in `task_error`
+    when the model cannot be evaluated)."""
+    t0 = time.perf_counter()
+    try:
+        e = run.evaluation(m, stop_event=run.stop)  # type: ignore[misc]
+    except LlamalabError as err:
+        return {**dict.fromkeys(TASK_COLUMNS), "task_error": err.message}
+    scores = {k: v for k, v in e.to_dict().items() if k in TASK_COLUMNS}
+    return {**scores, "task_s": time.perf_counter() - t0}
 
 
 def _failed(model: str, scheme: str, e: BaseException) -> Failed:

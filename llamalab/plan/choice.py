@@ -10,7 +10,9 @@ from .. import catalog as cat
 from ..catalog import card
 from ..core import validate
 from ..core.errors import InvalidSetting
-from .estimator import assumptions, budget_bytes, device_for, estimate
+from ..core.hardware import GPU
+from .commands import MIN_CAPABILITY
+from .estimator import assumptions, budget_bytes, device_for, estimate, gpu_count
 from .parallel import capacity
 from .speed import bandwidth
 
@@ -43,7 +45,7 @@ def choose_scheme(
     reading pace in catalog/assumptions.toml; 0 ignores speed), else the fastest that fits."""
     c = card(model)
     kw["device"] = device_for(gpu, kw.get("device", "auto"))
-    pool = _pool(c, candidates)
+    pool = [s for s in _pool(c, candidates) if _runs_on(s, kw["device"], gpu)]
     estimate(c, "bf16", context, batch, mode, **kw)  # bad settings raise here, not as "none fits"
     if mode == "full":
         pool = [s for s in pool if s.is_float]
@@ -83,6 +85,25 @@ def _pool(c, candidates) -> list:
             "Pass e.g. candidates=['bf16', 'int8'], or leave it out for every scheme.",
         )
     return [cat.scheme(x, c) for x in candidates or cat.scheme_names()]
+
+
+def _runs_on(s, device: str, gpu) -> bool:
+    """A scheme the machine asked about can run: a CPU needs an in-process backend; a GPU an
+    in-process one or vLLM's, with kernels for a catalog GPU's compute capability (no FP8 on T4)."""
+    kind = device.split(":")[0]
+    if kind == "cpu":
+        return bool(s.backend_for("cpu"))
+    if not (s.backend_for(kind) or s.vllm_quantization):
+        return False
+    g = gpu if isinstance(gpu, GPU) else _catalog_gpu(gpu)
+    need = MIN_CAPABILITY.get(s.vllm_quantization or "", 0.0)
+    return g is None or not g.cuda_capability or float(g.cuda_capability) >= need
+
+
+def _catalog_gpu(gpu) -> GPU | None:
+    if not isinstance(gpu, str) or gpu.strip().lower() in ("this", "here", "local"):
+        return None
+    return gpu_count(gpu)[1]
 
 
 def _target(target) -> float:

@@ -18,9 +18,11 @@ from ..core.errors import InvalidSetting, SchemeUnavailable
 PORT = 8000
 LLAMA_SERVER_IMAGE = "ghcr.io/ggml-org/llama.cpp:server-cuda"
 # vLLM's minimum compute capability per --quantization kernel (vllm 0.11,
-# vllm/model_executor/layers/quantization: awq.py:60, gptq.py:107, bitsandbytes.py:75) and bf16's
-# (vllm/platforms/cuda.py:63: sm ≥ 8.0).
-MIN_CAPABILITY = {"awq": 7.5, "gptq": 6.0, "bitsandbytes": 7.0, "bfloat16": 8.0}
+# vllm/model_executor/layers/quantization: awq.py:60, gptq.py:107, fp8.py:114, bitsandbytes.py:75)
+# and bf16's (vllm/platforms/cuda.py:63: sm ≥ 8.0). FP8 runs W8A8 from 8.9 (Ada/Hopper), below that
+# weight-only through FP8 Marlin (docs/features/quantization/fp8.md).
+MIN_CAPABILITY = {"awq": 7.5, "gptq": 6.0, "fp8": 8.0, "bitsandbytes": 7.0, "bfloat16": 8.0}
+FP8_TENSOR_CORES = 8.9
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,8 @@ def weights(c: ModelCard, s: Scheme) -> Weights:
             False,
             f"llamalab.export_gguf({c.name!r}, outtype={s.name!r}) writes it; copy it to /models.",
         )
+    if s.family == "fp8":
+        return _fp8_weights(c, name)
     if not s.made_by:
         return Weights(c.hub_id_instruct or c.hub_id, True, "the Hub's original checkpoint")
     published = c.published(s.made_by) if s.bits == 4 else ()
@@ -62,6 +66,18 @@ def weights(c: ModelCard, s: Scheme) -> Weights:
     )
 
 
+def _fp8_weights(c: ModelCard, name: str) -> Weights:
+    if c.fp8:
+        return Weights(c.fp8[0], True, "published FP8 checkpoint on the Hub")
+    return Weights(
+        f"/models/{name}",
+        False,
+        f"no published FP8 checkpoint of {c.name} is known: llm-compressor's FP8_DYNAMIC recipe "
+        "makes one without calibration data (copy the folder to /models); `--quantization fp8` on "
+        "the bf16 checkpoint also works, but its load passes through bf16 on the GPUs.",
+    )
+
+
 def quantization_flag(s: Scheme, g: GPU) -> tuple[list[str], str]:
     """vLLM's --quantization, only where it would not detect it: GPTQ/AWQ checkpoints say their
     method in config.json (and forcing it keeps vLLM off its faster Marlin kernels); nf4 is
@@ -73,6 +89,18 @@ def quantization_flag(s: Scheme, g: GPU) -> tuple[list[str], str]:
             "vLLM has no int8 for a 16-bit checkpoint (int8 is bitsandbytes' LLM.int8(), a "
             "transformers scheme; vLLM's bitsandbytes path quantizes to 4 bits).",
             "gptq-8bit",
+        )
+    if s.family == "fp8":
+        _check_capability("fp8", g, s.name)
+        return [], (
+            "FP8: vLLM reads the format from the checkpoint's config.json"
+            + (
+                "."
+                if _capability(g) >= FP8_TENSOR_CORES
+                else f"; {g.display} has no FP8 tensor cores (compute capability "
+                f"{g.cuda_capability} < {FP8_TENSOR_CORES}), so it runs weight-only through FP8 "
+                "Marlin: the memory of 8 bits, 16-bit matmuls."
+            )
         )
     method = "bitsandbytes" if s.family == "nf4" else s.made_by
     _check_capability(method, g, s.name)

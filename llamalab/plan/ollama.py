@@ -21,9 +21,11 @@ deployment plan sized for its context; `laptop_num_ctx()` gives what a model's e
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 from ..core.errors import InvalidSetting
+from . import gotemplate
 from .estimator import max_context
 
 # Ollama's own default num_ctx is 2048 (its Modelfile docs); 8192 holds a chat with a document in
@@ -76,7 +78,7 @@ FORMATS = (
         "{{ if and $first $system }}{{ $system }}\n\n{{ end }}{{ .Content }}<end_of_turn>\n"
         "{{ $first = false }}"
         '{{- else if eq .Role "assistant" }}<start_of_turn>model\n{{ .Content }}<end_of_turn>\n'
-        "{{- end }}{{- end }}<start_of_turn>model\n",
+        "{{ end }}{{- end }}<start_of_turn>model\n",
         ("<start_of_turn>", "<end_of_turn>"),
     ),
     ChatFormat(
@@ -175,57 +177,70 @@ def commands(name: str, prompt: str = "Why is the sky blue?") -> list[str]:
     ]
 
 
-def render(fmt: ChatFormat, messages: list[dict], system: str | None = None) -> str:
-    """What Ollama sends the model for `messages` under `fmt` (a Python reading of the Go templates
-    above, used to check the translation against the Jinja original)."""
+def template_values(messages: list[dict], system: str | None = None) -> dict:
+    """What Ollama's /api/chat hands a TEMPLATE: the Modelfile's SYSTEM first unless the chat
+    opens with a system message (ollama server/routes.go, ChatHandler), then `.System` (every
+    system message, joined by a blank line) and `.Messages`, consecutive messages of one role
+    merged (ollama template/template.go, `collate`)."""
     msgs = list(messages)
-    if system and not any(m["role"] == "system" for m in msgs):
+    if system and (not msgs or msgs[0]["role"] != "system"):
         msgs.insert(0, {"role": "system", "content": system})
-    if fmt.name == "chatml":
-        return (
-            "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in msgs)
-            + "<|im_start|>assistant\n"
-        )
-    if fmt.name == "llama3":
-        return (
-            "".join(
-                f"<|start_header_id|>{m['role']}<|end_header_id|>\n\n{m['content']}<|eot_id|>"
-                for m in msgs
-            )
-            + "<|start_header_id|>assistant<|end_header_id|>\n\n"
-        )
-    if fmt.name == "phi3":
-        return (
-            "".join(f"<|{m['role']}|>\n{m['content']}<|end|>\n" for m in msgs) + "<|assistant|>\n"
-        )
-    system = "\n\n".join(m["content"] for m in msgs if m["role"] == "system")  # Ollama's .System
-    turns = [m for m in msgs if m["role"] in ("user", "assistant")]
-    if fmt.name == "gemma":
-        return _render_gemma(turns, system)
-    return _render_mistral(turns, system)
-
-
-def _render_gemma(turns: list[dict], system: str) -> str:
-    """The system prompt opens the first user turn (Gemma 3's template); no system turn."""
-    out, first = [], True
-    for m in turns:
-        if m["role"] == "user":
-            prefix = f"{system}\n\n" if first and system else ""
-            out.append(f"<start_of_turn>user\n{prefix}{m['content']}<end_of_turn>\n")
-            first = False
+    merged: list[dict] = []
+    for m in msgs:
+        if merged and merged[-1]["Role"] == m["role"]:
+            merged[-1]["Content"] += "\n\n" + m["content"]
         else:
-            out.append(f"<start_of_turn>model\n{m['content']}<end_of_turn>\n")
-    return "".join(out) + "<start_of_turn>model\n"
+            merged.append({"Role": m["role"], "Content": m["content"]})
+    joined = "\n\n".join(m["content"] for m in msgs if m["role"] == "system")
+    return {"System": joined, "Messages": merged, "Response": ""}
 
 
-def _render_mistral(turns: list[dict], system: str) -> str:
-    """The system prompt opens the last message when it is the user's (Mistral v0.3's template)."""
-    out = []
-    for i, m in enumerate(turns):
-        if m["role"] == "user":
-            last = i == len(turns) - 1
-            prefix = f"{system}\n\n" if last and system else ""
-            out.append(f"[INST] {prefix}{m['content']}[/INST]")
+def render(fmt: ChatFormat | str, messages: list[dict], system: str | None = None) -> str:
+    """What Ollama sends the model for `messages` under `fmt` (a ChatFormat or a TEMPLATE's
+    text), with `system` as the Modelfile's SYSTEM: the Go template run by plan.gotemplate."""
+    template = fmt.template if isinstance(fmt, ChatFormat) else fmt
+    return gotemplate.render(template, template_values(messages, system))
+
+
+@dataclass(frozen=True)
+class ModelfileParts:
+    """What a Modelfile says about chat: its FROM, TEMPLATE, SYSTEM and PARAMETER stop lines."""
+
+    source: str
+    template: str | None
+    system: str | None
+    stop: tuple[str, ...]
+
+
+def parse_modelfile(text: str) -> ModelfileParts:
+    """Read FROM, TEMPLATE, SYSTEM (quoted, or triple-quoted over several lines) and every
+    PARAMETER stop from a Modelfile's text (ollama docs/modelfile.mdx)."""
+    found: dict[str, str] = {}
+    stops: list[str] = []
+    for m in _INSTRUCTION.finditer(text):
+        name, value = m.group(1).upper(), _unquote(m.group(2))
+        if name == "PARAMETER":
+            key, _, arg = value.partition(" ")
+            if key.lower() == "stop":
+                stops.append(_unquote(arg.strip()))
         else:
-            out.append(f" {m['content']}</s>")
-    return "".join(out)
+            found[name] = value
+    if "FROM" not in found:
+        raise InvalidSetting(
+            "This Modelfile has no FROM line.", "Start it with FROM <the .gguf file or a model>."
+        )
+    return ModelfileParts(found["FROM"], found.get("TEMPLATE"), found.get("SYSTEM"), tuple(stops))
+
+
+_INSTRUCTION = re.compile(
+    r'^\s*(FROM|TEMPLATE|SYSTEM|PARAMETER)\s+("""[\s\S]*?"""|[^\n]*)', re.I | re.M
+)
+
+
+def _unquote(value: str) -> str:
+    value = value.strip()
+    if value.startswith('"""') and value.endswith('"""') and len(value) >= 6:
+        return value[3:-3]
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        return json.loads(value)
+    return value

@@ -12,6 +12,7 @@ from .arena import ARENA_METRICS, QUALITY_METRICS, arena_figure
 from .cost import cost_figure, cost_per_mtok_figure
 from .estimate import PARTS, breakdown_figure, gpu_lines
 from .monitor import apply_samples, monitor_figure
+from .tokens import token_colour, tokens_html
 
 __all__ = [
     "ARENA_METRICS",
@@ -25,6 +26,8 @@ __all__ = [
     "gpu_lines",
     "monitor_figure",
     "resync",
+    "token_colour",
+    "tokens_html",
     "update_figure",
 ]
 

@@ -3,12 +3,13 @@ measures; `connect()` does the same for a model on a server. Both give a `Loaded
 `generate()` measures every call."""
 
 from .backends import register_backend
-from .loaded import Generation, LoadedModel
+from .loaded import Generation, LiveStats, LoadedModel
 from .loader import capabilities, check_scheme, load, resolve_device, runs
 from .remote import ServedProcess, connect, served_models
 
 __all__ = [
     "Generation",
+    "LiveStats",
     "LoadedModel",
     "ServedProcess",
     "capabilities",

@@ -51,10 +51,121 @@ class Generation:
     peak_file_bytes: int | None = None
     peak_container_bytes: int | None = None
 
+    @property
+    def prefill_tokens_per_s(self) -> float | None:
+        """Prompt tokens ÷ `prefill_s` (None where the prompt's size or its first token is
+        unknown)."""
+        return _prefill_rate(self.prompt_tokens, self.prefill_s)
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d.pop("token_ids"), d.pop("token_times")
+        d["prefill_tokens_per_s"] = self.prefill_tokens_per_s
         return d
+
+
+class LiveStats:
+    """A generation's figures while it streams, readable from any thread: pass one as `live=` to
+    `generate()` or `stream()` (one call at a time; each call starts it afresh). They come from the
+    same clock, token times and memory probe as the Generation the call returns, and are that
+    Generation's figures once it is `done` (`generation` holds it).
+
+        live = llamalab.LiveStats()
+        m.generate("Hi", on_text=lambda _: print(live.decode_tokens_per_s), live=live)
+    """
+
+    def __init__(self):
+        self.generation: Generation | None = None
+        self._times: list[float] = []  # each token's arrival (time.perf_counter)
+        self._t_call = self._t_start = 0.0
+        self._prompt_tokens: int | None = None
+        self._peak: memory.Peak | None = None
+
+    def _begin(self, times: list[float], t_call: float, t_start: float, prompt_tokens, peak):
+        self.generation = None
+        self._times, self._t_call, self._t_start = times, t_call, t_start
+        self._prompt_tokens, self._peak = prompt_tokens, peak
+
+    @property
+    def done(self) -> bool:
+        """The generation ended and `generation` holds its final figures."""
+        return self.generation is not None
+
+    @property
+    def started(self) -> bool:
+        """A generation has begun (it may have no token yet)."""
+        return self._peak is not None
+
+    @property
+    def prompt_tokens(self) -> int | None:
+        """The prompt's tokens (a server without a tokenizer here reports them at the end)."""
+        return self.generation.prompt_tokens if self.generation else self._prompt_tokens
+
+    @property
+    def new_tokens(self) -> int:
+        return self.generation.new_tokens if self.generation else len(self._times)
+
+    @property
+    def elapsed_s(self) -> float:
+        """The call until now (its `total_s` once done)."""
+        if self.generation:
+            return self.generation.total_s
+        return time.perf_counter() - self._t_call if self.started else 0.0
+
+    @property
+    def ttft_s(self) -> float | None:
+        """Time to first token (None until it came)."""
+        if self.generation:
+            return self.generation.ttft_s
+        return self._times[0] - self._t_call if self._times else None
+
+    @property
+    def prefill_s(self) -> float | None:
+        if self.generation:
+            return self.generation.prefill_s
+        return self._times[0] - self._t_start if self._times else None
+
+    @property
+    def prefill_tokens_per_s(self) -> float | None:
+        if self.generation:
+            return self.generation.prefill_tokens_per_s
+        return _prefill_rate(self._prompt_tokens, self.prefill_s)
+
+    @property
+    def decode_tokens_per_s(self) -> float:
+        """New tokens after the first ÷ the time between the first and the latest (0 before the
+        second token)."""
+        if self.generation:
+            return self.generation.decode_tokens_per_s
+        return _decode_rate(self._times)
+
+    @property
+    def peak_memory_bytes(self) -> int | None:
+        """The peak so far (None for a remote engine, and before the probe's first sample)."""
+        if self.generation:
+            return self.generation.peak_memory_bytes
+        return self._peak.so_far if self._peak is not None else None
+
+    @property
+    def peak_memory_kind(self) -> str:
+        if self.generation:
+            return self.generation.peak_memory_kind
+        return self._peak.kind if self._peak is not None else ""
+
+
+def _decode_rate(times: list[float]) -> float:
+    """(tokens − 1) ÷ (last token time − first token time); 0 with fewer than two tokens."""
+    n = len(times)
+    if n < 2:
+        return 0.0
+    span = times[n - 1] - times[0]  # n, not -1: another thread may append meanwhile
+    return (n - 1) / span if span > 0 else 0.0
+
+
+def _prefill_rate(prompt_tokens: int | None, prefill_s: float | None) -> float | None:
+    if not prompt_tokens or prefill_s is None or not prefill_s > 0:  # NaN: no token came
+        return None
+    return prompt_tokens / prefill_s
 
 
 @dataclass
@@ -159,18 +270,19 @@ class LoadedModel:
         chat: bool | None = None,
         stop_event: threading.Event | None = None,
         on_text: Callable[[str], None] | None = None,
+        live: LiveStats | None = None,
         **sampling_fields,
     ) -> Generation:
         """Generate from a string or chat messages. `sampling` (a Sampling) and/or its fields as
         keywords (`max_new_tokens=64, temperature=0.7`) say how. `on_text` gets each new piece of
         text as it comes, on this thread (the torch thread only decodes tokens). `stop_event`
-        (set from any thread) ends it after the current token. Ctrl-C while waiting stops it, then
-        raises KeyboardInterrupt."""
+        (set from any thread) ends it after the current token. `live` (a LiveStats) shows its
+        figures while it runs. Ctrl-C while waiting stops it, then raises KeyboardInterrupt."""
         if on_text is not None and not callable(on_text):
             raise InvalidSetting(
                 f"on_text={on_text!r} is not callable.", "Pass a function taking a str, or None."
             )
-        kwargs = dict(system=system, chat=chat, stop_event=stop_event, **sampling_fields)
+        kwargs = dict(system=system, chat=chat, stop_event=stop_event, live=live, **sampling_fields)
         if on_text is not None and self._on_torch_thread():
             for item in self.stream(prompt, sampling, **kwargs):
                 if isinstance(item, Generation):
@@ -190,7 +302,7 @@ class LoadedModel:
     ) -> Iterator[str | Generation]:
         """Yield text pieces as they are generated, then the finished Generation. Tokens are turned
         into text here, on the consumer's thread. Closing the iterator early (or `stop()`) ends the
-        generation."""
+        generation. Takes generate()'s keywords (`live=` too), except on_text."""
         tokens: queue.SimpleQueue = queue.SimpleQueue()
         job, stop = self._prepare(prompt, sampling, sink=tokens.put, **kwargs)
         end = object()
@@ -220,7 +332,15 @@ class LoadedModel:
         return self.engine.uses_torch_thread and not torch_thread.is_torch_thread()
 
     def _prepare(
-        self, prompt, sampling=None, system=None, chat=None, stop_event=None, sink=None, **fields
+        self,
+        prompt,
+        sampling=None,
+        system=None,
+        chat=None,
+        stop_event=None,
+        sink=None,
+        live=None,
+        **fields,
     ):
         """Check the arguments, encode the prompt here (the caller's thread),
         and return the job to run."""
@@ -235,6 +355,10 @@ class LoadedModel:
             raise InvalidSetting(
                 f"stop_event={stop_event!r} is not a threading.Event.", "Pass threading.Event()."
             )
+        if live is not None and not isinstance(live, LiveStats):
+            raise InvalidSetting(
+                f"live={live!r} is not a LiveStats.", "Pass live=llamalab.LiveStats(), or None."
+            )
         if not self.is_loaded:
             raise LlamalabError("This model was unloaded.", "Load it again with llamalab.load().")
         t_call = time.perf_counter()
@@ -243,15 +367,15 @@ class LoadedModel:
         if n is not None and n + sampling.max_new_tokens > self.engine.context_length:
             raise PromptTooLong(n, sampling.max_new_tokens, self.engine.context_length)
         stop = AnyOf(*([stop_event] if stop_event is not None else []))
-        return (lambda: self._call(ids, n, sampling, stop, sink, t_call)), stop
+        return (lambda: self._call(ids, n, sampling, stop, sink, t_call, live)), stop
 
-    def _call(self, ids, n_prompt, sampling, stop, sink, t_call) -> Generation:
+    def _call(self, ids, n_prompt, sampling, stop, sink, t_call, live=None) -> Generation:
         """One call: registered so `stop()` reaches it; serialized unless the engine takes
         concurrent calls."""
         self._calls.add(stop)
         try:
             if isinstance(self.engine, Concurrent):
-                return self._run(ids, n_prompt, sampling, stop, sink, t_call)
+                return self._run(ids, n_prompt, sampling, stop, sink, t_call, live)
             if self._owner == threading.get_ident():
                 raise LlamalabError(
                     "generate() was called from inside this model's own generation (a callback).",
@@ -260,15 +384,15 @@ class LoadedModel:
             with self._lock:  # one generation at a time per local model
                 self._owner = threading.get_ident()
                 try:
-                    return self._run(ids, n_prompt, sampling, stop, sink, t_call)
+                    return self._run(ids, n_prompt, sampling, stop, sink, t_call, live)
                 finally:
                     self._owner = None
         finally:
             self._calls.discard(stop)
 
-    def _run(self, ids, n_prompt, sampling, stop, sink, t_call) -> Generation:
+    def _run(self, ids, n_prompt, sampling, stop, sink, t_call, live=None) -> Generation:
         """The generation itself; `sink` gets each raw token (an id,
-        or a text piece from a server)."""
+        or a text piece from a server); `live` reads the same token times and peak as it runs."""
         text = _TextEmitter(self.engine.decode, None)
         times: list[float] = []
 
@@ -281,21 +405,19 @@ class LoadedModel:
 
         peak = memory.Peak(self.device, self.engine.remote)
         t_start = time.perf_counter()
+        if live is not None:
+            live._begin(times, t_call, t_start, n_prompt, peak)
         with peak:
             usage = self.engine.generate(ids, sampling, on_token, stop.is_set) or Usage()
         t_end = time.perf_counter()
         n = usage.new_tokens if usage.new_tokens is not None else len(times)
-        decode = (
-            (len(times) - 1) / (times[-1] - times[0])
-            if len(times) > 1 and times[-1] > times[0]
-            else 0.0
-        )
+        decode = _decode_rate(times)
         reason = (
             "stopped"
             if stop.is_set() and n < sampling.max_new_tokens
             else ("length" if n >= sampling.max_new_tokens else "stop")
         )
-        return Generation(
+        generation = Generation(
             text=text.text(),
             new_tokens=n,
             prompt_tokens=usage.prompt_tokens if usage.prompt_tokens is not None else n_prompt,
@@ -314,6 +436,9 @@ class LoadedModel:
             token_ids=tuple(text.ids),
             token_times=tuple(t - t_call for t in times),
         )
+        if live is not None:
+            live.generation = generation
+        return generation
 
     def unload(self) -> None:
         """Drop the weights and give the memory back (CUDA cache emptied too)."""

@@ -22,6 +22,7 @@ from . import backends
 from .files.source import NeedsConversion, resolve
 from .files.store import model_fingerprint
 from .loaded import LoadedModel
+from .room import room_model_or_none
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -77,9 +78,17 @@ def runs(s: Scheme, device: str) -> bool:
     return bool(backend) and backends.availability(backend, device)[0]
 
 
+class LeftOut(str):
+    """A default the caller did not write (told apart by identity): load() with neither model nor
+    scheme goes to the room's server when one is in use (llamalab.use_room)."""
+
+
+DEFAULT_MODEL, DEFAULT_SCHEME = LeftOut("default"), LeftOut("bf16")
+
+
 def load(
-    model: str | ModelCard = "default",
-    scheme: str | Scheme = "bf16",
+    model: str | ModelCard = DEFAULT_MODEL,
+    scheme: str | Scheme = DEFAULT_SCHEME,
     device: str = "auto",
     force: bool = False,
     trust_remote_code: bool = False,
@@ -95,8 +104,15 @@ def load(
     now, unless force=True. `trust_remote_code` stays off unless you ask for it. The load runs on
     the one torch thread (llamalab/core/torch_thread.py).
     `adapter`: a folder with a saved peft adapter (e.g. `run.adapter_dir`), attached to the loaded
-    model; generate()/stream() then use it.
+    model; generate()/stream() then use it. For a GGUF base, a GGUF adapter file
+    (`export_gguf(adapter_dir)`), applied by llama.cpp.
+    In a room (`llamalab.use_room(url)` or LLAMALAB_ROOM set), load() naming neither model nor
+    scheme returns the room's served model instead: nothing loads here, torch stays out.
     """
+    explicit = model is not DEFAULT_MODEL or scheme is not DEFAULT_SCHEME or adapter is not None
+    served = room_model_or_none(explicit)
+    if served is not None:
+        return served
     validate.flag("force", force)
     validate.flag("trust_remote_code", trust_remote_code)
     if context is not None:
@@ -134,6 +150,16 @@ def _load(
         from .files.gguf import convert
 
         path = str(convert(path.model, path.outtype))
+    if adapter is not None and str(adapter).endswith(".gguf"):  # llama.cpp applies it itself
+        if name != "gguf":
+            raise InvalidSetting(
+                f"{Path(adapter).name} is a GGUF adapter; scheme {s.name} loads with {name}.",
+                "Load a GGUF base (scheme='gguf' or its type, e.g. 'f16') for a GGUF adapter, "
+                "or pass the peft adapter folder for a transformers scheme.",
+            )
+        options, adapter_gguf, adapter = {**options, "lora_path": str(adapter)}, adapter, None
+    else:
+        adapter_gguf = None
     with memory.Growth(device) as mem:
         t0 = time.perf_counter()
         engine = mod.load(path, s, device, trust_remote_code=trust_remote_code, **options)
@@ -160,7 +186,7 @@ def _load(
         estimate=est,
         path=str(path),
         backend=name,
-        adapter=str(adapter or ""),
+        adapter=str(adapter or adapter_gguf or ""),
     )
 
 

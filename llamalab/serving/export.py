@@ -4,7 +4,9 @@ llama.cpp / Ollama, and check the file against its source instead of assuming it
 The conversion is llama.cpp's own (`convert_hf_to_gguf.py`, then `llama_model_quantize`), through
 `llamalab.convert_gguf` — nothing is converted here. The check loads both and compares, on the
 same text and prompts: next-token distributions (mean KL(source ‖ GGUF), top-1 agreement) and the
-greedy answers (identical or not, and for how many characters).
+greedy answers (identical or not, and for how many characters). First, and refusing the file with
+ExportMismatch when they differ, its chat template and stop tokens against the source's
+(template_check.check_template).
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from pathlib import Path
 
 from ..core import validate
 from ..core.errors import InvalidSetting
-from ..measure.quality import divergence
+from ..measure.quality import divergence, greedy_answers
 from ..runtime import load
 from ..runtime.files.gguf import SIDECAR, WRITABLE, convert
+from .adapter_export import AdapterCheck, export_adapter, is_adapter_dir
+from .template_check import TemplateCheck, check_template
 
 CHECK_PROMPTS = (
     "What is the capital of France?",
@@ -37,6 +41,9 @@ class ExportCheck:
     tokens: int
     greedy_identical: float  # share of prompts whose greedy answers are identical
     answers: tuple[dict, ...] = field(repr=False)
+    # the chat template renders and stop tokens compared with the source's (all equal, or the
+    # export was refused with ExportMismatch)
+    template: TemplateCheck | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -54,7 +61,8 @@ class Export:
     outtype: str
     bytes: int
     source: str
-    check: ExportCheck | None = None
+    check: ExportCheck | AdapterCheck | None = None
+    base: Path | None = None  # for an adapter: the base GGUF it is served on
 
 
 def export_gguf(
@@ -68,11 +76,24 @@ def export_gguf(
     tokens: int = 256,
     window: int = 128,
     verbose: bool = True,
+    adapter_outtype: str = "f16",
 ) -> Export:
     """Write `model_or_merged_dir` as a GGUF of `outtype` (q8_0, f16, q6_k, q5_k_m, q4_k_m, q4_1,
     q4_0), copy it to `output` (a file or a folder; default: keep it in the kit's cache) and, with
     `check`, load the file and its source (under `source_scheme`) and compare them
-    (see ExportCheck)."""
+    (see ExportCheck).
+
+    A peft adapter folder (`run.adapter_dir`) stays an adapter: its base becomes a GGUF of
+    `outtype`, the adapter a GGUF LoRA of `adapter_outtype` (f16, q8_0) beside it (`Export.base`,
+    `Export.path`), and the check compares them with the in-process base + adapter (AdapterCheck;
+    use source_scheme='fp32', what adapters train over)."""
+    if is_adapter_dir(model_or_merged_dir):
+        base, path, adapter_check = export_adapter(
+            model_or_merged_dir, outtype, adapter_outtype, output, check, source_scheme,
+            prompts, max_new_tokens, tokens, window, verbose,
+        )  # fmt: skip
+        return Export(path, adapter_outtype, path.stat().st_size, str(model_or_merged_dir),
+                      adapter_check, base)  # fmt: skip
     outtype = validate.choice("outtype", str(outtype).lower(), WRITABLE)
     validate.flag("check", check)
     made = Path(convert(model_or_merged_dir, outtype, verbose=verbose))
@@ -124,28 +145,26 @@ def check_export(
     tokens: int = 256,
     window: int = 128,
 ) -> ExportCheck:
-    """Load the source and the GGUF, compare distributions (KL, top-1) and greedy
-    answers; unload both."""
+    """Check the GGUF's chat template and stop tokens against the source's (ExportMismatch names a
+    difference; the file stays where it is), then load the source and the GGUF, compare
+    distributions (KL, top-1) and greedy answers; unload both."""
+    template = check_template(gguf, source)
     ref = load(source, source_scheme, device="cpu")
     try:
         exported = load(str(gguf), "gguf", device="cpu")
         try:
             d = divergence(exported, ref, tokens=tokens, window=window)
-            answers = []
-            for p in prompts:
-                a = ref.generate(p, max_new_tokens=max_new_tokens).text
-                b = exported.generate(p, max_new_tokens=max_new_tokens).text
-                answers.append({"prompt": p, "source": a, "gguf": b, "identical": a == b})
+            answers, same = greedy_answers(ref, exported, prompts, max_new_tokens)
         finally:
             exported.unload()
     finally:
         ref.unload()
-    same = sum(a["identical"] for a in answers) / len(answers) if answers else float("nan")
     return ExportCheck(
         source_scheme=source_scheme,
         kl_mean=d.kl_mean,
         top1_agreement=d.top1_agreement,
         tokens=d.tokens,
         greedy_identical=same,
-        answers=tuple(answers),
+        answers=answers,
+        template=template,
     )

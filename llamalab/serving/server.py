@@ -33,11 +33,15 @@ from ..core.errors import BackendMissing, InvalidSetting, TaskFailed, install_ex
 from ..core.settings import setting, with_changes
 from ..engines.llamacpp import default_threads
 from ..runtime import connect
+from ..runtime.files.lora import check_fits
 from ..runtime.files.source import NeedsConversion, resolve
 from ..runtime.loaded import LoadedModel
 from ..runtime.remote import ServedProcess
+from . import served_adapters
+from .export import CHECK_PROMPTS
 
 HOST = "127.0.0.1"
+ANY_HOST = "0.0.0.0"  # every interface: only when the caller names it
 SERVER_MAIN = "llamalab.serving._server_main"  # the server process's module
 
 
@@ -69,15 +73,28 @@ class ServeSettings:
     start_timeout: float = setting(
         120.0, "Seconds to wait for the server to load, listen and answer /health ok."
     )
+    host: str = setting(
+        HOST,
+        "The interface to bind: 127.0.0.1 (this machine only). Another address of this machine "
+        "or 0.0.0.0 (every interface) only when you name it: the network can then reach the "
+        "server (its key still guards every request).",
+    )
     port: int = setting(
         0,
-        "The port on 127.0.0.1 (0: the server process binds a free one itself and reports it, "
+        "The port on the host (0: the server process binds a free one itself and reports it, "
         "so no other program can take it in between).",
     )
     keep_logs: bool = setting(
         False,
         "Keep the server's log after stop(), at server.log_path (False: its temporary folder "
         "is removed with the server).",
+    )
+    prompt_cache: bool = setting(
+        True,
+        "Let a request reuse the KV of the longest prefix a slot already holds (llama.cpp's "
+        "--cache-prompt; the chat template's system part, a repeated prompt). False "
+        "(--no-cache-prompt): every request pre-fills its whole prompt, as a benchmark of "
+        "prefill needs; a request's own cache_prompt field still overrides it.",
     )
 
     def __post_init__(self):
@@ -89,8 +106,10 @@ class ServeSettings:
         if self.model_id is not None:
             validate.text("model_id", self.model_id)
         validate.number("start_timeout", self.start_timeout, lo=1)
+        object.__setattr__(self, "host", bindable_host(self.host))
         validate.integer("port", self.port, lo=0, hi=65535)
         validate.flag("keep_logs", self.keep_logs)
+        validate.flag("prompt_cache", self.prompt_cache)
 
 
 class Secret:
@@ -124,6 +143,7 @@ class Server(ServedProcess):
     start_s: float = 0.0
     key: Secret = field(repr=False, default_factory=lambda: Secret(""))
     kept_log: Path | None = field(repr=False, default=None)  # the log kept past stop()
+    adapters_loaded: dict = field(default_factory=dict)  # name -> adapter GGUF, in id order
     _model: LoadedModel | None = field(default=None, init=False, repr=False)
 
     @property
@@ -187,6 +207,36 @@ class Server(ServedProcess):
         r.raise_for_status()
         return parse_prometheus(r.text)
 
+    @property
+    def adapter_names(self) -> list[str]:
+        return list(self.adapters_loaded)
+
+    def adapters(self) -> list[dict]:
+        """The adapters loaded (GET /lora-adapters): name, id, path, and the scale every request
+        without its own `lora` field uses now."""
+        r = loopback_get(self.url + "/lora-adapters", self.key, timeout=5)
+        r.raise_for_status()
+        names = self.adapter_names
+        return [{"name": names[a["id"]], **{k: a[k] for k in ("id", "path", "scale")}}
+                for a in r.json()]  # fmt: skip
+
+    def use_adapter(self, name: str | None, scale: float = 1.0) -> None:
+        """Make adapter `name` (at `scale`) what every request uses (POST /lora-adapters); None:
+        the base alone. Nothing is merged: switching back is another call."""
+        served_adapters.post(self, "/lora-adapters", served_adapters.scales(
+            self.adapter_names, name, scale))  # fmt: skip
+
+    def lora(self, name: str | None, scale: float = 1.0) -> dict:
+        """The per-request field for adapter `name` ({"lora": [...]}, to add to one request's
+        JSON): that request uses it, whatever use_adapter() set."""
+        return {"lora": served_adapters.scales(self.adapter_names, name, scale)}
+
+    def check_adapter(self, name: str, reference, base=None, prompts=CHECK_PROMPTS, **options):
+        """ServedAdapterCheck: adapter `name` served here against `reference` (the in-process
+        base + peft adapter) and, given `base` (the in-process base), the server with adapters
+        off against it (see served_adapters.check for `max_new_tokens`, `scale`, `base_kl`)."""
+        return served_adapters.check(self, name, reference, base, prompts, **options)
+
     def stop(self) -> None:
         """End the server (SIGTERM, then SIGKILL after 5 s), wait for it, and remove its
         temporary folder (its log stays at `log_path` with keep_logs=True)."""
@@ -204,6 +254,7 @@ def serve(
     settings: ServeSettings | None = None,
     *,
     api_key: str | None = None,
+    adapters: dict | None = None,
     **overrides,
 ) -> Server:
     """Start llama.cpp's server for a GGUF (a .gguf path, or a model name whose `scheme` GGUF is
@@ -211,13 +262,16 @@ def serve(
     provably ours (the listener is its process; it refuses a request without the key and answers
     one with it). `settings` (a ServeSettings) and/or its fields as keywords. Use it as a context
     manager (`with serve(...) as server:`): the process is stopped by PID on exit, also on Ctrl-C,
-    and at interpreter exit (the Task registry)."""
+    and at interpreter exit (the Task registry).
+    `adapters`: {name: GGUF LoRA adapter} loaded beside the model, all off until
+    `server.use_adapter(name)` or a request's `lora` field (`server.lora(name)`) turns one on."""
     _require_xllamacpp()
     s = with_changes(settings or ServeSettings(), **overrides)
     if api_key is not None:
         validate.text("api_key", api_key)
     threads = s.threads or default_threads()
     gguf, card, scheme = gguf_for(model_or_gguf, s.scheme)
+    loaded_adapters = adapter_files(adapters, gguf)
     alias = s.model_id or card or Path(gguf).stem
     key = Secret(api_key if api_key is not None else secrets.token_urlsafe(24))
     config = {
@@ -227,6 +281,9 @@ def serve(
         "parallel": s.parallel,
         "context": s.context,
         "threads": threads,
+        "host": s.host,
+        "adapters": list(loaded_adapters.values()),
+        "prompt_cache": s.prompt_cache,
     }
     t0, deadline = time.perf_counter(), time.monotonic() + s.start_timeout
     task = tasks.start_process(
@@ -238,9 +295,9 @@ def serve(
     kept = keep_log(task) if s.keep_logs else None
     try:
         port = listening_port(task, s, deadline)
-        check_owner(task, port)  # before any request: no key reaches another program
+        check_owner(task, port, s.host)  # before any request: no key reaches another program
         server = Server(
-            url=f"http://{HOST}:{port}",
+            url=f"http://{reach_address(s.host)}:{port}",
             model_id=alias,
             gguf=str(gguf),
             settings=s,
@@ -250,14 +307,33 @@ def serve(
             scheme=scheme,
             key=key,
             kept_log=kept,
+            adapters_loaded=loaded_adapters,
         )
         wait_healthy(server, max(0.0, deadline - time.monotonic()))
         check_identity(server)
+        if loaded_adapters:  # llama.cpp lists them at 1.0 while they are off: say 0 explicitly
+            server.use_adapter(None)
     except BaseException:  # not ours, not healthy, or Ctrl-C while waiting: leave nothing running
         end_process(task, kept)
         raise
     server.start_s = time.perf_counter() - t0
     return server
+
+
+def adapter_files(adapters, base_gguf) -> dict[str, str]:
+    """{name: adapter GGUF path}, each checked to be a LoRA adapter that fits `base_gguf`."""
+    if adapters is None:
+        return {}
+    if not isinstance(adapters, dict) or not adapters:
+        raise InvalidSetting(
+            f"adapters={adapters!r} is not a non-empty dict.",
+            "Pass adapters={'name': 'adapter.gguf', ...} (export_gguf(run.adapter_dir).path).",
+        )
+    out = {}
+    for name, path in adapters.items():
+        validate.text("adapters name", name)
+        out[name] = check_fits(path, base_gguf).path
+    return out
 
 
 def gguf_for(model_or_gguf, scheme: str) -> tuple[str, str | None, str]:
@@ -290,7 +366,7 @@ def listening_port(task: tasks.Task, s: ServeSettings, deadline: float) -> int:
     while True:
         event = next((e for e in reversed(task.events) if e.get("event") == "listening"), None)
         if event is not None:
-            return _port_of(str(event.get("address", "")), s.port, task)
+            return _port_of(str(event.get("address", "")), s.port, task, s.host)
         if not task.running:
             raise ServerFailed(
                 "The server process ended before it was listening.",
@@ -307,25 +383,25 @@ def listening_port(task: tasks.Task, s: ServeSettings, deadline: float) -> int:
         task.stop_event.wait(0.1)
 
 
-def _port_of(address: str, asked: int, task: tasks.Task) -> int:
-    found = re.fullmatch(rf"https?://{re.escape(HOST)}:(\d+)/?", address.strip())
+def _port_of(address: str, asked: int, task: tasks.Task, host: str = HOST) -> int:
+    found = re.fullmatch(rf"https?://{re.escape(host)}:(\d+)/?", address.strip())
     port = int(found.group(1)) if found else 0
     if not 0 < port < 65536 or (asked and port != asked):
         raise ServerFailed(
-            f"The server process reported {address!r}, not {HOST}:{asked or 'PORT'}.",
+            f"The server process reported {address!r}, not {host}:{asked or 'PORT'}.",
             "Read its log (log_tail); report it if the server binds elsewhere.",
             log_tail=task.tail(),
         )
     return port
 
 
-def check_owner(task: tasks.Task, port: int) -> None:
-    """ServerFailed, before any request is sent, unless the listener on 127.0.0.1:port belongs to
+def check_owner(task: tasks.Task, port: int, host: str = HOST) -> None:
+    """ServerFailed, before any request is sent, unless the listener on host:port belongs to
     the server process (or a child of it): then no other program can receive the key."""
-    if port in listening_ports(task.pid):
+    if port in listening_ports(task.pid, host):
         return
     raise ServerFailed(
-        f"{HOST}:{port} is not the server process's (pid {task.pid}): another program "
+        f"{host}:{port} is not the server process's (pid {task.pid}): another program "
         "listens there. Nothing, and no key, was sent to it.",
         "Start again with port=0 (the server binds a free port itself); find that program "
         f"with `ss -ltnp 'sport = :{port}'`.",
@@ -333,8 +409,8 @@ def check_owner(task: tasks.Task, port: int) -> None:
     )
 
 
-def listening_ports(pid: int | None) -> set[int]:
-    """The TCP ports on 127.0.0.1 that process `pid` and its children listen on."""
+def listening_ports(pid: int | None, host: str = HOST) -> set[int]:
+    """The TCP ports on `host` that process `pid` and its children listen on."""
     import psutil
 
     try:
@@ -349,7 +425,7 @@ def listening_ports(pid: int | None) -> set[int]:
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
         ports |= {
-            c.laddr.port for c in conns if c.status == psutil.CONN_LISTEN and c.laddr.ip == HOST
+            c.laddr.port for c in conns if c.status == psutil.CONN_LISTEN and c.laddr.ip == host
         }
     return ports
 
@@ -459,6 +535,33 @@ def end_process(task: tasks.Task, kept_log: Path | None) -> None:
         pass  # stopped, or it had died already: either way it is gone
     if task.workdir is not None:
         shutil.rmtree(task.workdir, ignore_errors=True)
+
+
+def bindable_host(host: str) -> str:
+    """`host` checked to be 127.0.0.1, 0.0.0.0 or an IPv4 address of this machine's interfaces."""
+    import ipaddress
+
+    import psutil
+
+    validate.text("host", host)
+    ours = {a.address for addrs in psutil.net_if_addrs().values() for a in addrs
+            if a.family == socket.AF_INET}  # fmt: skip
+    try:
+        known = host in ours | {HOST, ANY_HOST} and bool(ipaddress.IPv4Address(host))
+    except ValueError:
+        known = False
+    if known:
+        return host
+    raise InvalidSetting(
+        f"host={host!r} is not an IPv4 address of this machine.",
+        f"Use {HOST} (this machine only), one of {sorted(ours) or 'its addresses'} (`ip -4 addr`), "
+        f"or {ANY_HOST} (every interface).",
+    )
+
+
+def reach_address(host: str) -> str:
+    """The address this machine reaches a server bound to `host` at (0.0.0.0: loopback)."""
+    return HOST if host == ANY_HOST else host
 
 
 def free_port() -> int:

@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING
 
 from ..catalog import training
 from ..core.errors import LlamalabError
+from ..measure.evaluate import Evaluation, Evaluator
 from ..measure.quality import perplexity
-from .score import evaluate
+from .score import house_score
 from .settings import FinetuneSettings
 from .start import finetune
 
@@ -39,6 +40,7 @@ def finetune_compare(
     memory_budget: int | None = None,
     schemes: dict | None = None,
     device: str = "auto",
+    evaluation=None,
     on_row=None,
     **overrides,
 ) -> pd.DataFrame:
@@ -47,9 +49,13 @@ def finetune_compare(
     instead of numbers. `settings` (a FinetuneSettings) and/or its fields as keywords apply to every
     variant; each method trains at its own learning rate (catalog/training_methods.toml) unless
     `lr` is given. schemes: the base scheme per method, e.g. {"lora": "bf16"} (default: each
-    method's base, fp32 or nf4). max_new_tokens: per held-out reply when scoring."""
+    method's base, fp32 or nf4). max_new_tokens: per held-out reply when scoring.
+    `evaluation=(data, scorer)` (or an Evaluator) also scores each variant on the learner's own task
+    before and after training: the task_score_before / task_score_after columns."""
     import pandas as pd
 
+    task = Evaluator.of(evaluation) if evaluation is not None else None
+    house = Evaluator(heldout, "house_format", n=n_heldout, max_new_tokens=max_new_tokens)
     rows, before = [], {}
     for name in variants:
         if name not in VARIANTS:
@@ -57,7 +63,7 @@ def finetune_compare(
         m = training.method(VARIANTS[name]["method"])
         kw = {"lr": m.lr, **overrides, **VARIANTS[name], "steps": steps, "device": device}
         kw["scheme"] = (schemes or {}).get(m.name, m.base)
-        scoring = (heldout, n_heldout, max_new_tokens)
+        scoring = (house, task)
         row = _one(model, data, name, settings, kw, scoring, ppl_tokens, memory_budget, before)
         rows.append(row)
         if on_row:
@@ -67,7 +73,7 @@ def finetune_compare(
 
 def _one(model, data, name, settings, kw, scoring, ppl_tokens, budget, before) -> dict:
     method, scheme = kw.pop("method"), kw["scheme"]
-    heldout, n_heldout, max_new_tokens = scoring
+    house, task = scoring
     try:
         run = finetune(
             model, data, method, settings, memory_budget=budget, start=False, eval_every=0, **kw
@@ -77,27 +83,46 @@ def _one(model, data, name, settings, kw, scoring, ppl_tokens, budget, before) -
     m = run.model
     try:
         if scheme not in before:
-            score, _ = evaluate(m, heldout, n=n_heldout, max_new_tokens=max_new_tokens)
-            before[scheme] = (score.compliance, perplexity(m, tokens=ppl_tokens).value)
+            compliance = 100 * house(m).score
+            tasked = task(m) if task is not None else None
+            before[scheme] = (compliance, perplexity(m, tokens=ppl_tokens).value, tasked)
         run.start()
         run.wait()
-        after, _ = evaluate(m, heldout, n=n_heldout, max_new_tokens=max_new_tokens)
+        after = house(m)
         ppl = perplexity(m, tokens=ppl_tokens).value
+        task_after = task(m) if task is not None else None
     finally:
         m.unload()
-    return row(name, run, before[scheme], after, ppl)
+    out = row(name, run, before[scheme][:2], after, ppl)
+    return {**out, **task_columns(before[scheme][2], task_after)} if task is not None else out
+
+
+def task_columns(before, after) -> dict:
+    """The task columns of a finetune_compare row: the task's score before and after training (two
+    Evaluations of the same task), the interval and n of the one after."""
+    return {
+        "task": after.task,
+        "task_score_before": before.score,
+        "task_score_after": after.score,
+        "task_score_after_low": after.low,
+        "task_score_after_high": after.high,
+        "task_n": after.n,
+    }
 
 
 def row(name: str, run, before: tuple[float, float], after, perplexity_after: float) -> dict:
     """The table's row for a finished run (e.g. one started by hand or from the TrainerPanel, to sit
     beside finetune_compare's rows): `before` is (compliance %, perplexity) of its base, `after`
-    its Score."""
+    its house-format Evaluation (llamalab.evaluate(model, "house-format-heldout",
+    "house_format")) or its Score."""
     s = run.to_dict()
+    after = house_score(after) if isinstance(after, Evaluation) else after
     return {
         "variant": name,
         "status": run.status,
         "scheme": run.model.scheme_name,
         "trainable_params": run.trainable_params,
+        "adapter_dir": str(run.adapter_dir or ""),  # the trained adapter, to load, export or serve
         "trainable_pct": 100 * run.trainable_params / run.total_params,
         "step_s": s["step_s"],
         "peak_train_bytes": s["peak_train_bytes"],

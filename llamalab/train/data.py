@@ -10,17 +10,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..core.errors import InvalidSetting
-from ..data import HERE
+from ..data import DATASETS, HERE
 
 if TYPE_CHECKING:
     import pandas as pd
 
 ROLES = ("system", "user", "assistant")
 IGNORE = -100  # labels with this value add nothing to the loss (torch's cross-entropy default)
-BUNDLED = {
-    "house-format": "finetune_house_format_train.jsonl",
-    "house-format-heldout": "finetune_house_format_heldout.jsonl",
-}
+BUNDLED = DATASETS
 
 
 @dataclass(frozen=True)

@@ -106,6 +106,29 @@ def test_a_server_killed_mid_run_shows_as_errors_not_a_crash():
     assert (rec["e2e_s"] < 35).all()
 
 
+def test_prompt_cache_off_makes_every_request_prefill_its_whole_prompt(server):
+    """llama.cpp's counters: with the cache on (the module's server) a repeated prompt reuses the
+    slot's KV; with prompt_cache=False nothing is reused and every prompt token is pre-filled."""
+
+    def prefill(s) -> tuple[float, float, int]:
+        m0 = s.metrics()
+        g = s.connect().generate("Name three colours.", max_new_tokens=2)
+        m1 = s.metrics()
+        return (
+            m1["llamacpp:prompt_tokens_total"] - m0["llamacpp:prompt_tokens_total"],
+            m1["llamacpp:prompt_tokens_cached_total"] - m0["llamacpp:prompt_tokens_cached_total"],
+            g.prompt_tokens,
+        )
+
+    prefill(server)
+    done, cached, n = prefill(server)
+    assert cached > 0 and done + cached == n
+    with serve(
+        "default", scheme="q4_k_m", parallel=1, context=256, threads=1, prompt_cache=False
+    ) as s:
+        assert [prefill(s) for _ in range(2)] == [(n, 0, n)] * 2
+
+
 def test_a_broken_gguf_is_refused_before_a_process_starts(tmp_path):
     bad = tmp_path / "broken.gguf"
     bad.write_bytes(b"GGUF" + b"\0" * 64)

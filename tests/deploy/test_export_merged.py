@@ -33,6 +33,8 @@ def test_a_merged_lora_exports_to_a_gguf_that_matches_the_merge_not_the_base(tmp
     )
     assert export.path.is_file() and export.check is not None
     vs_merge = export.check
+    # the merge kept the base's chat template and end of turn, and the export checked them
+    assert vs_merge.template is not None and vs_merge.template.eos == "<|im_end|>"
     vs_base = check_export("default", export.path, **short)
     # Q8_0 of the merged weights stays close to them;
     # the base model is measurably further from the file.

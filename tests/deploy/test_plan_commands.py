@@ -52,6 +52,24 @@ def test_schemes_vllm_cannot_serve_are_refused_with_an_alternative():
         commands.quantization_flag(catalog.scheme("awq-4bit"), old)
 
 
+def test_fp8_serves_405b_on_one_node_from_a_published_checkpoint():
+    """FP8 halves bf16's bytes: Llama 3.1 405B fits one node of 8 H100s (TP 8), vLLM reads the
+    format from config.json; an A100 runs it weight-only, a T4 not at all, a CPU load says where."""
+    p = deployment_plan("llama-3.1-405b", "fp8", "h100-80gb")
+    assert p.gpus == 8 and p.tensor_parallel == 8 and p.pipeline_parallel == 1
+    assert p.command.startswith("vllm serve neuralmagic/Meta-Llama-3.1-405B-Instruct-FP8 ")
+    assert "--quantization" not in p.command
+    a100 = deployment_plan("llama-3.1-8b", "fp8", "a100-80gb")
+    assert any("weight-only through FP8 Marlin" in r for r in a100.reasons)
+    with pytest.raises(llamalab.SchemeUnavailable, match="compute capability 8.0"):
+        deployment_plan("llama-3.1-8b", "fp8", "t4")
+    made = deployment_plan("qwen2.5-7b", "fp8", "l4")
+    assert "/models/qwen2.5-7b-fp8" in made.command
+    assert any("FP8_DYNAMIC" in r for r in made.reasons)
+    with pytest.raises(llamalab.SchemeUnavailable, match="NVIDIA GPUs only"):
+        llamalab.load("default", "fp8", device="cpu")
+
+
 def test_commands_are_parsed_against_the_documented_flags():
     commands.check("vllm", ["m", "--tensor-parallel-size", "2", "--dtype", "half"])
     with pytest.raises(llamalab.InvalidSetting, match="would not start"):

@@ -199,3 +199,6 @@ def test_new_settings_are_checked_and_explained():
         ServeSettings(port=70000)
     with pytest.raises(Exception, match="keep_logs"):
         ServeSettings(keep_logs="yes")
+    with pytest.raises(Exception, match="prompt_cache"):
+        ServeSettings(prompt_cache="no")
+    assert "--no-cache-prompt" in help_of["prompt_cache"]

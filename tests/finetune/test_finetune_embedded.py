@@ -13,13 +13,13 @@ SHORT = dict(batch=4, max_length=96, eval_every=0, warmup_steps=0, target_module
 def test_short_lora_run_scores_before_and_after(tmp_path):
     m = llamalab.load("default", "fp32", device="cpu")
     try:
-        before, _ = evaluate(m, n=4, max_new_tokens=16)
+        before = evaluate(m, "house-format-heldout", "house_format", n=4, max_new_tokens=16)
         run = finetune(m, "house-format", steps=8, lr=3e-3, output=tmp_path, **SHORT).wait()
-        after, _ = evaluate(m, n=4, max_new_tokens=16)
+        after = evaluate(m, "house-format-heldout", "house_format", n=4, max_new_tokens=16)
         h = run.history
         assert h.loss.iloc[-3:].mean() < h.loss.iloc[:3].mean()
-        assert before.n == after.n == 4 and before.compliance == 0
-        assert after.compliance >= before.compliance
+        assert before.n == after.n == 4 and before.score == 0
+        assert after.score >= before.score
         assert run.measured_peak_bytes > run.model.weights_memory_bytes
     finally:
         m.unload()

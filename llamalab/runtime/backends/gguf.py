@@ -51,10 +51,11 @@ def load(
     n_threads: int | None = None,
     context: int | None = None,
     tokenizer=None,
+    lora_path=None,
     **_,
 ):
     """Load the GGUF at `path` with a `context`-token window; its weight type (general.file_type)
-    must match the scheme asked for."""
+    must match the scheme asked for. `lora_path`: a GGUF LoRA adapter to apply (checked to fit)."""
     from ...engines.llamacpp import DEFAULT_CONTEXT, LlamaCppEngine
     from ..files.gguf import tokenizer_for
 
@@ -64,6 +65,10 @@ def load(
             f"{p} is not a .gguf file.", "Pass a GGUF file, or a folder holding one."
         )
     cpu = not device.startswith("cuda")
+    if lora_path is not None:
+        from ..files.lora import check_fits
+
+        check_fits(lora_path, p)
     engine = LlamaCppEngine(
         str(p),
         tokenizer_for(p, tokenizer),
@@ -71,6 +76,7 @@ def load(
         n_ctx=context or DEFAULT_CONTEXT,
         n_gpu_layers=0 if cpu else -1,
         use_mmap=not (cpu and scheme.name in REPACKED),
+        lora_path=None if lora_path is None else str(lora_path),
     )
     if engine.file_type != scheme.name:
         got = engine.file_type

@@ -42,7 +42,8 @@ QUANTIZED = (
     "q4_0",
 )  # made from the F16 file by llama_model_quantize
 WRITABLE = OUTTYPES + QUANTIZED
-PARTS = ("convert_hf_to_gguf.py", "conversion/", "gguf-py/")
+SCRIPTS = ("convert_hf_to_gguf.py", "convert_lora_to_gguf.py")  # a model; a peft adapter
+PARTS = (*SCRIPTS, "conversion/", "gguf-py/")
 
 
 def _version() -> str:
@@ -60,16 +61,18 @@ def converter_dir() -> Path:
     return cache_dir() / "llama.cpp-converter" / _version()
 
 
-def ensure_converter(sdist: str | None = None) -> Path:
-    """The folder holding convert_hf_to_gguf.py; extracted from the llama-cpp-python sdist on first
-    use. `sdist` (or $LLAMALAB_LLAMACPP_SDIST) names a local .tar.gz; otherwise pip downloads it
-    (~77 MB)."""
+def ensure_converter(sdist: str | None = None, script: str = SCRIPTS[0]) -> Path:
+    """The folder holding llama.cpp's SCRIPTS; extracted from the llama-cpp-python sdist on first
+    use (again if `script`, the one needed now, is missing: an older extraction lacked
+    convert_lora_to_gguf.py). `sdist` (or $LLAMALAB_LLAMACPP_SDIST) names a local .tar.gz;
+    otherwise pip downloads it (~77 MB)."""
     target = converter_dir()
-    if (target / "convert_hf_to_gguf.py").is_file():
+    if (target / script).is_file():
         return target
+    complete = lambda t: all((t / name).is_file() for name in SCRIPTS)
     version = _version()
     with (
-        atomic_dir(target, done=lambda t: (t / "convert_hf_to_gguf.py").is_file()) as tmp,
+        atomic_dir(target, done=complete, replace=True) as tmp,
         tempfile.TemporaryDirectory(prefix=".sdist-", dir=target.parent) as download,
     ):
         archive = (
@@ -106,7 +109,7 @@ def _download(version: str, into: Path) -> Path:
 
 
 def _extract(archive: Path, out: Path) -> None:
-    """Copy convert_hf_to_gguf.py, conversion/ and gguf-py/ out of the sdist's vendor/llama.cpp."""
+    """Copy PARTS (the SCRIPTS, conversion/ and gguf-py/) out of the sdist's vendor/llama.cpp."""
     with tarfile.open(archive) as tar:
         members = []
         for m in tar.getmembers():
@@ -204,14 +207,26 @@ def _quantize_main(src: str, dst: str, outtype: str) -> int:
     return llama_cpp.llama_model_quantize(src.encode(), dst.encode(), params)
 
 
+def run_script(script: str, args: list[str], out: Path, fix: str) -> None:
+    """Run one of llama.cpp's converter SCRIPTS (its own gguf-py first on the path) with `args`,
+    writing `out` atomically (a failure says `fix` and leaves nothing)."""
+    conv = ensure_converter(script=script)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(conv / "gguf-py"), str(conv)])}
+    _write_atomically(
+        out,
+        lambda tmp: [sys.executable, str(conv / script), *args, "--outfile", str(tmp)],
+        script,
+        fix,
+        env,
+    )
+
+
 def _run_converter(source: Path, outtype: str, out: Path, verbose: bool) -> None:
     from ..backends import require
 
     require(
         "sentencepiece", "pip install sentencepiece", "llama.cpp's convert_hf_to_gguf.py imports it"
     )
-    conv = ensure_converter()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(conv / "gguf-py"), str(conv)])}
     t0 = time.perf_counter()
     if verbose:
         print(
@@ -220,20 +235,11 @@ def _run_converter(source: Path, outtype: str, out: Path, verbose: bool) -> None
             file=sys.stderr,
             flush=True,
         )
-    _write_atomically(
-        out,
-        lambda tmp: [
-            sys.executable,
-            str(conv / "convert_hf_to_gguf.py"),
-            str(source),
-            "--outtype",
-            outtype,
-            "--outfile",
-            str(tmp),
-        ],
+    run_script(
         "convert_hf_to_gguf.py",
+        [str(source), "--outtype", outtype],
+        out,
         "Check the model is a supported architecture (llama.cpp's converter list).",
-        env,
     )
     if verbose:
         print(
