@@ -101,15 +101,24 @@ def load(scheme: str, build: bool):
     return llamalab.load("default", scheme, device="cpu"), ""
 
 
-def speed(scheme: str, runs: int, tokens: int, build: bool) -> dict:
+def warm_playground(scheme: str, tokens: int, build: bool):
+    """(model, a Playground on it in chat mode making exactly `tokens` tokens, ""), warmed up; or
+    (None, None, why the scheme is missing)."""
     from llamalab.widgets import Playground
 
     m, missing = load(scheme, build)
     if m is None:
-        return {"scheme": scheme, "missing": missing}
+        return None, None, missing
     m.generate(PROMPT, max_new_tokens=8)  # warm-up
     pg = Playground(m, monitor=False, prompt=PROMPT, max_new_tokens=tokens)
     pg.mode.value, pg.ignore_eos.value = "chat", True
+    return m, pg, ""
+
+
+def speed(scheme: str, runs: int, tokens: int, build: bool) -> dict:
+    m, pg, missing = warm_playground(scheme, tokens, build)
+    if m is None:
+        return {"scheme": scheme, "missing": missing}
 
     def cell():
         g = m.generate(
@@ -202,15 +211,11 @@ def monitor_overhead(runs: int, tokens: int) -> dict:
 def live_overhead(scheme: str, runs: int, tokens: int) -> dict:
     """Decode tokens/s: the Playground with its live speed line ÷ streaming without a widget, same
     model, prompt and exactly `tokens` new tokens; back-to-back pairs, order alternating."""
-    from llamalab.widgets import Playground
     from llamalab.widgets._common import speed_line
 
-    m, missing = load(scheme, False)
+    m, pg, missing = warm_playground(scheme, tokens, False)
     if m is None:
         return {"scheme": scheme, "missing": missing}
-    m.generate(PROMPT, max_new_tokens=8)  # warm-up
-    pg = Playground(m, monitor=False, prompt=PROMPT, max_new_tokens=tokens)
-    pg.mode.value, pg.ignore_eos.value = "chat", True
     lines: list[str] = []
     pg.stats.observe(lambda ch: lines.append(ch.new), "value")
     plain, widget, updates = [], [], []

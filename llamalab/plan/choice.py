@@ -12,7 +12,7 @@ from ..core import validate
 from ..core.errors import InvalidSetting
 from ..core.hardware import GPU
 from .commands import MIN_CAPABILITY
-from .estimator import assumptions, budget_bytes, device_for, estimate, gpu_count
+from .estimator import THIS, assumptions, budget_bytes, device_for, estimate, gpu_count
 from .parallel import capacity
 from .speed import bandwidth
 
@@ -101,7 +101,7 @@ def _runs_on(s, device: str, gpu) -> bool:
 
 
 def _catalog_gpu(gpu) -> GPU | None:
-    if not isinstance(gpu, str) or gpu.strip().lower() in ("this", "here", "local"):
+    if not isinstance(gpu, str) or gpu.strip().lower() in THIS:
         return None
     return gpu_count(gpu)[1]
 
