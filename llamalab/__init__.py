@@ -54,13 +54,22 @@ from .engines.http import (
     EndpointTimeout,
 )
 from .measure import scorers
+from .measure.blind import BlindPair, BlindRound, blind_answers, blind_round
 from .measure.compare import compare
 from .measure.evaluate import Evaluation, Evaluator, evaluate
 from .measure.inspect import TokenizersDiffer, TokenStep, TokenView, inspect_tokens
 from .measure.loadtest import SLO, LoadTestResult, LoadTestSettings, agreement, load_test
-from .measure.quality import Divergence, Perplexity, Reference, divergence, perplexity
+from .measure.quality import (
+    Divergence,
+    Perplexity,
+    Reference,
+    divergence,
+    perplexity,
+    score_against,
+)
 from .measure.random_checkpoint import random_checkpoint
 from .measure.random_weights import RandomShape, random_gguf
+from .measure.ratings import NotEnoughVotes, Rating, Ratings, VotesDisconnected, bradley_terry, elo
 from .measure.sweep import SweepSettings, summarize, sweep
 from .plan.choice import SchemeChoice, best_scheme, choose_scheme
 from .plan.cost import CostAssumptions, CostAtScale, cost_at_scale
@@ -69,6 +78,7 @@ from .plan.estimator import Estimate, estimate, max_context, requirements_table
 from .plan.kubernetes import validate_manifests
 from .plan.ollama import commands as ollama_commands
 from .plan.ollama import modelfile as ollama_modelfile
+from .plan.selection import selection_grid
 from .plan.sizing import Sizing, sizing
 from .plan.speed import roofline
 from .quantization import Quantized, quantize
@@ -86,7 +96,15 @@ from .runtime import (
 from .runtime.files import model_files
 from .runtime.files.gguf import convert as convert_gguf
 from .runtime.files.lora import AdapterMismatch
-from .runtime.room import Room, RoomError, leave_room, use_room
+from .runtime.room import (
+    Room,
+    RoomError,
+    RoomRecords,
+    leave_room,
+    post_to_room,
+    room_records,
+    use_room,
+)
 from .serving.adapter_export import AdapterCheck
 from .serving.export import Export, ExportCheck, export_gguf
 from .serving.served_adapters import NoAdapters, ServedAdapterCheck, UnknownAdapter
@@ -135,6 +153,7 @@ __all__ = [
     "Sizing",
     "best_scheme",
     "choose_scheme",
+    "selection_grid",
     "SchemeChoice",
     "cost_at_scale",
     "deployment_plan",
@@ -173,6 +192,8 @@ __all__ = [
     "served_models",
     "Room",
     "leave_room",
+    "post_to_room",
+    "room_records",
     "use_room",
     # quantize, measure
     "QuantizeSettings",
@@ -191,6 +212,7 @@ __all__ = [
     "Evaluator",
     "compare",
     "divergence",
+    "score_against",
     "evaluate",
     "perplexity",
     "scorers",
@@ -198,6 +220,14 @@ __all__ = [
     "random_gguf",
     "summarize",
     "sweep",
+    "BlindPair",
+    "BlindRound",
+    "Rating",
+    "Ratings",
+    "blind_answers",
+    "blind_round",
+    "bradley_terry",
+    "elo",
     # fine-tune
     "FinetuneRun",
     "FinetuneSettings",
@@ -249,8 +279,10 @@ __all__ = [
     "LlamalabError",
     "ModelNotCached",
     "NotEnoughMemory",
+    "NotEnoughVotes",
     "PromptTooLong",
     "RoomError",
+    "RoomRecords",
     "SchemeUnavailable",
     "ServerFailed",
     "TaskFailed",
@@ -258,4 +290,5 @@ __all__ = [
     "UnknownHardware",
     "UnknownModel",
     "UnknownScheme",
+    "VotesDisconnected",
 ]

@@ -1,5 +1,5 @@
-"""The `llamalab` command: doctor, models, estimate, quantize, lab, course, workshop, room,
-bundle."""
+"""The `llamalab` command: doctor, models, estimate, quantize, lab, course, workshop (and
+`workshop check`), room, bundle."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from .core.errors import LlamalabError
 from .plan.estimator import KV_DTYPES, MODES
 from .plan.parallel import ENGINES
 
+CHECK = "check"  # `llamalab workshop check`: never a dashboard's name
 PACKAGES = (
     "torch",
     "transformers",
@@ -177,6 +178,8 @@ def workshop(args) -> int:
     rendering, offline)."""
     from .workshop import dashboards, voila_command
 
+    if args.dashboard == CHECK:
+        return workshop_check(args)
     if args.list or not args.dashboard:
         for name, path in dashboards(args.folder).items():
             print(f"{name:<16}{path}")
@@ -197,6 +200,21 @@ def workshop(args) -> int:
     os.execve(sys.executable, argv, env)
 
 
+def workshop_check(args) -> int:
+    """`llamalab workshop check`: each readiness check and its fix; exit code 0 when all pass."""
+    from .workshop.check import check_room, ready, report
+
+    per = args.per_learner_gb * 1e9 if args.per_learner_gb else None
+    checks = check_room(room=args.room, bundle=args.bundle, learners=args.learners,
+                        per_learner_bytes=per)  # fmt: skip
+    print(report(checks))
+    if not (args.room or os.environ.get("LLAMALAB_ROOM")):
+        print("(room server not checked: give --room URL#token=… or set LLAMALAB_ROOM)")
+    if not args.bundle:
+        print("(bundle not checked: give --bundle DIR)")
+    return 0 if ready(checks) else 1
+
+
 def room_cmd(args) -> int:
     """Serve one model for the room until Ctrl-C (or SIGTERM), and print what learners set."""
     import signal
@@ -205,7 +223,8 @@ def room_cmd(args) -> int:
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # unwinds the `with`: stops the server
     with serve_room(args.model, args.scheme, host=args.host, port=args.port, slots=args.slots,
-                    context=args.context, learners=args.learners) as room:  # fmt: skip
+                    context=args.context, learners=args.learners, board_dir=args.board_dir,
+                    board_port=args.board_port) as room:  # fmt: skip
         print(room.instructions(), flush=True)
         print("Ctrl-C stops the room server.", flush=True)
         try:
@@ -215,18 +234,59 @@ def room_cmd(args) -> int:
     return 0
 
 
-def course_cmd(args) -> int:
-    """Copy the course's notebooks and dashboards into a folder of yours."""
-    from .course import copy_to
+def hub_cmd(args) -> int:
+    """The room's JupyterHub until Ctrl-C (or SIGTERM): prints the URL and the room password."""
+    import signal
 
-    print(f"llamalab course: the notebooks are in {copy_to(args.output)}")
+    from .workshop.hub import serve_hub
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # unwinds the `with`: stops the hub
+    with serve_hub(host=args.host, port=args.port, password=args.password, memory=args.memory,
+                   cpus=args.cpus, room=args.room or os.environ.get("LLAMALAB_ROOM"),
+                   cache=args.cache, folder=args.folder) as hub:  # fmt: skip
+        print(hub.instructions(), flush=True)
+        print("Ctrl-C stops the hub and every learner's server.", flush=True)
+        try:
+            hub.task.join()
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+def course_cmd(args) -> int:
+    """Copy the course's notebooks and dashboards into a folder of yours, or (`html`) render them
+    executed as HTML and .ipynb with an index page."""
+    from .course import copy_to, render_course
+
+    if args.action == "html":
+        done = render_course(
+            args.output or "llamalab-course-html",
+            args.notebooks,
+            execute=not args.no_execute,
+            solutions=args.solutions,
+            on_notebook=lambda r: print(
+                f"{r.notebook}: "
+                + (f"ran {r.run_s:.0f} s" if r.executed else "converted")
+                + (f", stopped: {r.error}" if r.error else ""),
+                flush=True,
+            ),
+        )
+        index = done[0].html.parent / "index.html" if done else None
+        print(f"llamalab course html: {index}")
+        return 1 if any(r.error for r in done) else 0
+    if args.notebooks or args.no_execute or args.solutions:
+        raise LlamalabError(
+            "--notebooks, --no-execute and --solutions belong to `llamalab course html`.",
+            "Run `llamalab course html ...`, or `llamalab course --output DIR` to copy the course.",
+        )
+    print(f"llamalab course: the notebooks are in {copy_to(args.output or 'llamalab-course')}")
     return 0
 
 
 def bundle_cmd(args) -> int:
     from .workshop import bundle
 
-    out = bundle(args.models, args.out, wheels=not args.no_wheels)
+    out = bundle(args.models, args.out, wheels=not args.no_wheels, llamacpp=args.llamacpp)
     print(f"bundle written to {out} — how to use it: {out / 'INSTALL.txt'}")
     return 0
 
@@ -289,17 +349,44 @@ def main(argv=None) -> int:
     )
     lb.add_argument("--no-browser", action="store_true")
     lb.set_defaults(fn=lab)
-    co = sub.add_parser("course", help="copy the course's notebooks and dashboards into a folder")
+    co = sub.add_parser(
+        "course",
+        help="copy the course's notebooks and dashboards into a folder, or (html) render them "
+        "executed, for reading without running",
+    )
+    co.add_argument(
+        "action",
+        nargs="?",
+        default="copy",
+        choices=["copy", "html"],
+        help="copy (default) or html: execute each notebook offline in a scratch copy and write "
+        "its HTML and executed .ipynb, with an index.html",
+    )
     co.add_argument(
         "--output",
-        default="llamalab-course",
-        help="the folder (made if missing; files there are kept)",
+        default=None,
+        help="the folder (made if missing; default llamalab-course, or llamalab-course-html; "
+        "copy keeps files there, html replaces its own pages)",
+    )
+    co.add_argument(
+        "--notebooks",
+        nargs="+",
+        default=None,
+        help="html: course names or .ipynb paths (default all)",
+    )
+    co.add_argument("--no-execute", action="store_true", help="html: convert as stored, no run")
+    co.add_argument(
+        "--solutions", action="store_true", help="html: run with the exercises' solutions filled in"
     )
     co.set_defaults(fn=course_cmd)
     ws = sub.add_parser(
         "workshop", help="serve a course dashboard with Voilà for a room (127.0.0.1, token on)"
     )
-    ws.add_argument("dashboard", nargs="?", help="a dashboard name (see --list)")
+    ws.add_argument(
+        "dashboard",
+        nargs="?",
+        help=f"a dashboard name (see --list), or `{CHECK}`: is the room ready? (exit 0 when it is)",
+    )
     ws.add_argument("--list", action="store_true", help="list the dashboards")
     ws.add_argument("--port", type=int, default=8866)
     ws.add_argument(
@@ -313,6 +400,17 @@ def main(argv=None) -> int:
     )
     ws.add_argument(
         "--folder", default=None, help="where the dashboards are (default notebooks/dashboards)"
+    )
+    ws.add_argument("--room", default=None, help="check: the room server's URL#token=… line")
+    ws.add_argument("--bundle", default=None, help="check: a bundle folder to verify")
+    ws.add_argument(
+        "--learners", type=int, default=None, help="check: kernels this machine must hold"
+    )
+    ws.add_argument(
+        "--per-learner-gb",
+        type=float,
+        default=None,
+        help="check: memory per learner's kernel (default: the estimator's, embedded model, 4K)",
     )
     ws.set_defaults(fn=workshop)
     rm = sub.add_parser("room", help="one model server for the room").add_subparsers(
@@ -330,7 +428,27 @@ def main(argv=None) -> int:
     rs.add_argument("--slots", type=int, default=None, help="parallel slots (default: sized)")
     rs.add_argument("--context", type=int, default=1024, help="tokens per slot")
     rs.add_argument("--learners", type=int, default=25, help="learners in the room")
+    rs.add_argument(
+        "--board-dir",
+        default=None,
+        help="folder of the room's board (learners' results and votes; default: in the cache)",
+    )
+    rs.add_argument(
+        "--board-port", type=int, default=None, help="the board's port (default: --port + 1)"
+    )
     rs.set_defaults(fn=room_cmd)
+    rh = rm.add_parser("hub", help="the room's JupyterHub here (127.0.0.1 unless --host)")
+    rh.add_argument("--host", default="127.0.0.1", help="interface (0.0.0.0: the room's network)")
+    rh.add_argument("--port", type=int, default=8000, help="the hub's port (0: a free one)")
+    rh.add_argument("--password", default=None, help="the room password (random unless given)")
+    rh.add_argument("--memory", default="2G", help="each learner's memory limit (2G = 2 GiB)")
+    rh.add_argument("--cpus", type=float, default=1.0, help="each learner's CPU quota")
+    rh.add_argument("--room", default=None, help="the room server's URL#token=… (or LLAMALAB_ROOM)")
+    rh.add_argument("--cache", default=None, help="the shared model cache (default: in --folder)")
+    rh.add_argument(
+        "--folder", default=None, help="the hub's state and learners' folders (default: temporary)"
+    )
+    rh.set_defaults(fn=hub_cmd)
     bd = sub.add_parser("bundle", help="wheelhouse + cached models for a room without internet")
     bd.add_argument(
         "--models",
@@ -339,7 +457,14 @@ def main(argv=None) -> int:
         help="models to include (default: the embedded one)",
     )
     bd.add_argument("--out", required=True, help="folder to write the bundle into")
-    bd.add_argument("--no-wheels", action="store_true", help="models only, no wheelhouse")
+    bd.add_argument("--no-wheels", action="store_true", help="course and models, no wheelhouse")
+    bd.add_argument(
+        "--llamacpp",
+        default="auto",
+        choices=["auto", "include", "exclude"],
+        help="the in-process llama.cpp wheel (built on this machine): auto ships it only when "
+        "built for no more than AVX2 (portable to any x86-64 laptop with AVX2)",
+    )
     bd.set_defaults(fn=bundle_cmd)
     args = p.parse_args(argv)
     try:

@@ -5,7 +5,7 @@
 #   scripts/setup.sh test     + test tools and Debian's chromium for the browser tests
 # Environment knobs:
 #   PYTHON=python3.12        the interpreter for .venv (Python >= 3.10)
-#   EXTRAS=quant             which extras instead of all (llamacpp, quant, finetune, deploy, workshop; "" for none)
+#   EXTRAS=quant             which extras instead of all (llamacpp, quant, finetune, deploy, workshop, hub; "" for none)
 #   TORCH_SPEC="torch==…"    install this torch instead of choosing (e.g. a CUDA build you picked)
 #   CMAKE_ARGS=…             how llama.cpp is compiled (default: this CPU's instruction sets; CUDA: -DGGML_CUDA=on)
 set -euo pipefail
@@ -107,6 +107,18 @@ fi
 if installed llama-cpp-python; then
   "$VENV/bin/python" -c "from llamalab.runtime.files.gguf import ensure_converter; print('setup: GGUF converter in', ensure_converter())" \
     || say "could not fetch llama.cpp's converter (offline?): Q8_0/F16 GGUFs will not be made"
+fi
+
+# The room hub's proxy (the [hub] extra): JupyterHub's configurable-http-proxy from npm, into .venv
+# (.venv/bin/configurable-http-proxy, .venv/lib/node_modules), never the machine's global prefix.
+if [[ ",$EXTRAS," =~ ,(all|hub), ]] && [ ! -x "$VENV/bin/configurable-http-proxy" ]; then
+  if command -v npm >/dev/null; then
+    say "installing configurable-http-proxy (npm) into $VENV for the room hub"
+    npm install -g --prefix "$VENV" --no-fund --no-audit --loglevel=error "configurable-http-proxy@5" >/dev/null \
+      || say "npm could not install configurable-http-proxy: \`llamalab room hub\` will say so"
+  else
+    say "npm missing (Node.js >= 20): \`llamalab room hub\` needs configurable-http-proxy; the rest works"
+  fi
 fi
 
 if [ "${1:-}" = "test" ] && ! command -v chromium >/dev/null; then

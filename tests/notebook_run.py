@@ -78,11 +78,18 @@ print(json.dumps({"wall_s": time.perf_counter() - t,
 
 
 def run_notebook(
-    python: str, path: Path, env: dict | None = None, cap: int = CAP_BYTES, timeout: float = 2400
+    python: str,
+    path: Path,
+    env: dict | None = None,
+    cap: int = CAP_BYTES,
+    timeout: float = 2400,
+    solutions: bool = True,
 ) -> dict:
     """Execute `path` in a fresh kernel of `python`; the record: wall time, errors, peak RSS,
-    killed or not."""
+    killed or not. `solutions`: the exercises' placeholders are answered from the course's answer
+    key (LLAMALAB_SOLUTIONS=1), so every exercise's check runs; False runs it as a learner would."""
     env = dict(os.environ if env is None else env, HF_HUB_OFFLINE="1")
+    env["LLAMALAB_SOLUTIONS"] = "1" if solutions else "0"
     p = subprocess.Popen(
         [python, "-c", RUNNER, str(path)],
         stdin=subprocess.PIPE,

@@ -194,9 +194,10 @@ def test_quantize_bad_setting_exits_2_before_any_work():
 
 # --- course (issue 10): workshop and bundle ---
 def test_workshop_lists_the_dashboards_and_refuses_an_unknown_one():
-    assert "room" in cli("workshop", "--list").stdout
+    listed = cli("workshop", "--list").stdout
+    assert "room" in listed and "blind_arena" in listed
     bad = cli("workshop", "no-such-dashboard", check=False)
-    assert bad.returncode == 2 and "Use one of: room" in bad.stderr
+    assert bad.returncode == 2 and "Use one of: blind_arena, room." in bad.stderr
 
 
 def test_bundle_refuses_an_unknown_model_before_writing(tmp_path):

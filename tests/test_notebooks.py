@@ -26,6 +26,7 @@ def test_stored_without_outputs_or_widget_state(path):
     nb = json.loads(path.read_text())
     assert "widgets" not in nb.get("metadata", {})
     for cell in nb["cells"]:
+        assert "id" in cell, cell["source"][:80]  # nbformat 4.5: every cell has an id
         if cell["cell_type"] == "code":
             assert cell["outputs"] == [] and cell.get("execution_count") is None, cell["source"][
                 :80

@@ -18,8 +18,13 @@ from llamalab.plots import (
     arena_figure,
     breakdown_figure,
     gpu_lines,
+    kv_by_context,
+    kv_figure,
+    latency_throughput_figure,
     monitor_figure,
     resync,
+    roofline_figure,
+    selection_figure,
     update_figure,
 )
 from llamalab.plots import compare as compare_plots
@@ -192,3 +197,136 @@ def test_resync_fixes_the_stale_widget_state_plotly_leaves_behind():
     resync(fw)
     assert fw._widget_data[0]["x"] == [1.0] and fw._widget_layout == fw._layout_obj._props
     resync(go.Figure())  # a plain figure is left alone
+
+
+# ---- the canonical figures: each drawn from the kit's own numbers -------------------------------
+GB = 1e9
+
+
+def _y_at(trace, x: float) -> float:
+    return trace.y[list(trace.x).index(x)]
+
+
+def test_roofline_lines_meet_each_gpu_at_the_kit_s_roofline():
+    pairs = [("llama-3.1-8b", "bf16"), ("llama-3.1-70b", "int8"), ("mixtral-8x7b", "bf16")]
+    gpus = ["rtx-4090", "a100-80gb", "h200"]
+    fig = roofline_figure([llamalab.roofline(m, s, "h100-80gb") for m, s in pairs], gpus=gpus)
+    for (model, scheme), line in zip(pairs, fig.data):
+        assert line.name.startswith(f"{model} · {scheme}")
+        for g in gpus:
+            x = llamalab.gpu(g).bandwidth_bytes_s / GB
+            expected = llamalab.roofline(model, scheme, g)["tokens_per_s_per_sequence"]
+            assert _y_at(line, x) == pytest.approx(expected, rel=1e-9)
+    marks = sorted(s.x0 for s in fig.layout.shapes)
+    assert marks == sorted(llamalab.gpu(g).bandwidth_bytes_s / GB for g in gpus)
+    assert (
+        fig.layout.xaxis.type == "log" and fig.layout.xaxis.title.text == "memory bandwidth (GB/s)"
+    )
+
+
+def test_roofline_measured_point_sits_under_its_own_ceiling():
+    run = {"label": "embedded", "bandwidth_bytes_s": 14e9, "decode_tokens_per_s": 45.0}
+    fig = roofline_figure(
+        [llamalab.roofline("llama-3.1-8b", "q4_k_m", "h100-80gb")],
+        measured=[dict(run, weights_memory_bytes=0.27e9)],
+    )
+    _, ceiling, point = fig.data
+    assert (point.x[0], point.y[0]) == (14.0, 45.0) and point.mode == "markers"
+    assert _y_at(ceiling, 14.0) == pytest.approx(14e9 / 0.27e9)  # bandwidth ÷ bytes per token
+    assert "87% of its ceiling" in point.hovertemplate  # 45 of 51.9 tokens/s
+    assert len(roofline_figure([], measured=[run]).data) == 1  # no bytes given: no ceiling drawn
+
+
+def test_kv_lines_are_the_estimator_s_and_multi_head_is_higher_by_the_head_ratio():
+    df = kv_by_context(["llama-3.1-8b", "llama-3.1-70b", "llama-2-13b"], contexts=(4096, 32768))
+    at_32k = df[(df.context == 32768) & (df.attention == "grouped-query")].set_index("model")
+    for m in ("llama-3.1-8b", "llama-3.1-70b"):
+        kv = llamalab.estimate(m, "bf16", context=32768).breakdown["kv_cache"]
+        assert at_32k.loc[m, "kv_cache_bytes"] == kv
+        c = llamalab.card(m)
+        mine = df[df.model == m].pivot(
+            index="context", columns="attention", values="kv_cache_bytes"
+        )
+        ratio = mine["multi-head"] / mine["grouped-query"]
+        assert (ratio == c.heads / c.kv_heads).all()  # 4× for 8B, 8× for 70B
+    assert set(df[df.model == "llama-2-13b"].attention) == {"grouped-query"}  # no GQA: no twin
+    fig = kv_figure(["llama-3.1-8b"], contexts=(4096, 32768), gpus=["rtx-4090", "h100-80gb"])
+    gqa, mha = fig.data
+    assert list(gqa.y) == pytest.approx([v / GB for v in mine_8b(4096, 32768)])
+    assert mha.line.dash == "dash" and "32 KV heads" in mha.name
+    assert sorted(s.y0 for s in fig.layout.shapes) == [
+        gb for gb, _ in gpu_lines([llamalab.gpu("rtx-4090"), llamalab.gpu("h100-80gb")])
+    ]
+
+
+def mine_8b(*contexts) -> list[int]:
+    return [llamalab.estimate("llama-3.1-8b", context=n).breakdown["kv_cache"] for n in contexts]
+
+
+def _requests(level: int, n: int, ttft: float, e2e: float, tokens: int) -> list[dict]:
+    """Records as the load test writes them: `n` requests sent back to back, all completed."""
+    return [
+        {
+            "concurrency": level,
+            "ok": True,
+            "status": "ok",
+            "sent_late": False,
+            "scheduled_s": i * e2e,
+            "send_delay_s": 0.0,
+            "ttft_s": ttft * (1 + i / n),
+            "e2e_s": e2e,
+            "tpot_s": (e2e - ttft) / (tokens - 1),
+            "itl_s": [(e2e - ttft) / (tokens - 1)] * (tokens - 1),
+            "output_tokens": tokens,
+        }
+        for i in range(n)
+    ]
+
+
+def test_latency_throughput_points_are_the_load_test_summary_s():
+    import pandas as pd
+
+    from llamalab.measure.loadtest import SLO, measured_duration, summarize_level
+
+    levels = [(8, 0.9, 3.0), (1, 0.1, 1.0), (4, 0.3, 1.5)]  # drawn in load order whatever given
+    rows = []
+    for c, ttft, e2e in levels:
+        recs = _requests(c, 6, ttft, e2e, 32)
+        rows.append(summarize_level(recs, measured_duration(recs), SLO(), "concurrency", c))
+    rows.append(summarize_level([], float("nan"), SLO(), "concurrency", 16))  # nothing completed
+    summary = pd.DataFrame(rows)
+    fig = latency_throughput_figure(summary, slo_s=0.5)
+    p50, p90 = fig.data
+    ordered = summary.iloc[[1, 2, 0]]
+    assert list(p50.text) == ["c=1", "c=4", "c=8"]  # the empty level is left out
+    assert list(p50.x) == pytest.approx(list(ordered.output_throughput))
+    assert list(p50.y) == pytest.approx(list(ordered.ttft_p50_s * 1e3))  # TTFT in ms
+    assert list(p90.y) == pytest.approx(list(ordered.ttft_p90_s * 1e3))
+    assert fig.layout.yaxis.title.text == "TTFT (ms)" and fig.layout.shapes[0].y0 == 500
+    e2e = latency_throughput_figure(summary, latency="e2e", percentiles=(99,))
+    assert list(e2e.data[0].y) == pytest.approx(list(ordered.e2e_p99_s))  # E2E shown in s
+    with pytest.raises(llamalab.InvalidSetting, match="percentiles"):
+        latency_throughput_figure(summary, percentiles=(75,))
+
+
+def test_selection_heatmap_cells_are_best_scheme_s_choice():
+    machines = {"RTX 4090": ("rtx-4090", "cuda"), "8 GB edge": (int(6.4e9), "cpu")}
+    pools = {"cuda": ["bf16", "int8", "gptq-4bit"], "cpu": ["bf16", "q8_0", "q4_k_m"]}
+    models = ["llama-3.2-3b", "llama-3.1-8b", "llama-3.1-70b"]
+    grid = llamalab.selection_grid(models, machines, candidates=pools)
+    fig = selection_figure(grid)
+    heat = fig.data[0]
+    assert list(heat.y) == models and list(heat.x) == list(machines)
+    for i, m in enumerate(models):
+        for j, (gpu, device) in enumerate(machines.values()):
+            best = llamalab.best_scheme(m, gpu, 4096, device=device, candidates=pools[device])
+            text = heat.text[i][j]
+            if best is None:
+                assert text == "does not fit" and heat.z[i][j] == 0
+            else:
+                ctx = llamalab.max_context(m, best, gpu, device=device)
+                assert text == f"{best}<br>≤ {ctx // 1024}K"
+                assert heat.z[i][j] == llamalab.scheme(best).bits
+    assert heat.text[2][0] == "does not fit"  # 70B on one 24 GB card
+    with pytest.raises(llamalab.InvalidSetting, match="machines"):
+        llamalab.selection_grid(models, ["rtx-4090"])

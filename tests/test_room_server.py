@@ -13,25 +13,29 @@ import pytest
 import llamalab
 from llamalab.runtime.room import ENV, RoomError, leave_room, parse_room, use_room
 from llamalab.serving.server import free_port
+from llamalab.workshop import latest_local, room_table
 
 pytestmark = [pytest.mark.slow, pytest.mark.server]
 
 
 @pytest.fixture(scope="module")
-def room():
+def room(tmp_path_factory):
     pytest.importorskip(
         "xllamacpp", reason='the deploy extra is not installed: pip install -e ".[deploy]"'
     )
     from llamalab.workshop import serve_room
 
-    with serve_room(scheme="q8_0", context=256, learners=5, threads=1) as r:
+    board = tmp_path_factory.mktemp("board")
+    with serve_room(scheme="q8_0", context=256, learners=5, threads=1, board_dir=board) as r:
         yield r
-    assert not r.server.alive
+    assert not r.server.alive and not r.board.task.running
     leave_room()
 
 
 def test_room_prints_the_line_and_the_slot_arithmetic(room):
     text = room.instructions()
+    assert room.board.port == room.server.port + 1 or f"&board={room.board.port}" in text
+    assert f"Room board (learners' results and votes): {room.room.board_url}" in text
     assert f"{ENV}=http://127.0.0.1:{room.server.port}#token={room.server.api_key}" in text
     assert (
         room.sizing.slots
@@ -47,8 +51,10 @@ def test_a_learner_kernel_uses_the_room_without_torch(room):
         "import json, sys, llamalab\n"
         "m = llamalab.load()\n"
         "g = m.generate('Name three primary colours.', max_new_tokens=8)\n"
+        "from llamalab.workshop import record\n"
+        "posted = record(g, name='learner-1', device=m.device)\n"
         "print(json.dumps({'torch': 'torch' in sys.modules, 'device': m.device, "
-        "'tokens': g.new_tokens, 'ttft': g.ttft_s, 'served': m.served_name}))\n"
+        "'tokens': g.new_tokens, 'ttft': g.ttft_s, 'served': m.served_name, 'posted': posted}))\n"
     )
     env = {**os.environ, ENV: room.room.line().split("=", 1)[1], "HF_HUB_OFFLINE": "1"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
@@ -58,6 +64,16 @@ def test_a_learner_kernel_uses_the_room_without_torch(room):
     assert result["device"] == "remote" and result["served"] == room.server.model_id
     assert result["tokens"] > 0 and result["ttft"] > 0
     assert "not loaded here" in out  # said once, before the first answer
+    # its result went to the room's board over HTTP (no shared folder): the room's table has it
+    assert result["posted"]["decode_tokens_per_s"] > 0 and result["posted"]["device"] == "remote"
+    use_room(room.room.line().split("=", 1)[1])
+    try:
+        df = room_table()
+    finally:
+        leave_room()
+    mine = df[df["name"] == "learner-1"].iloc[0]
+    assert mine["model"] == room.server.model_id and mine["time"] == result["posted"]["time"]
+    assert latest_local(df).empty  # a served result's speed is the server's: not on the roofline
 
 
 def test_use_room_makes_load_serve_and_naming_a_model_stays_local(room, capsys):
@@ -150,3 +166,13 @@ def test_an_explicit_network_bind_warns_and_serves_the_room():
             assert llamalab.load().generate("Hi", max_new_tokens=4).new_tokens > 0
         finally:
             leave_room()
+
+
+def test_workshop_check_reaches_the_room_with_its_token_and_names_a_wrong_one(room):
+    from llamalab.workshop.check import room_server
+
+    line = room.room.line().split("=", 1)[1]
+    ok = room_server(line)
+    assert ok.ok and room.server.model_id in ok.detail
+    wrong = room_server(f"{room.room.url}#token=not-the-room-token")
+    assert not wrong.ok and "refused the token" in wrong.detail and "room line" in wrong.fix

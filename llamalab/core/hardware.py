@@ -198,7 +198,8 @@ def memory_bandwidth(buffer_mb: int = 256, threads: int | None = None, runs: int
     import numpy as np
 
     validate.integer("buffer_mb", buffer_mb, 16, 65536)
-    threads = validate.integer("threads", threads or hardware().cores, 1, 1024)
+    cores = container.usable_cpus(container.limits().cpu_quota)  # as hardware(), without torch
+    threads = validate.integer("threads", threads or cores, 1, 1024)
     a = np.ones(buffer_mb * MiB // 8)
     parts = np.array_split(a, threads)
     speeds = []

@@ -607,6 +607,84 @@ _METRICS = (
         ),
     )
     + _group(
+        "hub",
+        Metric("learner", "learner", TEXT, "A simulated learner's name on the room's hub."),
+        Metric(
+            "spawn_s",
+            "server start (s)",
+            "s",
+            "From asking the hub for the learner's server until the hub says it is ready.",
+        ),
+        Metric(
+            "notebook_s",
+            "notebook (s)",
+            "s",
+            "Executing the notebook's code cells in the learner's kernel, one by one, as "
+            "JupyterLab sends them (kernel start not included).",
+        ),
+        Metric(
+            "cgroup_peak_bytes",
+            "learner peak (MB)",
+            "bytes",
+            "High-water mark of the learner's cgroup (memory.max_usage_in_bytes): Jupyter "
+            "server, kernel, and the file pages they were first to read — what its limit checks.",
+            1e-6,
+        ),
+        Metric(
+            "oom_kills",
+            "OOM kills",
+            "",
+            "Processes the kernel's OOM killer ended in the learner's cgroup (its limit reached).",
+        ),
+        Metric("completed", "completed", "", "1 if every code cell ran without an error, else 0."),
+    )
+    + _group(
+        "arena",
+        Metric(
+            "contender",
+            "contender",
+            TEXT,
+            "A blind arena's contender: model/scheme (or a served model's name).",
+        ),
+        Metric(
+            "rank",
+            "rank",
+            "",
+            "1 + how many contenders are surely better (their interval's low end above this "
+            "one's high end), as Chatbot Arena ranks.",
+        ),
+        Metric(
+            "bt_score",
+            "Bradley–Terry score",
+            "",
+            "Maximum-likelihood Bradley–Terry score from the room's blind votes, on the Elo scale "
+            "(400·log10 odds, averaging 1000): 100 points apart = the higher wins 64 % of votes.",
+        ),
+        Metric("bt_low", "score low (95 %)", "", "Bootstrap 2.5th percentile of the score."),
+        Metric("bt_high", "score high (95 %)", "", "Bootstrap 97.5th percentile of the score."),
+        Metric("votes", "votes", "", "Blind votes this contender was in."),
+        Metric("wins", "wins", "", "Votes its answer won (ties not counted)."),
+        Metric("ties", "ties", "", "Votes that judged its answer as good as the other."),
+        Metric(
+            "elo",
+            "online Elo",
+            "",
+            "Elo updated vote by vote (K = 4, from 1000): depends on the votes' order.",
+        ),
+    )
+    + _group(
+        "room",
+        Metric("name", "name", TEXT, "The name a learner chose for their results in the room."),
+        Metric(
+            "roofline_share",
+            "share of the roofline",
+            "",
+            "Measured decode tokens/s ÷ the roofline's bound for the same model, scheme and memory "
+            "bandwidth (bandwidth ÷ bytes read per token).",
+        ),
+        Metric("time", "posted at", "s", "When the room's board stored the record (Unix time)."),
+    )
+    + _group(
         "",
         Metric(
             "model",
@@ -616,6 +694,14 @@ _METRICS = (
         ),
         Metric("scheme", "scheme", TEXT, "How the weights are stored (catalog/schemes.toml)."),
         Metric("run", "run", "", "Which repeat of the prompts (0-based)."),
+        Metric(
+            "bandwidth_bytes_s",
+            "memory bandwidth (GB/s)",
+            "bytes/s",
+            "How fast memory is read: a GPU's datasheet figure, or this machine's RAM measured by "
+            "`memory_bandwidth()`. Decode tokens/s is at most this ÷ bytes read per token.",
+            1e-9,
+        ),
         Metric("prompt", "prompt", TEXT, "The prompt (a string, or the last chat message)."),
         Metric(
             "error", "error", TEXT, "Why a row holds no measurement: the message and what to do."

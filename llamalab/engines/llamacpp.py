@@ -9,6 +9,7 @@ its cost).
 from __future__ import annotations
 
 import os
+import threading
 import weakref
 
 from ..catalog import GGUF_FILE_TYPES
@@ -25,7 +26,11 @@ _live: weakref.WeakSet[LlamaCppEngine] = weakref.WeakSet()
 def _close_all() -> None:
     """Free llama.cpp models before interpreter teardown (llama-cpp-python's __del__ fails then)."""
     for engine in list(_live):
-        engine.unload()
+        if engine._busy.acquire(timeout=5):  # a call stuck in a daemon thread: leave it to the OS
+            try:
+                engine.unload()
+            finally:
+                engine._busy.release()
 
 
 def file_type(llm) -> str:
@@ -84,9 +89,16 @@ class LlamaCppEngine(HFTokenized, Engine, Scores):
         self.file_type = file_type(self.llm)
         self.eos = {self.llm.token_eos()} | _hf_eos(tokenizer)
         self._scorer = None
+        # one call at a time: unload() from another thread waits for a running generate or
+        # logits instead of freeing the context under it (a segfault in llama.cpp)
+        self._busy = threading.RLock()
         _live.add(self)
 
     def generate(self, prompt_ids, sampling: Sampling, on_token, should_stop) -> None:
+        with self._busy:
+            self._generate(prompt_ids, sampling, on_token, should_stop)
+
+    def _generate(self, prompt_ids, sampling: Sampling, on_token, should_stop) -> None:
         llm, eos = self.llm, self.eos
         if sampling.seed is not None:
             llm.set_seed(sampling.seed)
@@ -118,6 +130,10 @@ class LlamaCppEngine(HFTokenized, Engine, Scores):
                 f"{len(ids)} tokens exceed this GGUF context of {self.context_length}.",
                 "Score shorter windows (perplexity(window=...)).",
             )
+        with self._busy:
+            return self._logits(ids)
+
+    def _logits(self, ids: list[int]):
         if self._scorer is None or self._scorer.n_ctx() < len(ids):
             from llama_cpp import Llama
 
@@ -149,10 +165,11 @@ class LlamaCppEngine(HFTokenized, Engine, Scores):
         return int(llama_cpp.llama_model_size(self.llm.model))
 
     def unload(self) -> None:
-        for llm in (getattr(self, "llm", None), getattr(self, "_scorer", None)):
-            if llm is not None:
-                llm.close()
-        self.llm = self._scorer = self.tokenizer = None
+        with self._busy:
+            for llm in (getattr(self, "llm", None), getattr(self, "_scorer", None)):
+                if llm is not None:
+                    llm.close()
+            self.llm = self._scorer = self.tokenizer = None
 
 
 def _hf_eos(tokenizer) -> set[int]:

@@ -369,7 +369,7 @@ def load_facts(m) -> dict:
 def _score(m, ref, own_ref: bool, s: SweepSettings):
     """(Reference made from this scheme or None, quality columns). A model that cannot be scored
     (e.g. an engine without logits) gets its reason in `quality_error` and empty quality columns."""
-    from .quality import Reference, divergence, perplexity
+    from .quality import Reference, perplexity, score_against
 
     t0 = time.perf_counter()
     made, out = None, {}
@@ -379,8 +379,7 @@ def _score(m, ref, own_ref: bool, s: SweepSettings):
             p = made.perplexity
             out = {"kl_vs_reference": 0.0, "top1_vs_reference": 1.0, "reference": made.scheme}
         elif ref is not None:
-            d = divergence(m, ref)
-            p = perplexity(m, tokens=len(ref.ids), window=ref.window, stride=ref.stride)
+            p, d = score_against(m, ref)
             out = {
                 "kl_vs_reference": d.kl_mean,
                 "top1_vs_reference": d.top1_agreement,

@@ -34,6 +34,17 @@ def bandwidth(gpu) -> tuple[float, str] | None:
     return None
 
 
+def bytes_per_step(model="default", scheme="bf16", context: int = 4096, batch: int = 1) -> int:
+    """Bytes one decode step reads: the active weights once, plus each sequence's KV cache of
+    `context` tokens. The roofline's denominator: tokens/s per sequence ≤ bandwidth ÷ this."""
+    c = card(model)
+    s = cat.scheme(scheme, c)
+    validate.integer("context", context, 1, MAX_TOKENS)
+    validate.integer("batch", batch, 1, MAX_TOKENS)
+    weights = sum(weight_bytes(c, s).values()) * (c.active_params / c.params if c.is_moe else 1)
+    return int(weights + kv_cache_bytes(c, context, batch, s.kv_bytes))
+
+
 def roofline(
     model="default", scheme="bf16", gpu="h100-80gb", context: int = 4096, batch: int = 1
 ) -> dict:
@@ -41,22 +52,19 @@ def roofline(
     every step reads the active weights once plus each sequence's KV cache."""
     c = card(model)
     s = cat.scheme(scheme, c)
-    validate.integer("context", context, 1, MAX_TOKENS)
-    validate.integer("batch", batch, 1, MAX_TOKENS)
+    step_bytes = bytes_per_step(c, s.name, context, batch)
     bw = bandwidth(gpu)
     if not bw:
         raise LlamalabError(
             f"No memory bandwidth known for {gpu!r}.", "Pass a catalog GPU name or 'this'."
         )
-    weights = sum(weight_bytes(c, s).values()) * (c.active_params / c.params if c.is_moe else 1)
-    kv = kv_cache_bytes(c, context, batch, s.kv_bytes)
-    step_s = (weights + kv) / bw[0]
+    step_s = step_bytes / bw[0]
     return {
         "model": c.name,
         "scheme": s.name,
         "gpu": gpu.name if isinstance(gpu, GPU) else str(gpu),
         "bandwidth_source": bw[1],
-        "bytes_per_step": int(weights + kv),
+        "bytes_per_step": step_bytes,
         "tokens_per_s_per_sequence": 1 / step_s,
         "tokens_per_s_total": batch / step_s,
     }

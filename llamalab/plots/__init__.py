@@ -8,10 +8,15 @@ from __future__ import annotations
 
 from copy import deepcopy
 
-from .arena import ARENA_METRICS, QUALITY_METRICS, arena_figure
+from .arena import ARENA_METRICS, QUALITY_METRICS, arena_figure, leaderboard_figure
 from .cost import cost_figure, cost_per_mtok_figure
 from .estimate import PARTS, breakdown_figure, gpu_lines
+from .kv import kv_by_context, kv_figure
+from .loadtest import latency_throughput_figure
 from .monitor import apply_samples, monitor_figure
+from .roofline import roofline_figure
+from .room import room_roofline_figure, with_roofline
+from .selection import selection_figure
 from .tokens import token_colour, tokens_html
 
 __all__ = [
@@ -24,11 +29,19 @@ __all__ = [
     "cost_figure",
     "cost_per_mtok_figure",
     "gpu_lines",
+    "kv_by_context",
+    "kv_figure",
+    "latency_throughput_figure",
+    "leaderboard_figure",
     "monitor_figure",
     "resync",
+    "roofline_figure",
+    "room_roofline_figure",
+    "selection_figure",
     "token_colour",
     "tokens_html",
     "update_figure",
+    "with_roofline",
 ]
 
 

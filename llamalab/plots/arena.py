@@ -1,6 +1,7 @@
 """Bars comparing schemes: time to first token, decode speed, peak memory, and quality columns
 (perplexity, KL, top-1 agreement) when the records carry them. Records are sweep rows
-(`llamalab.measure.sweep`); axis titles and scales come from `llamalab.metrics`."""
+(`llamalab.measure.sweep`); axis titles and scales come from `llamalab.metrics`. And a blind
+arena's leaderboard: Bradley–Terry scores with their intervals (`llamalab.measure.ratings`)."""
 
 from __future__ import annotations
 
@@ -77,3 +78,57 @@ def arena_figure(records, title: str = "Schemes side by side", height: int = 300
 
 def _present(v) -> bool:
     return v is not None and v == v
+
+
+def leaderboard_figure(ratings, quality=None, title: str | None = None) -> go.Figure:
+    """A blind arena's leaderboard: each contender's Bradley–Terry score as a point with its 95 %
+    interval as error bars, best on top, and a line at 1000 (the contenders' average). `ratings`: a
+    Ratings (llamalab.bradley_terry) or its records; `quality`: contender → {"perplexity": …,
+    "kl_vs_reference": …} shown on hover, so the room sees votes next to measured quality."""
+    rows = _records(ratings)[::-1]  # plotly draws the first category at the bottom
+    quality = quality or {}
+    fig = go.Figure(
+        go.Scatter(
+            x=[r["bt_score"] for r in rows],
+            y=[r["contender"] for r in rows],
+            mode="markers",
+            marker=dict(size=11),
+            error_x=dict(
+                type="data",
+                symmetric=False,
+                array=[r["bt_high"] - r["bt_score"] for r in rows],
+                arrayminus=[r["bt_score"] - r["bt_low"] for r in rows],
+                thickness=2,
+                width=6,
+            ),
+            hovertext=[_hover(r, quality.get(r["contender"], {})) for r in rows],
+            hoverinfo="text",
+            showlegend=False,
+        )
+    )
+    fig.add_vline(x=1000, line_dash="dot", line_color="grey")
+    votes = sum(r["votes"] for r in rows) // 2
+    fig.update_layout(
+        title=title or f"Blind votes: {metric('bt_score').label}, 95 % interval ({votes} votes)",
+        xaxis_title=metric("bt_score").label,
+        height=140 + 50 * len(rows),
+        margin=dict(l=40, r=20, t=60, b=50),
+    )
+    return fig
+
+
+def _records(ratings) -> list[dict]:
+    if hasattr(ratings, "summary"):
+        ratings = ratings.summary
+    if hasattr(ratings, "to_dict"):
+        return ratings.to_dict("records")
+    return [dict(r) for r in ratings]
+
+
+def _hover(row: dict, quality: dict) -> str:
+    keys = ("bt_score", "bt_low", "bt_high", "votes", "wins", "ties", "elo", *QUALITY_METRICS)
+    values = {**row, **quality}
+    parts = [f"<b>{row['contender']}</b>"] + [
+        f"{metric(k).label}: {_label(values[k])}" for k in keys if _present(values.get(k))
+    ]
+    return "<br>".join(parts)

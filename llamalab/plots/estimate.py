@@ -28,10 +28,13 @@ def _record(e) -> dict:
 
 def gpu_lines(gpus) -> list[tuple[float, str]]:
     """(GB, label) per distinct memory size, as the driver reports it (the label says GB and GiB):
-    GPUs with the same memory share one line."""
+    GPUs with the same memory share one line. A GPU: a catalog name, a GPU or a (name, bytes)."""
+    from ..catalog import gpu
+
     by_size: dict[float, list[str]] = {}
     items = gpus.values() if isinstance(gpus, dict) else gpus
     for g in items:
+        g = gpu(g) if isinstance(g, str) else g
         name, size = (g.display, g.memory_bytes) if hasattr(g, "memory_bytes") else g
         by_size.setdefault(round(size / GB, 1), []).append(
             name.replace("NVIDIA ", "").replace("GeForce ", "")
@@ -40,6 +43,20 @@ def gpu_lines(gpus) -> list[tuple[float, str]]:
         (gb, f"{gb:g} GB = {gb * GB / 2**30:.1f} GiB: {', '.join(names)}")
         for gb, names in sorted(by_size.items())
     ]
+
+
+def add_gpu_lines(fig: go.Figure, gpus, dash: str = "dash") -> None:
+    """A labelled horizontal line at each distinct memory size of `gpus` (see gpu_lines)."""
+    for gb, label in gpu_lines(gpus):
+        fig.add_hline(
+            y=gb,
+            line_dash=dash,
+            line_width=1,
+            line_color="#666",
+            annotation_text=label,
+            annotation_position="top left",
+            annotation_font_size=10,
+        )
 
 
 def breakdown_figure(
@@ -71,16 +88,7 @@ def breakdown_figure(
         showlegend=False,
         hoverinfo="skip",
     )
-    for gb, label in gpu_lines(gpus):
-        fig.add_hline(
-            y=gb,
-            line_dash="dash",
-            line_width=1,
-            line_color="#666",
-            annotation_text=label,
-            annotation_position="top left",
-            annotation_font_size=10,
-        )
+    add_gpu_lines(fig, gpus)
     top = max([*totals, *(gb for gb, _ in gpu_lines(gpus))], default=1.0)
     fig.update_layout(
         title=title,

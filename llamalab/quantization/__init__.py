@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .. import catalog
 from ..core import tasks, validate
@@ -30,7 +31,7 @@ from . import awq, cache, gptq
 from .cache import Settings
 from .settings import QuantizeSettings
 
-__all__ = ["GPTQMODEL_INSTALL", "QuantizeSettings", "Quantized", "quantize"]
+__all__ = ["GPTQMODEL_INSTALL", "QuantizeSettings", "Quantized", "cached", "quantize"]
 
 GPTQMODEL_INSTALL = install_extra("quant")  # gptqmodel==7.6.0 + optimum (7.7+ needs torch>=2.14.1)
 METHODS = {"gptq": gptq, "awq": awq}
@@ -93,29 +94,57 @@ def quantize(
         )
     validate.flag("force", force)
     opts = with_changes(settings or QuantizeSettings(), **options)
+    t = _target(model, scheme, opts)
+    _check_installed()
+    if store.is_complete(t.folder) and not force:
+        return _result(t.folder, cached=True)
+    record = {
+        "model": t.fingerprint,
+        "source": str(t.source),
+        "settings": t.settings.to_dict(),
+        "versions": t.versions,
+        "key": t.key,
+        "default_settings": _is_default(t.settings, t.method, t.shapes),
+        "calibration_source": t.text_name,
+    }
+    _run(t.source, t.settings, t.text, t.folder, record, opts, progress, on_event)
+    return _result(t.folder, cached=False)
+
+
+def cached(model="default", scheme: str = "gptq", settings: QuantizeSettings | None = None,
+           **options) -> Path | None:  # fmt: skip
+    """The folder `quantize()` with these arguments would return at once (cached), else None:
+    a readiness check that quantizes nothing (`llamalab workshop check`)."""
+    t = _target(model, scheme, with_changes(settings or QuantizeSettings(), **options))
+    return t.folder if store.is_complete(t.folder) else None
+
+
+@dataclass(frozen=True)
+class _Target:
+    """What a quantize() call resolves to before any work: its inputs and its cache folder."""
+
+    source: Path
+    method: Any
+    shapes: dict
+    settings: Settings
+    text_name: str
+    text: str
+    fingerprint: str
+    versions: dict
+    key: str
+    folder: Path
+
+
+def _target(model, scheme: str, opts: QuantizeSettings) -> _Target:
     s, method = _scheme(scheme, opts.bits)
     source = _source(model)
     shapes = _shapes(source)
     text_name, text = _calibration(opts.calibration)
     resolved = _settings(s, method, shapes, opts, text_name, text)
-    _check_installed()
-    fingerprint = store.model_fingerprint(source)
-    vers = cache.versions()
+    fingerprint, vers = store.model_fingerprint(source), cache.versions()
     k = cache.key(fingerprint, resolved, vers)
-    out = cache.folder(Path(source).name, resolved, k)
-    if store.is_complete(out) and not force:
-        return _result(out, cached=True)
-    record = {
-        "model": fingerprint,
-        "source": str(source),
-        "settings": resolved.to_dict(),
-        "versions": vers,
-        "key": k,
-        "default_settings": _is_default(resolved, method, shapes),
-        "calibration_source": text_name,
-    }
-    _run(source, resolved, text, out, record, opts, progress, on_event)
-    return _result(out, cached=False)
+    folder = cache.folder(Path(source).name, resolved, k)
+    return _Target(source, method, shapes, resolved, text_name, text, fingerprint, vers, k, folder)
 
 
 quantize.__doc__ += (

@@ -10,6 +10,7 @@ still loads locally. The token stays in this process's memory, never in os.envir
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -34,14 +35,24 @@ class RoomError(LlamalabError):
 
 @dataclass(frozen=True)
 class Room:
-    """Where the room's server is and its token (hidden from repr)."""
+    """Where the room's server is, its token (hidden from repr) and its board's port (None: the
+    model server's port + 1)."""
 
     url: str
     token: str = field(repr=False)
+    board_port: int | None = None
+
+    @property
+    def board_url(self) -> str:
+        """The room's board (results and votes): same host, its own port."""
+        base = urlsplit(self.url)
+        return f"{base.scheme}://{base.hostname}:{self.board_port or (base.port or 0) + 1}"
 
     def line(self) -> str:
-        """What learners set: LLAMALAB_ROOM=URL#token=TOKEN."""
-        return f"{ENV}={self.url}#token={self.token}"
+        """What learners set: LLAMALAB_ROOM=URL#token=TOKEN (&board=PORT when not port + 1)."""
+        default = (urlsplit(self.url).port or 0) + 1
+        board = f"&board={self.board_port}" if self.board_port not in (None, default) else ""
+        return f"{ENV}={self.url}#token={self.token}{board}"
 
 
 _state: dict = {"room": None, "announced": False}
@@ -55,8 +66,14 @@ def parse_room(url: str, token: str | None = None) -> Room:
             f"Use the line `llamalab room serve` printed: {ENV}=http://HOST:PORT#token=…",
         )
     base, _, fragment = url.strip().partition("#")
-    if fragment.startswith("token="):
-        token = token or fragment[len("token=") :]
+    given = dict(p.partition("=")[::2] for p in fragment.split("&") if p)
+    token = token or given.get("token")
+    board = given.get("board")
+    if board is not None and not (board.isdigit() and 0 < int(board) < 65536):
+        raise RoomError(
+            f"The room URL's board port {board!r} is not a port number.",
+            "Copy the whole line `llamalab room serve` printed.",
+        )
     parts = urlsplit(base)
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.port is None:
         raise RoomError(
@@ -70,7 +87,8 @@ def parse_room(url: str, token: str | None = None) -> Room:
             f"Use the whole line the educator shared: {ENV}={base}#token=… "
             "(or use_room(url, token='…')).",
         )
-    return Room(url=f"{parts.scheme}://{parts.hostname}:{parts.port}", token=token)
+    return Room(f"{parts.scheme}://{parts.hostname}:{parts.port}", token,
+                int(board) if board else None)  # fmt: skip
 
 
 def use_room(url: str | None = None, token: str | None = None, *, check: bool = True) -> Room:
@@ -143,3 +161,77 @@ def room_model_or_none(explicit: bool) -> LoadedModel | None:
         return None
     room = current_room()
     return connect_room(room) if room is not None else None
+
+
+# ---------------------------------------------------------------- the room's board (learner side)
+
+BOARD_KINDS = ("results", "votes")  # what the board keeps (llamalab.workshop.board.FIELDS)
+BOARD_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class RoomRecords:
+    """One kind of the board's records, oldest first, and the stored lines it skipped as malformed
+    ({"file", "line", "why"})."""
+
+    records: tuple[dict, ...]
+    skipped: tuple[dict, ...]
+
+
+def post_to_room(kind: str, record: dict, room: Room | None = None) -> dict:
+    """Post one record of `kind` ("results" or "votes") to the room's board with the room token;
+    the record as stored (with the board's `time`). RoomError: no room, refused token, board not
+    answering, or the record rejected (with the board's reason)."""
+    return _board(kind, room, json.dumps(record).encode())["record"]
+
+
+def room_records(kind: str, room: Room | None = None) -> RoomRecords:
+    """Every record of `kind` on the room's board, and what it skipped as malformed."""
+    body = _board(kind, room)
+    return RoomRecords(tuple(body["records"]), tuple(body["skipped"]))
+
+
+def _board(kind: str, room: Room | None, data: bytes | None = None) -> dict:
+    import urllib.error
+    import urllib.request
+
+    if kind not in BOARD_KINDS:
+        raise RoomError(f"The room's board keeps no {kind!r} records.",
+                        f"Use one of {', '.join(BOARD_KINDS)}.")  # fmt: skip
+    room = room or current_room()
+    if room is None:
+        raise RoomError(
+            "No room is in use, so there is no board to post to or read.",
+            f"Run llamalab.use_room('http://HOST:PORT#token=…') with the educator's line, or set "
+            f"{ENV}.",
+        )
+    headers = {"Authorization": f"Bearer {room.token}", "Content-Type": "application/json"}
+    request = urllib.request.Request(f"{room.board_url}/{kind}", data=data, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=BOARD_TIMEOUT_S) as r:
+            return json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        raise _refusal(e, room) from None
+    except (OSError, ValueError) as e:  # URLError, refused, reset, timeout; a non-JSON answer
+        raise RoomError(
+            f"The room's board does not answer at {room.board_url} ({e}).",
+            "Check that the room server still runs (the board starts with it) and the room line "
+            "(its &board=PORT if the educator's line has one).",
+        ) from None
+
+
+def _refusal(e, room: Room) -> RoomError:
+    try:
+        why = json.loads(e.read()).get("error", "")
+    except (ValueError, AttributeError, OSError):
+        why = ""
+    if e.code == 401:
+        return RoomError(
+            f"The room's board at {room.board_url} refused the token.",
+            "Copy the room line again: the token changes each time the room server starts.",
+        )
+    if e.code in (400, 404, 411, 413):
+        return RoomError(f"The room's board rejected the record: {why or e.reason}.",
+                         "Fix that field and post again; nothing was stored.")  # fmt: skip
+    return RoomError(f"The room's board answered {e.code} {e.reason}: {why or 'no reason given'}.",
+                     "Show this message to the educator.")  # fmt: skip

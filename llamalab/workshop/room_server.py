@@ -5,7 +5,8 @@ parallel slots sized from the estimate and this machine; it prints the one line 
         print(room.instructions())      # LLAMALAB_ROOM=http://192.0.2.2:PORT#token=…
 
 Learners then run `llamalab.use_room("<that URL>")` (or set LLAMALAB_ROOM) and `llamalab.load()`
-returns the served model: their kernels never load a model or torch.
+returns the served model: their kernels never load a model or torch. Beside it runs the room's
+board (`board.start_board`, the model port + 1, the same token): learners' results and votes.
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ from dataclasses import dataclass, field
 
 from .. import catalog
 from ..core import validate
+from ..core.errors import InvalidSetting
 from ..core.hardware import hardware
 from ..core.units import both
 from ..plan.estimator import estimate
 from ..runtime.room import Room
 from ..serving.server import ANY_HOST, HOST, Server, serve
+from .board import Board, start_board
 
 SLOTS_PER_CORE = 4  # CPU: a core decodes a few sequences per step for little more than one
 MEMORY_SHARE = 0.8  # of the memory available now: the rest for learners' kernels, the OS, spikes
@@ -95,6 +98,7 @@ class RoomServer:
     room: Room
     sizing: SlotSizing
     host: str
+    board: Board
 
     def instructions(self) -> str:
         """What to tell the room, with the arithmetic and, for a network bind, a loud warning."""
@@ -109,12 +113,17 @@ class RoomServer:
                 f"!! LISTENING ON {self.host}: EVERY MACHINE ON THIS NETWORK CAN REACH PORT "
                 f"{self.server.port}. Only the token keeps others out: share it with the room only."
             )
-        where = f"{self.room.url}#token={self.room.token}"
+        lines.append(
+            f"Room board (learners' results and votes): {self.room.board_url}, same token; "
+            f"records in {self.board.folder} (one JSON-lines file per kind)."
+        )
+        where = self.room.line().split("=", 1)[1]
         lines += ["Learners set (in their environment):", self.room.line(),
                   f'  or in a notebook: llamalab.use_room("{where}")']  # fmt: skip
         return "\n".join(lines)
 
     def stop(self) -> None:
+        self.board.stop()
         self.server.stop()
 
     def __enter__(self) -> RoomServer:
@@ -134,20 +143,40 @@ def serve_room(
     context: int = 1024,
     learners: int = 25,
     token: str | None = None,
+    board_dir=None,
+    board_port: int | None = None,
     **serve_options,
 ) -> RoomServer:
     """Start the room's model server: llama.cpp's server on `host` (127.0.0.1 unless the educator
-    names another address of this machine or 0.0.0.0), a room token (random unless given), and
-    `slots` parallel slots (None: sized by size_slots from the estimate, memory and cores).
-    `serve_options`: any other ServeSettings field (threads, start_timeout, …)."""
+    names another address of this machine or 0.0.0.0), a room token (random unless given),
+    `slots` parallel slots (None: sized by size_slots from the estimate, memory and cores), and
+    the room's board on the same host (port `board_port`, default the model server's + 1; its
+    files in `board_dir`, default `board.board_dir()`). `serve_options`: any other ServeSettings
+    field (threads, start_timeout, …)."""
     sizing = size_slots(model, scheme, context, learners, threads=serve_options.get("threads"))
     if slots is not None:
         validate.integer("slots", slots, lo=1, hi=256)
         sizing = _chosen(sizing, slots)
     server = serve(model, scheme=scheme, host=host, port=port, parallel=sizing.slots,
                    context=context, api_key=token, **serve_options)  # fmt: skip
-    room = Room(url=f"http://{room_address(host)}:{server.port}", token=server.api_key)
-    return RoomServer(server=server, room=room, sizing=sizing, host=host)
+    try:
+        board = _start_board(board_dir, server, host, board_port)
+    except BaseException:
+        server.stop()
+        raise
+    room = Room(f"http://{room_address(host)}:{server.port}", server.api_key, board.port)
+    return RoomServer(server=server, room=room, sizing=sizing, host=host, board=board)
+
+
+def _start_board(folder, server: Server, host: str, port: int | None) -> Board:
+    """The board on `port`, or on the model server's port + 1 — a free port if that one is taken
+    (the room line then says &board=PORT)."""
+    if port is not None:
+        return start_board(folder, token=server.api_key, host=host, port=port)
+    try:
+        return start_board(folder, token=server.api_key, host=host, port=server.port + 1)
+    except InvalidSetting:
+        return start_board(folder, token=server.api_key, host=host, port=0)
 
 
 def _chosen(sizing: SlotSizing, slots: int) -> SlotSizing:

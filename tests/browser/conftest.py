@@ -163,6 +163,7 @@ def _lab_env(base: Path, bin_dir: Path) -> dict:
         PYTHONUNBUFFERED="1",
         TMPDIR=str(base / "tmp"),
         HF_HUB_OFFLINE="1",
+        LLAMALAB_SOLUTIONS="1",  # the exercises answered from the course's answer key: all checked
         PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
         VIRTUAL_ENV=str(bin_dir.parent),
     )

@@ -1,7 +1,7 @@
 """The room dashboard served by `llamalab workshop` (Voilà) in headless chromium with the network
 off: only 127.0.0.1 answers, every other request is aborted and recorded. Button icons draw from the
-vendored Font Awesome; Load, Generate, Share: the figures show data after the work ends, and the
-page needed nothing from outside."""
+vendored Font Awesome; Load, Generate, Measure, Share: the figures show data after the work ends,
+and the page needed nothing from outside."""
 
 from __future__ import annotations
 
@@ -85,13 +85,18 @@ def test_room_dashboard_works_offline_and_its_figures_keep_their_data(voila, tmp
             pg.get_by_role("button", name="Generate").click()
             # the final speed line (a live one shows tokens/s while the answer still streams)
             expect(pg.locator(".llamalab-speed-done")).to_contain_text("tokens/s", timeout=240_000)
+            page.get_by_role("button", name="Measure my bandwidth").click()
+            expect(page.get_by_text("read bandwidth ≈")).to_be_visible(timeout=60_000)
             page.get_by_role("button", name="Share my result").click()
-            expect(page.get_by_text("results from 1 machines")).to_be_visible(timeout=60_000)
+            expect(page.get_by_text("results from 1 learners")).to_be_visible(timeout=60_000)
             time.sleep(1.5)  # past the monitor's last batched update
             expect(
                 pg.locator(".js-plotly-plot .scatterlayer .trace path.point").first
             ).to_be_attached()
-            expect(page.locator(".js-plotly-plot .bars path")).not_to_have_count(0, timeout=30_000)
+            roofline = page.locator(".js-plotly-plot").last  # the room's chart: this machine
+            expect(roofline.locator(".scatterlayer .trace path.point")).not_to_have_count(
+                0, timeout=30_000
+            )
             page.screenshot(path=str(tmp_path / "room.png"), full_page=True)
         finally:
             browser.close()

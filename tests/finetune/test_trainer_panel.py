@@ -5,6 +5,8 @@ import time
 
 import pytest
 
+import llamalab
+
 pytestmark = pytest.mark.slow
 
 FAST = dict(r=4, alpha=8, lr=2e-2, batch=4, max_length=64, target_modules="all-linear")
@@ -34,6 +36,10 @@ def test_train_stop_resume_and_outputs(tiny):
     )  # re-synced at the end
     assert "before" in panel.outputs.value and "Code for red?" in panel.outputs.value
     assert panel.pushes <= panel.run.step + 3
+    # the model now carries the adapter: Train stays off, and a scripted train() says why
+    assert panel.train_b.disabled and "already carries" in panel.train_b.tooltip
+    with pytest.raises(llamalab.LlamalabError, match="fresh base"):
+        panel.train()
 
 
 def test_bad_setting_shows_inline(tiny):

@@ -5,7 +5,7 @@ shared with notebook 02)."""
 import pytest
 
 import llamalab
-from llamalab.measure.quality import Reference, divergence, perplexity
+from llamalab.measure.quality import Reference, divergence, perplexity, score_against
 
 pytestmark = pytest.mark.slow
 N = 384
@@ -60,8 +60,12 @@ def test_gguf_perplexity_and_kl_through_llamacpp(reference):
         assert abs(q.estimate_error_pct) < 2, q.to_dict()
         p = perplexity(q, tokens=N, window=256)
         d = divergence(q, reference)
+        p1, d1 = score_against(q, reference)  # one pass: the same two numbers
     finally:
         q.unload()
+    assert (p1.tokens, p1.window, p1.text) == (p.tokens, p.window, p.text)
+    assert p1.value == pytest.approx(p.value, rel=1e-5)
+    assert (d1.kl_mean, d1.top1_agreement) == pytest.approx((d.kl_mean, d.top1_agreement), rel=1e-5)
     # the embedded bf16/fp32 weights ARE this Q4_1 file dequantized: llama.cpp must agree closely
     assert 1 < p.value < 200
     assert 0 < d.kl_mean < 0.05 and d.top1_agreement > 0.9
@@ -106,3 +110,19 @@ def test_embedded_checkpoint_quantized_here_loads(method, embedded_quantized, bf
         assert "Paris" in m.generate("What is the capital of France?", max_new_tokens=16).text
     finally:
         m.unload()
+
+
+def test_unload_waits_for_a_running_score_instead_of_freeing_under_it():
+    """unload() from another thread while llama.cpp scores on the torch thread: it waits for the
+    call (freeing the context under it crashed the process)."""
+    pytest.importorskip("llama_cpp")
+    from llamalab.core import torch_thread
+
+    q = llamalab.load("default", "q4_1")
+    ids = q.engine.tokenize("In the beginning God created the heaven and the earth. " * 30)[:256]
+    running = torch_thread.submit(q.engine.logits, ids)
+    while not running.running() and not running.done():
+        pass
+    q.unload()
+    assert running.result().shape[0] == len(ids)  # the score finished, then the model was freed
+    assert q.engine.llm is None

@@ -271,6 +271,8 @@ def tokenizer_for(path: Path, tokenizer=None):
     sidecar = Path(str(path) + SIDECAR)
     if folder is None and sidecar.is_file():
         folder = json.loads(sidecar.read_text()).get("tokenizer")
+        if folder and not Path(folder).is_absolute():  # a bundle's copy: relative to the GGUF
+            folder = path.parent / folder
     if folder is None:
         folder = _embedded_folder(path) or _tokenizer_from_gguf(path)
     return AutoTokenizer.from_pretrained(str(folder))

@@ -1,0 +1,72 @@
+"""Notebook 01's exercises: the KV cache of 70B, decode speed predicted from bytes, a model for a
+team's GPU, and what a long context does to speed."""
+
+from __future__ import annotations
+
+from ...catalog import card, gpu
+from ...plan.estimator import estimate
+from ...plan.speed import roofline
+from ..workbook import change, compute, decide, predict
+
+GB = 1e9
+GPUS = ("rtx-4090", "l4", "a100-80gb")
+CONTEXT = 32768
+MIN_SPEED = 20.0  # tokens/s for one user: faster than anyone reads
+
+
+def kv_70b_32k(**_) -> float:
+    return estimate("llama-3.1-70b", "bf16", context=32768).breakdown["kv_cache"] / GB
+
+
+def team_choice(choice) -> tuple[bool, str]:
+    """(model, scheme, gpu): at least 8B parameters, 32K context on one GPU of GPUS, ≥ 20 tok/s."""
+    if not isinstance(choice, (tuple, list)) or len(choice) != 3:
+        return False, "answer a tuple of three names: (model, scheme, gpu)"
+    model, scheme_name, gpu_name = choice
+    if gpu_name not in GPUS:
+        return False, f"the team can buy one of {', '.join(GPUS)}, not {gpu_name!r}"
+    params = card(model).params
+    e = estimate(model, scheme_name, context=CONTEXT, device="cuda")
+    speed = roofline(model, scheme_name, gpu_name, context=CONTEXT)["tokens_per_s_per_sequence"]
+    numbers = (
+        f"{params / 1e9:.1f}B parameters; needs {e.total_bytes / GB:.1f} GB at 32K, "
+        f"the {gpu_name} holds {gpu(gpu_name).memory_bytes / GB:.1f} GB; "
+        f"roofline {speed:.0f} tokens/s"
+    )
+    ok = params >= 7.5e9 and e.fits(gpu_name) and speed >= MIN_SPEED
+    return ok, numbers
+
+
+EXERCISES = {
+    1: predict(
+        lambda **_: 3.6,  # bytes per token ≈ 0.98 GB vs 0.27 GB (both 16-bit): speed ∝ 1 / bytes
+        within=3.0,
+        unit="×",
+        timing=True,
+        why="if bandwidth sets the speed, the ratio is the ratio of bytes read per token "
+        "(0.98 / 0.27 ≈ 3.6). A 135M model on 2 cores is slowed by per-token overhead too, which "
+        "narrows the gap; a burst of other work during one run widens or narrows it further.",
+    ),
+    2: compute(
+        kv_70b_32k,
+        lambda **_: 2 * 80 * 8 * 128 * 2 * 32768 / GB,
+        rel=0.01,
+        why="2 · layers · kv_heads · head_dim · context · 2 bytes: 10.7 GB, 2.5× the 8B model's "
+        "(80 layers instead of 32, the same 8 KV heads)",
+        hint="the formula of section 3, with 70B's 80 layers.",
+    ),
+    3: decide(
+        team_choice,
+        lambda **_: ("llama-3.1-8b", "int8", "l4"),
+        need="a model of at least 8B parameters, 32K context, one GPU of "
+        f"{', '.join(GPUS)}, ≥ {MIN_SPEED:.0f} tokens/s for one user",
+        hint="answer a tuple (model, scheme, gpu); `llamalab.estimate(...).fits(gpu)` and "
+        "`llamalab.roofline(model, scheme, gpu, context=32768)` give the two numbers to beat.",
+    ),
+    4: change(
+        lambda **_: "down",
+        why="each new token reads the whole KV cache as well as the weights: at 32K the 8B model's "
+        "cache (4.3 GB in bf16) is almost as large as its Q4_K_M weights (4.9 GB), so a full "
+        "context nearly halves the speed.",
+    ),
+}
