@@ -129,24 +129,26 @@ def export_adapter(
     )
 
 
+def gguf_vs(ref, gguf, prompts, max_new_tokens, tokens, window, adapter=None):
+    """(Divergence, greedy answers, share identical) of a GGUF (+ adapter), loaded for the
+    measurement and unloaded after, against the loaded reference `ref`."""
+    model = load(str(gguf), "gguf", device="cpu", adapter=str(adapter) if adapter else None)
+    try:
+        d = divergence(model, ref, tokens=tokens, window=window)
+        return (d, *greedy_answers(ref, model, prompts, max_new_tokens))
+    finally:
+        model.unload()
+
+
 def check_adapter_export(
     adapter_dir, base_dir, base_gguf, path, source_scheme, prompts, max_new_tokens, tokens, window
 ) -> AdapterCheck:
     """Measure the base pair first (its own rounding), then both with the adapter; unload all."""
     ref = load(str(base_dir), source_scheme, device="cpu")
     try:
-        gguf_base = load(str(base_gguf), "gguf", device="cpu")
-        try:
-            d_base = divergence(gguf_base, ref, tokens=tokens, window=window)
-        finally:
-            gguf_base.unload()
+        d_base, _, _ = gguf_vs(ref, base_gguf, (), 0, tokens, window)
         torch_thread.run(attach_adapter, ref.engine, adapter_dir, ref.path)
-        served = load(str(base_gguf), "gguf", device="cpu", adapter=str(path))
-        try:
-            d = divergence(served, ref, tokens=tokens, window=window)
-            answers, same = greedy_answers(ref, served, prompts, max_new_tokens)
-        finally:
-            served.unload()
+        d, answers, same = gguf_vs(ref, base_gguf, prompts, max_new_tokens, tokens, window, path)
     finally:
         ref.unload()
     return AdapterCheck(

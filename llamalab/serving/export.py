@@ -18,10 +18,9 @@ from pathlib import Path
 
 from ..core import validate
 from ..core.errors import InvalidSetting
-from ..measure.quality import divergence, greedy_answers
 from ..runtime import load
 from ..runtime.files.gguf import SIDECAR, WRITABLE, convert
-from .adapter_export import AdapterCheck, export_adapter, is_adapter_dir
+from .adapter_export import AdapterCheck, export_adapter, gguf_vs, is_adapter_dir
 from .template_check import TemplateCheck, check_template
 
 CHECK_PROMPTS = (
@@ -151,12 +150,7 @@ def check_export(
     template = check_template(gguf, source)
     ref = load(source, source_scheme, device="cpu")
     try:
-        exported = load(str(gguf), "gguf", device="cpu")
-        try:
-            d = divergence(exported, ref, tokens=tokens, window=window)
-            answers, same = greedy_answers(ref, exported, prompts, max_new_tokens)
-        finally:
-            exported.unload()
+        d, answers, same = gguf_vs(ref, gguf, prompts, max_new_tokens, tokens, window)
     finally:
         ref.unload()
     return ExportCheck(
