@@ -10,7 +10,7 @@ from setuptools import find_packages, setup
 from setuptools.command.build_py import build_py
 
 WIDGETS = ["llamalab.widgets"] + [f"llamalab.widgets.{p}" for p in find_packages("widgets")]
-COURSE = ("*.ipynb", "README.md", "dashboards/*.ipynb")
+COURSE = ("*.ipynb", "*.md", "dashboards/*.ipynb")  # the glossary and internals beside them
 
 
 class BuildWithCourse(build_py):

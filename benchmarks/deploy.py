@@ -70,7 +70,7 @@ def main():
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "deploy.json"))
     a = ap.parse_args()
     gguf, _, _ = gguf_for("default", a.scheme)
-    t0 = time.perf_counter()
+    t0, load_before = time.perf_counter(), os.getloadavg()
     local = in_process(gguf, a.threads, a.runs, a.tokens)
     with serve(gguf, parallel=8, context=512, threads=a.threads) as server:
         setup_s = server.start_s
@@ -95,8 +95,8 @@ def main():
             "runs": a.runs,
             "tokens": a.tokens,
             "cpus": os.cpu_count(),
+            "load_avg_before": load_before,  # 1/5/15-minute load: how quiet the machine was
             "load_avg_at_end": os.getloadavg(),
-            "note": "shared 2-core VM; other jobs were running (see load_avg)",
         },
         "server_start_s": setup_s,
         "in_process_decode_tok_s": local + local_again,

@@ -9,11 +9,13 @@ figure before the run), all learners' cgroups together, the room server's and th
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/hub_room.py --learners 5
 
-Phases: "notebook" runs notebooks/00_quickstart.ipynb as it is (it names its model and scheme,
-so its kernel loads the model itself even with LLAMALAB_ROOM set); "room" runs the learner's
-room-mode cells (load() with no model: the room's served model, no torch). Writes
-benchmarks/results/hub_room.json. The load average before and after is recorded: other jobs on
-the machine slow every learner down.
+Both phases run notebooks/00_quickstart.ipynb. "room": as stored, with the hub's LLAMALAB_ROOM in
+every kernel, so 00 runs in room mode (the room's served model, no torch; a last cell added here
+reports whether torch was imported and where the answers came from); "local": the same notebook
+with a first cell added that unsets LLAMALAB_ROOM, so each learner loads its own model. Writes
+benchmarks/results/hub_room.json, one entry per phase and learner count ("room-8", "local-5"),
+kept across runs. The load average before, after and its peak during each phase is recorded:
+other jobs on the machine slow every learner down.
 """
 
 from __future__ import annotations
@@ -35,22 +37,18 @@ from llamalab.workshop.hub_client import HubClient, run_notebook
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "results"
-ROOM_CELLS = (  # a learner's first minutes in room mode: the room's model, then a question
-    "import sys, llamalab\nm = llamalab.load()\nprint(m)",
-    "g = m.generate('What is the capital of France? Answer in one sentence.', max_new_tokens=24)\n"
-    "print(g.text, g.ttft_s, g.decode_tokens_per_s)",
-    "assert m.device == 'remote' and 'Paris' in g.text, g.text\n"
-    "assert 'torch' not in sys.modules  # the kernel never loaded a model",
+NO_ROOM = 'import os\nos.environ.pop("LLAMALAB_ROOM", None)  # no room: load the model here'
+REPORT = (  # the kernel's state at the end, one JSON line on stdout
+    "import json, sys\n"
+    "print(json.dumps({'torch': 'torch' in sys.modules, 'device': m.device, "
+    "'tokens': g.new_tokens + final.new_tokens}))"
 )
+PREDICTED = "llamacpp:tokens_predicted_total"  # the room server's counter of tokens it generated
 
 
 def main() -> None:
     a = _args()
     names = [f"learner{i + 1}" for i in range(a.learners)]
-    notebook = nbformat.read(a.notebook, as_version=4)
-    notebook.metadata["llamalab_name"] = a.notebook.name
-    phases = {"notebook": notebook, "room": _room_notebook()}
-    load_before, t0 = os.getloadavg(), time.time()
     results = {}
     with serve_room(scheme="q8_0", context=512, learners=a.learners, threads=a.room_threads) as rs:
         hub = serve_hub(memory=a.memory, cpus=a.cpus, room=rs.room, spawn_timeout=900)
@@ -58,25 +56,25 @@ def main() -> None:
             client = HubClient(hub.url, hub.api_token)
             client.create_users(names)
             for phase in a.phases:
-                results[phase] = _phase(hub, client, names, phases[phase], rs.server.pid)
-                print(json.dumps(results[phase]["box"]), flush=True)
-    out = {
-        "what": "simulated learners on the room's JupyterHub (llamalab.workshop.serve_hub)",
-        "machine": _machine(),
-        "load_average_before": load_before,
-        "load_average_after": os.getloadavg(),
-        "limits": {"memory": a.memory, "cpus": a.cpus},
-        "learners": a.learners,
-        "notebook": str(a.notebook.relative_to(ROOT)),
-        "phases": results,
-        "wall_s": time.time() - t0,
-        "jupyterhub": _version("jupyterhub"),
-    }
+                nb = _notebook(a.notebook, room=phase == "room")
+                before = rs.server.metrics()[PREDICTED]
+                row = _phase(hub, client, names, nb, rs.server.pid)
+                row["box"]["room_server_tokens_predicted"] = rs.server.metrics()[PREDICTED] - before
+                row.update(limits={"memory": a.memory, "cpus": a.cpus},
+                           notebook=str(a.notebook.relative_to(ROOT)),
+                           room_server_slots=rs.sizing.slots)  # fmt: skip
+                results[f"{phase}-{a.learners}"] = row
+                print(json.dumps(row["box"]), flush=True)
     OUT.mkdir(exist_ok=True)
     path = OUT / "hub_room.json"
-    if path.exists() and set(a.phases) != set(phases):  # one phase again: keep the other's run
-        old = json.loads(path.read_text())
-        out["phases"] = {**old["phases"], **results}
+    kept = json.loads(path.read_text())["phases"] if path.exists() else {}
+    out = {
+        "what": "simulated learners on the room's JupyterHub (llamalab.workshop.serve_hub) running "
+        "notebook 00: phase 'room' in room mode, 'local' each loading its own model",
+        "machine": _machine(),
+        "jupyterhub": _version("jupyterhub"),
+        "phases": {**kept, **results},  # other phases and learner counts: their last run
+    }
     path.write_text(json.dumps(out, indent=1))
     print(json.dumps({p: r["box"] for p, r in results.items()}, indent=1))
 
@@ -85,6 +83,7 @@ def _phase(hub, client: HubClient, names: list[str], nb, room_pid: int) -> dict:
     """All learners at once: start a server, run `nb`, read the cgroup; then stop the servers."""
     _parent(hub).reset_peak()  # all learners together, from this phase's start
     load_before, started = os.getloadavg(), time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    t0 = time.monotonic()
     sampler = _BoxSampler(hub.task.pid, room_pid)
     sampler.start()
     go, rows = threading.Barrier(len(names)), {}
@@ -106,8 +105,10 @@ def _phase(hub, client: HubClient, names: list[str], nb, room_pid: int) -> dict:
     return {
         "learners": learners,
         "started": started,
+        "wall_s": time.monotonic() - t0,
         "load_average_before": load_before,
         "load_average_after": os.getloadavg(),
+        "load_average_1min_peak": sampler.load_peak,
         "box": {
             "completed": sum(r["completed"] for r in learners),
             "learners": len(learners),
@@ -117,9 +118,14 @@ def _phase(hub, client: HubClient, names: list[str], nb, room_pid: int) -> dict:
             "box_used_peak_over_baseline_bytes": sampler.used_peak - sampler.baseline,
             "room_server_rss_peak_bytes": sampler.room_peak,
             "hub_and_proxy_rss_peak_bytes": sampler.hub_peak,
+            "notebook_s_min": min(times) if times else None,
             "notebook_s_max": max(times) if times else None,
+            "spawn_s_min": min(r["spawn_s"] or 0 for r in learners),
             "spawn_s_max": max(r["spawn_s"] or 0 for r in learners),
             "oom_kills": sum(r["oom_kills"] for r in learners),
+            "kernels_that_imported_torch": sum(
+                bool((r.get("kernel") or {}).get("torch")) for r in learners
+            ),
         },
     }
 
@@ -131,7 +137,7 @@ def _learner(hub, client: HubClient, name: str, nb, go: threading.Barrier, rows:
         row["spawn_s"] = client.start_server(name, timeout=900)
         run = run_notebook(hub.url, name, client.token_for(name), nb, timeout=2400)
         row.update(notebook_s=run.wall_s, completed=int(not run.errors), errors=run.errors,
-                   cells=run.cells)  # fmt: skip
+                   cells=run.cells, kernel=_kernel_report(run.stdout))  # fmt: skip
     except Exception as e:  # a learner's failure is a result, not the end of the benchmark
         row["errors"].append(f"{type(e).__name__}: {e}")
     group = hub.group(name)
@@ -162,6 +168,7 @@ class _BoxSampler(threading.Thread):
         self.done = threading.Event()
         self.baseline = self.used_peak = _used()
         self.hub_peak = self.room_peak = 0
+        self.load_peak = os.getloadavg()[0]
         self.hub, self.room = psutil.Process(hub_pid), psutil.Process(room_pid)
 
     def run(self) -> None:
@@ -169,6 +176,7 @@ class _BoxSampler(threading.Thread):
             self.used_peak = max(self.used_peak, _used())
             self.room_peak = max(self.room_peak, _tree_rss(self.room))
             self.hub_peak = max(self.hub_peak, _tree_rss(self.hub, skip_sessions=True))
+            self.load_peak = max(self.load_peak, os.getloadavg()[0])
 
 
 def _used() -> int:
@@ -195,11 +203,19 @@ def _sid(p: psutil.Process) -> int:
         return -1
 
 
-def _room_notebook():
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(src) for src in ROOM_CELLS]
-    nb.metadata["llamalab_name"] = "room_mode.ipynb"
+def _notebook(path: Path, room: bool):
+    """Notebook `path` with the report cell last; without the room, a first cell unsets it."""
+    nb = nbformat.read(path, as_version=4)
+    nb.cells = [*([] if room else [nbformat.v4.new_code_cell(NO_ROOM)]), *nb.cells,
+                nbformat.v4.new_code_cell(REPORT)]  # fmt: skip
+    nb.metadata["llamalab_name"] = path.name
     return nb
+
+
+def _kernel_report(stdout: str) -> dict | None:
+    """The report cell's line: torch imported or not, the model's device, the tokens generated."""
+    lines = [line for line in stdout.splitlines() if line.startswith('{"torch"')]
+    return json.loads(lines[-1]) if lines else None
 
 
 def _machine() -> dict:
@@ -220,9 +236,7 @@ def _args():
     p.add_argument("--cpus", type=float, default=1.0, help="each learner's CPU quota")
     p.add_argument("--room-threads", type=int, default=1, help="the room server's threads")
     p.add_argument("--notebook", type=Path, default=ROOT / "notebooks" / "00_quickstart.ipynb")
-    p.add_argument(
-        "--phases", nargs="+", default=["notebook", "room"], choices=["notebook", "room"]
-    )
+    p.add_argument("--phases", nargs="+", default=["room", "local"], choices=["room", "local"])
     return p.parse_args()
 
 

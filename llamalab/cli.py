@@ -72,7 +72,9 @@ def doctor(args) -> int:
         print(f"  {name:<10}" + " | ".join(cells))
     print("\n" + HISTORY)
     print("\nCache:")
-    print(f"  LLAMALAB_CACHE     {paths.cache_dir()}")
+    print(f"  LLAMALAB_CACHE     {paths.cache_dir()} (written)")
+    shared = paths.shared_cache_dir()
+    print(f"  LLAMALAB_SHARED_CACHE {shared or 'unset'}" + (" (read only)" if shared else ""))
     try:
         src = embedded.gguf_path()
         print(f"  embedded GGUF      {src} ({src.stat().st_size / 1e6:.1f} MB)")
@@ -100,7 +102,6 @@ def models_cmd(args) -> int:
     from .catalog import models
 
     df = models()
-    df["params_b"] = (df["params"] / 1e9).round(2)
     cols = ["name", "params_b", "layers", "hidden", "heads", "kv_heads", "context", "license"]
     print(df[cols].to_string(index=False))
     return 0
@@ -234,6 +235,33 @@ def room_cmd(args) -> int:
     return 0
 
 
+def round_cmd(args) -> int:
+    """Compute the blind arena's round once (or read answers from a JSON file) and publish it on
+    the room's board; learners' arenas fetch it from there."""
+    import json
+
+    from .core.errors import InvalidSetting
+    from .runtime.room import current_room, parse_room
+    from .workshop.rounds import PROMPTS, compute_round, publish_round
+
+    room = parse_room(args.room.removeprefix("LLAMALAB_ROOM=")) if args.room else current_room()
+    if room is None:
+        raise InvalidSetting(
+            "No room to publish the round to.",
+            "Give --room URL#token=… (what `llamalab room serve` printed) or set LLAMALAB_ROOM.",
+        )
+    if args.answers:
+        answers = json.loads(Path(args.answers).read_text(encoding="utf-8"))
+    else:
+        answers = compute_round(args.model, args.schemes, args.prompt or PROMPTS,
+                                args.max_new_tokens)  # fmt: skip
+    stored = publish_round(answers, name=args.name, room=room)
+    n = len({a["contender"] for a in stored["answers"]})
+    print(f"round {stored['name']!r} published on {room.board_url}: {n} contenders, "
+          f"{len(stored['answers'])} answers; learners' blind arenas fetch it.")  # fmt: skip
+    return 0
+
+
 def hub_cmd(args) -> int:
     """The room's JupyterHub until Ctrl-C (or SIGTERM): prints the URL and the room password."""
     import signal
@@ -286,7 +314,10 @@ def course_cmd(args) -> int:
 def bundle_cmd(args) -> int:
     from .workshop import bundle
 
-    out = bundle(args.models, args.out, wheels=not args.no_wheels, llamacpp=args.llamacpp)
+    html = True if args.html == "render" else args.html
+    out = bundle(
+        args.models, args.out, wheels=not args.no_wheels, llamacpp=args.llamacpp, html=html
+    )
     print(f"bundle written to {out} — how to use it: {out / 'INSTALL.txt'}")
     return 0
 
@@ -437,6 +468,20 @@ def main(argv=None) -> int:
         "--board-port", type=int, default=None, help="the board's port (default: --port + 1)"
     )
     rs.set_defaults(fn=room_cmd)
+    rr = rm.add_parser(
+        "round", help="compute the blind arena's round once and publish it on the room's board"
+    )
+    rr.add_argument("--model", default="default")
+    rr.add_argument("--schemes", nargs="+", default=["f16", "q4_k_m"],
+                    help="the contenders (the first is the KL reference)")  # fmt: skip
+    rr.add_argument("--prompt", action="append", help="a prompt (repeat; default: the dashboard's)")
+    rr.add_argument("--max-new-tokens", type=int, default=48)
+    rr.add_argument("--name", default="round", help="the round's name learners may ask for")
+    rr.add_argument(
+        "--answers", default=None, help='JSON: [{"contender", "prompt", "text"}, …], not computed'
+    )
+    rr.add_argument("--room", default=None, help="the room's URL#token=… (or LLAMALAB_ROOM)")
+    rr.set_defaults(fn=round_cmd)
     rh = rm.add_parser("hub", help="the room's JupyterHub here (127.0.0.1 unless --host)")
     rh.add_argument("--host", default="127.0.0.1", help="interface (0.0.0.0: the room's network)")
     rh.add_argument("--port", type=int, default=8000, help="the hub's port (0: a free one)")
@@ -464,6 +509,13 @@ def main(argv=None) -> int:
         choices=["auto", "include", "exclude"],
         help="the in-process llama.cpp wheel (built on this machine): auto ships it only when "
         "built for no more than AVX2 (portable to any x86-64 laptop with AVX2)",
+    )
+    bd.add_argument(
+        "--html",
+        default=None,
+        metavar="FOLDER|render",
+        help="the Binder-down fallback: each notebook's executed HTML from the folder `llamalab "
+        "course html` made, or `render` to execute the course now (~15 min on 2 cores)",
     )
     bd.set_defaults(fn=bundle_cmd)
     args = p.parse_args(argv)

@@ -138,3 +138,20 @@ def fake(_fake_loads):
         return replace(base, engine=backends.module("fake").load("", base.scheme, "cpu", **options))
 
     return make
+
+
+@pytest.fixture(scope="session")
+def room_server(tmp_path_factory):
+    """One room for the session: `serve_room()` on the embedded model's q8_0 GGUF (a real llama.cpp
+    server process on 127.0.0.1, 5 slots of 256 tokens, one thread) and its board."""
+    pytest.importorskip(
+        "xllamacpp", reason='the deploy extra is not installed: pip install -e ".[deploy]"'
+    )
+    from llamalab.runtime.room import leave_room
+    from llamalab.workshop import serve_room
+
+    board = tmp_path_factory.mktemp("board")
+    with serve_room(scheme="q8_0", context=256, learners=5, threads=1, board_dir=board) as r:
+        yield r
+    assert not r.server.alive and not r.board.task.running
+    leave_room()

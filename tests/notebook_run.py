@@ -18,6 +18,9 @@ from pathlib import Path
 
 CAP_BYTES = 2 * 1024**3  # mybinder.org's memory limit
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+# Every self-check (`expect`) the course's notebooks ran, one JSON line each: {notebook, what, ok}
+# (llamalab.course.workbook.record_check). A notebook's old lines go when it starts a new run.
+CHECKS = ARTIFACTS / "checks.jsonl"
 EXECUTED: dict[
     str, dict
 ] = {}  # notebook name -> its record, for every notebook executed in this test run
@@ -88,8 +91,10 @@ def run_notebook(
     """Execute `path` in a fresh kernel of `python`; the record: wall time, errors, peak RSS,
     killed or not. `solutions`: the exercises' placeholders are answered from the course's answer
     key (LLAMALAB_SOLUTIONS=1), so every exercise's check runs; False runs it as a learner would."""
-    env = dict(os.environ if env is None else env, HF_HUB_OFFLINE="1")
+    env = dict(os.environ if env is None else env, HF_HUB_OFFLINE="1", **checks_env())
     env["LLAMALAB_SOLUTIONS"] = "1" if solutions else "0"
+    env["JPY_SESSION_NAME"] = path.name  # what Jupyter's server tells a kernel: its notebook
+    forget_checks(path.name)
     p = subprocess.Popen(
         [python, "-c", RUNNER, str(path)],
         stdin=subprocess.PIPE,
@@ -149,3 +154,23 @@ def save(name: str, records: list[dict]) -> None:
             indent=1,
         )
     )
+
+
+def checks_env() -> dict:
+    """The variable that makes `expect()` in a kernel append its checks to CHECKS."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    return {"LLAMALAB_CHECKS_LOG": str(CHECKS)}
+
+
+def checks(path: Path = CHECKS) -> list[dict]:
+    """The self-checks recorded so far: [{notebook, what, ok, timing}]."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def forget_checks(notebook: str, path: Path = CHECKS) -> None:
+    """Drop `notebook`'s recorded checks before it runs again, so what is left is this run's."""
+    keep = [c for c in checks(path) if c["notebook"] != notebook]
+    if path.exists():
+        path.write_text("".join(json.dumps(c) + "\n" for c in keep))

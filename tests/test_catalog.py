@@ -80,6 +80,35 @@ def test_embedded_model_shapes_match_the_design():
     assert c.tied_embeddings and c.license.startswith("Apache")
 
 
+def test_every_licence_names_where_it_was_checked():
+    df = llamalab.models()
+    assert (df["license"].str.len() > 0).all()
+    source = df["license_source"]
+    checked = source.str.startswith("https://") | (source == "unverified")
+    assert checked.all(), f"no licence source: {list(df.name[~checked])}"
+    assert df["open_weights"].all(), "the catalog holds open-weight models only"
+
+
+def test_open_source_means_an_osi_licence_and_nothing_else():
+    from llamalab.catalog import osi_licenses
+
+    df = llamalab.models()
+    assert set(osi_licenses()) <= {"Apache-2.0", "MIT", "BSD-3-Clause"}, "a small, fixed list"
+    assert (df["open_source"] == df["license"].isin(osi_licenses())).all()
+    assert not card("llama-3.1-8b").open_source and not card("gemma-2-9b").open_source
+    assert card("mixtral-8x7b").open_source and card("phi-3-mini").open_source
+
+
+def test_the_landscape_columns_a_learner_queries():
+    df = llamalab.models().set_index("name")
+    for column in ("family", "params_b", "active_params_b", "moe", "context", "license"):
+        assert column in df.columns
+    assert df.loc["mixtral-8x7b", "moe"] and not df.loc["llama-3.1-8b", "moe"]
+    assert df.loc["mixtral-8x7b", "active_params_b"] < df.loc["mixtral-8x7b", "params_b"] / 3
+    dense = df[~df.moe]
+    assert (dense.params_b == dense.active_params_b).all()
+
+
 def test_moe_cards_know_active_params():
     c = card("mixtral-8x7b")
     assert c.is_moe and c.experts == 8 and c.experts_active == 2

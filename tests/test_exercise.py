@@ -129,6 +129,19 @@ def test_done_tallies_for_a_learner_and_fails_ci_on_a_bad_solution(learner, monk
         bad.done()
 
 
+def test_a_skipped_exercise_says_why_and_is_neither_missing_nor_failed(solutions):
+    ex = exercises("00")  # in a room: exercise 1 measures a local load the kernel never makes
+    skipped = ex.skip(1, "the model's memory is the room server's")
+    assert not skipped and not skipped.answered and "room server's" in repr(skipped)
+    for n in (2, 3):
+        ex.check(n, ...)
+    with pytest.raises(ExercisesFailed, match=r"not run \[4\]"):  # a skip is no free pass
+        ex.done()
+    ex.check(4, ..., before=1.0, after=1.0)
+    tally = ex.done()
+    assert tally and "3 of 3 exercises right; skipped here: 1" in repr(tally)
+
+
 def test_timing_exercises_are_shown_not_required(solutions):
     ex = exercises("04")
     ex.check(1, ..., measured=101.0)

@@ -3,7 +3,8 @@ configurable-http-proxy on 127.0.0.1, the room password, one learner's server in
 cell runs there with the room's environment, memory past the limit is killed by the kernel, CPU past
 the quota is throttled, the shared cache is read-only — and nothing left running after stop(). One
 hub per module.
-The five-learner run through notebook 00 is benchmarks/hub_room.py."""
+Notebook 00 in room mode runs in the learner's server here; eight learners at once (and five
+loading their own model) are benchmarks/hub_room.py."""
 
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ def test_the_config_binds_loopback_and_is_never_an_open_hub(tmp_path):
     assert "'shared-password'" in text and "secret['password']" in text  # no password in the file
     assert f"c.Spawner.mem_limit = {MEMORY}" in text and "c.Spawner.cpu_limit = 0.5" in text
     assert f"read_only_paths = ['{tmp_path / 'cache'}', '/sys/fs/cgroup']" in text
+    assert f"'LLAMALAB_SHARED_CACHE': '{tmp_path / 'cache'}'" in text  # LLAMALAB_CACHE: per learner
 
 
 @pytest.fixture(scope="module")
@@ -97,14 +99,15 @@ def test_the_room_password_signs_in_and_nothing_else_does(hub):
 @pytest.mark.server
 def test_a_cell_runs_in_the_learners_cgroup_with_the_rooms_environment(hub):
     h, _, _ = hub
-    code = ("import os\nenv = [os.environ[k] for k in ('LLAMALAB_ROOM', 'LLAMALAB_CACHE', 'HOME')]"
-            "\n"
+    code = ("import os\nenv = [os.environ[k] for k in ('LLAMALAB_ROOM', 'LLAMALAB_SHARED_CACHE', "
+            "'LLAMALAB_CACHE', 'HOME')]\n"
             "print(*env, open('/proc/self/cgroup').read().replace(chr(10), ' '))")  # fmt: skip
     run = _cell(hub, code)
     assert not run.errors, run.errors
-    room, cache, home, cgroups = run.stdout.split(" ", 3)
+    room, shared, cache, home, cgroups = run.stdout.split(" ", 4)
     assert room == "http://127.0.0.1:9#token=room-token"
-    assert cache == str(h.cache) and home == str(h.folder / "users" / "ada")
+    assert shared == str(h.cache) and home == str(h.folder / "users" / "ada")
+    assert cache == str(h.folder / "users" / "ada" / ".cache" / "llamalab")
     assert f"memory:/{h.group('ada').memory_dir.relative_to(_v1('memory'))}" in cgroups
     group = h.group("ada")
     assert int((group.memory_dir / "memory.limit_in_bytes").read_text()) == MEMORY
@@ -154,11 +157,15 @@ def test_cpu_past_the_quota_is_throttled(hub):
 @pytest.mark.server
 def test_the_shared_cache_is_read_only_to_learners(hub):
     h = hub[0]
-    run = _cell(hub, "import os\nprint(sorted(os.listdir(os.environ['LLAMALAB_CACHE'])))\n"
-                     "open(os.path.join(os.environ['LLAMALAB_CACHE'], 'mine'), 'w')")  # fmt: skip
-    assert "smollm2-135m-instruct" in run.stdout  # pre-built: learners read it
+    code = ("import os\nfrom llamalab.runtime.files import embedded\nprint(embedded.model_dir())\n"
+            "os.makedirs(os.environ['LLAMALAB_CACHE'])\n"
+            "open(os.path.join(os.environ['LLAMALAB_CACHE'], 'mine'), 'w').write('x')\n"
+            "open(os.path.join(os.environ['LLAMALAB_SHARED_CACHE'], 'mine'), 'w')")  # fmt: skip
+    run = _cell(hub, code)
+    assert run.stdout.strip() == str(h.cache / "smollm2-135m-instruct")  # pre-built: read in place
     assert run.errors and "Read-only file system" in run.errors[0]
     assert not (h.cache / "mine").exists()
+    assert (h.folder / "users" / "ada" / ".cache" / "llamalab" / "mine").read_text() == "x"
     # nor can a learner (root here) lift its own limits
     group = h.group("ada")
     limit = group.memory_dir / "memory.limit_in_bytes"
@@ -169,3 +176,31 @@ def test_the_shared_cache_is_read_only_to_learners(hub):
 
 def _v1(controller: str) -> Path:
     return Path("/sys/fs/cgroup") / controller
+
+
+@pytest.mark.slow
+@pytest.mark.server
+def test_notebook_00_runs_in_room_mode_in_a_learners_server(hub, room_server):
+    """Notebook 00 as a learner opens it on the hub, its kernel in the learner's cgroup, with the
+    session's room server as LLAMALAB_ROOM (set in the kernel, in place of the hub's placeholder):
+    it completes under the limit, its kernel never imports torch, and the room answered."""
+    import json
+
+    import nbformat
+
+    h, _, token = hub
+    group, predicted = h.group("ada"), "llamacpp:tokens_predicted_total"
+    kills, before = group.oom_kills(), room_server.server.metrics()[predicted]
+    nb = nbformat.read(Path(__file__).parent.parent / "notebooks" / "00_quickstart.ipynb", 4)
+    line = room_server.room.line().split("=", 1)[1]
+    report = ("import json, sys\nprint(json.dumps({'torch': 'torch' in sys.modules, "
+              "'device': m.device, 'tokens': g.new_tokens + final.new_tokens}))")  # fmt: skip
+    nb.cells = [nbformat.v4.new_code_cell(f"import os\nos.environ['LLAMALAB_ROOM'] = {line!r}"),
+                *nb.cells, nbformat.v4.new_code_cell(report)]  # fmt: skip
+    nb.metadata["llamalab_name"] = "00_quickstart.ipynb"
+    run = run_notebook(h.url, "ada", token, nb, timeout=240)
+    assert not run.errors, run.errors
+    kernel = json.loads(run.stdout.strip().splitlines()[-1])
+    assert kernel["torch"] is False and kernel["device"] == "remote"
+    assert room_server.server.metrics()[predicted] - before >= kernel["tokens"] > 0
+    assert group.oom_kills() == kills  # within the learner's 512 MiB

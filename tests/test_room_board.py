@@ -88,7 +88,7 @@ def raw(board, path: str, body: bytes | None = None, token: str | None = TOKEN):
 
 
 def test_the_board_keeps_the_kinds_the_client_asks_for():
-    assert set(FIELDS) == set(BOARD_KINDS) == {"results", "votes"}
+    assert set(FIELDS) == set(BOARD_KINDS) == {"results", "votes", "rounds"}
 
 
 def test_a_posted_result_and_vote_read_back_with_the_board_time(board, room):

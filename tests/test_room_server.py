@@ -1,6 +1,7 @@
 """One model server for the room: `serve_room()` on the embedded model's q8_0 GGUF (a real llama.cpp
-server process on 127.0.0.1, one per module), learners that use it from a kernel that never imports
-torch, a think-time load test of five simulated learners, and the errors a room can hit."""
+server process on 127.0.0.1, one per session: tests/conftest.py), learners that use it from a
+kernel that never imports torch (notebook 00 among them), a think-time load test of five simulated
+learners, and the errors a room can hit."""
 
 import json
 import os
@@ -15,21 +16,15 @@ from llamalab.runtime.room import ENV, RoomError, leave_room, parse_room, use_ro
 from llamalab.serving.server import free_port
 from llamalab.workshop import latest_local, room_table
 
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+
 pytestmark = [pytest.mark.slow, pytest.mark.server]
 
 
 @pytest.fixture(scope="module")
-def room(tmp_path_factory):
-    pytest.importorskip(
-        "xllamacpp", reason='the deploy extra is not installed: pip install -e ".[deploy]"'
-    )
-    from llamalab.workshop import serve_room
-
-    board = tmp_path_factory.mktemp("board")
-    with serve_room(scheme="q8_0", context=256, learners=5, threads=1, board_dir=board) as r:
-        yield r
-    assert not r.server.alive and not r.board.task.running
-    leave_room()
+def room(room_server):
+    """The session's room (tests/conftest.py), shared with tests/test_hub.py."""
+    return room_server
 
 
 def test_room_prints_the_line_and_the_slot_arithmetic(room):
@@ -92,6 +87,33 @@ def test_use_room_makes_load_serve_and_naming_a_model_stays_local(room, capsys):
         local.unload()
     finally:
         leave_room()
+
+
+def test_notebook_00_runs_in_room_mode_on_the_rooms_server_without_torch(room, tmp_path):
+    """Notebook 00 with LLAMALAB_ROOM set, in a fresh nbclient kernel with the answer key on: it
+    completes, the room's server generated its answers, and the kernel never imported torch."""
+    import nbformat
+    from notebook_run import run_notebook
+
+    nb = nbformat.read(NOTEBOOKS / "00_quickstart.ipynb", as_version=4)
+    seen = tmp_path / "kernel.json"
+    nb.cells.append(nbformat.v4.new_code_cell(  # what the kernel holds at the end
+        "import json, sys\n"
+        "json.dump({'torch': 'torch' in sys.modules, 'device': m.device, 'served': m.served_name,"
+        f" 'tokens': g.new_tokens + final.new_tokens}}, open({str(seen)!r}, 'w'))"
+    ))  # fmt: skip
+    path = tmp_path / "00_quickstart.ipynb"
+    nbformat.write(nb, path)
+    predicted = "llamacpp:tokens_predicted_total"
+    before = room.server.metrics()[predicted]
+    env = {**os.environ, ENV: room.room.line().split("=", 1)[1]}
+    record = run_notebook(sys.executable, path, env=env, timeout=180)
+    assert not record["errors"], record["errors"]
+    kernel = json.loads(seen.read_text())
+    assert kernel["torch"] is False  # nor transformers' model: the kernel stays small
+    assert kernel["device"] == "remote" and kernel["served"] == room.server.model_id
+    assert room.server.metrics()[predicted] - before >= kernel["tokens"] > 0  # the room answered
+    assert record["peak_rss_bytes"] < 0.5e9  # a local bf16 run of 00 peaks at 0.8-1 GB
 
 
 def test_five_learners_with_think_time_complete_without_errors(room):

@@ -156,6 +156,28 @@ def test_quality_against_the_first_scheme_is_computed_from_its_own_pass():
     )
 
 
+def test_a_reference_later_in_the_list_is_measured_first_and_scored_once():
+    load = Loader({"int8": FakeScoringEngine(shift=3), "bf16": FakeScoringEngine()})
+    events = list(
+        sweep(
+            "default",
+            ["int8", "bf16"],
+            ["Hi"],
+            max_new_tokens=2,
+            quality=True,
+            reference="bf16",
+            quality_tokens=200,
+            quality_window=64,
+            load=load,
+        )
+    )
+    assert [e.scheme for e in events if isinstance(e, Loading)] == ["bf16", "int8"]
+    assert kinds(events).count("Scoring") == 2
+    bf16, int8 = (e.scores for e in events if isinstance(e, Quality))
+    assert bf16["kl_vs_reference"] == 0 and int8["kl_vs_reference"] > 0
+    assert int8["reference"] == "bf16"
+
+
 def test_a_reference_outside_the_first_scheme_is_loaded_once_and_may_fail_alone():
     engines = {
         "bf16": FakeScoringEngine(),

@@ -319,7 +319,7 @@ def test_arena_quality_measures_with_the_library():
         Arena(
             quality=lambda loaded, prompts, reference=None: {}
         )  # quality is the library's measure, on or off
-    a = Arena(schemes=("bf16", "int8"), max_new_tokens=4, quality=True, quality_tokens=512)
+    a = Arena(schemes=("bf16", "int8"), max_new_tokens=4, quality=True, quality_tokens=128)
     a.run(wait=True)
     assert a.errors.message == "", a.errors.message
     bf16, int8 = a.summary.to_dict("records")

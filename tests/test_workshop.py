@@ -145,6 +145,7 @@ def test_bundle_installs_into_a_fresh_venv_without_an_index(tmp_path, monkeypatc
         "pip",
         "install",
         "-q",
+        "--no-compile",  # the .pyc of torch and transformers: a minute here, and nothing tested
         "--no-index",
         "--find-links",
         str(out / "wheelhouse"),
@@ -268,10 +269,11 @@ def test_jupyterhub_values_use_only_documented_keys_and_the_estimators_memory():
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in gpu[
         "tolerations"
     ] and gpu["node_selector"]
-    # the pre-built cache: mounted read-only outside the home volume, LLAMALAB_CACHE pointing there
-    cache = su["extraEnv"]["LLAMALAB_CACHE"]
-    assert not cache.startswith("/home/")
-    mount = next(m for m in su["storage"]["extraVolumeMounts"] if m["mountPath"] == cache)
+    # the pre-built cache: mounted read-only outside the home volume (LLAMALAB_SHARED_CACHE), and
+    # each learner's writable one on their home volume (LLAMALAB_CACHE)
+    shared, own = su["extraEnv"]["LLAMALAB_SHARED_CACHE"], su["extraEnv"]["LLAMALAB_CACHE"]
+    assert not shared.startswith("/home/") and own.startswith("/home/jovyan/")
+    mount = next(m for m in su["storage"]["extraVolumeMounts"] if m["mountPath"] == shared)
     assert mount["readOnly"] is True
     # never an open hub: a password authenticator whose password is not in the file
     assert values["hub"]["config"]["JupyterHub"]["authenticator_class"] == "shared-password"

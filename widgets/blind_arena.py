@@ -2,7 +2,8 @@
 the leaderboard (Bradley–Terry scores with intervals from every vote in the store, the room's board
 in a room) beside each contender's perplexity and KL, and which answer was which.
 
-The round (`llamalab.blind_round`) holds the answers and the hidden mapping; `bradley_terry` rates;
+The round (`llamalab.blind_round`, or in a room the one the educator published on the board:
+`llamalab.workshop.room_round`) holds the answers and the hidden mapping; `bradley_terry` rates;
 `leaderboard_figure` draws; the store (`llamalab.workshop.votes_store`) keeps the votes. The widget
 only shows and wires them: no contender's name appears in it before Reveal.
 """
@@ -17,7 +18,7 @@ import plotly.graph_objects as go
 
 from llamalab import InvalidSetting, LlamalabError, bradley_terry, metric
 from llamalab.plots import QUALITY_METRICS, leaderboard_figure, update_figure
-from llamalab.workshop import votes_store
+from llamalab.workshop import room_round, votes_store
 
 from ._common import ErrorBox, guarded, html_table, message_html, pre
 
@@ -26,11 +27,13 @@ RATING_COLUMNS = ("rank", "contender", "bt_score", "bt_low", "bt_high", "votes",
 
 
 class BlindArena(w.VBox):
-    """Vote on `blind`'s pairs (a BlindRound: `llamalab.blind_round`) without knowing who wrote
-    which answer; `votes`: where the votes go and the leaderboard reads them (default: the room's
-    board in a room, else this kernel); `voter`: the name on the votes (editable here)."""
+    """Vote on `blind`'s pairs (a BlindRound: `llamalab.blind_round`; None: the round published on
+    the room's board, no model loaded) without knowing who wrote which answer; `votes`: where the
+    votes go and the leaderboard reads them (default: the room's board in a room, else this
+    kernel); `voter`: the name on the votes (editable here)."""
 
-    def __init__(self, blind, votes=None, voter: str | None = None):
+    def __init__(self, blind=None, votes=None, voter: str | None = None):
+        blind = room_round() if blind is None else blind
         self.blind, self.store = blind, votes if votes is not None else votes_store()
         self.cast: dict[str, dict] = {}  # pair_id → this learner's vote record
         self.ratings = None

@@ -42,6 +42,7 @@ __all__ = [
     "linear_shapes",
     "model_names",
     "models",
+    "osi_licenses",
     "read",
     "register_scheme",
     "scheme",
@@ -77,6 +78,9 @@ class ModelCard:
     hub_id: str = ""
     hub_id_instruct: str = ""
     license: str = ""
+    license_source: str = ""  # the card or licence page it was checked against, or "unverified"
+    open_weights: bool = False  # downloadable under its licence (catalog models; unknown: False)
+    open_source: bool = False  # the licence is OSI-approved (`osi_licenses()`)
     best_at: str = ""
     gptq: tuple[str, ...] = ()
     awq: tuple[str, ...] = ()
@@ -519,8 +523,16 @@ def model_names() -> list[str]:
     return list(_cards())
 
 
+def osi_licenses() -> tuple[str, ...]:
+    """The OSI-approved licences the catalog's models use (SPDX ids): a model is open source
+    exactly when its licence is one of them; the others are open weights only."""
+    return tuple(read("models.toml")["osi_licenses"])
+
+
 def models() -> pd.DataFrame:
-    """The catalog as a pandas DataFrame, one row per model."""
+    """The catalog as a pandas DataFrame, one row per model: the landscape to query. Beside the
+    card's fields: sizes in billions (`params_b`, `active_params_b`, what a token uses) and
+    `moe` (a mixture of experts: all experts in memory, few read per token)."""
     import pandas as pd
 
     rows = []
@@ -529,5 +541,8 @@ def models() -> pd.DataFrame:
         for k in ("gptq", "awq", "fp8", "aliases"):
             d[k] = ", ".join(d[k])
         d.pop("variant"), d.pop("local_path"), d.pop("gguf_type")
+        d["params_b"] = round(c.params / 1e9, 2)
+        d["active_params_b"] = round(c.active_params / 1e9, 2)
+        d["moe"] = c.is_moe
         rows.append(d)
     return pd.DataFrame(rows)

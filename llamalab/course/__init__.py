@@ -1,7 +1,8 @@
 """The course: its notebooks and dashboards (found in a source checkout, or inside the installed
 wheel, where the build puts a copy), `llamalab course` that copies them out, and the exercises:
 `exercises("00")` is a notebook's workbook (checks, hints, tries; solutions only under
-`LLAMALAB_SOLUTIONS=1`), `check()` the comparator under it.
+`LLAMALAB_SOLUTIONS=1`), `check()` the comparator under it, and `expect()` the notebooks'
+self-checks (✓/✗ with what a ✗ means for a learner; raised under the switch).
 
     ex = exercises("00")
     ex.check(1, answer_1)
@@ -10,10 +11,20 @@ wheel, where the build puts a copy), `llamalab course` that copies them out, and
 from .exercise import Checked, check
 from .files import copy_to, dashboards_dir, notebooks_dir
 from .render import Rendered, render_course
-from .workbook import SOLUTIONS_ENV, Exercise, ExercisesFailed, Workbook, exercises, solutions_on
+from .workbook import (
+    SOLUTIONS_ENV,
+    CheckFailed,
+    Exercise,
+    ExercisesFailed,
+    Workbook,
+    exercises,
+    expect,
+    solutions_on,
+)
 
 __all__ = [
     "SOLUTIONS_ENV",
+    "CheckFailed",
     "Checked",
     "Exercise",
     "ExercisesFailed",
@@ -23,6 +34,7 @@ __all__ = [
     "copy_to",
     "dashboards_dir",
     "exercises",
+    "expect",
     "notebooks_dir",
     "render_course",
     "solutions_on",

@@ -8,11 +8,18 @@ file, so CI runs every exercise and a learner never sees the answer next to the 
 kinds: *compute* (one right value), *predict, then measure* (a prediction written before the cell
 that measures, the gap explained), *decide under constraints* (any choice the kit's numbers accept
 is right) and *change and observe* (the direction of an effect, predicted, then observed).
+
+The notebooks' own self-checks on what they measured are `expect(condition, what, why_if_not)`: a
+learner sees ✓ or ✗ with what a ✗ means (never a bare AssertionError); under the same switch
+(the course's tests) a ✗ raises `CheckFailed` with the same words. Where `LLAMALAB_CHECKS_LOG` names
+a file (the course's tests set it; a learner never does) each check is also appended to it as one
+JSON line, so docs/guide-claims.md's test can require that each asserted claim's check ran and held.
 """
 
 from __future__ import annotations
 
 import importlib
+import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +29,7 @@ from ..core.errors import LlamalabError
 from .exercise import NOT_ANSWERED, Checked, check, is_number, unanswered
 
 SOLUTIONS_ENV = "LLAMALAB_SOLUTIONS"
+CHECKS_LOG_ENV = "LLAMALAB_CHECKS_LOG"  # a JSON-lines file the course's tests read; unset: none
 TRIES = 3  # wrong tries before a compute or decide exercise shows its answer
 KINDS = {
     "compute": "compute",
@@ -36,9 +44,46 @@ class ExercisesFailed(LlamalabError):
     """Under the solutions switch, an exercise whose solution its own check does not accept."""
 
 
+class CheckFailed(LlamalabError):
+    """Under the solutions switch (the course's tests), a notebook's self-check that failed."""
+
+
 def solutions_on() -> bool:
     """True when `LLAMALAB_SOLUTIONS` is set to 1 / true / yes (the course's tests set it)."""
     return os.environ.get(SOLUTIONS_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+BUSY = (
+    "If you see ✗ here on a busy machine (other notebooks or jobs sharing the cores), it means the "
+    "timing was disturbed, not that something is broken: close other work and rerun the cell."
+)
+
+
+def expect(condition, what: str, why_if_not: str = "", *, timing: bool = False) -> None:
+    """A notebook's self-check on a value it computed or measured: prints ✓ `what`, or ✗ and
+    `why_if_not` (what it means, what to do; `timing`: the busy-machine reading too). Under the
+    solutions switch (the course's tests) a ✗ raises CheckFailed with the same words instead."""
+    record_check(what, bool(condition), timing)
+    if condition:
+        print(f"✓ {what}")
+        return
+    meaning = " ".join(part for part in (why_if_not, BUSY if timing else "") if part)
+    if solutions_on():
+        raise CheckFailed(f"✗ not so in this run: {what}", meaning)
+    print(f"✗ not so in this run: {what}" + (f"\n  {meaning}" if meaning else ""))
+
+
+def record_check(what: str, ok: bool, timing: bool = False) -> None:
+    """Append one self-check to the file `LLAMALAB_CHECKS_LOG` names, if any: the notebook (the
+    Jupyter server's `JPY_SESSION_NAME`, which the course's tests also set for nbclient runs),
+    `what` and whether it held. Nothing is written when the variable is unset (a learner's run)."""
+    log = os.environ.get(CHECKS_LOG_ENV)
+    if not log:
+        return
+    notebook = os.path.basename(os.environ.get("JPY_SESSION_NAME", ""))
+    line = json.dumps({"notebook": notebook, "what": what, "ok": ok, "timing": timing})
+    with open(log, "a", encoding="utf-8") as f:  # one short line per write: appends stay whole
+        f.write(line + "\n")
 
 
 @dataclass(frozen=True)
@@ -63,6 +108,7 @@ class Workbook:
     items: dict[int, Exercise]
     wrong: dict[int, int] = field(default_factory=dict)
     results: dict[int, Checked] = field(default_factory=dict)
+    skipped: dict[int, str] = field(default_factory=dict)  # exercise -> why it cannot run here
 
     def check(self, n: int, answer, *, reveal: bool = False, **given) -> Checked:
         """Judge exercise `n`'s answer (the placeholder `...` is answered from the solutions
@@ -88,10 +134,18 @@ class Workbook:
         self.results[n] = result
         return result
 
+    def skip(self, n: int, why: str) -> Checked:
+        """Exercise `n` cannot run here (it measures a local load, and the room's server holds
+        the model): says why; done() reports it as skipped, neither missing nor failed."""
+        ex = self._exercise(n)
+        self.skipped[n] = why
+        self.results.pop(n, None)
+        return Checked(False, f"Exercise {n} · {KINDS[ex.kind]}: skipped here — {why}", False)
+
     def done(self) -> Checked:
-        """The tally. Under the solutions switch, raise if an exercise was not run or its
-        solution failed its check (timing ones excepted: they are shown, not required)."""
-        missing = [n for n in self.items if n not in self.results]
+        """The tally. Under the solutions switch, raise if an exercise was neither run nor skipped,
+        or its solution failed its check (timing ones excepted: they are shown, not required)."""
+        missing = [n for n in self.items if n not in self.results and n not in self.skipped]
         failed = [
             n
             for n, r in self.results.items()
@@ -104,10 +158,11 @@ class Workbook:
             )
         right = sum(bool(r) for r in self.results.values())
         todo = [n for n, r in self.results.items() if not r.answered] + missing
-        message = f"{right} of {len(self.items)} exercises right" + (
-            f"; not answered yet: {', '.join(map(str, sorted(todo)))}" if todo else ""
-        )
-        return Checked(right == len(self.items), message, answered=not todo)
+        counted = len(self.items) - len(self.skipped)
+        message = f"{right} of {counted} exercises right"
+        for label, numbers in (("not answered yet", todo), ("skipped here", self.skipped)):
+            message += f"; {label}: {', '.join(map(str, sorted(numbers)))}" if numbers else ""
+        return Checked(right == counted, message, answered=not todo)
 
     def _exercise(self, n: int) -> Exercise:
         if n not in self.items:

@@ -101,7 +101,7 @@ def blind_round(answers, *, seed: int | None = None, quality: Mapping | None = N
     each pair's left/right come from `seed` (None: a fresh one, kept in `.seed`). `quality`:
     contender → {"perplexity": …, "kl_vs_reference": …} when the answers did not carry it."""
     seed = secrets.randbelow(2**31) if seed is None else validate.integer("seed", seed, lo=0)
-    rows, measured = _rows(answers)
+    rows, measured = answer_rows(answers)
     by_prompt: dict[str, dict[str, str]] = {}
     for a in rows:
         by_prompt.setdefault(a.prompt, {})[a.contender] = a.text
@@ -145,7 +145,7 @@ def blind_answers(
     return out
 
 
-def _rows(answers) -> tuple[list[Answer], dict[str, dict]]:
+def answer_rows(answers) -> tuple[list[Answer], dict[str, dict]]:
     """(answers, quality per contender) from a compare() DataFrame or records."""
     if hasattr(answers, "to_dict") and hasattr(answers, "columns"):  # a DataFrame
         return _from_table(answers)

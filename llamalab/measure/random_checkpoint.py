@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ..catalog import ModelCard, card
 from ..core.errors import InvalidSetting
-from ..core.paths import atomic_dir, cache_dir
+from ..core.paths import atomic_dir, cached
 from ..runtime.files import embedded
 from .random_weights import RandomShape
 
@@ -85,7 +85,7 @@ def random_checkpoint(
     c = card(model)
     arch = architecture(c)
     name = f"random-weights-{c.name}" + (f"-seed{seed}" if seed else "")
-    out = Path(path) if path else cache_dir() / "random-checkpoints" / name
+    out = Path(path) if path else cached(f"random-checkpoints/{name}", is_complete)
     if is_complete(out):
         return out
     done = is_complete

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.errors import InvalidSetting
-from ..core.paths import atomic_file, cache_dir
+from ..core.paths import atomic_file, cached
 from ..runtime.files import embedded
 from ..runtime.files.gguf import SIDECAR, convert
 
@@ -59,13 +59,18 @@ class RandomShape:
         )
 
 
+def random_gguf_path(shape: RandomShape) -> Path:
+    """Where `random_gguf` finds (the shared cache's, when built there) or writes `shape`'s GGUF."""
+    return cached(f"random-gguf/{shape.file_name}", Path.is_file)
+
+
 def random_gguf(shape: RandomShape, path: str | Path | None = None, seed: int = 0) -> Path:
     """The GGUF of `shape` with random weights: made once (default: LLAMALAB_CACHE/random-gguf/),
     then reused. Loads like any GGUF: `llamalab.load(str(path), "gguf")`."""
     import gguf
     import numpy as np
 
-    path = Path(path) if path else cache_dir() / "random-gguf" / shape.file_name
+    path = Path(path) if path else random_gguf_path(shape)
     if path.exists():
         return path
     src = gguf.GGUFReader(convert("default", "f16", verbose=False))

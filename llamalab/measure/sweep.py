@@ -69,7 +69,8 @@ class SweepSettings:
     )
     reference: str | None = setting(
         None,
-        "The scheme KL and top-1 agreement compare against (computed once per model; None: no KL).",
+        "The scheme KL and top-1 agreement compare against (computed once per model, and measured"
+        " first when it is among the schemes; None: no KL).",
     )
     quality_tokens: int = setting(1024, "Tokens of the held-out text scored for quality.")
     quality_window: int = setting(512, "Tokens per scored window.")
@@ -212,6 +213,8 @@ def sweep(
 
 def _events(models, schemes, prompts, run: _Run):
     s = run.settings
+    if s.quality and s.reference in schemes[1:]:  # its own pass is the reference: one pass, not two
+        schemes = [s.reference, *(x for x in schemes if x != s.reference)]
     for model in models:
         if run.stop.is_set():
             break

@@ -24,6 +24,7 @@ from typing import Any
 from .. import catalog
 from ..core import tasks, validate
 from ..core.errors import InvalidSetting, install_extra
+from ..core.paths import writable
 from ..core.settings import describe, with_changes
 from ..runtime.files import store
 from ..runtime.files.source import resolve
@@ -107,8 +108,9 @@ def quantize(
         "default_settings": _is_default(t.settings, t.method, t.shapes),
         "calibration_source": t.text_name,
     }
-    _run(t.source, t.settings, t.text, t.folder, record, opts, progress, on_event)
-    return _result(t.folder, cached=False)
+    folder = writable(t.folder)  # forced over a shared checkpoint: a new one of the learner's own
+    _run(t.source, t.settings, t.text, folder, record, opts, progress, on_event)
+    return _result(folder, cached=False)
 
 
 def cached(model="default", scheme: str = "gptq", settings: QuantizeSettings | None = None,

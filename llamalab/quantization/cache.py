@@ -11,7 +11,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..runtime.files.store import MANIFEST, quantized_root
+from ..core.paths import cached
+from ..runtime.files.store import MANIFEST, is_complete
 
 VERSIONED = ("llamalab", "gptqmodel", "transformers", "torch", "optimum")
 
@@ -55,10 +56,9 @@ def key(fingerprint: str, settings: Settings, vers: dict[str, str] | None = None
 
 
 def folder(model_name: str, settings: Settings, k: str) -> Path:
-    return (
-        quantized_root()
-        / f"{model_name}-{settings.method}-{settings.bits}bit-g{settings.group_size}-{k}"
-    )
+    """The checkpoint's folder: the shared cache's when complete there, else the writable one's."""
+    name = f"{model_name}-{settings.method}-{settings.bits}bit-g{settings.group_size}-{k}"
+    return cached(Path("quantized") / name, is_complete)
 
 
 def write_manifest(path: Path, record: dict) -> None:

@@ -165,7 +165,7 @@ def room_model_or_none(explicit: bool) -> LoadedModel | None:
 
 # ---------------------------------------------------------------- the room's board (learner side)
 
-BOARD_KINDS = ("results", "votes")  # what the board keeps (llamalab.workshop.board.FIELDS)
+BOARD_KINDS = ("results", "votes", "rounds")  # what the board keeps (workshop.board.FIELDS)
 BOARD_TIMEOUT_S = 10.0
 
 
@@ -179,9 +179,9 @@ class RoomRecords:
 
 
 def post_to_room(kind: str, record: dict, room: Room | None = None) -> dict:
-    """Post one record of `kind` ("results" or "votes") to the room's board with the room token;
-    the record as stored (with the board's `time`). RoomError: no room, refused token, board not
-    answering, or the record rejected (with the board's reason)."""
+    """Post one record of `kind` ("results", "votes" or "rounds") to the room's board with the room
+    token; the record as stored (with the board's `time`). RoomError: no room, refused token, board
+    not answering, or the record rejected (with the board's reason)."""
     return _board(kind, room, json.dumps(record).encode())["record"]
 
 

@@ -3,6 +3,7 @@
 llamalab workshop room --results /shared/room      # Voilà on 127.0.0.1 with a token
 llamalab room serve --host 0.0.0.0                  # one model server for the room
 llamalab room hub --memory 2G --cpus 1              # the room's JupyterHub on this machine
+llamalab room round --schemes f16 q4_k_m            # the blind arena's round, once, on the board
 llamalab bundle --models default --out /media/usb   # course + wheelhouse + models + MANIFEST
 llamalab workshop check --room URL#token=… --learners 25   # is the room ready? (exit 0 if so)
 """
@@ -22,6 +23,7 @@ from .room import (
     skipped_note,
 )
 from .room_server import RoomServer, SlotSizing, serve_room, size_slots
+from .rounds import publish_round, room_round
 from .serve import dashboards, voila_command
 from .votes import BoardVotes, FileVotes, MemoryVotes, votes_store
 
@@ -41,7 +43,9 @@ __all__ = [
     "destination",
     "latest_local",
     "record",
+    "publish_round",
     "room_dir",
+    "room_round",
     "room_spread",
     "room_table",
     "serve_hub",

@@ -1,11 +1,12 @@
 """The room's board: a small HTTP service beside the room's model server where learners post their
-results and votes with the room token, so a room needs no shared folder (Binder, laptops).
+results and votes with the room token, so a room needs no shared folder (Binder, laptops), and
+where the educator publishes the blind arena's rounds (computed once for the room).
 
     with start_board(folder, token) as board:      # serve_room() starts one on the model port + 1
         ...                                         # POST /results, GET /results, POST /votes, …
 
 `POST /<kind>` takes one JSON record (checked field by field: 400 with the reason, 413 past
-MAX_BODY bytes, 401 without the token); `GET /<kind>` answers {"records": [...], "skipped":
+max_body(kind) bytes, 401 without the token); `GET /<kind>` answers {"records": [...], "skipped":
 [{"line": n, "why": ...}]}. Each kind is one JSON-lines file in `folder`, appended under a lock,
 never through a symlink (`lines`). Built on the standard library's ThreadingHTTPServer.
 """
@@ -23,6 +24,7 @@ from pathlib import Path
 from ..core import tasks, validate
 from ..core.errors import InvalidSetting
 from ..core.paths import cache_dir
+from ..measure.rounds import check_round
 from ..serving.server import HOST, bindable_host, reach_address
 from .lines import (
     RecordRejected,
@@ -36,6 +38,7 @@ from .lines import (
 )
 
 MAX_BODY = 16 * 1024  # bytes of one posted record: a result is ~400
+MAX_ROUND_BODY = 256 * 1024  # a round: 8 contenders × 20 prompts of answers fit with room to spare
 POLL_S = 0.05  # how often the serving loop looks at stop()
 
 
@@ -43,7 +46,7 @@ POLL_S = 0.05  # how often the serving loop looks at stop()
 class Field:
     """One field of a record: its JSON type, whether it must be there, and its bounds."""
 
-    kind: str  # "text" | "number" | "count"
+    kind: str  # "text" | "number" | "count" | "list" | "object" (checked whole by DEEP_CHECKS)
     required: bool = False
     max_len: int = 100
     choices: tuple[str, ...] = ()
@@ -71,8 +74,19 @@ FIELDS: dict[str, dict[str, Field]] = {
         "winner": Field("text", True, 3, ("a", "b", "tie")),
         "voter": Field("text", True, 40),
     },
+    "rounds": {
+        "name": Field("text", True, 60),
+        "answers": Field("list", True),
+        "quality": Field("object"),
+    },
 }
+DEEP_CHECKS = {"rounds": check_round}  # a kind's nested fields, checked after the flat ones
 STAMP = "time"  # the board's own field: when it stored the record
+
+
+def max_body(kind: str) -> int:
+    """The most bytes one posted record of `kind` may have."""
+    return MAX_ROUND_BODY if kind == "rounds" else MAX_BODY
 
 
 def check_record(kind: str, record: dict, stored: bool = False) -> dict:
@@ -92,12 +106,20 @@ def check_record(kind: str, record: dict, stored: bool = False) -> dict:
         why = _wrong(value, f)
         if why:
             raise RecordRejected(f"{key} {why}", f"Give {key} as {f.kind}.")
+    deep = DEEP_CHECKS.get(kind)
+    why = deep(record) if deep else None
+    if why:
+        raise RecordRejected(why, f"Post a {kind} record as the kit makes it.")
     if stored and not finite(record.get(STAMP)):
         raise RecordRejected(f"{STAMP} is missing", "Only the board writes these files.")
     return record
 
 
 def _wrong(value, f: Field) -> str | None:
+    if f.kind in ("list", "object"):
+        return (
+            None if isinstance(value, list if f.kind == "list" else dict) else f"must be a {f.kind}"
+        )
     if f.kind == "text":
         if not isinstance(value, str) or not value.strip():
             return "must be non-empty text"
@@ -160,8 +182,8 @@ class _Handler(BaseHTTPRequestHandler):
         size = self.headers.get("Content-Length")
         if size is None or not size.isdigit():
             return self._error(411, "send a Content-Length header")
-        if int(size) > MAX_BODY:
-            return self._error(413, f"the record is {int(size)} bytes; at most {MAX_BODY}")
+        if int(size) > max_body(kind):
+            return self._error(413, f"the record is {int(size)} bytes; at most {max_body(kind)}")
         body = self.rfile.read(int(size))
         try:
             stored = self.server.store.add(kind, parse(body))

@@ -79,7 +79,7 @@ def check_room(
     if url:
         checks.append(room_server(url))
     if bundle:
-        checks.append(bundle_files(bundle))
+        checks += [bundle_files(bundle), bundle_html(bundle)]
     root = Path(checkout) if checkout else _checkout()
     if root is not None:
         checks += [binder_config(root), binder_badge(root)]
@@ -149,13 +149,14 @@ def course_ggufs() -> Check:
     if not embedded.is_converted():
         return Check(name, False, "the embedded model is not converted yet", "Fix that first.")
     try:
-        missing = [t for t, p in prepared.gguf_files().items() if not p.is_file()]
+        files = prepared.gguf_files()
+        missing = [t for t, p in files.items() if not p.is_file()]
     except LlamalabError as e:
         return Check(name, False, e.message, e.fix)
     if missing:
         calls = "; ".join(f"llamalab.convert_gguf('default', '{t}')" for t in missing)
         return Check(name, False, f"missing: {', '.join(missing)}", _python(calls))
-    return Check(name, True, f"in {cache_dir() / 'gguf'}")
+    return Check(name, True, f"in {sorted({str(p.parent) for p in files.values()})[0]}")
 
 
 def quantized_checkpoints() -> Check:
@@ -171,7 +172,8 @@ def quantized_checkpoints() -> Check:
         return Check(
             name, False, f"not made with this environment's versions: {', '.join(missing)}", fix
         )
-    return Check(name, True, f"in {cache_dir() / 'quantized'}")
+    folders = sorted({str(p.parent) for p in prepared.quantized_folders().values() if p})
+    return Check(name, True, f"in {' and '.join(folders)}")
 
 
 def random_ggufs(folder: Path | None) -> Check:
@@ -186,7 +188,7 @@ def random_ggufs(folder: Path | None) -> Check:
             "Reinstall llamalab (the course notebooks are part of it).",
         )
     missing = [s for s, p in files.items() if not p.is_file()]
-    where = cache_dir() / "random-gguf"
+    where = " and ".join(sorted({str(p.parent) for p in files.values()}))
     if missing:
         calls = "; ".join(f"l.random_gguf(l.RandomShape{s})" for s in missing)
         return Check(
@@ -269,6 +271,27 @@ def bundle_files(folder) -> Check:
             "llamalab bundle --out DIR."
         )
     return Check("bundle", False, shown, fix)
+
+
+def bundle_html(folder) -> Check:
+    """The Binder-down fallback: every course notebook's executed HTML in the bundle."""
+    from .fallback import HTML_DIR, pages
+
+    name = "Binder-down HTML"
+    if not (Path(folder) / HTML_DIR).is_dir():  # optional: the bundle runs the course without it
+        return Check(name, True, "not in this bundle (optional read-only pages: llamalab course "
+                     "html --output DIR, then llamalab bundle --out DIR --html DIR)")  # fmt: skip
+    found = pages(Path(folder))
+    total = sum(map(len, (found.executed, found.missing, found.stopped, found.not_run)))
+    detail = f"{len(found.executed)} of {total} notebooks executed in {Path(folder) / HTML_DIR}"
+    if found.complete:
+        return Check(name, True, detail)
+    wrong = [(found.missing, "missing"), (found.stopped, "stopped at an error"),
+             (found.not_run, "not executed")]  # fmt: skip
+    detail += "; " + "; ".join(f"{what}: {', '.join(n)}" for n, what in wrong if n)
+    fix = ("llamalab course html --output llamalab-course-html (~15 min), then "
+           "llamalab bundle --out DIR --html llamalab-course-html")  # fmt: skip
+    return Check(name, False, detail, fix)
 
 
 def binder_config(root: Path) -> Check:

@@ -1,8 +1,9 @@
 """The room's JupyterHub on one machine (`llamalab room hub`): JupyterHub with
 configurable-http-proxy on 127.0.0.1 unless told, a shared room password (JupyterHub's
 SharedPasswordAuthenticator), each learner's server in its own cgroup with enforced memory and CPU
-limits and in its own folder, the pre-built model cache shared read-only, and the room's
-model server (LLAMALAB_ROOM) passed to every learner's kernel.
+limits and in its own folder, the pre-built model cache shared read-only (LLAMALAB_SHARED_CACHE)
+beside a writable cache in each learner's folder (LLAMALAB_CACHE), and the room's model server
+(LLAMALAB_ROOM) passed to every learner's kernel.
 
     with llamalab.workshop.serve_hub(memory="2G", cpus=1, room=room_server.room) as hub:
         print(hub.instructions())     # URL + the room password
@@ -27,7 +28,7 @@ from pathlib import Path
 
 from ..core import tasks, validate
 from ..core.errors import LlamalabError
-from ..core.paths import atomic_dir, cache_dir
+from ..core.paths import atomic_dir
 from ..core.units import both
 from ..runtime.files import embedded
 from ..runtime.room import Room
@@ -73,7 +74,8 @@ class Hub:
             f"  Learners sign in with any name and the room password: {self.password}",
             f"  Each learner's server: {both(self.memory_limit_bytes)} memory, {self.cpus:g} CPU "
             "(cgroup limits the kernel enforces), its own folder (no system account).",
-            f"  Shared model cache (read-only to learners): {self.cache}",
+            f"  Shared model cache (read-only to learners): {self.cache}; each learner writes",
+            f"  into their own: {self.folder / 'users' / '<name>' / '.cache' / 'llamalab'}",
             f"  Kernels use {room}.",
         ])  # fmt: skip
 
@@ -162,7 +164,7 @@ def hub_config(folder: Path, cache: Path, host: str, ports: dict, prefix: str,
                memory_bytes: int, cpus: float, spawn_timeout: float = 300.0) -> str:  # fmt: skip
     """The jupyterhub_config.py of a room hub (secrets read from secrets.json beside it)."""
     bin_dir = Path(sys.executable).parent
-    env = {"HF_HUB_OFFLINE": "1", "LLAMALAB_CACHE": str(cache)}
+    env = {"HF_HUB_OFFLINE": "1", "LLAMALAB_SHARED_CACHE": str(cache)}  # + the spawner's own
     public, hub, api = (f"http://{h}:{ports[k]}" for h, k in
                         ((host, "public"), (HOST, "hub"), (HOST, "api")))  # fmt: skip
     db = f"sqlite:///{folder / 'jupyterhub.sqlite'}"
@@ -207,7 +209,7 @@ def share_cache(cache: Path) -> Path:
     machine's cache when it is there, else converted once); learners' servers see it through a
     read-only mount."""
     cache.mkdir(parents=True, exist_ok=True)
-    target, own = cache / embedded.NAME, cache_dir() / embedded.NAME
+    target, own = cache / embedded.NAME, embedded.model_dir()  # this machine's: either cache
     if not (target / "model.safetensors").is_file():
         if (own / "model.safetensors").is_file() and own.resolve() != target.resolve():
             with atomic_dir(target, done=lambda t: (t / "model.safetensors").is_file()) as tmp:
@@ -290,7 +292,8 @@ def _convert_into(cache: Path) -> None:
     import subprocess
 
     code = "from llamalab.runtime.files.embedded import ensure_model; ensure_model()"
-    env = {**os.environ, "LLAMALAB_CACHE": str(cache)}
+    env = {k: v for k, v in os.environ.items() if k != "LLAMALAB_SHARED_CACHE"}
+    env["LLAMALAB_CACHE"] = str(cache)  # converted there, not found elsewhere
     subprocess.run([sys.executable, "-c", code], env=env, check=True)
 
 

@@ -1,8 +1,8 @@
 """The room hub's spawner (JupyterHub imports it by name from the config `serve_hub()` writes):
 each learner's Jupyter server in a cgroup of its own whose memory and CPU limits the kernel
-enforces, with the shared model cache mounted read-only, in a per-learner folder, without a system
-account. Learners share the hub's uid: as with SimpleLocalProcessSpawner, they can read each
-other's folders.
+enforces, with the shared model cache mounted read-only (LLAMALAB_SHARED_CACHE) and a writable cache
+of the learner's own in their folder (LLAMALAB_CACHE), without a system account. Learners share the
+hub's uid: as with SimpleLocalProcessSpawner, they can read each other's folders.
 
 Built on JupyterHub's SimpleLocalProcessSpawner (jupyterhub/spawner.py), which alone enforces no
 limits and runs everyone as the hub's user.
@@ -33,6 +33,19 @@ class RoomSpawner(SimpleLocalProcessSpawner):
         config=True,
         help="Folders a learner's processes see read-only (the shared model cache).",
     )
+
+    learner_cache = Unicode(
+        ".cache/llamalab",
+        config=True,
+        help="The learner's writable cache (LLAMALAB_CACHE), relative to their folder.",
+    )
+
+    def get_env(self):
+        """JupyterHub's environment, plus LLAMALAB_CACHE in the learner's own folder (new files go
+        there; what is built already is read from the shared cache)."""
+        env = super().get_env()
+        env["LLAMALAB_CACHE"] = os.path.join(self.home_dir, self.learner_cache)
+        return env
 
     def group_name(self) -> str:
         return f"{self.group_prefix}/{self.user.name}"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..core import validate
 from ..core.errors import InvalidSetting, LlamalabError
-from ..core.paths import cache_dir
+from ..core.paths import in_cache
 from ..runtime.files.gguf import SIDECAR
 from . import prepared
 
@@ -54,8 +54,8 @@ The course's notebooks and dashboards are in {out}/course (and inside the llamal
 
 The wheels are for this platform only ({platform}, Python {python}). \
 Copy the whole folder (a USB stick, a
-shared drive); point LLAMALAB_CACHE at a writable copy if learners quantize or convert \
-models themselves.
+shared drive). On a read-only copy, read the cache in place and write elsewhere: \
+export LLAMALAB_SHARED_CACHE={out}/cache LLAMALAB_CACHE=~/.cache/llamalab
 """
 
 
@@ -66,17 +66,24 @@ def bundle(
     wheels: bool = True,
     llamacpp: str = "auto",
     root=None,
+    html=False,
 ) -> Path:
     """Write the course, the wheelhouse and the models' cached files into `out`, then MANIFEST
     (every file's size and sha256) that `verify_bundle` checks; return `out`. llamacpp: "auto"
     ships the in-process llama.cpp wheel only when it was built for no more than AVX2 (it then
-    runs on any x86-64 laptop with AVX2), "include" ships it anyway, "exclude" leaves it out."""
+    runs on any x86-64 laptop with AVX2), "include" ships it anyway, "exclude" leaves it out.
+    html: the Binder-down fallback, each notebook's executed HTML in `out`/course-html — the
+    folder `llamalab course html` made, or True to render the course now (~15 min on 2 cores)."""
     from ..catalog import card
     from ..course import copy_to, notebooks_dir
 
     validate.choice("llamacpp", llamacpp, LLAMACPP_CHOICES)
     out = Path(out).resolve()
     cards = [card(m) for m in (models or ())]  # unknown names raise before anything is written
+    if html:
+        from .fallback import html_source
+
+        html_source(html)  # a wrong folder too
     out.mkdir(parents=True, exist_ok=True)
     copy_to(out / "course")
     notes = []
@@ -84,6 +91,10 @@ def bundle(
         notes += _wheelhouse(out, Path(root or Path(__file__).resolve().parents[2]), llamacpp)
     for c in cards:
         notes += _copy_model(c, out, notebooks_dir())
+    if html:
+        from .fallback import add_html
+
+        notes += add_html(out, html)
     import platform
 
     (out / "INSTALL.txt").write_text(
@@ -260,15 +271,15 @@ def _copy_model(c, out: Path, notebooks: Path) -> list[str]:
     snapshots' links to them would double it). Returns notes on what was not there to ship."""
     from ..runtime.files import embedded
 
-    src, dst, found, notes = cache_dir(), out / "cache", False, []
+    dst, found, notes = out / "cache", False, []
     if c.name == "smollm2-135m":
-        embedded.ensure_model(verbose=False)
-        _copy(embedded.model_dir(), dst / embedded.model_dir().relative_to(src))
+        model = embedded.ensure_model(verbose=False)
+        _copy(model, dst / _relative(model))
         found = True
         for label, path in _course_pieces(notebooks):
             if path is not None and path.exists():
-                _copy(path, dst / path.relative_to(src))
-                _copy_sidecar(path, src, dst)
+                _copy(path, dst / _relative(path))
+                _copy_sidecar(path, dst)
             else:
                 notes.append(
                     f"{LEFT_OUT} {label}: not made on this machine yet "
@@ -308,19 +319,25 @@ def _course_pieces(notebooks: Path) -> list[tuple[str, Path | None]]:
     return pieces
 
 
-def _copy_sidecar(path: Path, src: Path, dst: Path) -> None:
-    """A GGUF's tokenizer sidecar, its folder made relative to the GGUF when it lies in the
+def _relative(path: Path) -> Path:
+    """Where `path` goes in the bundle's cache: its place in the cache (writable or shared)."""
+    found = in_cache(path)
+    if found is None:
+        raise LlamalabError(f"{path} is not in the kit's cache.", "Report this: bundle expects it.")
+    return found
+
+
+def _copy_sidecar(path: Path, dst: Path) -> None:
+    """A GGUF's tokenizer sidecar, its folder made relative to the GGUF when it lies in a
     cache (the bundle is used from another path than the cache it was made from)."""
     sidecar = Path(str(path) + SIDECAR)
     if not sidecar.is_file():
         return
     data = json.loads(sidecar.read_text())
     folder = Path(data.get("tokenizer") or "")
-    if folder.is_absolute() and folder.is_relative_to(src):
-        data["tokenizer"] = os.path.relpath(
-            dst / folder.relative_to(src), dst / path.parent.relative_to(src)
-        )
-    Path(str(dst / path.relative_to(src)) + SIDECAR).write_text(json.dumps(data))
+    if folder.is_absolute() and in_cache(folder) is not None:
+        data["tokenizer"] = os.path.relpath(dst / in_cache(folder), dst / _relative(path.parent))
+    Path(str(dst / _relative(path)) + SIDECAR).write_text(json.dumps(data))
 
 
 def _copy(src: Path, dst: Path) -> None:

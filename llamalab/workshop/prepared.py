@@ -9,8 +9,6 @@ import json
 import re
 from pathlib import Path
 
-from ..core.paths import cache_dir
-
 COURSE_GGUF = ("f16", "q8_0", "q4_0", "q4_k_m")  # loaded by 01, 02 and 04 (binder/postBuild's list)
 COURSE_QUANTIZED = ("gptq", "awq")  # notebook 02's quantize(MODEL, method), default settings
 RANDOM_NOTEBOOK = "01_landscape.ipynb"  # its parameters cell lists the random-weight shapes
@@ -49,9 +47,9 @@ def random_shapes(notebooks: Path) -> list[tuple] | None:
 
 def random_files(notebooks: Path) -> dict[tuple, Path] | None:
     """Notebook 01's random-weight GGUFs by shape (where random_gguf writes them; may not exist)."""
-    from ..measure.random_weights import RandomShape
+    from ..measure.random_weights import RandomShape, random_gguf_path
 
     shapes = random_shapes(notebooks)
     if shapes is None:
         return None
-    return {s: cache_dir() / "random-gguf" / RandomShape(*s).file_name for s in shapes}
+    return {s: random_gguf_path(RandomShape(*s)) for s in shapes}

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from notebook_run import checks_env
 
 from llamalab.core import paths
 
@@ -164,6 +165,7 @@ def _lab_env(base: Path, bin_dir: Path) -> dict:
         TMPDIR=str(base / "tmp"),
         HF_HUB_OFFLINE="1",
         LLAMALAB_SOLUTIONS="1",  # the exercises answered from the course's answer key: all checked
+        **checks_env(),  # each self-check recorded: the claims table's test (test_notebooks.py)
         PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
         VIRTUAL_ENV=str(bin_dir.parent),
     )

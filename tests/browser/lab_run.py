@@ -17,7 +17,7 @@ import re
 import time
 import urllib.request
 
-from notebook_run import CAP_BYTES, Watchdog, remember, save
+from notebook_run import CAP_BYTES, Watchdog, forget_checks, remember, save
 
 KERNEL_READY = """() => {
     const k = window.jupyterapp?.shell?.currentWidget?.sessionContext?.session?.kernel;
@@ -144,6 +144,8 @@ class RunAll:
         self.record: dict = {}
 
     def start(self) -> RunAll:
+        if self.course:  # this run's self-checks replace the notebook's older records
+            forget_checks(self.name)
         t0 = time.perf_counter()
         self.page.goto(self.lab.open_url(self.name))
         kernel_idle(self.page)  # P4: the indicator says idle before a kernel exists

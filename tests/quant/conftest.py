@@ -1,8 +1,11 @@
 """Fixtures for the quantization tests: a tiny Llama (all dims multiples of 128) with the embedded
-model's tokenizer, trained for a few steps so its distributions are not uniform, and a
-session-scoped set of its quantized checkpoints, removed from LLAMALAB_CACHE afterwards; and the
+model's tokenizer, trained for a few steps so its distributions are not uniform (kept in the
+cache), and a session-scoped set of its quantized checkpoints, removed from LLAMALAB_CACHE
+afterwards; and the
 embedded model's own GPTQ/AWQ checkpoints, built here when the cache lacks them and kept there."""
 
+import hashlib
+import inspect
 import shutil
 from pathlib import Path
 
@@ -57,8 +60,22 @@ def build_tiny_llama(out: Path, tokenizer_dir: Path, steps: int = 40, seed: int 
 
 
 @pytest.fixture(scope="session")
-def tiny_llama(embedded_dir, tmp_path_factory):
-    return build_tiny_llama(tmp_path_factory.mktemp("tiny") / "tiny-llama", Path(embedded_dir))
+def tiny_llama(embedded_dir):
+    """Built once per version of its recipe (and of torch and transformers) and kept in
+    LLAMALAB_CACHE/test-models: its 40 training steps are two minutes here, and the same seed on
+    the same versions builds the same weights."""
+    import torch
+    import transformers
+
+    from llamalab.core.paths import atomic_dir, cache_dir
+
+    recipe = inspect.getsource(build_tiny_llama) + torch.__version__ + transformers.__version__
+    key = hashlib.sha256(recipe.encode()).hexdigest()[:12]
+    out = cache_dir() / "test-models" / f"tiny-llama-{key}"
+    if not (out / "model.safetensors").is_file():
+        with atomic_dir(out, done=lambda p: (p / "model.safetensors").is_file(), replace=True) as t:
+            build_tiny_llama(t, Path(embedded_dir))
+    return out
 
 
 @pytest.fixture(scope="session")

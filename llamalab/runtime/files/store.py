@@ -1,5 +1,6 @@
 """What the kit has already made, and how to find it: quantize-your-own checkpoints in
-LLAMALAB_CACHE/quantized/<name>-<key>/, each with a manifest saying how it was made.
+LLAMALAB_CACHE/quantized/<name>-<key>/ (or the shared cache's), each with a manifest saying how it
+was made.
 
 Reading only: the resolver finds results here; `llamalab.quantize` (a floor above) writes them.
 """
@@ -10,7 +11,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from ...core.paths import cache_dir
+from ...core.paths import cache_dir, cache_roots
 from . import embedded
 
 MANIFEST = "llamalab_quantize.json"
@@ -45,11 +46,9 @@ def read_manifest(path: Path) -> dict:
 def find(fingerprint: str, method: str, bits: int) -> Path | None:
     """The newest complete cached result for (model, method, bits), preferring the kit's
     default settings."""
-    root = quantized_root()
-    if not root.is_dir():
-        return None
+    roots = [r / "quantized" for r in cache_roots() if (r / "quantized").is_dir()]
     found = []
-    for p in root.iterdir():
+    for p in (p for root in roots for p in root.iterdir()):
         if not is_complete(p):
             continue
         try:
