@@ -22,6 +22,7 @@ from .catalog import (
     scheme,
     schemes,
 )
+from .catalog.checklist import Question, checklist
 from .catalog.custom import custom_card
 from .catalog.providers import provider, providers
 from .catalog.training import table as training_capabilities
@@ -53,6 +54,7 @@ from .engines.http import (
     EndpointStreamError,
     EndpointTimeout,
 )
+from .engines.preview import RequestPreview
 from .measure import scorers
 from .measure.blind import BlindPair, BlindRound, blind_answers, blind_round
 from .measure.compare import compare
@@ -78,6 +80,7 @@ from .plan.estimator import Estimate, estimate, max_context, requirements_table
 from .plan.kubernetes import validate_manifests
 from .plan.ollama import commands as ollama_commands
 from .plan.ollama import modelfile as ollama_modelfile
+from .plan.open_or_closed import Reason, Recommendation, open_or_closed
 from .plan.selection import selection_grid
 from .plan.sizing import Sizing, sizing
 from .plan.speed import roofline
@@ -96,6 +99,7 @@ from .runtime import (
 from .runtime.files import model_files
 from .runtime.files.gguf import convert as convert_gguf
 from .runtime.files.lora import AdapterMismatch
+from .runtime.remote import request_preview
 from .runtime.room import (
     Room,
     RoomError,
@@ -160,6 +164,11 @@ __all__ = [
     "deployment_plan",
     "estimate",
     "max_context",
+    "checklist",
+    "Question",
+    "open_or_closed",
+    "Recommendation",
+    "Reason",
     "ollama_commands",
     "ollama_modelfile",
     "requirements_table",
@@ -190,6 +199,8 @@ __all__ = [
     "load",
     "model_files",
     "register_backend",
+    "request_preview",
+    "RequestPreview",
     "served_models",
     "Room",
     "current_room",

@@ -19,6 +19,12 @@ GLOSSARY = ROOT / "notebooks" / "glossary.md"
 NOCASE = re.IGNORECASE
 # glossary anchor -> how a mention of the word looks in a notebook (markdown or code)
 TERMS = {
+    "hallucination": re.compile(r"\bhallucinat", NOCASE),
+    "instruction-following": re.compile(r"instruction[- ]following", NOCASE),
+    "confidence-interval": re.compile(r"confidence interval|95 % interval", NOCASE),
+    "regular-expression": re.compile(r"regular expression", NOCASE),
+    "init-container": re.compile(r"init container", NOCASE),
+    "prestop-hook": re.compile(r"preStop", NOCASE),
     "kv-cache": re.compile(r"\bKV[ -]cache|\bkv_cache", NOCASE),
     "prefill": re.compile(r"\bprefill", NOCASE),
     "decode": re.compile(r"\bdecod(e|es|ing)\b", NOCASE),

@@ -159,6 +159,7 @@ def test_served_logprobs_match_the_same_gguf_in_process(server, q4):
     check_distributions(v, greedy=True)
     both = llamalab.inspect_tokens(served, PROMPT, against=q4, max_new_tokens=TOKENS)
     assert [s.token for s in both.steps] == [s.token for s in v.steps]
+    assert "the server read the same" in both.method and "(checked)" in both.method
     gaps = [abs(math.log(s.prob) - math.log(s.other_prob)) for s in both.steps]
     assert max(gaps) < SERVED_TOLERANCE and np.mean(gaps) < SERVED_MEAN_TOLERANCE, gaps
     assert all(s.kl is None for s in both.steps) and both.kl_mean is None
@@ -169,6 +170,15 @@ def test_served_logprobs_match_the_same_gguf_in_process(server, q4):
     assert local.first_parting == both.first_parting
     # the served top-k entropy is a lower bound of the full one
     assert all(a.entropy <= b.entropy + 0.05 for a, b in zip(v.steps, local.steps))
+
+
+def test_a_server_that_read_other_prompt_ids_is_refused(server, q4, monkeypatch):
+    served = server.connect()
+    real = served.engine.prompt_ids(served.engine.encode(PROMPT))
+    assert real == q4.engine.encode(PROMPT)  # llama.cpp's template and tokenizer, asked over HTTP
+    monkeypatch.setattr(served.engine, "prompt_ids", lambda messages: real[:5] + [0] + real[5:])
+    with pytest.raises(llamalab.TokenizersDiffer, match="part at position 5"):
+        llamalab.inspect_tokens(q4, PROMPT, against=served, max_new_tokens=4)
 
 
 def test_served_refusals(server, bf16):
@@ -248,3 +258,22 @@ def test_widget_inspects_against_a_second_model(bf16, q4, versus):
     empty = TokenInspector(None)
     empty.inspect(wait=True)
     assert "No model is loaded" in empty.errors.message and empty.output.value == ""
+
+
+def test_widget_stop_ends_the_answer_and_inspects_the_tokens_so_far(fake):
+    from fakes import ENDLESS
+
+    from llamalab.widgets import TokenInspector
+
+    started = threading.Event()
+    model = fake(
+        "fake-scoring", script=ENDLESS, delay=0.02, hook=lambda n: n >= 3 and started.set()
+    )
+    ins = TokenInspector(model, max_new_tokens=200)
+    ins.inspect()
+    assert started.wait(30) and ins.stop_button.disabled is False
+    ins.stop_button.click()
+    assert ins.wait(30) and ins.errors.message == "", ins.errors.message
+    assert 3 <= len(ins.last.steps) < 200 and "(stopped: the answer so far)" in ins.verdict.value
+    assert ins.output.value.count("<span class='llamalab-token") == len(ins.last.steps)
+    assert ins.stop_button.disabled is True and ins.inspect_button.disabled is False

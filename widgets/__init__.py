@@ -5,7 +5,7 @@ never as a traceback.
 
     from llamalab.widgets import ModelPicker, Playground, LiveMonitor, MemoryCalculator, Arena
     from llamalab.widgets import TrainerPanel, DeploymentBuilder, CostCalculator, TokenInspector
-    from llamalab.widgets import BlindArena
+    from llamalab.widgets import BlindArena, EvaluationPanel
 """
 
 from .arena import Arena
@@ -13,6 +13,7 @@ from .blind_arena import BlindArena
 from .calculator import MemoryCalculator
 from .cost import CostCalculator
 from .deploy import DeploymentBuilder
+from .evaluation import EvaluationPanel
 from .inspector import TokenInspector
 from .monitor import LiveMonitor
 from .picker import ModelPicker
@@ -24,6 +25,7 @@ __all__ = [
     "BlindArena",
     "CostCalculator",
     "DeploymentBuilder",
+    "EvaluationPanel",
     "LiveMonitor",
     "MemoryCalculator",
     "ModelPicker",

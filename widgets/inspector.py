@@ -58,16 +58,18 @@ class TokenInspector(Background, w.VBox):
             options=[NONE, *self.others], value=NONE, description="Against", style=wide
         )
         self.inspect_button = w.Button(description="Inspect", button_style="primary", icon="search")
+        self.stop_button = w.Button(description="Stop", icon="stop", disabled=True)
         self.state = w.HTML(value="<span class='llamalab-state'>idle</span>")
         self.output = w.HTML()
         self.verdict = w.HTML()
         self.inspect_button.on_click(lambda _: self.inspect())
+        self.stop_button.on_click(lambda _: self.stop())
         super().__init__(
             children=[
                 self.prompt,
                 self.answer,
                 w.HBox([self.max_new_tokens, self.alternatives]),
-                w.HBox([self.against, self.inspect_button, self.state]),
+                w.HBox([self.against, self.inspect_button, self.stop_button, self.state]),
                 self.errors,
                 self.verdict,
                 self.output,
@@ -84,6 +86,11 @@ class TokenInspector(Background, w.VBox):
         inline."""
         launch(self, wait)
 
+    def stop(self) -> None:
+        """End the local greedy answer now and inspect the tokens so far."""
+        if self.task is not None:
+            self.task.stop()
+
     def _start(self) -> None:
         kwargs = dict(
             model=self.loaded,
@@ -94,20 +101,22 @@ class TokenInspector(Background, w.VBox):
             alternatives=self.alternatives.value,
             live=LiveStats(),
         )
-        self.inspect_button.disabled = True
+        self.inspect_button.disabled, self.stop_button.disabled = True, False
         self.last, self.output.value, self.verdict.value = None, "", ""
         self.state.value = "<span class='llamalab-state'>inspecting…</span>"
-        self.task = background(self, lambda task: self._run(kwargs), self._finish, "inspect")
+        self.task = background(self, lambda task: self._run(kwargs, task), self._finish, "inspect")
 
-    def _run(self, kwargs: dict) -> None:
-        view = inspect_tokens(**kwargs)
+    def _run(self, kwargs: dict, task) -> None:
+        view = inspect_tokens(**kwargs, stop_event=task.stop_event)
         self.last = view
         live = kwargs["live"]  # the local answer's generation; a served answer is not timed here
         speed = speed_line(live) if live.done else ""
-        self.verdict.value = f"{speed}<div class='llamalab-verdict'>{html.escape(view.label)}</div>"
+        stopped = " (stopped: the answer so far)" if task.stopping else ""
+        label = html.escape(view.label + stopped)
+        self.verdict.value = f"{speed}<div class='llamalab-verdict'>{label}</div>"
         self.output.value = tokens_html(view.to_records(), title=view.method)
 
     def _finish(self) -> None:
-        self.inspect_button.disabled = False
+        self.inspect_button.disabled, self.stop_button.disabled = False, True
         done = self.last is not None and self.errors.error is None
         self.state.value = f"<span class='llamalab-state'>{'done' if done else 'idle'}</span>"

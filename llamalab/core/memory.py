@@ -45,11 +45,24 @@ RSS_PEAK = "process RSS (peak of 20 Hz samples)"
 CUDA_GROWTH = "torch.cuda.memory_allocated growth"
 CUDA_PEAK = "torch.cuda.max_memory_allocated"
 REMOTE = "not measured (remote engine)"
+SERVER_PEAK = "server process RSS (peak of 20 Hz samples)"  # the kit's own server, on this machine
 ANON = "anonymous resident memory (RssAnon: what the process allocated)"
 FILE = "file-backed resident memory (RssFile: mapped files and shared libraries)"
 SHMEM = "shared resident memory (RssShmem)"
 CONTAINER = "container working set (its cgroup's usage minus inactive file pages)"
-KINDS = (RSS, RSS_GROWTH, RSS_PEAK, CUDA_GROWTH, CUDA_PEAK, REMOTE, ANON, FILE, SHMEM, CONTAINER)
+KINDS = (
+    RSS,
+    RSS_GROWTH,
+    RSS_PEAK,
+    CUDA_GROWTH,
+    CUDA_PEAK,
+    REMOTE,
+    SERVER_PEAK,
+    ANON,
+    FILE,
+    SHMEM,
+    CONTAINER,
+)
 
 _CLEAR_REFS, _STATUS = "/proc/self/clear_refs", "/proc/self/status"
 
@@ -275,19 +288,28 @@ class Peak:
     """`with Peak(device, remote) as p:` → `p.bytes`, `p.kind`: the peak while the block runs.
     torch.cuda.max_memory_allocated on a GPU, the highest of 20 Hz RSS samples on a CPU (a
     generation is too short for VmHWM to be reset per call), nothing for a remote engine
-    (its memory is elsewhere). On a CPU also the peaks by kind, from the same samples:
-    `p.anon_bytes`, `p.file_bytes`, `p.container_bytes` (None on a GPU, remote, or outside a
-    cgroup)."""
+    (its memory is elsewhere) unless `server_pid` names its process on this machine (the kit's
+    own server): then that process's RSS samples. On a CPU also the peaks by kind, from the same
+    samples: `p.anon_bytes`, `p.file_bytes`, `p.container_bytes` (None on a GPU, remote, or
+    outside a cgroup)."""
 
-    def __init__(self, device: str = "cpu", remote: bool = False):
+    def __init__(self, device: str = "cpu", remote: bool = False, server_pid: int | None = None):
         self.device = device
         self.cuda = device.startswith("cuda") and not remote
-        self.kind = REMOTE if remote else CUDA_PEAK if self.cuda else RSS_PEAK
-        self.bytes: int | None = None if remote else 0
+        sampled = not self.cuda and (not remote or server_pid is not None)
+        self.kind = (
+            (SERVER_PEAK if server_pid is not None else REMOTE)
+            if remote
+            else CUDA_PEAK
+            if self.cuda
+            else RSS_PEAK
+        )
+        self.bytes: int | None = 0 if sampled or self.cuda else None
         self.anon_bytes: int | None = None
         self.file_bytes: int | None = None
         self.container_bytes: int | None = None
-        self.monitor = None if (self.cuda or remote) else Monitor(interval=0.05)
+        pid = server_pid if remote else None
+        self.monitor = Monitor(interval=0.05, pid=pid) if sampled else None
 
     def __enter__(self) -> Peak:
         if self.cuda:

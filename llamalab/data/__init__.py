@@ -8,4 +8,8 @@ HERE = Path(__file__).parent
 DATASETS = {
     "house-format": "finetune_house_format_train.jsonl",
     "house-format-heldout": "finetune_house_format_heldout.jsonl",
+    # notebook 01's limitations lab: three task types, 12 prompts each (README.md here)
+    "known-answers": "eval_known_answers.jsonl",
+    "format-following": "eval_format_following.jsonl",
+    "arithmetic": "eval_arithmetic.jsonl",
 }

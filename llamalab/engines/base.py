@@ -79,6 +79,7 @@ class Engine:
     name: str = "engine"  # "transformers", "llama.cpp", ... (the `engine` column of every record)
     context_length: int = 0
     remote: bool = False  # runs elsewhere: LoadedModel measures no local memory for it
+    server_pid: int | None = None  # remote, served by a process here (serve()): its RSS is read
     streams_text: bool = False  # on_token gets text pieces instead of token ids
     uses_torch_thread: bool = False  # its torch work must run on the runtime's one torch thread
 

@@ -27,6 +27,7 @@ from ..core import validate
 from ..core.errors import BackendMissing, InvalidSetting, LlamalabError, install_extra
 from ..core.settings import setting, with_changes
 from .base import Concurrent, Engine, Sampling, Usage, to_messages
+from .preview import RequestPreview, redacted_headers
 
 
 class EndpointError(LlamalabError):
@@ -264,6 +265,16 @@ class HttpEngine(Engine, Concurrent):
     def saw_response(self, r) -> None:
         """Hook: a response's headers arrived (an engine may learn what server it is)."""
 
+    # ---- a request shown, not sent ---------------------------------------------------------------
+    def request_preview(
+        self, prompt, sampling: Sampling | None = None, system: str | None = None
+    ) -> RequestPreview:
+        """The chat request `generate(prompt, ...)` sends, built by the same code (URL, body) but
+        not sent; the key is never read: its header says where it comes from."""
+        body = self.request_body(to_messages(prompt, system), sampling or Sampling())
+        headers = redacted_headers(self.api_key_env, own_key=self._key is not None)
+        return RequestPreview("POST", self.base + self.CHAT_PATH, headers, body)
+
     # ---- HTTP ------------------------------------------------------------------------------------
     def headers(self) -> dict:
         key = self._key() if self._key else None
@@ -398,7 +409,7 @@ class HttpEngine(Engine, Concurrent):
         t = min(read_timeout or self.timeout, left)
         request = self.client().build_request(
             method,
-            self.base + path,
+            path if path.startswith(("http://", "https://")) else self.base + path,
             json=body,
             headers=self.headers(),
             timeout=h.Timeout(t, connect=min(t, 10.0)),

@@ -46,6 +46,7 @@ class OpenAIEngine(HttpEngine, TokenLogprobs):
         server = self.settings.server
         self._server = server if server != "auto" else HOSTS.get(urlsplit(self.base).hostname)
         self._warned: set[str] = set()
+        self.extra_body: dict = {}  # fields every request carries (a served adapter's `lora`)
 
     @staticmethod
     def api_base(url: str) -> str:
@@ -91,7 +92,7 @@ class OpenAIEngine(HttpEngine, TokenLogprobs):
                 body[key] = value
             else:
                 self._warn_dropped(key)
-        return body
+        return {**body, **self.extra_body}
 
     def _warn_dropped(self, key: str) -> None:
         if key in self._warned:
@@ -107,6 +108,17 @@ class OpenAIEngine(HttpEngine, TokenLogprobs):
             f"server='vllm' (or the server it is) to connect() if it does.",
             stacklevel=4,
         )
+
+    def prompt_ids(self, messages) -> list[int] | None:
+        """The token ids the server reads for `messages`: llama.cpp's own chat template
+        (POST /apply-template) and tokenizer (POST /tokenize, special tokens parsed, BOS added as
+        for a chat request); None for a server that offers neither (only llama.cpp's does)."""
+        if self.server != "llama.cpp":
+            return None
+        root = self.base.removesuffix("/v1")
+        prompt = self.post_json(root + "/apply-template", {"messages": messages})["prompt"]
+        body = {"content": prompt, "add_special": True, "parse_special": True}
+        return list(self.post_json(root + "/tokenize", body)["tokens"])
 
     def answer_logprobs(self, messages, sampling: Sampling, alternatives: int):
         """One answer, not streamed, with OpenAI's `logprobs: true, top_logprobs: k`: each token's

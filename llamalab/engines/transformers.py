@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ..core import torch_thread
 from ..core.errors import InvalidSetting, LlamalabError
+from ..core.logs import root_logging_kept
 from .base import Adapters, Engine, HFTokenized, Sampling, Scores
 
 
@@ -106,7 +107,8 @@ class HFEngine(HFTokenized, Engine, Scores, Adapters):
         from peft import PeftModel
 
         if self.peft_model is None:
-            self.peft_model = PeftModel.from_pretrained(self.model, folder, adapter_name=name)
+            with root_logging_kept():  # peft imports gptqmodel, which reconfigures logging
+                self.peft_model = PeftModel.from_pretrained(self.model, folder, adapter_name=name)
         elif name in self.peft_model.peft_config:
             raise InvalidSetting(
                 f"An adapter called {name!r} is already loaded.", "Pick another name."
@@ -125,7 +127,8 @@ class HFEngine(HFTokenized, Engine, Scores, Adapters):
                 "This model already carries adapters.",
                 "Load the base again (llamalab.load) or remove its adapters first.",
             )
-        self.peft_model = get_peft_model(self.model, config)
+        with root_logging_kept():  # peft imports gptqmodel, which reconfigures logging
+            self.peft_model = get_peft_model(self.model, config)
         return self.peft_model
 
     def adapter_names(self) -> tuple[list[str], str | None]:

@@ -129,6 +129,7 @@ def inspect_tokens(
     system: str | None = None,
     chat: bool | None = None,
     live=None,
+    stop_event=None,
 ) -> TokenView:
     """`model`'s answer to `prompt` token by token: each token's probability, the `alternatives`
     most likely tokens and the entropy at each step. `answer`: the text to score (default: the
@@ -137,7 +138,9 @@ def inspect_tokens(
     first token where their greedy choices part. A served model (`llamalab.connect`,
     `server.connect()`) gives its own greedy answer's logprobs; it cannot score a given answer.
     `live`: a `LiveStats` the local greedy answer's generation fills (TTFT, prefill and decode
-    tokens/s, peak memory: the same measurement as `generate()`)."""
+    tokens/s, peak memory: the same measurement as `generate()`). `stop_event` (set from any
+    thread) ends the local greedy answer early and inspects the tokens so far; a served answer
+    arrives in one response, bounded by `max_new_tokens`."""
     validate.integer("max_new_tokens", max_new_tokens, lo=1)
     validate.integer("alternatives", alternatives, lo=1, hi=MAX_ALTERNATIVES)
     check_prompt(prompt, system, chat)
@@ -146,7 +149,7 @@ def inspect_tokens(
     _check_model("model", model)
     if against is not None:
         _check_model("against", against)
-    ask = _Ask(prompt, system, chat, max_new_tokens, alternatives, live)
+    ask = _Ask(prompt, system, chat, max_new_tokens, alternatives, live, stop_event)
     served = [m for m in (model, against) if m is not None and not isinstance(m.engine, Scores)]
     for m in served:
         _require_logprobs(m)
@@ -175,6 +178,7 @@ class _Ask:
     max_new_tokens: int
     alternatives: int
     live: object = None
+    stop_event: object = None
 
 
 def _check_model(name: str, m) -> None:
@@ -247,6 +251,7 @@ def _greedy_ids(model, ask: _Ask) -> list[int]:
         max_new_tokens=ask.max_new_tokens,
         temperature=0.0,
         live=ask.live,
+        stop_event=ask.stop_event,
     )
     return list(g.token_ids)
 
@@ -345,6 +350,7 @@ def _with_served(model, against, served, ask: _Ask) -> TokenView:
         )
     ids = _local_ids(local, served, tokens)
     prompt_ids = local.engine.encode(ask.prompt, system=ask.system, chat=ask.chat)
+    method += _same_prompt(served, local, messages, prompt_ids)
     _check_fits(local, prompt_ids, ids)
     lp = torch_thread.run(_answer_log_probs, local.engine, prompt_ids, ids)
     local_steps = [_forced_step(local.engine, i, t, lp[i], None, ask) for i, t in enumerate(ids)]
@@ -361,6 +367,27 @@ def _with_served(model, against, served, ask: _Ask) -> TokenView:
         model is not served,  # the local model's entropy covers the whole vocabulary
         _name(local if model is served else served),
         their_how,
+    )
+
+
+def _same_prompt(served, local, messages, prompt_ids) -> str:
+    """Whether the server read the prompt ids the local model reads (where the server says what
+    it read: llama.cpp's /apply-template and /tokenize); refuse a pairing over different prompts."""
+    asked = getattr(served.engine, "prompt_ids", None)
+    theirs = asked(messages) if asked is not None else None
+    if theirs is None:
+        return "; not verified that the server read the same prompt ids (it cannot say)"
+    if list(theirs) == list(prompt_ids):
+        return f"; the server read the same {len(theirs)} prompt ids (checked)"
+    at = next((i for i, (a, b) in enumerate(zip(theirs, prompt_ids)) if a != b), None)
+    at = min(len(theirs), len(prompt_ids)) if at is None else at
+    raise TokenizersDiffer(
+        f"{_name(served)} read the prompt as {len(theirs)} token ids and {_name(local)} as "
+        f"{len(prompt_ids)}; they part at position {at} "
+        f"({local.engine.decode(theirs[at : at + 3])!r} vs "
+        f"{local.engine.decode(prompt_ids[at : at + 3])!r}).",
+        "The two render or tokenize the chat differently (template, BOS, system prompt): compare "
+        "a served GGUF with the same GGUF loaded in-process, or pass the same system= to both.",
     )
 
 

@@ -160,6 +160,18 @@ def llama_server_args(
     return args
 
 
+def vllm_gguf_args(c: ModelCard, s: Scheme, tp: int, context: int) -> list[str]:
+    """vLLM's own load of the same single-file GGUF, as an alternative to llama-server: the
+    tokenizer from the Hub repo (vLLM's GGUF docs advise it: converting a GGUF's vocabulary is slow
+    and unstable), no --quantization (vLLM detects a GGUF by its magic bytes; vllm 0.11
+    engine/arg_utils.py, transformers_utils/utils.py:21)."""
+    args = [weights(c, s).source, "--tokenizer", c.hub_id_instruct or c.hub_id]
+    args += ["--tensor-parallel-size", str(tp), "--max-model-len", str(context)]
+    args += ["--port", str(PORT), "--served-model-name", c.name]
+    check("vllm", args)
+    return args
+
+
 def check(server: str, args: list[str]) -> None:
     """Parse `args` with the server's documented flags; a misspelt flag or a value outside its
     choices raises InvalidSetting."""

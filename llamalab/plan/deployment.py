@@ -12,11 +12,19 @@ import shlex
 from dataclasses import dataclass, field
 
 from .. import catalog
+from ..catalog import ModelCard
 from ..core import validate
 from ..core.errors import InvalidSetting
 from ..core.units import both
 from . import kubernetes, ollama
-from .commands import LLAMA_SERVER_IMAGE, engine_for, llama_server_args, vllm_args, weights
+from .commands import (
+    LLAMA_SERVER_IMAGE,
+    engine_for,
+    llama_server_args,
+    vllm_args,
+    vllm_gguf_args,
+    weights,
+)
 from .estimator import KV_DTYPES, estimate, kv_cache_bytes
 from .kubernetes import IMAGE, PORT, Manifest, validate_manifests
 from .parallel import PlanDoesNotFit, Split
@@ -86,9 +94,11 @@ def deployment_plan(
     gpus_per_node: int = 8,
     max_nodes: int = 8,
     kv_cache_dtype: str = "auto",
+    chat_template: str | None = None,
 ) -> DeploymentPlan:
     """Size and write the deployment of `model` under `scheme` on GPUs of type `gpu`
-    (a catalog name)."""
+    (a catalog name). `chat_template`: the model's Jinja chat template, for its Ollama Modelfile
+    (default: the catalog's copy, `ollama.known_template`; else its family's format)."""
     c, s, g = catalog.card(model), catalog.scheme(scheme, model), catalog.gpu(gpu)
     context = validate.integer("context", context, lo=1, hi=c.context or None)
     replicas = validate.integer("replicas", replicas, lo=1, hi=1000)
@@ -126,6 +136,8 @@ def deployment_plan(
         *why_args,
         _why_engine(s, tp * pp, pp),
     ]
+    if s.is_gguf:
+        reasons.append(_vllm_gguf(c, s, tp * pp, context))
     gguf_scheme = s.name if s.is_gguf else "q4_k_m"
     gguf_name = f"{c.name}-{gguf_scheme}.gguf"
     if not s.is_gguf:
@@ -134,7 +146,8 @@ def deployment_plan(
             f"(llamalab.export_gguf(..., outtype={gguf_scheme!r}))."
         )
     num_ctx = min(context, ollama.laptop_num_ctx(c, gguf_scheme) or ollama.DEFAULT_NUM_CTX)
-    modelfile = _modelfile(f"./{gguf_name}", c.family, num_ctx, reasons)
+    template = chat_template or ollama.known_template(c.name)
+    modelfile = _modelfile(f"./{gguf_name}", template, c, num_ctx, reasons)
     name = c.name.replace(".", "-")
     manifests = _manifests(engine, name, args, tp, pp, replicas, e, g, reasons)
     return DeploymentPlan(
@@ -204,10 +217,11 @@ def kv_capacity(c, e, sp: Split, g, context: int) -> tuple[int, float, float]:
     return left, left / per_token / context, left / per_token / 4096
 
 
-def _modelfile(path: str, family: str, context: int, reasons: list[str]) -> str:
-    """The Ollama Modelfile, or '' with the reason where no chat template is known for `family`."""
+def _modelfile(path: str, template, c: ModelCard, context: int, reasons: list[str]) -> str:
+    """The Ollama Modelfile from the model's chat `template` (its default system prompt becomes
+    SYSTEM) or its family's format, or '' with the reason where neither is known."""
     try:
-        return ollama.modelfile(path, family=family, num_ctx=context)
+        return ollama.modelfile(path, template, family=c.family, num_ctx=context, model=c.name)
     except InvalidSetting as err:
         reasons.append(f"No Ollama Modelfile: {err.message} {err.fix}")
         return ""
@@ -220,6 +234,7 @@ def _manifests(engine, name, args, tp, pp, replicas, e, g, reasons) -> tuple[Man
             "file): " + " ; ".join(kubernetes.secret_commands(name))
         )
         reasons.append(str(kubernetes.startup_budget(int(e.breakdown["weights"]), pp)))
+        reasons.append(str(kubernetes.Shutdown()))
         return tuple(kubernetes.manifests(name, args, tp, pp, replicas, e, gpu=g.name))
     reasons.append(
         "No Kubernetes manifests: they are written for vLLM's image; run llama-server with the "
@@ -228,12 +243,27 @@ def _manifests(engine, name, args, tp, pp, replicas, e, g, reasons) -> tuple[Man
     return ()
 
 
+def _vllm_gguf(c: ModelCard, s, gpus: int, context: int) -> str:
+    """vLLM's GGUF path, said as what it is: experimental in 0.11, a plugin later, and supported
+    per architecture (no list to check against)."""
+    args = vllm_gguf_args(c, s, gpus, context)
+    return (
+        f"vLLM can also load this file: `vllm serve {shlex.join(args)}`. Its docs call GGUF "
+        "support highly experimental and under-optimized (0.11, single-file GGUFs only; from 0.34 "
+        "it needs the vllm-gguf-plugin package) and keep no list of architectures: its CI tests "
+        "Qwen2.5, Phi-3.5, GPT-2, StableLM and a Llama 2 model, and has Llama 3.2 1B disabled as "
+        "broken (vllm#19458). The GPUs are sized for llama-server; vLLM takes 90 % of each GPU "
+        "up front. Try it on a staging GPU before relying on it; llama-server is the engine this "
+        "file was made for."
+    )
+
+
 def _why_engine(s, gpus: int, nodes: int) -> str:
     if s.is_gguf:
         return (
             "A GGUF scheme: llama.cpp's llama-server serves the file natively"
             + (f", its layers split over {gpus} GPUs" if gpus > 1 else "")
-            + " (Ollama too, with the Modelfile); vLLM's GGUF loading is experimental."
+            + " (Ollama too, with the Modelfile)."
         )
     if nodes > 1:
         return (

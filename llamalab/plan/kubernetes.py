@@ -10,10 +10,19 @@ What a platform team asks of them, and the upstream source of each choice:
   discovery's `nvidia.com/gpu.product` label with the `nvidia.com/gpu` toleration, added
   explicitly because not every cluster runs the ExtendedResourceToleration admission plugin
   (Azure/AKS#1449);
-- a startupProbe sized to the download and load time (`startup_budget`): vLLM 0.11 binds its
-  port but serves only once the model is loaded (vllm/entrypoints/openai/api_server.py
-  `setup_server`), and a probe that gives up too early kills the start ("KeyboardInterrupt:
-  terminated", vLLM docs/deployment/k8s.md, Troubleshooting); liveness/readiness on `/health`;
+- the weights pre-staged by an init container (`prestage`: the same image, the Hub token from
+  the `hf-token` secret, vLLM's own download filter), so the serving container starts with
+  `HF_HUB_OFFLINE=1` and no token: vLLM 0.11 then reads the Hub cache only
+  (vllm/model_executor/model_loader/weight_utils.py:370, vllm/transformers_utils/config.py:500);
+- a startupProbe sized to the load time (`startup_budget`; the download is the init container's
+  and no probe times it): vLLM 0.11 binds its port but serves only once the model is loaded
+  (vllm/entrypoints/openai/api_server.py `setup_server`), and a probe that gives up too early
+  kills the start ("KeyboardInterrupt: terminated", vLLM docs/deployment/k8s.md,
+  Troubleshooting); liveness/readiness on `/health`;
+- a drain before SIGTERM (`shutdown`, `DRAIN_SCRIPT`): vLLM 0.11 does not finish in-flight
+  requests on SIGTERM (see `SHUTDOWN`), so the preStop hook waits for the endpoint removal to
+  propagate, then until vLLM's own gauges say no request is running or waiting, and
+  `terminationGracePeriodSeconds` covers both and vLLM's exit;
 - no Secret objects: the pods read `secretKeyRef`s to secrets the user creates with
   `secret_commands()` (`kubectl create` refuses to overwrite an existing one);
 - one ReadWriteOnce PVC only when one pod uses it; several pods (replicas, or the nodes of a
@@ -35,6 +44,7 @@ import re
 import shlex
 from dataclasses import dataclass
 
+from ..core import validate
 from ..core.errors import InvalidSetting
 
 PORT = 8000
@@ -61,6 +71,72 @@ RAY_CLUSTER_S = 300  # vLLM examples/online_serving/multi-node-serving.sh: ray_i
 STARTUP_MARGIN = 1.5  # headroom over the sum above
 MIN_STARTUP_S = 600  # production-stack helm/values.yaml startupProbe: 15 s + 10 s × 60
 PROBE_PERIOD_S = 10  # the same startupProbe's period
+
+# Pre-staging (init container): what it downloads is what vLLM 0.11 would, less its default
+# ignore pattern (vllm/config/load.py:113: "original/**/*", Llama's duplicate consolidated
+# checkpoint). A local path (weights you made and copied to the models volume) is only checked.
+PRESTAGE_IGNORE = ("original/**/*",)
+PRESTAGE_SCRIPT = """\
+import os, sys
+model = sys.argv[1]
+if model.startswith("/"):
+    found = os.path.isfile(os.path.join(model, "config.json")) or os.path.isfile(model)
+    sys.exit(None if found else f"{model} is not on the models volume: copy it there first")
+from huggingface_hub import snapshot_download
+print(snapshot_download(model, ignore_patterns=sys.argv[2:]), flush=True)
+"""
+PRESTAGE_MEMORY = "4Gi"  # the downloader's limit (huggingface_hub, no model in memory). Assumed.
+
+# Shutdown. What vLLM 0.11.0 does on SIGTERM (read in its wheel, vllm-0.11.0 on PyPI): the signal
+# handler cancels uvicorn's serve task (vllm/entrypoints/launcher.py:76-87) and `serve_http` hands
+# back uvicorn's shutdown without running it (launcher.py:92-100); `run_server_worker` then leaves
+# `build_async_engine_client`, whose `finally` shuts the engine down (api_server.py:1902-1933,
+# 238-240), and only afterwards awaits uvicorn's shutdown (api_server.py:1935-1937: "Await server
+# shutdown only after the backend context is exited"). Requests still running lose their engine:
+# 0.11 aborts them, and has no flag to wait (vLLM added `--shutdown-timeout` later, PR
+# vllm-project/vllm#36666, which says SIGTERM used to terminate "without coordinating request
+# handling"). So the manifests drain before SIGTERM, in the preStop hook, which runs first and
+# whose time counts in the grace period (Kubernetes API, Container.lifecycle.preStop: "The Pod's
+# termination grace period countdown begins before the PreStop hook is executed";
+# https://kubernetes.io/docs/concepts/containers/container-lifecycle-hooks/).
+SHUTDOWN = "vLLM 0.11 aborts in-flight requests on SIGTERM; the preStop hook drains them first"
+# A deleted pod leaves its Service's EndpointSlice at once, but kube-proxy, DNS and gateways learn
+# it later: requests keep arriving meanwhile. KServe's LLM pods sleep 15 s in preStop for this
+# (kserve/kserve PR #5496). An assumption about your cluster: raise it behind slow gateways.
+PRESTOP_SLEEP_S = 15
+DRAIN_S = 120  # the longest in-flight request waited for (a 2k-token answer at ~17 tok/s). Assumed.
+EXIT_S = 30  # vLLM's exit after SIGTERM: engine processes, NCCL/Ray teardown. An assumption.
+DRAIN_POLL_S = 2
+# The preStop: sleep, then poll vLLM's /metrics (public: its API-key check covers /v1 only) until
+# vllm:num_requests_running + vllm:num_requests_waiting is 0, the server is gone, or the drain
+# budget is spent. argv: sleep, budget, poll, port, and optionally the env var holding the API
+# server's host (a LeaderWorkerSet worker watches its leader: LWS_LEADER_ADDRESS); else 127.0.0.1.
+DRAIN_SCRIPT = """\
+import os, sys, time, urllib.request
+sleep, budget, poll = (float(a) for a in sys.argv[1:4])
+host = os.environ.get(sys.argv[5], "127.0.0.1") if len(sys.argv) > 5 else "127.0.0.1"
+url = f"http://{host}:{sys.argv[4]}/metrics"
+names = ("vllm:num_requests_running", "vllm:num_requests_waiting")
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+time.sleep(sleep)
+end = time.monotonic() + budget
+while time.monotonic() < end:
+    try:
+        with opener.open(url, timeout=5) as r:
+            text = r.read().decode()
+    except OSError:
+        break
+    busy = 0.0
+    for line in text.splitlines():
+        name = line.split("{")[0].split(" ")[0]
+        if name in names:
+            rest = line[len(name):]
+            rest = rest.rsplit("}", 1)[1] if rest.startswith("{") else rest
+            busy += float(rest.split()[0])
+    if busy <= 0:
+        break
+    time.sleep(poll)
+"""
 
 # /dev/shm: vLLM's docs/deployment/k8s.md NVIDIA example uses 2Gi for one node's tensor parallelism;
 # LWS's vLLM example uses 15Gi where Ray joins the nodes (its object store lives in /dev/shm).
@@ -121,13 +197,14 @@ class Manifest(dict):
 
 @dataclass(frozen=True)
 class StartupBudget:
-    """Seconds a pod may take before it answers /health: the startupProbe's window."""
+    """Seconds a pod's serving container may take before it answers /health: the startupProbe's
+    window. The download before it is the init container's (`download_s`, shown, not probed)."""
 
     download_s: float
     load_s: float
     engine_s: float
     ray_s: float
-    total_s: int  # (sum) × STARTUP_MARGIN, at least MIN_STARTUP_S
+    total_s: int  # (load + engine + Ray) × STARTUP_MARGIN, at least MIN_STARTUP_S
 
     @property
     def failure_threshold(self) -> int:
@@ -135,28 +212,58 @@ class StartupBudget:
 
     def __str__(self) -> str:
         return (
-            f"startupProbe window {self.total_s} s = max({MIN_STARTUP_S}, {STARTUP_MARGIN} × "
-            f"(download {self.download_s:.0f} s + load {self.load_s:.0f} s + engine start "
-            f"{self.engine_s:.0f} s + Ray {self.ray_s:.0f} s))"
+            f"Init container pre-stages the weights first (about {self.download_s:.0f} s at the "
+            f"assumed {DOWNLOAD_BYTES_S / 1e6:.0f} MB/s; no probe times it). startupProbe window "
+            f"{self.total_s} s = max({MIN_STARTUP_S}, {STARTUP_MARGIN} × (load "
+            f"{self.load_s:.0f} s + engine start {self.engine_s:.0f} s + Ray {self.ray_s:.0f} s))"
         )
 
 
 def startup_budget(
     weights_bytes: int,
     pp: int = 1,
-    cached: bool = False,
     download_bytes_s: float = DOWNLOAD_BYTES_S,
     load_bytes_s: float = LOAD_BYTES_S,
     engine_start_s: float = ENGINE_START_S,
 ) -> StartupBudget:
-    """How long the first start may take: every pod downloads the checkpoint (`weights_bytes` ÷
-    `download_bytes_s`, unless `cached`), loads its pipeline stage's share (÷ `load_bytes_s`),
-    compiles and captures CUDA graphs (`engine_start_s`), and across nodes waits for Ray."""
-    download = 0.0 if cached else weights_bytes / download_bytes_s
+    """How long the first start may take. The init container downloads the checkpoint
+    (`weights_bytes` ÷ `download_bytes_s`) before the serving container starts, so the probe's
+    window holds only what follows: loading the pipeline stage's share (÷ `load_bytes_s`),
+    compiling and capturing CUDA graphs (`engine_start_s`) and, across nodes, waiting for Ray."""
+    download = weights_bytes / download_bytes_s
     load = weights_bytes / pp / load_bytes_s
     ray = RAY_CLUSTER_S if pp > 1 else 0
-    total = max(MIN_STARTUP_S, math.ceil(STARTUP_MARGIN * (download + load + engine_start_s + ray)))
+    total = max(MIN_STARTUP_S, math.ceil(STARTUP_MARGIN * (load + engine_start_s + ray)))
     return StartupBudget(download, load, float(engine_start_s), float(ray), total)
+
+
+@dataclass(frozen=True)
+class Shutdown:
+    """The drain before SIGTERM: the preStop's sleep and drain budget, vLLM's exit after it, and
+    the grace period that holds all three (see SHUTDOWN)."""
+
+    sleep_s: int = PRESTOP_SLEEP_S
+    drain_s: int = DRAIN_S
+    exit_s: int = EXIT_S
+
+    @property
+    def grace_s(self) -> int:
+        return self.sleep_s + self.drain_s + self.exit_s
+
+    def prestop(self, host_env: str | None = None) -> dict:
+        """The preStop hook: DRAIN_SCRIPT in exec form (no shell), on this pod's vLLM or on the
+        API server whose host is in `host_env`."""
+        argv = [str(self.sleep_s), str(self.drain_s), str(DRAIN_POLL_S), str(PORT)]
+        cmd = ["python3", "-c", DRAIN_SCRIPT, *argv, *([host_env] if host_env else [])]
+        return {"preStop": {"exec": {"command": cmd}}}
+
+    def __str__(self) -> str:
+        return (
+            f"Shutdown: {SHUTDOWN}: sleep {self.sleep_s} s (endpoint removal reaches the proxies), "
+            f"then wait up to {self.drain_s} s until vLLM runs and queues no request; "
+            f"terminationGracePeriodSeconds {self.grace_s} = {self.sleep_s} + {self.drain_s} + "
+            f"{self.exit_s} s for vLLM's exit (assumptions: pass drain_s=)."
+        )
 
 
 def secret_commands(name: str) -> list[str]:
@@ -194,6 +301,8 @@ class _Pod:
     shm_gib: int
     affinity: dict
     startup: StartupBudget
+    shutdown: Shutdown
+    model: str  # what the init container pre-stages: a Hub repo, or a path it checks
 
 
 def manifests(
@@ -213,6 +322,7 @@ def manifests(
     download_bytes_s: float = DOWNLOAD_BYTES_S,
     load_bytes_s: float = LOAD_BYTES_S,
     engine_start_s: float = ENGINE_START_S,
+    drain_s: int = DRAIN_S,
 ) -> list[Manifest]:
     """The objects for `vllm serve <args>` with TP × PP GPUs per replica: a Deployment (one node)
     or a LeaderWorkerSet (PP nodes), its Service, a PodMonitor, a KEDA ScaledObject, a
@@ -222,13 +332,14 @@ def manifests(
     `gpu`: the catalog GPU (its `nvidia.com/gpu.product` label; else the GPU's memory label must
     hold a GPU's share); `storage`: 'pvc' (ReadWriteOnce, one pod only), 'rwx' (ReadWriteMany,
     needs `storage_class`), 'per-pod' (ephemeral storage each pod fills), 'auto' (pvc for one
-    pod, else per-pod); `max_replicas`: the autoscaler's ceiling (default 4 × replicas)."""
+    pod, else per-pod); `max_replicas`: the autoscaler's ceiling (default 4 × replicas);
+    `drain_s`: how long the preStop waits for in-flight requests before SIGTERM (see SHUTDOWN)."""
     app = f"vllm-{name}"
     weights = int(e.breakdown["weights"])
     mode = _storage_mode(storage, storage_class, replicas, pp)
     weights_gib = math.ceil(weights / 2**30)
     shm = SHM_RAY_GIB if pp > 1 else SHM_ONE_NODE_GIB if tp > 1 else 0
-    budget = startup_budget(weights, pp, False, download_bytes_s, load_bytes_s, engine_start_s)
+    budget = startup_budget(weights, pp, download_bytes_s, load_bytes_s, engine_start_s)
     pod = _Pod(
         app=app,
         tp=tp,
@@ -240,6 +351,8 @@ def manifests(
         shm_gib=shm,
         affinity=_affinity(gpu, gpu_product, e, tp, pp),
         startup=budget,
+        shutdown=Shutdown(drain_s=validate.integer("drain_s", drain_s, lo=0, hi=86400)),
+        model=args[0],
     )
     objects = [_pvc(pod, storage_class)] if mode in ("pvc", "rwx") else []
     if pp == 1:
@@ -325,23 +438,20 @@ def _secret_env(var, secret, key) -> dict:
     return {"name": var, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
 
 
-def _container(pod: _Pod, name, command, args, serves) -> dict:
-    """One container: exec-form `command`/`args`, non-root, limits, volumes; the probes when it
-    `serves` the API (a LeaderWorkerSet's workers only run Ray)."""
+def _container(pod: _Pod, name, command, args, serves, host_env=None) -> dict:
+    """One serving or Ray container: exec-form `command`/`args`, non-root, limits, volumes, the
+    Hub cache read offline (the init container filled it), the preStop drain (on this pod's API
+    server, or on the one whose host is in `host_env`); the probes when it `serves` the API (a
+    LeaderWorkerSet's workers only run Ray)."""
     gpus = str(pod.tp)
     requests = {"cpu": "2", "memory": pod.host_mem, "nvidia.com/gpu": gpus}
     limits = {"nvidia.com/gpu": gpus, "memory": pod.host_mem, "cpu": str(max(4, 2 * pod.tp))}
     if pod.storage == "per-pod":
         requests["ephemeral-storage"] = limits["ephemeral-storage"] = pod.storage_size
-    env = [
-        {"name": "HOME", "value": HOME},
-        {"name": "USER", "value": "vllm"},
-        {"name": "HF_HOME", "value": MODELS_PATH},
-        _secret_env("HF_TOKEN", "hf-token", "token"),
-    ]
+    env = [*_cache_env(), {"name": "HF_HUB_OFFLINE", "value": "1"}]
     if serves:
         env.append(_secret_env("VLLM_API_KEY", f"{pod.app}-api-key", "key"))
-    mounts = [{"name": "models", "mountPath": MODELS_PATH}, {"name": "home", "mountPath": HOME}]
+    mounts = _cache_mounts()
     if pod.shm_gib:
         mounts.append({"name": "shm", "mountPath": "/dev/shm"})
     ctr = {
@@ -353,14 +463,46 @@ def _container(pod: _Pod, name, command, args, serves) -> dict:
         "ports": [{"containerPort": PORT, "name": "http"}],
         "resources": {"limits": limits, "requests": requests},
         "volumeMounts": mounts,
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]},
-        },
+        "lifecycle": pod.shutdown.prestop(host_env),
+        "securityContext": _container_security(),
     }
     if serves:
         ctr.update(_probes(pod.startup))
     return ctr
+
+
+def _container_security() -> dict:
+    return {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+
+
+def _cache_env() -> list[dict]:
+    """A writable HOME and the Hub cache on the models volume (non-root needs both)."""
+    return [
+        {"name": "HOME", "value": HOME},
+        {"name": "USER", "value": "vllm"},
+        {"name": "HF_HOME", "value": MODELS_PATH},
+    ]
+
+
+def _cache_mounts() -> list[dict]:
+    return [{"name": "models", "mountPath": MODELS_PATH}, {"name": "home", "mountPath": HOME}]
+
+
+def prestage(pod: _Pod) -> dict:
+    """The init container: downloads `pod.model` into the pod's Hub cache with the `hf-token`
+    secret (PRESTAGE_SCRIPT, exec form), or checks that a local path is on the models volume.
+    It runs to completion before the serving container starts (Kubernetes init containers)."""
+    cpu = "2"
+    resources = {"cpu": cpu, "memory": PRESTAGE_MEMORY}
+    return {
+        "name": "prestage-weights",
+        "image": IMAGE,
+        "command": ["python3", "-c", PRESTAGE_SCRIPT, pod.model, *PRESTAGE_IGNORE],
+        "env": [*_cache_env(), _secret_env("HF_TOKEN", "hf-token", "token")],
+        "resources": {"limits": dict(resources), "requests": dict(resources)},
+        "volumeMounts": _cache_mounts(),
+        "securityContext": _container_security(),
+    }
 
 
 def _probes(budget: StartupBudget) -> dict:
@@ -377,7 +519,9 @@ def _probes(budget: StartupBudget) -> dict:
     }
 
 
-def _pod_spec(pod: _Pod, ctr) -> dict:
+def _pod_spec(pod: _Pod, ctr, stage: bool = True) -> dict:
+    """The pod around `ctr`: the init container first when this pod must `stage` the weights,
+    the grace period the preStop drain needs, volumes, security, scheduling."""
     vols = [{"name": "home", "emptyDir": {}}]
     if pod.storage == "per-pod":
         vols.append({"name": "models", "emptyDir": {"sizeLimit": pod.storage_size}})
@@ -397,6 +541,8 @@ def _pod_spec(pod: _Pod, ctr) -> dict:
         },
         "affinity": pod.affinity,
         "tolerations": [dict(GPU_TOLERATION)],
+        "terminationGracePeriodSeconds": pod.shutdown.grace_s,
+        **({"initContainers": [prestage(pod)]} if stage else {}),
         "containers": [ctr],
         "volumes": vols,
     }
@@ -455,11 +601,18 @@ def _leader_worker_set(pod: _Pod, replicas, args) -> Manifest:
         pod, f"{pod.app}-leader", ["/bin/bash", "-c"], [leader_command(args)], serves=True
     )
     worker = _container(
-        pod, f"{pod.app}-worker", ["/bin/bash", "-c"], [worker_command()], serves=False
+        pod,
+        f"{pod.app}-worker",
+        ["/bin/bash", "-c"],
+        [worker_command()],
+        serves=False,
+        host_env="LWS_LEADER_ADDRESS",  # Ray stays up while the leader drains
     )
+    # One shared (rwx) volume: the leader's init container fills it before the leader starts
+    # vLLM, which is when the workers read it; per-pod caches are each filled by their own pod.
     template = lambda ctr, role: {
         "metadata": {"labels": {"app": pod.app, "role": role}},
-        "spec": _pod_spec(pod, ctr),
+        "spec": _pod_spec(pod, ctr, stage=role == "leader" or pod.storage != "rwx"),
     }
     return Manifest(
         apiVersion="leaderworkerset.x-k8s.io/v1",

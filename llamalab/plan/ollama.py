@@ -3,7 +3,8 @@
 Templates are recognised by their markers and written as Ollama's own templates for that format
 (`{{ range .Messages }}` over the conversation); a format not listed here is refused with what to
 do. The default system prompt a Jinja template inserts itself (SmolLM2's) becomes the Modelfile's
-SYSTEM.
+SYSTEM; a deployment plan writes its Modelfile through the same `modelfile()`, from the model's
+template as the catalog keeps it (`known_template`).
 
 The system prompt goes where each model's own Jinja template puts it (Ollama passes it as `.System`,
 all system messages joined, and keeps them in `.Messages`: ollama/ollama template/template.go
@@ -24,6 +25,7 @@ import json
 import re
 from dataclasses import dataclass
 
+from .. import catalog
 from ..core.errors import InvalidSetting
 from . import gotemplate
 from .estimator import max_context
@@ -84,7 +86,7 @@ FORMATS = (
     ChatFormat(
         "mistral",
         ("[INST]",),
-        ("mistral", "mixtral", "ministral"),
+        ("mistral", "mixtral"),
         '{{- range $i, $_ := .Messages }}{{ if eq .Role "user" }}[INST] '
         "{{ if and $.System (eq (len (slice $.Messages $i)) 1) }}{{ $.System }}\n\n{{ end }}"
         '{{ .Content }}[/INST]{{ else if eq .Role "assistant" }} {{ .Content }}</s>{{ end }}'
@@ -94,8 +96,32 @@ FORMATS = (
 )
 
 
-def chat_format(chat_template: str | None = None, family: str | None = None) -> ChatFormat:
-    """The format of a Jinja chat template (by its markers), else of a catalog family."""
+# Mistral formats the "mistral" one above (Mistral's tokenizer V3, mistralai/cookbook
+# concept-deep-dive/tokenization/templates.md) would render wrongly: refused, with why, until a
+# template is written from the model's own chat_template; by family, or by model where a family
+# mixes formats (Mixtral 8x7B is V1, 8x22B V3).
+NOT_V3 = {
+    "ministral": "Ministral 8B 2410 uses Mistral's V3-Tekken format, with no space after [INST] "
+    "and [/INST] (mistralai/cookbook concept-deep-dive/tokenization/templates.md), not the V3 "
+    "one this kit writes",
+    "mistral small 3": "Mistral Small 3 (2501) uses a later Tekken format that puts the system "
+    "prompt in [SYSTEM_PROMPT] tags (seen only in third-party copies of its chat_template here), "
+    "not in the last [INST] as the V3 one this kit writes",
+}
+NOT_V3_MODELS = {
+    "mixtral-8x7b": "Mixtral 8x7B uses Mistral's V1 format, with a space before [INST] and "
+    "before [/INST] (mistralai/cookbook concept-deep-dive/tokenization/templates.md), not the V3 "
+    "one this kit writes",
+}
+NOT_V3_MARKER = "[SYSTEM_PROMPT]"
+
+
+def chat_format(
+    chat_template: str | None = None, family: str | None = None, model: str | None = None
+) -> ChatFormat:
+    """The format of a Jinja chat template (by its markers), else of a catalog family; a Mistral
+    format other than V3 (`NOT_V3`, `NOT_V3_MODELS` by catalog model name) is refused with why."""
+    _refuse_not_v3(chat_template, family, model)
     if chat_template:
         for f in FORMATS:
             if all(m in chat_template for m in f.markers):
@@ -111,6 +137,21 @@ def chat_format(chat_template: str | None = None, family: str | None = None) -> 
         "chat_template (Ollama docs: Modelfile → TEMPLATE), or use the model's "
         "ready-made Ollama image.",
     )
+
+
+def _refuse_not_v3(chat_template: str | None, family: str | None, model: str | None) -> None:
+    key = (family or "").strip().lower()
+    why = NOT_V3_MODELS.get(model or "") or next(
+        (w for fam, w in NOT_V3.items() if key.startswith(fam)), None
+    )
+    if chat_template and NOT_V3_MARKER in chat_template:
+        why = f"this template puts the system prompt in {NOT_V3_MARKER} tags (a Tekken format)"
+    if why:
+        raise InvalidSetting(
+            f"No Ollama template known for this chat format: {why}.",
+            "Write TEMPLATE by hand from the model's chat_template (Ollama docs: Modelfile → "
+            "TEMPLATE), or use the model's ready-made Ollama image.",
+        )
 
 
 def default_system(chat_template: str) -> str | None:
@@ -130,6 +171,15 @@ def default_system(chat_template: str) -> str | None:
     return None
 
 
+def known_template(model: str) -> str | None:
+    """The catalog's copy of a model's own Jinja chat template (catalog/chat_templates.toml, each
+    with its source), or None: what `deployment_plan` writes its Modelfile from."""
+    for entry in catalog.read("chat_templates.toml")["template"]:
+        if model in entry["models"]:
+            return entry["template"]
+    return None
+
+
 def laptop_num_ctx(model, scheme: str = "q4_k_m", budget_bytes: float = LAPTOP_BUDGET_BYTES) -> int:
     """The longest context whose estimate fits in `budget_bytes` of a laptop's memory: what
     `num_ctx` may be there (0: not even the weights)."""
@@ -143,11 +193,12 @@ def modelfile(
     num_ctx: int = 2048,
     temperature: float | None = None,
     max_num_ctx: int = DEFAULT_NUM_CTX,
+    model: str | None = None,
 ) -> str:
     """An Ollama Modelfile: FROM the GGUF (a path relative to the Modelfile, or absolute), TEMPLATE,
     SYSTEM (if the template has a default), PARAMETER stop (one per stop string) and num_ctx, at
     most `max_num_ctx` (a comment says when it was lowered; `laptop_num_ctx()` sizes it)."""
-    f = chat_format(chat_template, family)
+    f = chat_format(chat_template, family, model)
     lines = [f"FROM {gguf}", f'TEMPLATE """{f.template}"""']
     system = default_system(chat_template) if chat_template and f.name == "chatml" else None
     if system:

@@ -297,6 +297,21 @@ class LoadedModel:
             text.flush()
         return generation
 
+    def request_preview(
+        self, prompt, sampling: Sampling | None = None, *, system: str | None = None, **fields
+    ):
+        """A served model's chat request for `prompt` (URL, headers with the key redacted, JSON
+        body), built as `generate()` builds it but not sent. An in-process model sends none."""
+        preview = getattr(self.engine, "request_preview", None)
+        if preview is None:
+            raise InvalidSetting(
+                f"{self.name} runs in this process: it sends no HTTP request to show.",
+                "Show a served model's request: llamalab.connect(url, model).request_preview(...)"
+                " or llamalab.request_preview(url, model, prompt).",
+            )
+        check_prompt(prompt, system, None)
+        return preview(prompt, with_changes(sampling or Sampling(), **fields), system)
+
     def stream(
         self, prompt, sampling: Sampling | None = None, **kwargs
     ) -> Iterator[str | Generation]:
@@ -403,7 +418,7 @@ class LoadedModel:
             if sink is not None:
                 sink(token)
 
-        peak = memory.Peak(self.device, self.engine.remote)
+        peak = memory.Peak(self.device, self.engine.remote, self.engine.server_pid)
         t_start = time.perf_counter()
         if live is not None:
             live._begin(times, t_call, t_start, n_prompt, peak)

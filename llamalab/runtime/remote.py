@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 from .. import catalog
 from ..catalog import ModelCard
 from ..core import memory, validate
 from ..core.errors import LlamalabError
-from ..engines.http import EndpointSettings
+from ..core.settings import with_changes
+from ..engines.base import Sampling, check_prompt
+from ..engines.http import EndpointSettings, check_url
 from ..engines.ollama import OllamaEngine
-from ..engines.openai import OpenAIEngine
+from ..engines.openai import HOSTS, OpenAIEngine
+from ..engines.preview import RequestPreview, redacted_headers
 from .loaded import LoadedModel
 
 APIS = {"openai": OpenAIEngine, "ollama": OllamaEngine}
@@ -117,3 +121,30 @@ def served_models(
     """The model ids a server lists (GET /v1/models, or Ollama's /api/tags)."""
     validate.choice("api", api, APIS)
     return APIS[api](base_url, "", api_key_env, timeout).served_models()
+
+
+def request_preview(
+    base_url: str,
+    model: str,
+    prompt,
+    api_key_env: str | None = None,
+    *,
+    api: str = "openai",
+    system: str | None = None,
+    sampling: Sampling | None = None,
+    server: str = "auto",
+    **sampling_fields,
+) -> RequestPreview:
+    """The chat request `connect(base_url, model, api_key_env, api=api).generate(prompt, ...)`
+    would send — URL, headers, JSON body, built by the same engine — without connecting, and
+    without reading the key: the Authorization header names the variable (and whether it is
+    set), never its value. `server`: what answers there, as connect's setting (fields beyond
+    OpenAI's API go only to servers known to take them; "auto" guesses from the host only)."""
+    validate.choice("api", api, APIS)
+    check_prompt(prompt, system, None)
+    if server == "auto":  # guess from the host only: nothing is sent from here
+        server = HOSTS.get(urlsplit(check_url(base_url)).hostname or "", "generic")
+    engine = APIS[api](base_url, model, None, server=server)
+    s = with_changes(sampling or Sampling(), **sampling_fields)
+    shown = engine.request_preview(prompt, s, system)
+    return RequestPreview(shown.method, shown.url, redacted_headers(api_key_env), shown.body)

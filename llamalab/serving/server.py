@@ -17,6 +17,7 @@ process's environment and in the `Server` object, never in this process's `os.en
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -144,7 +145,7 @@ class Server(ServedProcess):
     key: Secret = field(repr=False, default_factory=lambda: Secret(""))
     kept_log: Path | None = field(repr=False, default=None)  # the log kept past stop()
     adapters_loaded: dict = field(default_factory=dict)  # name -> adapter GGUF, in id order
-    _model: LoadedModel | None = field(default=None, init=False, repr=False)
+    _models: dict = field(default_factory=dict, init=False, repr=False)  # adapter → connection
 
     @property
     def pid(self) -> int:
@@ -181,10 +182,14 @@ class Server(ServedProcess):
         """The last lines of the server's log."""
         return self.task.tail(n)
 
-    def connect(self) -> LoadedModel:
+    def connect(self, adapter: str | None = None, scale: float = 1.0) -> LoadedModel:
         """The served model, as a LoadedModel that sends this server's key (held here, not in
-        os.environ)."""
-        if self._model is None:
+        os.environ); its generations' peak memory is this server process's RSS. `adapter`: a
+        model whose every request carries the per-request `lora` field for that adapter (at
+        `scale`), whatever use_adapter() set — two connections, two adapters, one server."""
+        key = None if adapter is None else (adapter, float(scale))
+        if key not in self._models:
+            lora = self.lora(adapter, scale) if adapter is not None else {}  # refuses unknown names
             model = connect(
                 self.url,
                 self.model_id,
@@ -194,8 +199,10 @@ class Server(ServedProcess):
                 key=lambda: self.key.value,
             )
             model.engine.check_model()
-            self._model = model
-        return self._model
+            model.engine.server_pid = self.pid  # its peak memory: this server process's RSS
+            model.engine.extra_body = lora
+            self._models[key] = dataclasses.replace(model, adapter=adapter or "")
+        return self._models[key]
 
     def rss_bytes(self) -> int | None:
         """The server process's resident memory now (None once it has ended)."""

@@ -1,6 +1,7 @@
 """The Kubernetes manifests a platform team would accept, one test per property, and the Ollama
 Modelfile's system prompts and num_ctx (llamalab/plan/kubernetes.py, llamalab/plan/ollama.py)."""
 
+import math
 import re
 
 import pytest
@@ -142,24 +143,188 @@ def test_one_pod_on_a_rwo_volume_is_replaced_not_surged():
 # ---- probes --------------------------------------------------------------------------------------
 
 
-def test_the_startup_probe_covers_the_predicted_download_and_load(p):
+def test_the_startup_probe_covers_loading_not_the_download_the_init_container_did(p):
     c = _serving(p)
     probe = c["startupProbe"]
     window = probe["periodSeconds"] * probe["failureThreshold"]
     e = estimate(p.model, p.scheme, p.context, device="cuda", engine="vllm")
     weights = int(e.breakdown["weights"])
     b = k8s.startup_budget(weights, p.pipeline_parallel)
-    assert window >= b.download_s + b.load_s + b.engine_s + b.ray_s
-    assert window >= weights / k8s.DOWNLOAD_BYTES_S  # the download alone (minutes for 70B)
+    assert window >= b.load_s + b.engine_s + b.ray_s  # what follows the pre-staged download
+    assert window >= k8s.MIN_STARTUP_S
+    # recomputed without the download: only the floor or the load, engine and Ray terms set it
+    expected = max(k8s.MIN_STARTUP_S, k8s.STARTUP_MARGIN * (b.load_s + b.engine_s + b.ray_s))
+    assert b.total_s == math.ceil(expected) and window - b.total_s < k8s.PROBE_PERIOD_S
+    assert b.download_s == weights / k8s.DOWNLOAD_BYTES_S  # still shown in the plan's reasons
+    assert any(
+        f"about {b.download_s:.0f} s" in r and "init container" in r.lower() for r in p.reasons
+    )
     assert "initialDelaySeconds" not in c["livenessProbe"]  # the startupProbe gates it
 
 
-def test_the_startup_window_grows_with_the_weights_and_shrinks_with_faster_links():
+def test_the_startup_window_grows_with_the_weights_and_ignores_the_link_speed():
     small, big = k8s.startup_budget(16e9), k8s.startup_budget(810e9, pp=2)
     assert big.total_s > small.total_s >= k8s.MIN_STARTUP_S
     assert big.ray_s == k8s.RAY_CLUSTER_S and small.ray_s == 0
     fast = k8s.startup_budget(810e9, pp=2, download_bytes_s=1e9)
-    assert fast.total_s < big.total_s and "download" in str(fast)
+    assert fast.total_s == big.total_s and fast.download_s < big.download_s
+    assert "download" not in str(fast).split("startupProbe window")[1]
+
+
+# ---- pre-staged weights --------------------------------------------------------------------------
+
+
+def _init(t) -> list[dict]:
+    return t["spec"].get("initContainers", [])
+
+
+def test_an_init_container_downloads_the_served_checkpoint_before_vllm_starts(p):
+    model = p.command.split()[2]  # vllm serve <model> ...
+    for t in _templates(p):
+        (init,) = _init(t)  # init containers run, in order, to completion before containers start
+        assert init["command"][:4] == ["python3", "-c", k8s.PRESTAGE_SCRIPT, model]
+        assert (
+            init["image"] == k8s.IMAGE
+            and init["securityContext"]["allowPrivilegeEscalation"] is False
+        )
+        env = {e["name"]: e for e in init["env"]}
+        assert env["HF_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "hf-token"
+        assert env["HF_HOME"]["value"] == k8s.MODELS_PATH  # the cache the server reads
+        assert {m["mountPath"] for m in init["volumeMounts"]} >= {k8s.MODELS_PATH, k8s.HOME}
+        assert "original/**/*" in init["command"]  # vLLM's own ignore pattern: no second copy
+
+
+def test_the_serving_containers_no_longer_download(p):
+    for c in _containers(p):
+        env = {e["name"]: e for e in c["env"]}
+        assert env["HF_HUB_OFFLINE"]["value"] == "1" and "HF_TOKEN" not in env
+        assert env["HF_HOME"]["value"] == k8s.MODELS_PATH
+
+
+def test_a_shared_rwx_cache_is_staged_once_by_the_leader():
+    ms = _manifests(tp=8, pp=2, storage="rwx", storage_class="nfs-client")
+    lwt = next(m for m in ms if m.kind == "LeaderWorkerSet")["spec"]["leaderWorkerTemplate"]
+    assert len(_init(lwt["leaderTemplate"])) == 1 and not _init(lwt["workerTemplate"])
+    per_pod = next(m for m in _manifests(tp=8, pp=2) if m.kind == "LeaderWorkerSet")
+    lwt = per_pod["spec"]["leaderWorkerTemplate"]
+    assert len(_init(lwt["leaderTemplate"])) == len(_init(lwt["workerTemplate"])) == 1
+
+
+def _run(script: str, *argv, env=None, timeout=30):
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-c", script, *argv],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
+
+
+def test_the_prestage_script_refuses_a_local_path_that_is_not_on_the_volume(tmp_path):
+    missing = _run(k8s.PRESTAGE_SCRIPT, str(tmp_path / "absent"))
+    assert missing.returncode == 1 and "not on the models volume" in missing.stderr
+    (tmp_path / "config.json").write_text("{}")
+    assert _run(k8s.PRESTAGE_SCRIPT, str(tmp_path)).returncode == 0
+
+
+# ---- shutdown ------------------------------------------------------------------------------------
+
+
+def test_the_grace_period_holds_the_prestop_sleep_the_drain_and_vllms_exit(p):
+    for t in _templates(p):
+        grace = t["spec"]["terminationGracePeriodSeconds"]
+        (ctr,) = t["spec"]["containers"]
+        cmd = ctr["lifecycle"]["preStop"]["exec"]["command"]
+        assert cmd[:3] == ["python3", "-c", k8s.DRAIN_SCRIPT]  # exec form: no shell
+        sleep, drain, _poll, port = (int(a) for a in cmd[3:7])
+        assert port == k8s.PORT and sleep == k8s.PRESTOP_SLEEP_S and drain == k8s.DRAIN_S
+        assert grace >= sleep + drain + k8s.EXIT_S > 30  # Kubernetes' default grace is 30 s
+    _leader, *workers = _containers(p)
+    assert all(
+        w["lifecycle"]["preStop"]["exec"]["command"][-1] == "LWS_LEADER_ADDRESS" for w in workers
+    )
+    assert any(k8s.SHUTDOWN in r for r in p.reasons)
+
+
+def test_drain_s_sets_the_prestop_budget_and_the_grace_period():
+    dep = next(m for m in _manifests(drain_s=600) if m.kind == "Deployment")
+    spec = dep["spec"]["template"]["spec"]
+    assert spec["terminationGracePeriodSeconds"] == k8s.PRESTOP_SLEEP_S + 600 + k8s.EXIT_S
+    assert spec["containers"][0]["lifecycle"]["preStop"]["exec"]["command"][4] == "600"
+    with pytest.raises(InvalidSetting):
+        _manifests(drain_s=-1)
+
+
+class _Metrics:
+    """A stand-in for vLLM's /metrics: `busy` requests running, one fewer per scrape."""
+
+    def __init__(self, busy: int):
+        import http.server
+        import threading
+
+        state = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                state.scrapes += 1
+                body = (
+                    "# TYPE vllm:num_requests_running gauge\n"
+                    f'vllm:num_requests_running{{engine="0",model_name="m"}} {float(state.busy)}\n'
+                    'vllm:num_requests_waiting{engine="0",model_name="m"} 0.0 1700000000000\n'
+                    "vllm:num_requests_waiting_by_reason 7.0\n"  # another metric: not counted
+                ).encode()
+                state.busy = max(0, state.busy - 1)
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.busy, self.scrapes = busy, 0
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_the_prestop_waits_while_vllm_runs_requests_and_returns_when_none_is_left():
+    import os
+    import time
+
+    m = _Metrics(busy=3)
+    try:
+        start = time.monotonic()
+        env = {**os.environ, "LEADER": "127.0.0.1"}
+        done = _run(k8s.DRAIN_SCRIPT, "0", "20", "0.2", str(m.port), "LEADER", env=env)
+        took = time.monotonic() - start
+    finally:
+        m.close()
+    assert done.returncode == 0, done.stderr
+    assert m.scrapes == 4 and m.busy == 0  # 3, 2, 1 running, then 0: returned at once
+    assert took < 20  # not the budget
+
+
+def test_the_prestop_gives_up_at_its_budget_or_when_the_server_is_gone():
+    import time
+
+    m = _Metrics(busy=10**6)
+    try:
+        start = time.monotonic()
+        done = _run(k8s.DRAIN_SCRIPT, "0", "1", "0.2", str(m.port))
+        took = time.monotonic() - start
+    finally:
+        m.close()
+    assert done.returncode == 0 and 1 <= took < 10 and m.busy > 0
+    gone = _run(k8s.DRAIN_SCRIPT, "0", "60", "0.2", str(m.port))  # nothing listens any more
+    assert gone.returncode == 0
 
 
 def test_workers_have_no_http_probes_and_the_leader_does():
@@ -420,3 +585,42 @@ def test_laptop_num_ctx_is_what_the_estimate_fits_in_the_laptop_budget():
     fits = lambda ctx: estimate("llama-3.1-8b", "q4_k_m", ctx).peak_bytes <= budget
     assert n >= ollama.DEFAULT_NUM_CTX and fits(n) and not fits(n + 1)
     assert ollama.laptop_num_ctx("llama-3.1-70b") == 0  # its weights alone do not fit
+
+
+@pytest.mark.slow  # loads the embedded model's tokenizer (~14 s under load)
+def test_the_plans_modelfile_renders_as_smollm2_does_with_its_default_system_prompt():
+    """SmolLM2's template inserts a system prompt when the chat has none: the plan's Modelfile
+    says it as SYSTEM (written by the same `ollama.modelfile` as `ollama_modelfile(gguf,
+    chat_template)`), so Ollama renders every check conversation as the source tokenizer does."""
+    import llamalab
+    from llamalab.serving.template_check import ExportMismatch, check_modelfile
+
+    source = (llamalab.model_files("default") / "chat_template.jinja").read_text()
+    assert ollama.known_template("smollm2-135m") == source  # the catalog's copy is the model's
+    mf = plan("default", "bf16", "l4").ollama_modelfile
+    assert mf == ollama.modelfile("./smollm2-135m-q4_k_m.gguf", source, num_ctx=8192)
+    system = ollama.parse_modelfile(mf).system
+    assert system and system == ollama.default_system(source)
+    assert check_modelfile(mf, "default").renders > 0
+    without = ollama.modelfile("./m.gguf", family="SmolLM2", num_ctx=8192)  # the old plan's
+    with pytest.raises(ExportMismatch, match="user alone"):
+        check_modelfile(without, "default")
+    mine = plan("default", "bf16", "l4", chat_template=source.replace("SmolLM", "Bob"))
+    assert "named Bob" in ollama.parse_modelfile(mine.ollama_modelfile).system
+
+
+def test_mistral_formats_other_than_v3_get_no_modelfile_rather_than_a_wrong_one():
+    """Mistral's cookbook lists Ministral 8B 2410 under V3-Tekken (no spaces around [INST]);
+    Mistral Small 3 puts the system prompt in [SYSTEM_PROMPT]: the V3 template would render
+    both wrongly, so the plan says why instead of writing it."""
+    for model in ("ministral-8b", "mistral-small"):
+        p = plan(model, "bf16", "h100-80gb")
+        assert p.ollama_modelfile == ""
+        assert any("No Ollama Modelfile" in r and "Tekken" in r for r in p.reasons)
+    with pytest.raises(InvalidSetting, match="SYSTEM_PROMPT"):
+        ollama.chat_format("[SYSTEM_PROMPT]{{ s }}[/SYSTEM_PROMPT][INST]{{ u }}[/INST]")
+    assert "[INST] " in plan("mistral-7b", "bf16", "h100-80gb").ollama_modelfile  # V3 still
+    # one family, two formats: Mixtral 8x7B is V1 (spaces around [INST]), 8x22B is V3
+    v1 = plan("mixtral-8x7b", "awq-4bit", "h100-80gb")
+    assert v1.ollama_modelfile == "" and any("V1 format" in r for r in v1.reasons)
+    assert "[INST] " in plan("mixtral-8x22b", "awq-4bit", "h100-80gb").ollama_modelfile

@@ -20,6 +20,21 @@ def test_a_gguf_scheme_gets_llama_server_not_the_bf16_repo():
     assert "--parallel" in p.command and "${LLAMA_API_KEY:?" in p.docker_run
 
 
+def test_a_gguf_plan_also_gives_vllms_own_gguf_load_with_what_it_is():
+    """vLLM loads a single-file GGUF (experimental): the plan gives that command as an alternative,
+    parsed against vLLM's flags, with the Hub tokenizer its docs advise and no --quantization."""
+    p = deployment_plan("llama-3.1-8b", "q8_0", "l4")
+    (why,) = [r for r in p.reasons if r.startswith("vLLM can also load this file")]
+    command = why.split("`")[1]
+    assert command.startswith("vllm serve /models/llama-3.1-8b-q8_0.gguf --tokenizer ")
+    assert "meta-llama/Llama-3.1-8B-Instruct" in command and "--quantization" not in command
+    commands.check("vllm", command.split()[2:])
+    assert "highly experimental" in why and "vllm-gguf-plugin" in why
+    assert not any(
+        "vLLM can also" in r for r in deployment_plan("llama-3.1-8b", "bf16", "l4").reasons
+    )
+
+
 def test_8bit_gptq_and_missing_awq_name_a_folder_to_make_not_a_wrong_checkpoint():
     g8 = deployment_plan("llama-3.1-70b", "gptq-8bit", "h100-80gb")
     assert "INT4" not in g8.command and "/models/llama-3.1-70b-gptq-8bit" in g8.command

@@ -113,6 +113,22 @@ def test_two_adapters_switch_at_run_time(server):
     assert answer() == base_answer and not base_answer.startswith(("A-", "B-"))
 
 
+def test_each_connection_carries_its_own_adapter_per_request(server):
+    """server.connect(adapter=...) adds llama.cpp's per-request `lora` field to every request:
+    two connections answer with two adapters at once, whatever use_adapter() set."""
+    server.use_adapter("B")
+    a, b, base = server.connect(adapter="A"), server.connect(adapter="B"), server.connect()
+    assert a is server.connect(adapter="A") and a.adapter == "A" and base.adapter == ""
+    assert a.generate(PROMPTS[0], max_new_tokens=4).text.startswith("A-")
+    assert b.generate(PROMPTS[1], max_new_tokens=4).text.startswith("B-")
+    assert base.generate(PROMPTS[0], max_new_tokens=4).text.startswith("B-")  # the global choice
+    assert [x["scale"] for x in server.adapters()] == [0.0, 1.0]  # requests changed nothing
+    server.use_adapter(None)
+    assert a.generate(PROMPTS[1], max_new_tokens=4).text.startswith("A-")
+    with pytest.raises(llamalab.LlamalabError, match="no adapter 'C'"):
+        server.connect(adapter="C")
+
+
 def test_served_adapter_matches_in_process_and_off_restores_the_base(server, references, exports):
     base, with_a = references
     server.use_adapter("B")  # the check uses the per-request field: the global setting stays

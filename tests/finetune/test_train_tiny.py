@@ -2,6 +2,7 @@
 identical, Stop leaves a checkpoint that resumes, refusals carry their reason."""
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -34,7 +35,10 @@ FAST = dict(
 
 
 def test_loss_goes_down_and_adapter_reloads_identically(tiny, tiny_dir, tmp_path):
+    root = logging.getLogger()
+    before = (root.level, list(root.handlers))  # peft imports gptqmodel, which sets INFO on import
     run = finetune(tiny, ROWS, steps=12, output=tmp_path, **FAST).wait()
+    assert (root.level, list(root.handlers)) == before  # the learner's logging, untouched
     assert isinstance(run, FinetuneRun) and run.status == "done"
     h = run.history
     assert list(h.step) == list(range(1, 13))

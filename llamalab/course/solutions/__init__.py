@@ -11,4 +11,6 @@ BY_NUMBER = {
     "02": "quantization_tradeoffs",
     "03": "lora",
     "04": "deployment",
+    "05": "widget_tour",
+    "06": "capstone",
 }

@@ -1,10 +1,12 @@
 """Notebook 01's exercises: the KV cache of 70B, decode speed predicted from bytes, a model for a
-team's GPU, what a long context does to speed, and Mixtral's memory and speed."""
+team's GPU, what a long context does to speed, Mixtral's memory and speed, and open or closed for
+a hospital (the checklist's answers and the cost model)."""
 
 from __future__ import annotations
 
 from ...catalog import card, gpu
 from ...plan.estimator import estimate
+from ...plan.open_or_closed import open_or_closed
 from ...plan.speed import roofline
 from ..workbook import change, compute, decide, predict
 
@@ -50,6 +52,54 @@ def team_choice(choice) -> tuple[bool, str]:
     )
     ok = params >= 7.5e9 and e.fits(gpu_name) and speed >= MIN_SPEED
     return ok, numbers
+
+
+# Exercise 7's scenario, as notebook 01 states it: the answers its facts give to the checklist.
+HOSPITAL = {
+    "data_in_house": "yes",  # the hospital's rules forbid sending patient notes outside its network
+    "offline": "no",  # the wards are online
+    "customization": "prompt",  # a system prompt with the letter template is enough
+    "independence": "no",  # no policy on vendors
+    "frontier_capability": "no",  # a doctor checks every draft; no frontier model needed
+    "run_servers": "yes",  # its IT team runs servers
+    "tokens_per_month": 3e8,  # about 300 million tokens a month
+}
+SAYS = {  # where the notebook's scenario answers each question (a hint, not the value)
+    "data_in_house": "what the hospital's rules say about patient notes",
+    "offline": "whether the wards are online",
+    "customization": "what is enough to get the letter template right",
+    "independence": "its policy on vendors",
+    "frontier_capability": "who checks the drafts, and what model they need",
+    "run_servers": "its IT team",
+    "tokens_per_month": "how many tokens a month it expects",
+}
+
+
+def hospital_choice(answer) -> tuple[bool, str]:
+    """("open" or "closed", {question id: answer}): the answers must be the scenario's, and the
+    choice one the checklist and the cost model accept for them."""
+    if not isinstance(answer, (tuple, list)) or len(answer) != 2 or not isinstance(answer[1], dict):
+        return False, 'answer a pair: ("open" or "closed", {question id: your answer, ...})'
+    choice, answers = answer
+    rec = open_or_closed(answers)  # unknown ids or answers raise, with the ones it takes
+    off = [q for q, want in HOSPITAL.items() if not _same(answers.get(q), want)]
+    if off:
+        return False, "these answers do not match the scenario: " + "; ".join(
+            f"{q} (read {SAYS[q]})" for q in off
+        )
+    reasons = "; ".join(
+        f"{r.question} = {r.answer} → {r.points}"
+        for r in rec.reasons
+        if r.points not in ("neutral", "unknown") or r.question == "tokens_per_month"
+    )
+    cost = rec.reason("tokens_per_month").why
+    return choice in rec.acceptable, f"the checklist says {rec.choice} ({reasons}); {cost}"
+
+
+def _same(given, want) -> bool:
+    if isinstance(want, float):
+        return isinstance(given, (int, float)) and abs(given - want) <= 0.2 * want
+    return isinstance(given, (str, bool)) and str(given).strip().lower() == want
 
 
 EXERCISES = {
@@ -105,5 +155,13 @@ EXERCISES = {
         hint="decode reads the weights a token uses, once per token: bytes per token come from "
         "`active_params`, not `params`, plus the KV cache; tokens/s ≤ bandwidth ÷ bytes "
         "(`llamalab.gpu('rtx-4090').bandwidth_bytes_s`).",
+    ),
+    7: decide(
+        hospital_choice,
+        lambda **_: ("open", dict(HOSPITAL)),
+        need="the hospital's answers to the checklist, and a choice they and the cost model allow",
+        hint="answer every question of `llamalab.checklist()` from the scenario's sentences, then "
+        "run `llamalab.open_or_closed(your_answers)` and read which reason decides: a need a "
+        "closed API cannot meet comes before the cost line.",
     ),
 }

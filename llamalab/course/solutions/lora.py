@@ -1,10 +1,12 @@
 """Notebook 03's exercises: the guide preset's adapter size, the trainable share predicted before
-peft counts it, a fine-tuning method for one RTX 4090, and what a 4-bit base does to step time."""
+peft counts it, a fine-tuning method for one RTX 4090, what a 4-bit base does to step time, and a
+reply format of the learner's own, trained and measured."""
 
 from __future__ import annotations
 
 from ...catalog import card, gpu
 from ...plan.estimator import estimate
+from ..own_format import own_format
 from ..workbook import change, compute, decide, predict
 
 GB = 1e9
@@ -39,6 +41,35 @@ def method_for_4090(choice) -> tuple[bool, str]:
     return e.fits(RTX_4090), numbers
 
 
+# Exercise 5's answer key: a tiny JSON shape, one key, the answer only
+JSON_ANSWERS = [
+    ("What is the capital of France?", "Paris"),
+    ("What is 7 times 8?", "56"),
+    ("What colour is grass?", "green"),
+    ("How many legs does a spider have?", "8"),
+    ("What is the opposite of cold?", "hot"),
+    ("Which planet do we live on?", "Earth"),
+    ("What is the capital of Japan?", "Tokyo"),
+    ("What is 15 minus 6?", "9"),
+    ("What do bees make?", "honey"),
+    ("What is the plural of mouse?", "mice"),
+    ("Which animal says moo?", "cow"),
+    ("What is the largest ocean?", "Pacific"),
+    ("How many days are in a week?", "7"),
+    ("What colour do you get by mixing blue and yellow?", "green"),
+    ("What is the capital of Italy?", "Rome"),
+    ("What is 12 divided by 4?", "3"),
+    ("Which season comes after winter?", "spring"),
+    ("What is frozen water called?", "ice"),
+    ("Which gas do plants take in?", "carbon dioxide"),
+    ("What is the past tense of run?", "ran"),
+]
+OWN_FORMAT = {
+    "examples": [{"prompt": q, "response": f'{{"answer": "{a}"}}'} for q, a in JSON_ANSWERS],
+    "pattern": r'^\{"answer": "[^"]+"\}$',
+}
+
+
 EXERCISES = {
     1: predict(
         all_linear_pct,
@@ -68,5 +99,12 @@ EXERCISES = {
         lambda **_: "qlora",
         need="fine-tune Llama 3.1 8B on 2048-token examples on one RTX 4090 (24 GB)",
         hint="Part 1's table: its `fits a 24 GB RTX 4090` column, and how much room is left.",
+    ),
+    5: own_format(
+        lambda part="examples", **_: OWN_FORMAT[part],
+        why="twenty consistent replies and a dozen LoRA steps move the model's first tokens "
+        'towards the format\'s fixed parts ({"answer": "), and the held-out prompts show the shape '
+        "was learned, not copied. Read the answers inside it: twenty examples teach a shape, not "
+        "facts (Part 4 saw the same: the format is learned before the answers).",
     ),
 }
