@@ -97,6 +97,18 @@ def resident_block():
     return make
 
 
+@pytest.fixture
+def learner(monkeypatch):
+    """The course as a learner runs it: no answer key."""
+    monkeypatch.delenv("LLAMALAB_SOLUTIONS", raising=False)
+
+
+@pytest.fixture
+def solutions(monkeypatch):
+    """The course as its tests run it: placeholders answered from the answer key."""
+    monkeypatch.setenv("LLAMALAB_SOLUTIONS", "1")
+
+
 @pytest.fixture(scope="session")
 def fake_backend():
     """The fake engines (tests/fakes.py) registered as backend "fake": schemes fake, fake-scoring,

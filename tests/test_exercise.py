@@ -15,16 +15,6 @@ from llamalab.course.solutions import BY_NUMBER
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
 
-@pytest.fixture
-def learner(monkeypatch):
-    monkeypatch.delenv("LLAMALAB_SOLUTIONS", raising=False)
-
-
-@pytest.fixture
-def solutions(monkeypatch):
-    monkeypatch.setenv("LLAMALAB_SOLUTIONS", "1")
-
-
 def test_numbers_within_tolerance_are_right():
     assert check(10.5, 10.0, rel=0.1)
     assert not check(12.0, 10.0, rel=0.1)

@@ -26,6 +26,10 @@ TOKENS = 12
 # on this prompt, 12 tokens: mean 0.11 nats, at most 0.35 (and the greedy answers part at token 11).
 SERVED_TOLERANCE = 0.7  # nats, twice the largest gap measured
 SERVED_MEAN_TOLERANCE = 0.25
+# A greedy token that is not the one-pass scoring's top: the cached decode and the one-pass forward
+# round differently. On an AVX-512 host (llama.cpp in-process, Q4_K_M) one step chose "," at 0.191
+# where the scoring's top was " de" at 0.209: 0.091 nats apart.
+NEAR_TIE = 0.15  # nats
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +72,8 @@ def check_distributions(view, greedy: bool) -> None:
         assert s.entropy >= 0
         assert s.prob <= s.top[0].prob + 1e-9
         if greedy:
-            assert s.token_id == s.top[0].token_id or s.top[0].prob - s.prob < 0.01, s
+            near_tie = s.top[0].prob - s.prob < 0.01 or math.log(s.top[0].prob / s.prob) < NEAR_TIE
+            assert s.token_id == s.top[0].token_id or near_tie, s
 
 
 # ---------------------------------------------------------------- transformers (bf16)

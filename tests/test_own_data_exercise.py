@@ -19,16 +19,6 @@ HELDOUT = [
 ]
 
 
-@pytest.fixture
-def learner(monkeypatch):
-    monkeypatch.delenv("LLAMALAB_SOLUTIONS", raising=False)
-
-
-@pytest.fixture
-def solutions(monkeypatch):
-    monkeypatch.setenv("LLAMALAB_SOLUTIONS", "1")
-
-
 def data():
     return copy.deepcopy(OWN_FORMAT["examples"]), OWN_FORMAT["pattern"]
 

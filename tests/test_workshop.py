@@ -14,7 +14,7 @@ import pytest
 from servers import free_port, wait_answering
 
 import llamalab
-from llamalab.workshop import dashboards, record, room_table, voila_command
+from llamalab.workshop import dashboards, offline, record, room_table, voila_command
 from llamalab.workshop.serve import DATA_DIR, TEMPLATE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -167,8 +167,21 @@ def test_bundle_installs_into_a_fresh_venv_without_an_index(tmp_path, monkeypatc
         rf"^room\s+{re.escape(str(venv))}\S*/dashboards/room.ipynb$", listed.stdout, re.M
     )
     checked = run(str(venv / "bin" / "llamalab"), "workshop", "check", "--bundle", str(out))
-    assert checked.returncode == 0, checked.stdout + checked.stderr[-2000:]
-    assert "✓ bundle" in checked.stdout and "The room is ready." in checked.stdout
+    beyond = offline._llamacpp_beyond_baseline()
+    if not beyond:  # this CPU's llama.cpp build runs on any x86-64 laptop: the bundle is complete
+        assert checked.returncode == 0, checked.stdout + checked.stderr[-2000:]
+        assert "✓ bundle" in checked.stdout and "The room is ready." in checked.stdout
+        return
+    # Built here for instruction sets a learner's laptop may lack (an AVX-512 host): the bundle
+    # leaves llama-cpp-python out, and the check says so, why, and what to do — the rest holds.
+    failed = set(re.findall(r"^✗ (.+?): ", checked.stdout, re.M))
+    assert checked.returncode == 1 and failed == {
+        "course GGUFs (f16, q8_0, q4_0, q4_k_m)",
+        "llama.cpp in-process",
+        "bundle",
+    }, checked.stdout
+    assert "left out: llama-cpp-python" in checked.stdout and beyond in checked.stdout
+    assert "Build a portable one" in checked.stdout and "✓ llama.cpp server" in checked.stdout
 
 
 # Zero to JupyterHub 4.x: the keys its documentation (and the schema inside the chart) define that

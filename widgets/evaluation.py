@@ -13,8 +13,9 @@ import json
 
 import ipywidgets as w
 
-from llamalab import Evaluation, Evaluator, LlamalabError, LoadedModel, scorers
+from llamalab import Evaluation, Evaluator, LoadedModel, scorers
 from llamalab.data import DATASETS
+from llamalab.measure.examples import json_lines
 
 from ._common import Background, ErrorBox, Throttle, background, html_table, launch
 from .picker import ModelPicker, loaded_from
@@ -100,19 +101,7 @@ class EvaluationPanel(Background, w.VBox):
 
     def rows(self) -> list[dict]:
         """The pasted rows, parsed; a line that is not JSON is named with what to write."""
-        rows = []
-        for i, line in enumerate(self.own.value.splitlines()):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except ValueError as e:
-                raise LlamalabError(
-                    f"Line {i + 1} of your rows is not JSON: {e}.",
-                    'Write one object per line, e.g. {"prompt": "Capital of Peru?", '
-                    '"expected": "Lima"}.',
-                ) from None
-        return rows
+        return json_lines(self.own.value, "your rows")
 
     def _start(self) -> None:
         data = self.rows() if self.data.value == OWN else self.data.value

@@ -88,14 +88,20 @@ def _file(path: Path) -> list:
 
 
 def _jsonl(path: Path) -> list:
+    return json_lines(path.read_text(), path.name)
+
+
+def json_lines(text: str, where: str) -> list:
+    """One JSON object per line of `text` (blank lines skipped); a line that is not JSON is named
+    (`where`: the file, or "your rows") with the shape to write."""
     rows = []
-    for i, line in enumerate(path.read_text().splitlines()):
+    for i, line in enumerate(text.splitlines()):
         if line.strip():
             try:
                 rows.append(json.loads(line))
             except ValueError as e:
                 raise InvalidSetting(
-                    f"Line {i + 1} of {path.name} is not JSON: {e}.",
+                    f"Line {i + 1} of {where} is not JSON: {e}.",
                     'Each line is one JSON object, e.g. {"prompt": "...", "expected": "..."}.',
                 ) from None
     return rows
