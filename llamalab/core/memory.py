@@ -297,13 +297,10 @@ class Peak:
         self.device = device
         self.cuda = device.startswith("cuda") and not remote
         sampled = not self.cuda and (not remote or server_pid is not None)
-        self.kind = (
-            (SERVER_PEAK if server_pid is not None else REMOTE)
-            if remote
-            else CUDA_PEAK
-            if self.cuda
-            else RSS_PEAK
-        )
+        if remote:
+            self.kind = SERVER_PEAK if server_pid is not None else REMOTE
+        else:
+            self.kind = CUDA_PEAK if self.cuda else RSS_PEAK
         self.bytes: int | None = 0 if sampled or self.cuda else None
         self.anon_bytes: int | None = None
         self.file_bytes: int | None = None

@@ -70,7 +70,8 @@ def connect(
     keep_alive, server (which extra fields it takes). key: for a server this process started, a
     function returning its key (held in memory; `Server.connect()` passes it). Every failure raises
     an EndpointError; `model.engine.stats` counts requests, retries, reconnects and connections.
-    Peak memory is absent on every Generation: its memory is on the server.
+    Peak memory is absent on every Generation (its memory is on the server), except through
+    `Server.connect()`, which samples the server process it started.
     """
     validate.choice("api", api, APIS)
     t0 = time.perf_counter()
