@@ -123,7 +123,21 @@ def test_memory_past_the_limit_is_killed_by_the_kernel(hub):
     run = _cell(hub, f"block = b'x' * {MEMORY + 100 * 2**20}")  # written, so resident
     assert run.kernel_died and run.errors[0].startswith("kernel ")
     assert group.oom_kills() > before
-    assert _cell(hub, "print(1 + 1)").stdout.strip() == "2"  # the server lives on: a new kernel
+    after = _cell(hub, "print(1 + 1)")  # the server lives on: a new kernel, not the one restarting
+    assert after.stdout.strip() == "2", after.errors
+
+
+@pytest.mark.slow
+@pytest.mark.server
+def test_a_silent_kernel_ends_at_the_time_limit_despite_the_servers_pings(hub):
+    """The server pings each websocket every 30 s; a receive that answered pings itself never
+    timed out on a cell that stays silent (a CI run hung here 900 s)."""
+    from llamalab.workshop.hub_client import run_code
+
+    h, _, token = hub
+    run = run_code(h.url, "ada", token, "import time\ntime.sleep(120)", timeout=35)
+    assert run.errors == ["cell 1 still running at the notebook's time limit"]
+    assert 35 <= run.wall_s < 45
 
 
 @pytest.mark.slow

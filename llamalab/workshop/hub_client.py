@@ -123,7 +123,7 @@ class HubClient:
 def run_notebook(hub_url: str, user: str, token: str, nb: dict, timeout: float = 600.0,
                  before_cell: Callable[[int], None] | None = None) -> CellRun:  # fmt: skip
     """Put notebook `nb` into `user`'s folder, open it in a kernel (a session, as JupyterLab does)
-    and execute its code cells in order, stopping at the first error; then shut the kernel.
+    and execute its code cells in order, stopping at the first error; then shut the session down.
     before_cell(n): called before code cell n (from 1) is sent, with the kernel up."""
     import httpx
 
@@ -134,17 +134,28 @@ def run_notebook(hub_url: str, user: str, token: str, nb: dict, timeout: float =
         body = {"type": "notebook", "format": "json", "content": nb}
         _check(http.put(f"{base}/contents/{path}", json=body), "upload the notebook")
         session = {"path": path, "type": "notebook", "name": path, "kernel": {"name": "python3"}}
-        kernel = _check(http.post(f"{base}/sessions", json=session), "start a kernel")["kernel"]
+        opened = _check(http.post(f"{base}/sessions", json=session), "start a kernel")
         try:
-            return _execute(base, kernel["id"], headers, nb, timeout, before_cell)
+            return _execute(base, opened["kernel"]["id"], headers, nb, timeout, before_cell)
         finally:
-            http.delete(f"{base}/kernels/{kernel['id']}")
+            _shut_down(http, f"{base}/sessions/{opened['id']}")
+
+
+def _shut_down(http, session_url: str, wait_s: float = 60.0) -> None:
+    """Delete the session and its kernel. The server refuses (500) while the kernel restarts
+    after a kill; asked again until it is gone, else the next session on this path would be
+    handed the half-restarted kernel."""
+    deadline = time.monotonic() + wait_s
+    while http.delete(session_url).status_code >= 500 and time.monotonic() < deadline:
+        time.sleep(0.5)
 
 
 def run_code(hub_url: str, user: str, token: str, code: str, timeout: float = 120.0) -> CellRun:
     """One cell of `code` in a fresh kernel of `user`'s server."""
-    cell = {"cell_type": "code", "source": code, "metadata": {}, "outputs": []}
-    nb = {"cells": [cell], "metadata": {"llamalab_name": "cell.ipynb"}, "nbformat": 4}
+    cell = {"cell_type": "code", "source": code, "metadata": {}, "outputs": [],
+            "execution_count": None}  # fmt: skip
+    nb = {"cells": [cell], "metadata": {"llamalab_name": "cell.ipynb"}, "nbformat": 4,
+          "nbformat_minor": 5}  # fmt: skip
     return run_notebook(hub_url, user, token, nb, timeout)
 
 
@@ -157,7 +168,8 @@ def _execute(base: str, kernel_id: str, headers: dict, nb: dict, timeout: float,
                                      timeout=timeout)  # fmt: skip
     run, session, t0 = CellRun(), uuid.uuid4().hex, time.monotonic()
     try:
-        for cell in nb["cells"]:
+        error = _wait_ready(ws, session, t0 + timeout)
+        for cell in nb["cells"] if error is None else []:
             if cell["cell_type"] != "code":
                 continue
             run.cells += 1
@@ -166,40 +178,84 @@ def _execute(base: str, kernel_id: str, headers: dict, nb: dict, timeout: float,
             source = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
             error = _one_cell(ws, session, source, t0 + timeout, run)
             if error:
-                run.errors.append(error)
-                run.kernel_died = error.startswith("kernel ")
                 break
+        if error:
+            run.errors.append(error)
+            run.kernel_died = error.startswith("kernel ")
     finally:
         ws.close()
     run.wall_s = time.monotonic() - t0
     return run
 
 
+def _send(ws, session: str, msg_type: str, content: dict) -> str:
+    """One request on the shell channel; its msg_id."""
+    msg_id = uuid.uuid4().hex
+    header = {"msg_id": msg_id, "session": session, "username": "learner", "date": "",
+              "msg_type": msg_type, "version": PROTOCOL}  # fmt: skip
+    ws.send(json.dumps({"header": header, "parent_header": {}, "metadata": {},
+                        "channel": "shell", "buffers": [], "content": content}))  # fmt: skip
+    return msg_id
+
+
+def _recv(ws, deadline: float) -> dict | None:
+    """The next kernel message, or None at the deadline or when the server closes the socket.
+    Pings are returned to this loop: the server pings every 30 s, and a receive that answered
+    them itself would wait past any deadline for a kernel that never speaks."""
+    import websocket
+
+    while (left := deadline - time.monotonic()) > 0:
+        ws.settimeout(left)
+        try:
+            opcode, frame = ws.recv_data_frame(control_frame=True)
+        except (websocket.WebSocketTimeoutException, websocket.WebSocketConnectionClosedException):
+            return None
+        if opcode == websocket.ABNF.OPCODE_CLOSE:
+            return None
+        if opcode == websocket.ABNF.OPCODE_TEXT:
+            return json.loads(frame.data)
+    return None
+
+
+def _died(msg: dict) -> str | None:
+    """'kernel restarting/dead …' when `msg` says the kernel died, else None."""
+    state = msg.get("content", {}).get("execution_state")
+    if msg.get("msg_type") == "status" and state in ("restarting", "dead"):
+        return f"kernel {state} (killed: out of memory?)"
+    return None
+
+
+def _wait_ready(ws, session: str, deadline: float) -> str | None:
+    """Ask kernel_info until the kernel answers (the server stops its own asking after 60 s, and
+    a kernel still starting then would miss a cell sent at once); an error, else None."""
+    while time.monotonic() < deadline:
+        msg_id = _send(ws, session, "kernel_info_request", {})
+        asked = time.monotonic()
+        while time.monotonic() - asked < 2.0:
+            msg = _recv(ws, min(deadline, asked + 2.0))
+            if msg is None:
+                break
+            if died := _died(msg):
+                return died
+            ours = msg.get("parent_header", {}).get("msg_id") == msg_id
+            if ours and msg.get("msg_type") == "kernel_info_reply":
+                return None
+    return "the kernel did not answer kernel_info in the notebook's time limit"
+
+
 def _one_cell(ws, session: str, source: str, deadline: float, run: CellRun) -> str | None:
     """Send one execute_request; the error it raised (or the kernel's death), else None. What it
     prints goes to run.stdout."""
-    import websocket
-
-    msg_id = uuid.uuid4().hex
-    ws.send(json.dumps({
-        "header": {"msg_id": msg_id, "session": session, "username": "learner", "date": "",
-                   "msg_type": "execute_request", "version": PROTOCOL},
-        "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
-        "content": {"code": source, "silent": False, "store_history": True,
-                    "user_expressions": {}, "allow_stdin": False, "stop_on_error": True},
-    }))  # fmt: skip
+    content = {"code": source, "silent": False, "store_history": True, "user_expressions": {},
+               "allow_stdin": False, "stop_on_error": True}  # fmt: skip
+    msg_id = _send(ws, session, "execute_request", content)
     error = None
-    while time.monotonic() < deadline:
-        ws.settimeout(max(1.0, deadline - time.monotonic()))
-        try:
-            msg = json.loads(ws.recv())
-        except websocket.WebSocketTimeoutException:
-            break
-        kind, content = msg.get("msg_type"), msg.get("content", {})
-        if kind == "status" and content.get("execution_state") in ("restarting", "dead"):
-            return f"kernel {content['execution_state']} (killed: out of memory?)"
+    while (msg := _recv(ws, deadline)) is not None:
+        if died := _died(msg):
+            return died
         if msg.get("parent_header", {}).get("msg_id") != msg_id:
             continue
+        kind, content = msg.get("msg_type"), msg.get("content", {})
         if kind == "stream" and content.get("name") == "stdout":
             run.stdout += content.get("text", "")
         if kind == "error":
