@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import nbformat
 import psutil
 import pytest
 
@@ -152,9 +153,8 @@ def test_cpu_past_the_quota_is_throttled(hub):
         "import time\nt, c = time.time(), time.process_time()\n"
         "while time.time() - t < 1.0: pass\nprint(time.process_time() - c, time.time() - t)"
     )
-    cells = [{"cell_type": "code", "source": src, "metadata": {}, "outputs": []}
-             for src in ("pass", busy)]  # fmt: skip
-    nb = {"cells": cells, "metadata": {"llamalab_name": "busy.ipynb"}, "nbformat": 4}
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in ("pass", busy)])
+    nb.metadata["llamalab_name"] = "busy.ipynb"
     h, _, token = hub
     throttle = lambda n: quota.write_text("5000") if n == 2 else None  # 0.05 CPU, kernel up
     try:
@@ -199,8 +199,6 @@ def test_notebook_00_runs_in_room_mode_in_a_learners_server(hub, room_server):
     session's room server as LLAMALAB_ROOM (set in the kernel, in place of the hub's placeholder):
     it completes under the limit, its kernel never imports torch, and the room answered."""
     import json
-
-    import nbformat
 
     h, _, token = hub
     group, predicted = h.group("ada"), "llamacpp:tokens_predicted_total"
