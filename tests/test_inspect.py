@@ -177,6 +177,19 @@ def test_served_logprobs_match_the_same_gguf_in_process(server, q4):
     assert all(a.entropy <= b.entropy + 0.05 for a, b in zip(v.steps, local.steps))
 
 
+def test_a_served_answer_that_ends_pairs_its_end_of_turn_token(server, q4):
+    """The server sends the end-of-turn token as empty text; the local tokenizer reads it as a
+    special token: the same token, not another tokenizer."""
+    both = llamalab.inspect_tokens(
+        server.connect(), "Name one colour.", against=q4, max_new_tokens=24
+    )
+    last = both.steps[-1]
+    assert (
+        len(both.steps) < 24 and last.token == "" and q4.engine.piece(last.token_id) == "<|im_end|>"
+    )
+    assert last.other_prob is not None and last.prob > 0.5
+
+
 def test_a_server_that_read_other_prompt_ids_is_refused(server, q4, monkeypatch):
     served = server.connect()
     real = served.engine.prompt_ids(served.engine.encode(PROMPT))

@@ -403,6 +403,14 @@ def _served_step(i: int, t: TokenLogprob) -> TokenStep:
     )
 
 
+def _same_piece(local_piece: str, served_text: str, token_id: int, local) -> bool:
+    """One piece of a multi-byte character reads as U+FFFD alone, on either side; the server
+    sends an end-of-turn token (a special token) as empty text."""
+    if local_piece == served_text or "\ufffd" in local_piece + served_text:
+        return True
+    return served_text == "" and local.engine.decode([token_id]) == ""
+
+
 def _local_ids(local, served, tokens: list[TokenLogprob]) -> list[int]:
     """The served answer's token ids as the local model knows them: the server's own ids (llama.cpp
     sends them) when the local tokenizer reads each as the same text, else the local tokenizer's
@@ -411,10 +419,7 @@ def _local_ids(local, served, tokens: list[TokenLogprob]) -> list[int]:
     given = [t.id for t in tokens]
     ids = given if None not in given else local.engine.tokenize("".join(texts))
     pieces = [local.engine.piece(i) for i in ids]
-    # one piece of a multi-byte character reads as U+FFFD alone, on either side
-    if len(pieces) == len(texts) and all(
-        a == b or "\ufffd" in a + b for a, b in zip(pieces, texts)
-    ):
+    if len(pieces) == len(texts) and all(map(_same_piece, pieces, texts, ids, [local] * len(ids))):
         return ids
     raise TokenizersDiffer(
         f"{_name(served)} and {_name(local)} do not share a tokenizer: the server's tokens "

@@ -179,7 +179,7 @@ def _served_top(server, ids, lora, top_k) -> dict[int, float]:
         "n_predict": 1,
         "n_probs": top_k,
         "temperature": 0.0,
-        "cache_prompt": True,
+        "cache_prompt": False,  # a slot's cache may hold another adapter's prompt (Server.connect)
         **lora,
     }
     r = post(server, "/completion", body)

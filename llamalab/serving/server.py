@@ -186,10 +186,15 @@ class Server(ServedProcess):
         """The served model, as a LoadedModel that sends this server's key (held here, not in
         os.environ); its generations' peak memory is this server process's RSS. `adapter`: a
         model whose every request carries the per-request `lora` field for that adapter (at
-        `scale`), whatever use_adapter() set — two connections, two adapters, one server."""
+        `scale`), whatever use_adapter() set — two connections, two adapters, one server.
+        With adapters loaded, no request reuses a cached prompt: this llama.cpp build serves a
+        request without `lora` from a slot's cache computed with another adapter (measured:
+        the base answered in an adapter's format), so every request prefills its prompt."""
         key = None if adapter is None else (adapter, float(scale))
         if key not in self._models:
             lora = self.lora(adapter, scale) if adapter is not None else {}  # refuses unknown names
+            if self.adapters_loaded:
+                lora = {**lora, "cache_prompt": False}
             model = connect(
                 self.url,
                 self.model_id,

@@ -129,6 +129,18 @@ def test_each_connection_carries_its_own_adapter_per_request(server):
         server.connect(adapter="C")
 
 
+def test_no_answer_is_served_from_a_cache_another_adapter_filled(server):
+    """This llama.cpp build reuses a slot's cached prompt computed with adapter A for a later
+    request without `lora` (the embedded model's base answered in an adapter's format): the
+    kit's clients of a server with adapters send cache_prompt false, so the base stays the base."""
+    a, base = server.connect(adapter="A"), server.connect()
+    assert base.engine.extra_body == {"cache_prompt": False}
+    fresh = [base.generate(p, max_new_tokens=4).text for p in PROMPTS]
+    for p, want in zip(PROMPTS, fresh, strict=True):
+        assert a.generate(p, max_new_tokens=4).text.startswith("A-")
+        assert base.generate(p, max_new_tokens=4).text == want
+
+
 def test_served_adapter_matches_in_process_and_off_restores_the_base(server, references, exports):
     base, with_a = references
     server.use_adapter("B")  # the check uses the per-request field: the global setting stays
