@@ -3,6 +3,10 @@ one): it scores (logits) and takes peft adapters."""
 
 from __future__ import annotations
 
+import copy
+import weakref
+from contextlib import nullcontext
+
 from ..core import torch_thread
 from ..core.errors import InvalidSetting, LlamalabError
 from ..core.logs import root_logging_kept
@@ -22,10 +26,12 @@ class HFEngine(HFTokenized, Engine, Scores, Adapters):
 
     name = "transformers"
     uses_torch_thread = True
+    adapters_switched_off = False  # True on the handle adapters_off() returns
 
     def __init__(self, model, tokenizer):
         self.model, self.tokenizer = model, tokenizer
         self.peft_model = None  # the peft wrapper while adapters are attached (training runs in it)
+        self._views: list = []  # weak references to adapters_off() handles: unload() empties them
         cfg = model.config
         self.context_length = (
             getattr(cfg, "max_position_embeddings", None) or tokenizer.model_max_length
@@ -44,7 +50,7 @@ class HFEngine(HFTokenized, Engine, Scores, Adapters):
         if sampling.seed is not None:
             torch.manual_seed(sampling.seed)
         ids = torch.tensor([prompt_ids], device=self.model.device)  # [1, prompt]
-        with torch.inference_mode():
+        with torch.inference_mode(), self._adapters():
             self.model.generate(
                 input_ids=ids,
                 attention_mask=torch.ones_like(ids),
@@ -63,7 +69,7 @@ class HFEngine(HFTokenized, Engine, Scores, Adapters):
 
         if self.model is None:
             raise LlamalabError("This model was unloaded.", "Load it again with llamalab.load().")
-        with torch.inference_mode():
+        with torch.inference_mode(), self._adapters():
             x = torch.tensor([ids], device=self.model.device)  # [1, n]
             return (
                 self.model(input_ids=x, attention_mask=torch.ones_like(x))
@@ -96,7 +102,8 @@ class HFEngine(HFTokenized, Engine, Scores, Adapters):
         return total
 
     def unload(self) -> None:
-        self.model = self.tokenizer = self.peft_model = None
+        for engine in [self, *filter(None, (ref() for ref in self._views))]:
+            engine.model = engine.tokenizer = engine.peft_model = None
 
     # -------------------------------------------------------- adapters (peft), on the torch thread
 
@@ -130,6 +137,25 @@ class HFEngine(HFTokenized, Engine, Scores, Adapters):
         with root_logging_kept():  # peft imports gptqmodel, which reconfigures logging
             self.peft_model = get_peft_model(self.model, config)
         return self.peft_model
+
+    def adapters_off(self) -> HFEngine:
+        """A second handle on the same weights whose forward passes run with every adapter
+        switched off (peft's disable_adapter): the base beside base + adapter, no second copy.
+        Unloading the handle leaves the model loaded; unloading the model empties the handle too
+        (it would keep the weights in memory otherwise)."""
+        if self.peft_model is None:
+            raise InvalidSetting(
+                "This model carries no adapters to switch off.",
+                "Train one (llamalab.finetune) or attach a saved one (load(..., adapter=)).",
+            )
+        view = copy.copy(self)
+        view.adapters_switched_off, view._views = True, []
+        self._views.append(weakref.ref(view))
+        return view
+
+    def _adapters(self):
+        off = self.adapters_switched_off and self.peft_model is not None
+        return self.peft_model.disable_adapter() if off else nullcontext()
 
     def adapter_names(self) -> tuple[list[str], str | None]:
         if self.peft_model is None:

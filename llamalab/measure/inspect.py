@@ -190,7 +190,10 @@ def _check_model(name: str, m) -> None:
 
 
 def _name(m) -> str:
-    return f"{m.name} {m.scheme_name}".strip()
+    name = f"{m.name} {m.scheme_name}".strip()
+    if getattr(m.engine, "adapters_switched_off", False):
+        return f"{name}, adapters off"
+    return f"{name} + adapter" if getattr(m.engine, "peft_model", None) is not None else name
 
 
 def _require_logprobs(m) -> None:

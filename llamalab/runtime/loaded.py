@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from ..catalog import ModelCard, Scheme
 from ..core import memory, torch_thread
@@ -454,6 +454,19 @@ class LoadedModel:
         if live is not None:
             live.generation = generation
         return generation
+
+    def without_adapters(self) -> LoadedModel:
+        """The same weights with every peft adapter switched off, as a model of its own: the base
+        beside base + adapter at no memory cost (`inspect_tokens(m, prompt,
+        against=m.without_adapters())`). Unloading it leaves this model loaded."""
+        adapters_off = getattr(self.engine, "adapters_off", None)
+        if adapters_off is None:
+            raise InvalidSetting(
+                f"The {self.engine.name} engine holds no peft adapters to switch off.",
+                "Load a transformers scheme (fp32/bf16/fp16, nf4, gptq): its engine takes peft "
+                "adapters.",
+            )
+        return replace(self, engine=adapters_off(), adapter="")
 
     def unload(self) -> None:
         """Drop the weights and give the memory back (CUDA cache emptied too)."""

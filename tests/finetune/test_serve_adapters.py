@@ -160,6 +160,37 @@ def test_served_adapter_matches_in_process_and_off_restores_the_base(server, ref
     server.use_adapter(None)
 
 
+def test_without_adapters_is_the_base_on_the_same_weights(references):
+    """m.without_adapters(): the adapter switched off on the same weights (peft's
+    disable_adapter) answers and scores as the plain base; the inspector finds where the adapter
+    parts from it; unloading the view leaves the model and its adapter in place."""
+    import numpy as np
+
+    base, with_a = references
+    off = with_a.without_adapters()
+    assert off.engine.model is with_a.engine.model  # no second copy
+    ids = base.engine.encode(PROMPTS[0])
+    assert np.allclose(off.engine.logits(ids), base.engine.logits(ids), atol=1e-5)
+    assert (
+        off.generate(PROMPTS[0], max_new_tokens=4).text
+        == base.generate(PROMPTS[0], max_new_tokens=4).text
+    )
+    view = llamalab.inspect_tokens(with_a, PROMPTS[0], against=off, max_new_tokens=4)
+    assert view.answer.startswith("A-") and view.first_parting == 0 and view.kl_mean > 0.1
+    assert "adapters off" in view.other
+    off.unload()
+    assert with_a.generate(PROMPTS[0], max_new_tokens=4).text.startswith("A-")
+    with pytest.raises(llamalab.LlamalabError, match="no adapters"):
+        base.without_adapters()
+
+
+def test_unloading_the_model_lets_its_adapters_off_handle_go(tiny_dir, exports):
+    m = llamalab.load(str(tiny_dir), "fp32", device="cpu", adapter=exports["A"].source)
+    off = m.without_adapters()
+    m.unload()  # a handle that kept its own reference kept the weights in memory
+    assert off.engine.model is None and off.engine.peft_model is None
+
+
 def test_adapter_check_fails_against_the_wrong_reference(server, references):
     base, _ = references
     report = server.check_adapter("A", base, prompts=PROMPTS, max_new_tokens=8)
