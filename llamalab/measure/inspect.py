@@ -193,7 +193,8 @@ def _name(m) -> str:
     name = f"{m.name} {m.scheme_name}".strip()
     if getattr(m.engine, "adapters_switched_off", False):
         return f"{name}, adapters off"
-    return f"{name} + adapter" if getattr(m.engine, "peft_model", None) is not None else name
+    with_adapter = m.adapter or getattr(m.engine, "peft_model", None) is not None
+    return f"{name} + adapter" if with_adapter else name
 
 
 def _require_logprobs(m) -> None:
