@@ -143,6 +143,11 @@ class Adapters:
         """(every adapter's name, the active one)."""
         raise NotImplementedError
 
+    def adapters_off(self) -> Engine:
+        """A second engine on the same weights whose forward passes run with every adapter
+        switched off: the base beside base + adapter without a second copy."""
+        raise NotImplementedError
+
     def use_adapter(self, name: str) -> None:
         raise NotImplementedError
 

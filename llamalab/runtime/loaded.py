@@ -16,7 +16,7 @@ from ..core import memory, torch_thread
 from ..core.errors import InvalidSetting, LlamalabError, PromptTooLong
 from ..core.settings import with_changes
 from ..core.tasks import AnyOf
-from ..engines.base import Concurrent, Engine, Sampling, Usage, check_prompt
+from ..engines.base import Adapters, Concurrent, Engine, Sampling, Usage, check_prompt, require
 from ..plan.estimator import Estimate
 
 
@@ -459,14 +459,14 @@ class LoadedModel:
         """The same weights with every peft adapter switched off, as a model of its own: the base
         beside base + adapter at no memory cost (`inspect_tokens(m, prompt,
         against=m.without_adapters())`). Unloading it leaves this model loaded."""
-        adapters_off = getattr(self.engine, "adapters_off", None)
-        if adapters_off is None:
-            raise InvalidSetting(
-                f"The {self.engine.name} engine holds no peft adapters to switch off.",
-                "Load a transformers scheme (fp32/bf16/fp16, nf4, gptq): its engine takes peft "
-                "adapters.",
-            )
-        return replace(self, engine=adapters_off(), adapter="")
+        engine = require(
+            self.engine,
+            Adapters,
+            "switch peft adapters off",
+            "Load a transformers scheme (fp32/bf16/fp16, nf4, gptq): its engine takes peft "
+            "adapters.",
+        )
+        return replace(self, engine=engine.adapters_off(), adapter="")
 
     def unload(self) -> None:
         """Drop the weights and give the memory back (CUDA cache emptied too)."""
