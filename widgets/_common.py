@@ -139,6 +139,11 @@ class Background:
         """Block until the widget's task ends (for notebooks and tests); True if it ended."""
         return self.task is None or self.task.join(timeout)
 
+    def stop(self) -> None:
+        """What the Stop button does: ask the task to end (each widget says where it ends)."""
+        if self.task is not None:
+            self.task.stop()
+
 
 class Throttle:
     """Calls `fn(value)` at most once per `interval` seconds; the first call goes through at once

@@ -177,8 +177,7 @@ class Arena(Background, w.VBox):
 
     def stop(self) -> None:
         """End the current generation and skip the schemes still waiting."""
-        if self.task is not None:
-            self.task.stop()
+        super().stop()
         self.status.value = "stopping…"
 
     def _prepare(self, schemes: list[str], n_prompts: int) -> None:

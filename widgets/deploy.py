@@ -27,7 +27,8 @@ PROMPTS = [
 class DeploymentBuilder(Background, w.VBox):
     """Every change rewrites the artefacts at once; `self.plan` is the DeploymentPlan behind them,
     `self.result` the last load test's LoadTestResult. The local server and load test take `serve`
-    (ServeSettings) and `load_test` (LoadTestSettings); the defaults keep a 2-core machine quick."""
+    (ServeSettings) and `load_test` (LoadTestSettings); the defaults keep a 2-core machine quick.
+    `stop()` ends the load test after the requests in flight; the server then stops."""
 
     def __init__(
         self,
@@ -200,8 +201,3 @@ class DeploymentBuilder(Background, w.VBox):
                 f"done: {int(sm['completed'].sum())} requests, error rate "
                 f"{sm['errors'].sum() / max(sm['requests'].sum(), 1):.0%}; server stopped."
             )
-
-    def stop(self) -> None:
-        """End the load test after the requests in flight; the server then stops."""
-        if self.task is not None:
-            self.task.stop()

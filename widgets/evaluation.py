@@ -31,7 +31,8 @@ class EvaluationPanel(Background, w.VBox):
     """Data + scorer → `llamalab.Evaluator(...)(model)`, row by row, with Stop.
 
     `source`: a LoadedModel (in-process, `server.connect()`, `llamalab.connect(...)`) or a
-    ModelPicker (its current model)."""
+    ModelPicker (its current model). `stop()` ends after the current example; the result holds
+    the rows done."""
 
     def __init__(
         self,
@@ -94,11 +95,6 @@ class EvaluationPanel(Background, w.VBox):
         """What the Run button does: check the data and scorer, then score in a background task."""
         launch(self, wait)
 
-    def stop(self) -> None:
-        """End after the current example; the result holds the rows done."""
-        if self.task is not None:
-            self.task.stop()
-
     def rows(self) -> list[dict]:
         """The pasted rows, parsed; a line that is not JSON is named with what to write."""
         return json_lines(self.own.value, "your rows")
@@ -136,7 +132,7 @@ class EvaluationPanel(Background, w.VBox):
     def _finish(self) -> None:
         self._busy(False)
         e = self.last
-        stopped = self.task is not None and self.task.stop_event.is_set()
+        stopped = self.task is not None and self.task.stopping
         if e is None:
             return
         note = " (stopped: the rows done so far)" if stopped else ""

@@ -25,7 +25,8 @@ class TokenInspector(Background, w.VBox):
     """Prompt (and optionally an answer to score) → the answer's tokens coloured by probability.
 
     `source`: a LoadedModel or a ModelPicker (its current model). `others`: {label: LoadedModel}
-    offered in the "Against" menu (another scheme, an adapter, `server.connect()`)."""
+    offered in the "Against" menu (another scheme, an adapter, `server.connect()`). `stop()` ends
+    the local greedy answer and inspects the tokens so far."""
 
     def __init__(
         self,
@@ -85,11 +86,6 @@ class TokenInspector(Background, w.VBox):
         """What the Inspect button does: inspect the answer in a background task; problems show
         inline."""
         launch(self, wait)
-
-    def stop(self) -> None:
-        """End the local greedy answer now and inspect the tokens so far."""
-        if self.task is not None:
-            self.task.stop()
 
     def _start(self) -> None:
         kwargs = dict(

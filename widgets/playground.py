@@ -177,8 +177,7 @@ class Playground(Background, w.VBox):
 
     def stop(self) -> None:
         """What the Stop button does: end the generation after the current token."""
-        if self.task is not None:
-            self.task.stop()
+        super().stop()
         self.state.value = "<span class='llamalab-state'>stopping…</span>"
 
     def _kwargs(self) -> dict:
