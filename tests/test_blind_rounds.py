@@ -116,6 +116,21 @@ def test_the_board_checks_a_round_and_caps_its_size(room, table):
     assert len(room_records("rounds", room).records) == before  # nothing stored
 
 
+def test_an_oversized_record_is_refused_with_its_reason_every_time(room):
+    # The board used to answer 413 while the body still arrived: about 1 post in 3 broke its pipe
+    # and the learner read "the board does not answer" (CI, stop 30). It now reads the body first.
+    huge = [{"contender": f"m/{c}", "prompt": f"prompt {p}", "text": "x" * MAX_TEXT_CHARS}
+            for c in range(8) for p in range(20)]  # fmt: skip
+    for _ in range(30):
+        with pytest.raises(RoomError, match=f"at most {MAX_ROUND_BODY}"):
+            post_to_room("rounds", {"name": "huge", "answers": huge}, room)
+        with pytest.raises(RoomError, match="refused the token"):
+            post_to_room("rounds", {"name": "huge", "answers": huge}, Room(room.url, "wrong"))
+    beyond = [{**a, "text": "x" * 80_000} for a in huge]  # ~13 MB: past what the board reads
+    with pytest.raises(RoomError, match=f"at most {MAX_ROUND_BODY}|over the board's limit"):
+        post_to_room("rounds", {"name": "beyond", "answers": beyond}, room)
+
+
 def test_the_cli_publishes_answers_and_a_missing_round_says_what_to_do(
     room, tmp_path, monkeypatch, capsys
 ):

@@ -213,6 +213,13 @@ def _board(kind: str, room: Room | None, data: bytes | None = None) -> dict:
     except urllib.error.HTTPError as e:
         raise _refusal(e, room) from None
     except (OSError, ValueError) as e:  # URLError, refused, reset, timeout; a non-JSON answer
+        if data and isinstance(getattr(e, "reason", e), (BrokenPipeError, ConnectionResetError)):
+            raise RoomError(
+                f"The room's board closed the connection while the record ({len(data)} bytes) "
+                f"was being sent ({e}).",
+                "A record this size is likely over the board's limit: post less (fewer or shorter "
+                "answers); nothing was stored.",
+            ) from None
         raise RoomError(
             f"The room's board does not answer at {room.board_url} ({e}).",
             "Check that the room server still runs (the board starts with it) and the room line "

@@ -39,6 +39,7 @@ from .lines import (
 
 MAX_BODY = 16 * 1024  # bytes of one posted record: a result is ~400
 MAX_ROUND_BODY = 256 * 1024  # a round: 8 contenders × 20 prompts of answers fit with room to spare
+DRAIN_MAX = 8 * 1024 * 1024  # a refused body up to this is read and dropped: its sender hears why
 POLL_S = 0.05  # how often the serving loop looks at stop()
 
 
@@ -165,6 +166,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: _BoardServer
     protocol_version = "HTTP/1.1"
     timeout = 10  # s a client may take to send its request: a stalled one frees its thread
+    body_read = False
 
     def do_GET(self) -> None:
         kind = self._kind()
@@ -185,6 +187,7 @@ class _Handler(BaseHTTPRequestHandler):
         if int(size) > max_body(kind):
             return self._error(413, f"the record is {int(size)} bytes; at most {max_body(kind)}")
         body = self.rfile.read(int(size))
+        self.body_read = True
         try:
             stored = self.server.store.add(kind, parse(body))
         except RecordRejected as e:
@@ -192,6 +195,19 @@ class _Handler(BaseHTTPRequestHandler):
         except SymlinkRefused as e:
             return self._error(500, e.message)
         self._send(201, {"record": stored})
+
+    def _drop_body(self) -> None:
+        """Read and discard a refused POST's body: answering while the client still sends it
+        breaks its pipe, and it would see a dead board instead of the reason."""
+        size = self.headers.get("Content-Length", "")
+        if self.command != "POST" or self.body_read or not size.isdigit():
+            return
+        left = int(size) if int(size) <= DRAIN_MAX else 0
+        while left > 0:
+            chunk = self.rfile.read(min(left, 64 * 1024))
+            if not chunk:
+                return
+            left -= len(chunk)
 
     def _kind(self) -> str | None:
         """The path's kind once the token is right; answers the error itself otherwise."""
@@ -206,6 +222,7 @@ class _Handler(BaseHTTPRequestHandler):
         return kind
 
     def _error(self, status: int, why: str) -> None:
+        self._drop_body()
         self.close_connection = True  # a body may be left unread: this connection cannot go on
         self._send(status, {"error": why})
 
