@@ -1,6 +1,6 @@
 """Notebook 05's exercises: what a weight scheme does to the KV cache (the calculator), a 4-bit
-model's peak memory against the naive bits ratio (the arena), and a scheme chosen from the arena's
-own measurements."""
+model's peak memory in a kernel that holds much more than weights (the arena), and a scheme chosen
+from the arena's own measurements."""
 
 from __future__ import annotations
 
@@ -37,6 +37,13 @@ def _first_that_fits(*, summary) -> str:
     return "none of the measured schemes"
 
 
+def _beside(held: int, model: str, scheme: str, context: int) -> float:
+    """A scheme's peak in a kernel that already holds `held` bytes: that plus the estimate less
+    its runtime overhead (Python, torch and the tokenizer are in `held` already)."""
+    e = estimate(model, scheme, context, device="cpu")
+    return held + e.total_bytes - e.breakdown["overhead"]
+
+
 EXERCISES = {
     1: change(
         lambda **_: "same",
@@ -46,16 +53,17 @@ EXERCISES = {
         "fewer key/value heads (grouped-query attention).",
     ),
     2: predict(
-        lambda **_: (
-            estimate("default", "q4_k_m", device="cpu").total_bytes
-            / estimate("default", "fp32", device="cpu").total_bytes
+        lambda *, held, model, context, **_: (
+            _beside(held, model, "q4_k_m", context) / _beside(held, model, "fp32", context)
         ),
         within=1.5,
         why="4.5 bits ÷ 32 would say about 0.14, but a process holds much more than its weights: "
-        "Python, torch and the tokenizer (the estimator's fixed ~400 MB overhead), the KV cache "
-        "(16-bit in llama.cpp whatever the weights) and the activations. For a 135M model those "
-        "dwarf the weights; for an 8B model the weights dominate and the ratio comes close to the "
-        "bits. `llamalab.estimate('default', 'q4_k_m', device='cpu')` shows the breakdown.",
+        "before the arena this kernel already held Python, torch, the widgets and the Playground's "
+        "model (the cell printed it), and each scheme adds its weights, its KV cache (16-bit in "
+        "llama.cpp whatever the weights) and its activations on top. For a 135M model the kernel "
+        "dwarfs the weights; for an 8B model the weights dominate and the ratio comes close to the "
+        "bits. `llamalab.estimate('default', 'q4_k_m', 512, device='cpu')` shows what a scheme "
+        "adds (its `overhead` term is the runtime the kernel already holds).",
     ),
     3: decide(
         laptop_scheme,
