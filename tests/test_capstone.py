@@ -60,8 +60,8 @@ def test_stage_3_the_loss_must_fall(ex):
 
 
 def test_stage_5_prediction_is_judged_against_the_measured_throughput(ex):
-    assert ex.check(4, 40.0, measured=30.0, single=18.0)
-    far = ex.check(4, 400.0, measured=30.0, single=18.0)
+    assert ex.check(4, 40.0, measured=30.0, alone=18.0)
+    far = ex.check(4, 400.0, measured=30.0, alone=18.0)
     assert not far and "measured 30 tokens/s" in far.message and "13.3× above" in far.message
 
 
@@ -103,7 +103,7 @@ def test_the_key_passes_every_check(monkeypatch):
         1: {},
         2: {"measured_gguf": {"q4_k_m": GOOD_GGUF}},
         3: {"before": 2.4, "after": 0.9},
-        4: {"measured": 30.0, "single": 18.0},
+        4: {"measured": 30.0, "alone": 18.0},
         5: {"plan": ...},
         6: {"plan": ...},
     }

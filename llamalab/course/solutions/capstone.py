@@ -200,15 +200,18 @@ EXERCISES = {
         "format is being learned, not that the answers got better: the held-out score says that.",
     ),
     4: predict(
-        lambda *, single, **_: 1.5 * single,
+        lambda *, alone, **_: 1.5 * alone,
         within=2.5,
         unit=" tokens/s",
         timing=True,
         why="the server decodes the slots' next tokens in one batch, reading the weights once for "
         "all of them, so 4 analysts together get more tokens/s than one alone — but far less than "
-        "4×, because each step also does 4× the arithmetic on one busy CPU thread (notebook 04 "
-        "measured 1.6–2.7× from 1 to 4–8 users; a busy machine gets less). On a GPU, where "
-        "decoding waits on memory, the gain is much larger.",
+        "4×, because each step also does 4× the arithmetic on one busy CPU thread, and 4 prompts "
+        "wait for each other's prefill (notebook 04 measured 1.6–2.7× from 1 to 4–8 users; a busy "
+        "machine gets less). Start from one reply's tokens ÷ its whole time (`alone`), not its "
+        "decode speed: with short answers the time to the first token is much of each request, "
+        "and a load test counts it. On a GPU, where decoding waits on memory, the gain is much "
+        "larger.",
     ),
     5: after_stage_1(
         compute(
