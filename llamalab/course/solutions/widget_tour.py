@@ -58,8 +58,8 @@ EXERCISES = {
         ),
         within=1.5,
         why="4.5 bits ÷ 32 would say about 0.14, but a process holds much more than its weights: "
-        "before the arena this kernel already held Python, torch, the widgets and the Playground's "
-        "model (the cell printed it), and each scheme adds its weights, its KV cache (16-bit in "
+        "before the arena this kernel already held Python, torch and the widgets (the cell printed "
+        "it), and each scheme adds its weights, its KV cache (16-bit in "
         "llama.cpp whatever the weights) and its activations on top. For a 135M model the kernel "
         "dwarfs the weights; for an 8B model the weights dominate and the ratio comes close to the "
         "bits. `llamalab.estimate('default', 'q4_k_m', 512, device='cpu')` shows what a scheme "
