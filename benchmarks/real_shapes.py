@@ -28,7 +28,8 @@ exceeds --budget is skipped and listed as such.
     python benchmarks/real_shapes.py --schemes q8_0 q4_k_m --prompt-tokens 1900 --runs 1
     python benchmarks/real_shapes.py --recompute    # the stored rows against the estimator as it is
 Writes benchmarks/results/real_shapes.json (rows merged by model × scheme × prompt) and
-real_shapes.md.
+real_shapes.md; --out DIR writes them to another folder (results/real_shapes-avx512-bf16/ holds
+Llama 3.2 1B on a second CPU, one with AVX-512 and bf16 instructions).
 """
 
 from __future__ import annotations
