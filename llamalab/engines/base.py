@@ -134,6 +134,7 @@ class Adapters:
 
     model = None  # the transformers model (adapters are injected into its layers in place)
     tokenizer = None  # its Hugging Face tokenizer (chat template included)
+    adapters_switched_off = False  # True on the handle adapters_off() returns
 
     def attach_adapter(self, folder: str, name: str = "default") -> None:
         """Load a saved peft adapter onto the model under `name` (the first one becomes active)."""

@@ -26,7 +26,6 @@ class HFEngine(HFTokenized, Engine, Scores, Adapters):
 
     name = "transformers"
     uses_torch_thread = True
-    adapters_switched_off = False  # True on the handle adapters_off() returns
 
     def __init__(self, model, tokenizer):
         self.model, self.tokenizer = model, tokenizer

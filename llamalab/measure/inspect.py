@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, replace
 
 from ..core import torch_thread, validate
 from ..core.errors import InvalidSetting, LlamalabError, PromptTooLong
-from ..engines.base import Sampling, Scores, TokenLogprob, TokenLogprobs, check_prompt
+from ..engines.base import Adapters, Sampling, Scores, TokenLogprob, TokenLogprobs, check_prompt
 from ..runtime.loaded import LoadedModel
 
 MAX_ALTERNATIVES = 20  # OpenAI's cap on top_logprobs
@@ -191,10 +191,11 @@ def _check_model(name: str, m) -> None:
 
 def _name(m) -> str:
     name = f"{m.name} {m.scheme_name}".strip()
-    if getattr(m.engine, "adapters_switched_off", False):
+    adapters = m.engine if isinstance(m.engine, Adapters) else None
+    if adapters is not None and adapters.adapters_switched_off:
         return f"{name}, adapters off"
-    with_adapter = m.adapter or getattr(m.engine, "peft_model", None) is not None
-    return f"{name} + adapter" if with_adapter else name
+    attached = adapters is not None and bool(adapters.adapter_names()[0])
+    return f"{name} + adapter" if m.adapter or attached else name
 
 
 def _require_logprobs(m) -> None:

@@ -192,9 +192,10 @@ class Server(ServedProcess):
         the base answered in an adapter's format), so every request prefills its prompt."""
         key = None if adapter is None else (adapter, float(scale))
         if key not in self._models:
-            lora = self.lora(adapter, scale) if adapter is not None else {}  # refuses unknown names
+            # the adapter's per-request field (self.lora refuses unknown names)
+            extra = self.lora(adapter, scale) if adapter is not None else {}
             if self.adapters_loaded:
-                lora = {**lora, "cache_prompt": False}
+                extra = {**extra, "cache_prompt": False}
             model = connect(
                 self.url,
                 self.model_id,
@@ -205,7 +206,7 @@ class Server(ServedProcess):
             )
             model.engine.check_model()
             model.engine.server_pid = self.pid  # its peak memory: this server process's RSS
-            model.engine.extra_body = lora
+            model.engine.extra_body = extra
             self._models[key] = dataclasses.replace(model, adapter=adapter or "")
         return self._models[key]
 
